@@ -299,3 +299,19 @@ revoke all on public.api_request_log from anon, authenticated;
 grant select on public.api_request_log to authenticated;
 create policy "users read their own request log" on public.api_request_log
   for select to authenticated using (user_id = (select auth.uid()));
+
+-- Profile ---------------------------------------------------------------------------------------
+
+-- The caller's own profile. auth.users is not readable by API roles, so this SECURITY DEFINER
+-- function returns exactly one row: the one whose id is the caller's `sub`.
+create or replace function public.current_user_profile()
+returns table (id uuid, email text, created_at timestamptz)
+language sql stable security definer
+set search_path = ''
+as $$
+  select u.id, u.email::text, u.created_at
+  from auth.users u
+  where u.id = auth.uid() and u.deleted_at is null
+$$;
+revoke all on function public.current_user_profile() from public, anon;
+grant execute on function public.current_user_profile() to authenticated;

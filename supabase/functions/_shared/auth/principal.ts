@@ -1,0 +1,64 @@
+/**
+ * Who a request acts for, once authenticated.
+ *
+ * @module
+ */
+import type { KeyMode } from "./key_format.ts";
+import type { ErrorCode } from "../http/errors.ts";
+
+/** The permissions an API key can carry. */
+export type Scope = "read" | "write" | "delete";
+
+/** A signed-in Supabase user, from a verified JWT. */
+export interface UserPrincipal {
+  kind: "user";
+  userId: string;
+  email: string | undefined;
+  mode: "live";
+  /** The verified claims, passed to Postgres as `request.jwt.claims` for RLS. */
+  claims: Record<string, unknown>;
+  /** Token expiry, epoch seconds. */
+  exp: number;
+}
+
+/** An API key, verified against its stored hash. */
+export interface KeyPrincipal {
+  kind: "api_key";
+  keyId: string;
+  keyName: string;
+  userId: string;
+  mode: KeyMode;
+  scopes: readonly Scope[];
+  tierId: string;
+  tierName: string;
+  limits: { perMinute: number; perDay: number };
+}
+
+/** Either kind of caller. */
+export type Principal = UserPrincipal | KeyPrincipal;
+
+/** A refused authentication: a catalogued code and, where useful, a safe message. */
+export interface AuthFailure {
+  ok: false;
+  code: ErrorCode;
+  message?: string;
+  /** RFC 6750 `error` attribute of `WWW-Authenticate`, for bearer failures. */
+  bearerError?: "invalid_request" | "invalid_token" | "insufficient_scope";
+  /** Set when the failure was ours (a dependency), not the caller's. */
+  unavailable?: boolean;
+}
+
+/** The outcome of an authentication attempt. */
+export type AuthResult<P extends Principal> = { ok: true; principal: P } | AuthFailure;
+
+/** The claims RLS sees for a principal. API keys act as their owner, in the key's mode. */
+export function claimsOf(principal: Principal): Record<string, unknown> {
+  if (principal.kind === "user") return principal.claims;
+  return {
+    sub: principal.userId,
+    role: "authenticated",
+    aud: "authenticated",
+    key_id: principal.keyId,
+    key_mode: principal.mode,
+  };
+}

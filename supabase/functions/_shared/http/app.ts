@@ -1,0 +1,342 @@
+/**
+ * The request pipeline every function shares: context, routing, CORS and method checks,
+ * authentication, rate limiting, the handler, and the headers and audit record of every answer.
+ *
+ * A function declares its routes (paths relative to the function, the credential each accepts,
+ * and one operation per method) and exports the handler {@link defineFunction} returns; its
+ * `index.ts` only passes that handler to `Deno.serve`.
+ *
+ * @module
+ */
+import type {
+  AuthFailure,
+  KeyPrincipal,
+  Principal,
+  Scope,
+  UserPrincipal,
+} from "../auth/principal.ts";
+import { bearerToken } from "../auth/jwt.ts";
+import { ApiError, errorBody, type ErrorCode, type ErrorOptions, statusOf } from "./errors.ts";
+import { clientIp } from "./ip.ts";
+import { ALLOWED_HEADERS, corsHeaders, json, Timing } from "./respond.ts";
+import { getServices, type Services } from "../services.ts";
+import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
+import type { Decision } from "../ratelimit/limiter.ts";
+import { isDatabaseUnavailable } from "../db/client.ts";
+import { log as rootLog, type Logger } from "../log.ts";
+import { type CompiledRoute, compileRoutes, functionPath, matchRoute } from "./router.ts";
+
+/** The credentials a route accepts. */
+export type AuthKind = "none" | "jwt" | "api_key";
+/** Methods a route may implement. */
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+/** What a handler receives. */
+export interface RequestContext<P extends Principal | undefined = Principal | undefined> {
+  req: Request;
+  url: URL;
+  requestId: string;
+  ip: string | undefined;
+  params: Readonly<Record<string, string>>;
+  principal: P;
+  services: Services;
+  log: Logger;
+  timing: Timing;
+}
+
+/** One method of a route. */
+export interface Operation {
+  handler: (ctx: RequestContext) => Promise<Response>;
+  /** The API-key scope this operation needs. */
+  scope?: Scope;
+}
+
+/** A route of a function, relative to the function's root (`/`, `/:id`, `/v1/:id/roll`). */
+export interface RouteSpec {
+  path: string;
+  auth: AuthKind;
+  methods: Partial<Record<Method, Operation>>;
+}
+
+/** Options of {@link defineFunction}. */
+export interface FunctionOptions {
+  /** Services to use instead of the isolate's (tests). */
+  services?: () => Services;
+}
+
+/** A handler as `Deno.serve` calls it. */
+export type Handler = (req: Request, info?: Deno.ServeHandlerInfo) => Promise<Response>;
+
+/** The user principal of a JWT route (the pipeline guarantees it). */
+export function userOf(ctx: RequestContext): UserPrincipal {
+  if (ctx.principal?.kind !== "user") throw new Error("route is not a JWT route");
+  return ctx.principal;
+}
+
+/** The key principal of an API-key route (the pipeline guarantees it). */
+export function keyOf(ctx: RequestContext): KeyPrincipal {
+  if (ctx.principal?.kind !== "api_key") throw new Error("route is not an API-key route");
+  return ctx.principal;
+}
+
+interface Outcome {
+  response: Response;
+  principal?: Principal | undefined;
+  code?: ErrorCode | undefined;
+  decision?: Decision | undefined;
+}
+
+const REALM = 'realm="torvus"';
+
+function wwwAuthenticate(auth: AuthKind, failure: AuthFailure): string | undefined {
+  if (auth === "api_key") return `ApiKey ${REALM}, header="X-API-Key"`;
+  if (auth !== "jwt") return undefined;
+  if (failure.bearerError === undefined) return `Bearer ${REALM}`;
+  const description = failure.code === "TOKEN_EXPIRED"
+    ? "The access token expired"
+    : failure.bearerError === "insufficient_scope"
+    ? "The access token does not grant access to this resource"
+    : failure.bearerError === "invalid_request"
+    ? "The Authorization header is malformed"
+    : "The access token is invalid";
+  return `Bearer ${REALM}, error="${failure.bearerError}", error_description="${description}"`;
+}
+
+function rateLimitHeaders(headers: Headers, d: Decision, now: number): void {
+  headers.set("X-RateLimit-Limit", String(d.limit));
+  headers.set("X-RateLimit-Remaining", String(d.remaining));
+  headers.set("X-RateLimit-Reset", String(Math.ceil(d.reset / 1000)));
+  if (!d.allowed) headers.set("Retry-After", String(retryAfter(d, now)));
+}
+
+function retryAfter(d: Decision, now: number): number {
+  return Math.max(1, Math.ceil((d.reset - now) / 1000));
+}
+
+/** Builds the handler of a function from its routes. */
+export function defineFunction(
+  name: string,
+  routes: readonly RouteSpec[],
+  options: FunctionOptions = {},
+): Handler {
+  const compiled = compileRoutes(routes);
+  const services = options.services ?? getServices;
+
+  return async (req, info) => {
+    const started = performance.now();
+    const requestId = crypto.randomUUID();
+    const url = new URL(req.url);
+    const timing = new Timing();
+    const reqLog = rootLog.child({ request_id: requestId });
+    let outcome: Outcome;
+    let s: Services | undefined;
+    let ip: string | undefined;
+    let jwtRoute = false;
+    try {
+      s = services();
+      const peer = info?.remoteAddr?.transport === "tcp" ? info.remoteAddr.hostname : undefined;
+      ip = clientIp(req.headers, peer, s.config.trustProxy);
+      const match = matchRoute(compiled, functionPath(url.pathname, name));
+      jwtRoute = match?.route.spec.auth === "jwt";
+      outcome = await pipeline(req, url, s, match, { requestId, ip, timing, log: reqLog });
+    } catch (error) {
+      outcome = { response: failure(error, requestId, reqLog, jwtRoute), code: codeOf(error) };
+    }
+    const { response } = outcome;
+    const elapsed = performance.now() - started;
+    const headers = response.headers;
+    headers.set("X-Request-ID", requestId);
+    headers.set("X-Response-Time", elapsed.toFixed(2));
+    if (!headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
+    corsHeaders(headers);
+    const serverTiming = timing.header();
+    if (serverTiming) headers.set("Server-Timing", serverTiming);
+
+    if (s && req.method !== "OPTIONS" && (outcome.principal || response.status >= 400)) {
+      const p = outcome.principal;
+      s.audit.record({
+        requestId,
+        keyId: p?.kind === "api_key" ? p.keyId : undefined,
+        userId: p?.userId,
+        mode: p?.mode,
+        method: req.method,
+        path: url.pathname,
+        status: response.status,
+        code: outcome.code,
+        latencyMs: elapsed,
+        ip,
+        userAgent: req.headers.get("user-agent") ?? undefined,
+        at: new Date(),
+      });
+    }
+    return response;
+  };
+}
+
+interface PipelineContext {
+  requestId: string;
+  ip: string | undefined;
+  timing: Timing;
+  log: Logger;
+}
+
+async function pipeline(
+  req: Request,
+  url: URL,
+  s: Services,
+  match: ReturnType<typeof matchRoute>,
+  pc: PipelineContext,
+): Promise<Outcome> {
+  const now = Date.now;
+  const anonymousLimit = () =>
+    pc.timing.measure("rl", () => s.limiter.check("ip", pc.ip ?? "unknown", IP_WINDOWS));
+  const errorOutcome = (
+    code: ErrorCode,
+    decision: Decision | undefined,
+    opts: ErrorOptions = {},
+    headers: HeadersInit = {},
+  ): Outcome => {
+    const response = json(errorBody(code, pc.requestId, opts), statusOf(code), headers);
+    if (decision) rateLimitHeaders(response.headers, decision, now());
+    return { response, code, decision };
+  };
+  const limited = (decision: Decision, jwtRoute: boolean): Outcome => {
+    const seconds = retryAfter(decision, now());
+    return errorOutcome("RATE_LIMIT_EXCEEDED", decision, {
+      message: `Rate limit exceeded. Try again in ${seconds} seconds.`,
+      extra: { retry_after: seconds },
+      jwtRoute,
+    });
+  };
+  const failClosed = (d: Decision) => d.degraded && s.config.rateLimit.failMode === "closed";
+
+  if (!match) {
+    const d = await anonymousLimit();
+    if (!d.allowed) return limited(d, false);
+    return errorOutcome("NOT_FOUND", d, { message: "Route not found" });
+  }
+  const route: CompiledRoute = match.route;
+  const jwtRoute = route.spec.auth === "jwt";
+  const allow = [...route.methods, "OPTIONS"].join(", ");
+
+  if (req.method === "OPTIONS") {
+    const headers = new Headers({
+      Allow: allow,
+      "Access-Control-Allow-Methods": allow,
+      "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+      "Access-Control-Max-Age": "86400",
+    });
+    return { response: new Response(null, { status: 204, headers }) };
+  }
+  const operation = route.spec.methods[req.method as Method];
+  if (!operation) {
+    // Answered before authentication, so it counts as an unauthenticated request.
+    const d = await anonymousLimit();
+    if (!d.allowed) return limited(d, jwtRoute);
+    return errorOutcome("METHOD_NOT_ALLOWED", d, {}, { Allow: allow });
+  }
+
+  // Authenticate.
+  let principal: Principal | undefined;
+  if (route.spec.auth !== "none") {
+    const result = await pc.timing.measure(
+      "auth",
+      () => authenticate(req, route.spec.auth, s, pc.ip),
+    );
+    if (!result.ok) {
+      if (result.unavailable) {
+        return errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, { "Retry-After": "1" });
+      }
+      // Failed authentications count against the client IP, so guessing is slow and quiet.
+      const d = await anonymousLimit();
+      if (!d.allowed) return limited(d, jwtRoute);
+      const challenge = wwwAuthenticate(route.spec.auth, result);
+      const opts: ErrorOptions = result.message === undefined ? { jwtRoute } : {
+        jwtRoute,
+        message: result.message,
+      };
+      return errorOutcome(result.code, d, opts, challenge ? { "WWW-Authenticate": challenge } : {});
+    }
+    principal = result.principal;
+  }
+
+  // Rate limit.
+  let decision: Decision;
+  if (principal) {
+    const { scope, identifier, windows } = windowsOf(principal);
+    decision = await pc.timing.measure("rl", () => s.limiter.check(scope, identifier, windows));
+  } else {
+    decision = await anonymousLimit();
+  }
+  if (failClosed(decision)) {
+    const o = errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, { "Retry-After": "1" });
+    return { ...o, principal };
+  }
+  if (!decision.allowed) return { ...limited(decision, jwtRoute), principal };
+
+  // Authorise the key's scope for this method.
+  if (
+    principal?.kind === "api_key" && operation.scope && !principal.scopes.includes(operation.scope)
+  ) {
+    const o = errorOutcome("INSUFFICIENT_SCOPE", decision, {
+      message: `API key lacks the '${operation.scope}' scope`,
+      extra: { required_scope: operation.scope },
+    });
+    return { ...o, principal };
+  }
+
+  const ctx: RequestContext = {
+    req,
+    url,
+    requestId: pc.requestId,
+    ip: pc.ip,
+    params: match.params,
+    principal,
+    services: s,
+    log: pc.log,
+    timing: pc.timing,
+  };
+  let response: Response;
+  try {
+    response = await operation.handler(ctx);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    const o = errorOutcome(error.code, decision, { ...error.options, jwtRoute });
+    return { ...o, principal };
+  }
+  rateLimitHeaders(response.headers, decision, now());
+  return { response, principal, decision };
+}
+
+async function authenticate(
+  req: Request,
+  auth: AuthKind,
+  s: Services,
+  ip: string | undefined,
+): Promise<{ ok: true; principal: Principal } | AuthFailure> {
+  if (auth === "api_key") return await s.keys.authenticate(req.headers.get("x-api-key"), ip);
+  const bearer = bearerToken(req.headers.get("authorization"));
+  if (bearer.kind === "missing") return { ok: false, code: "MISSING_AUTH_TOKEN" };
+  if (bearer.kind === "malformed") {
+    return { ok: false, code: "INVALID_AUTH_TOKEN", bearerError: "invalid_request" };
+  }
+  return await s.jwt.verify(bearer.token);
+}
+
+function codeOf(error: unknown): ErrorCode {
+  if (error instanceof ApiError) return error.code;
+  return isDatabaseUnavailable(error) ? "SERVICE_UNAVAILABLE" : "INTERNAL_ERROR";
+}
+
+function failure(error: unknown, requestId: string, log: Logger, jwtRoute: boolean): Response {
+  const code = codeOf(error);
+  if (error instanceof ApiError) {
+    return json(errorBody(code, requestId, { ...error.options, jwtRoute }), statusOf(code));
+  }
+  if (code === "SERVICE_UNAVAILABLE") {
+    log.warn("dependency unavailable", { err: error });
+    return json(errorBody(code, requestId, { jwtRoute }), 503, { "Retry-After": "1" });
+  }
+  log.error("unhandled error", { err: error });
+  return json(errorBody("INTERNAL_ERROR", requestId, { jwtRoute }), 500);
+}

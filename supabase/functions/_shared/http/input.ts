@@ -1,0 +1,90 @@
+/**
+ * Input validation with zod: query strings and JSON bodies become typed values or a 400 with
+ * the path of every offending field; oversized bodies are refused with 413 before parsing.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { ApiError } from "./errors.ts";
+
+/** Largest JSON body accepted, in bytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+function details(error: z.ZodError): Array<{ path: string; message: string }> {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join(".") || "(root)",
+    message: issue.message,
+  }));
+}
+
+function validationError(error: z.ZodError, where: string): ApiError {
+  const found = details(error);
+  const first = found[0];
+  return new ApiError("VALIDATION_FAILED", {
+    message: first ? `Invalid ${where}: ${first.path}: ${first.message}` : `Invalid ${where}`,
+    extra: { details: found },
+  });
+}
+
+/** Validates the query string; repeated parameters are refused rather than silently merged. */
+export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S> {
+  const raw: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) {
+    if (name in raw) {
+      throw new ApiError("VALIDATION_FAILED", {
+        message: `Invalid query: ${name}: must appear once`,
+        extra: { details: [{ path: name, message: "must appear once" }] },
+      });
+    }
+    raw[name] = value;
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) throw validationError(result.error, "query");
+  return result.data;
+}
+
+/** Reads and validates a JSON body of at most {@link MAX_BODY_BYTES}. */
+export async function readJson<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  maxBytes = MAX_BODY_BYTES,
+): Promise<z.output<S>> {
+  const type = req.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") throw new ApiError("UNSUPPORTED_MEDIA_TYPE");
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw new ApiError("PAYLOAD_TOO_LARGE");
+  const bytes = await readLimited(req, maxBytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new ApiError("INVALID_JSON");
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationError(result.error, "body");
+  return result.data;
+}
+
+async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new ApiError("PAYLOAD_TOO_LARGE");
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}

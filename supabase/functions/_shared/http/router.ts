@@ -1,0 +1,61 @@
+/**
+ * Path matching for the routes of one function.
+ *
+ * A function is reached at `/functions/v1/<name>/…` (Supabase), at `/<name>/…` (the edge
+ * runtime's view) or through the gateway, which rewrites public paths to one of those; in every
+ * case the part after the function's name is what its routes match.
+ *
+ * @module
+ */
+import type { Method, RouteSpec } from "./app.ts";
+
+/** A route with its pattern split into segments. */
+export interface CompiledRoute {
+  spec: RouteSpec;
+  segments: readonly string[];
+  methods: readonly Method[];
+}
+
+/** Splits each route's pattern once, at start-up. */
+export function compileRoutes(routes: readonly RouteSpec[]): CompiledRoute[] {
+  return routes.map((spec) => ({
+    spec,
+    segments: spec.path.split("/").filter((s) => s !== ""),
+    methods: Object.keys(spec.methods) as Method[],
+  }));
+}
+
+/** The path below the function's name, `/` at the function's root. */
+export function functionPath(pathname: string, name: string): string {
+  const segments = pathname.split("/").filter((s) => s !== "");
+  const at = segments.indexOf(name);
+  const rest = at === -1 ? segments : segments.slice(at + 1);
+  return "/" + rest.join("/");
+}
+
+/** The first route matching `path`, with its decoded parameters. */
+export function matchRoute(
+  routes: readonly CompiledRoute[],
+  path: string,
+): { route: CompiledRoute; params: Record<string, string> } | undefined {
+  const parts = path.split("/").filter((s) => s !== "");
+  outer: for (const route of routes) {
+    if (route.segments.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    for (let i = 0; i < parts.length; i++) {
+      const pattern = route.segments[i]!;
+      const part = parts[i]!;
+      if (pattern.startsWith(":")) {
+        try {
+          params[pattern.slice(1)] = decodeURIComponent(part);
+        } catch {
+          continue outer;
+        }
+      } else if (pattern !== part) {
+        continue outer;
+      }
+    }
+    return { route, params };
+  }
+  return undefined;
+}

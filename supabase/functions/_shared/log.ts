@@ -1,0 +1,104 @@
+/**
+ * Structured JSON logging: one line per event, bound to a request id.
+ *
+ * Every line passes through {@link redact} before it is written, a last line of defence so that
+ * an API key, a bearer token or a key hash can never reach the logs, even through an error
+ * message that quoted one.
+ *
+ * @module
+ */
+
+/** Log levels in increasing severity. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
+  // API keys of either mode, whatever follows the prefix.
+  [/sk_(live|test)_[A-Za-z0-9_-]*/g, "sk_$1_[redacted]"],
+  // Compact JWS/JWT: three base64url segments, the first starting with '{"' encoded.
+  [/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g, "[redacted-jwt]"],
+  // Bearer credentials of any shape.
+  [/(bearer\s+)[^\s"',]+/gi, "$1[redacted]"],
+  // SHA-256 digests in hex (key hashes) and their \x-escaped bytea form.
+  [/\\?\\x[0-9a-f]{64}/gi, "[redacted-hash]"],
+  [/\b[0-9a-f]{64}\b/gi, "[redacted-hash]"],
+];
+
+/** Removes anything shaped like an API key, a JWT, a bearer credential or a key hash. */
+export function redact(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}
+
+/** Where log lines go; tests swap it to capture output. */
+export type LogSink = (line: string, level: LogLevel) => void;
+
+let sink: LogSink = (line, level) => {
+  if (level === "error" || level === "warn") console.error(line);
+  else console.log(line);
+};
+let threshold = LEVELS.info;
+
+/** Replaces the sink (tests) and returns the previous one. */
+export function setLogSink(next: LogSink): LogSink {
+  const previous = sink;
+  sink = next;
+  return previous;
+}
+
+/** Sets the minimum level written. */
+export function setLogLevel(level: LogLevel): void {
+  threshold = LEVELS[level];
+}
+
+/** A logger with fields bound to every line it writes. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+function describeError(error: unknown): Record<string, unknown> {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      type: error.name,
+      message: error.message,
+      ...(typeof code === "string" ? { code } : {}),
+      stack: error.stack,
+    };
+  }
+  return { type: typeof error, message: String(error) };
+}
+
+/** Creates a logger; `err` fields holding errors are expanded to type, message and stack. */
+export function createLogger(bound: Record<string, unknown> = {}): Logger {
+  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (LEVELS[level] < threshold) return;
+    const entry: Record<string, unknown> = { level, time: new Date().toISOString(), msg, ...bound };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) entry[k] = k === "err" ? describeError(v) : v;
+    }
+    let line: string;
+    try {
+      line = JSON.stringify(entry);
+    } catch {
+      line = JSON.stringify({ level, time: entry.time, msg, unserializable: true });
+    }
+    sink(redact(line), level);
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+    child: (fields) => createLogger({ ...bound, ...fields }),
+  };
+}
+
+/** The process-wide logger. */
+export const log: Logger = createLogger();

@@ -1,0 +1,134 @@
+/**
+ * Rate limits with @upstash/ratelimit: sliding windows kept in Redis, one limiter per
+ * (scope, window, limit), built once per isolate and reused.
+ *
+ * A subject may have several windows (an API key has a minute and a day). They are checked in
+ * one Redis round trip (auto-pipelined) and, when one denies while another allowed, the allowed
+ * window gets its token back: a request refused by one window consumes no quota of another.
+ *
+ * When Redis does not answer within `timeoutMs`, the decision is `degraded`: with fail mode
+ * "open" the request goes through (authentication never depends on Redis), with "closed" it is
+ * refused with 503. Either way no request waits longer than the timeout for Redis.
+ *
+ * @module
+ */
+import { Ratelimit } from "@upstash/ratelimit";
+import type { Redis } from "@upstash/redis";
+import { withTimeout } from "../redis.ts";
+
+type Duration = `${number} ${"s" | "m" | "h" | "d"}`;
+
+/** One window of a subject's limits. */
+export interface Window {
+  /** Name used in Redis keys and diagnostics, e.g. `minute`. */
+  name: string;
+  limit: number;
+  duration: Duration;
+}
+
+/** The outcome for the tightest window (fewest remaining), which the headers report. */
+export interface Decision {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** When the reported window resets, in epoch milliseconds. */
+  reset: number;
+  window: string;
+  /** Redis did not answer in time or failed; nothing was counted. */
+  degraded: boolean;
+}
+
+/** Checks and consumes rate-limit quota. */
+export interface RateLimiter {
+  check(scope: string, identifier: string, windows: readonly Window[]): Promise<Decision>;
+}
+
+/** Options of {@link createRateLimiter}. */
+export interface LimiterOptions {
+  redis: Redis;
+  prefix: string;
+  timeoutMs: number;
+  /** Runs work after the response (refunds); defaults to fire-and-forget. */
+  background?: (work: Promise<unknown>) => void;
+  onError?: (error: unknown) => void;
+}
+
+const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function durationMs(duration: Duration): number {
+  const [n, unit] = duration.split(" ");
+  return Number(n) * (DURATION_MS[unit ?? "s"] ?? 1000);
+}
+
+/** Creates the limiter shared by every request of the isolate. */
+export function createRateLimiter(options: LimiterOptions): RateLimiter {
+  const limiters = new Map<string, Ratelimit>();
+  const background = options.background ?? ((work) => void work.catch(() => {}));
+
+  const limiterFor = (scope: string, w: Window): Ratelimit => {
+    const id = `${scope}/${w.name}/${w.limit}/${w.duration}`;
+    let limiter = limiters.get(id);
+    if (!limiter) {
+      limiter = new Ratelimit({
+        redis: options.redis,
+        // The prefix names the window, not the limit: a tier whose limit changes keeps its count.
+        prefix: `${options.prefix}:rl:${scope}:${w.name}`,
+        limiter: Ratelimit.slidingWindow(w.limit, w.duration),
+        analytics: false,
+        // Our own deadline below bounds the wait; the library's would answer "allowed".
+        timeout: 0,
+        // Blocks an identifier in memory until its window resets: denied floods cost no I/O.
+        ephemeralCache: new Map(),
+      });
+      limiters.set(id, limiter);
+    }
+    return limiter;
+  };
+
+  return {
+    async check(scope, identifier, windows) {
+      const limiters = windows.map((w) => limiterFor(scope, w));
+      try {
+        const results = await withTimeout(
+          Promise.all(limiters.map((l) => l.limit(identifier))),
+          options.timeoutMs,
+          "rate limit check",
+        );
+        const denied = results.some((r) => !r.success);
+        if (denied) {
+          results.forEach((r, i) => {
+            const limiter = limiters[i];
+            if (r.success && r.reason === undefined && limiter) {
+              background(limiter.limit(identifier, { rate: -1 }));
+            }
+          });
+        }
+        let pick = 0;
+        results.forEach((r, i) => {
+          const best = results[pick]!;
+          if (denied ? !r.success && best.success : r.remaining < best.remaining) pick = i;
+        });
+        const chosen = results[pick]!;
+        return {
+          allowed: !denied,
+          limit: chosen.limit,
+          remaining: chosen.remaining,
+          reset: chosen.reset,
+          window: windows[pick]!.name,
+          degraded: false,
+        };
+      } catch (error) {
+        options.onError?.(error);
+        const first = windows[0]!;
+        return {
+          allowed: true,
+          limit: first.limit,
+          remaining: first.limit,
+          reset: Date.now() + durationMs(first.duration),
+          window: first.name,
+          degraded: true,
+        };
+      }
+    },
+  };
+}

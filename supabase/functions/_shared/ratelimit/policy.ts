@@ -1,0 +1,39 @@
+/**
+ * Who gets which limits (documented in the README):
+ * API keys per tier, per minute and per day (test keys use their tier's higher test limits);
+ * signed-in users 1,000 per hour; unauthenticated requests, failed authentications included,
+ * 100 per hour per client IP.
+ *
+ * @module
+ */
+import type { Principal } from "../auth/principal.ts";
+import type { Window } from "./limiter.ts";
+
+/** Requests per hour of a signed-in user (JWT). */
+export const USER_PER_HOUR = 1000;
+/** Requests per hour of one client IP without valid credentials. */
+export const ANONYMOUS_PER_HOUR = 100;
+
+/** Windows of unauthenticated traffic, per client IP. */
+export const IP_WINDOWS: readonly Window[] = [
+  { name: "hour", limit: ANONYMOUS_PER_HOUR, duration: "1 h" },
+];
+
+const USER_WINDOWS: readonly Window[] = [{ name: "hour", limit: USER_PER_HOUR, duration: "1 h" }];
+
+/** The limiter scope, identifier and windows of an authenticated principal. */
+export function windowsOf(
+  principal: Principal,
+): { scope: string; identifier: string; windows: readonly Window[] } {
+  if (principal.kind === "user") {
+    return { scope: "user", identifier: principal.userId, windows: USER_WINDOWS };
+  }
+  return {
+    scope: "key",
+    identifier: principal.keyId,
+    windows: [
+      { name: "minute", limit: principal.limits.perMinute, duration: "1 m" },
+      { name: "day", limit: principal.limits.perDay, duration: "1 d" },
+    ],
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * The public route table: which gateway path reaches which function, and where inside it.
+ *
+ * One table serves the dev server, the tests and the gateway configuration shipped with the
+ * project. A gateway path `P` with target `T` maps `P/rest` to `/functions/v1/<fn>T/rest`.
+ * Entries are matched in order, so longer paths come before their prefixes.
+ *
+ * @module
+ */
+
+/** The deployable functions. */
+export const FUNCTIONS = ["health", "v1-test", "me", "vaults", "api-keys", "openapi"] as const;
+/** A function's name. */
+export type FunctionName = (typeof FUNCTIONS)[number];
+
+/** One public route. */
+export interface GatewayRoute {
+  /** Public path prefix. */
+  path: string;
+  function: FunctionName;
+  /** Path inside the function that the prefix maps to. */
+  target: string;
+  credentials: "none" | "jwt" | "api_key";
+}
+
+/** Every public route. */
+export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
+  { path: "/api/v1/health", function: "health", target: "", credentials: "none" },
+  { path: "/api/v1/test", function: "v1-test", target: "", credentials: "api_key" },
+  { path: "/api/v1/vaults", function: "vaults", target: "/v1", credentials: "api_key" },
+  { path: "/api/vaults", function: "vaults", target: "", credentials: "jwt" },
+  { path: "/api/keys", function: "api-keys", target: "", credentials: "jwt" },
+  { path: "/api/me", function: "me", target: "", credentials: "jwt" },
+  { path: "/api/openapi.json", function: "openapi", target: "", credentials: "none" },
+];
+
+/** The function path a public path maps to, or undefined when no route has it. */
+export function resolveGatewayPath(
+  pathname: string,
+): { route: GatewayRoute; functionPath: string } | undefined {
+  for (const route of GATEWAY_ROUTES) {
+    if (pathname === route.path || pathname.startsWith(route.path + "/")) {
+      const rest = pathname.slice(route.path.length);
+      return { route, functionPath: `/functions/v1/${route.function}${route.target}${rest}` };
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,105 @@
+/**
+ * The isolate's dependencies, built once on first use: configuration, database pool, Redis,
+ * verifiers, rate limiter and audit sink. Tests replace them with {@link setServices}.
+ *
+ * @module
+ */
+import type { Redis } from "@upstash/redis";
+import { type Config, getConfig } from "./config.ts";
+import { createSql, type Sql } from "./db/client.ts";
+import { createRedis } from "./redis.ts";
+import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
+import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
+import { createSqlKeyStore } from "./db/keys.ts";
+import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
+import { type AuditSink, createAuditSink } from "./audit.ts";
+import { log, setLogLevel } from "./log.ts";
+
+/** Everything a request needs beyond itself. */
+export interface Services {
+  config: Config;
+  sql: Sql;
+  redis: Redis;
+  jwt: JwtVerifier;
+  keys: KeyAuthenticator;
+  limiter: RateLimiter;
+  audit: AuditSink;
+  /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
+  background(work: Promise<unknown>): void;
+}
+
+interface EdgeRuntimeGlobal {
+  EdgeRuntime?: { waitUntil?: (p: Promise<unknown>) => void };
+}
+
+const inFlight = new Set<Promise<unknown>>();
+
+/** Runs `work` after the response: handed to the edge runtime, or tracked for shutdown. */
+export function background(work: Promise<unknown>): void {
+  const guarded = work.catch((error) => log.warn("background task failed", { err: error }));
+  const edge = (globalThis as EdgeRuntimeGlobal).EdgeRuntime;
+  if (edge?.waitUntil) {
+    edge.waitUntil(guarded);
+    return;
+  }
+  inFlight.add(guarded);
+  void guarded.finally(() => inFlight.delete(guarded));
+}
+
+/** Builds the services from a configuration. */
+export function buildServices(config: Config): Services {
+  setLogLevel(config.logLevel);
+  const sql = createSql(config.dbUrl, config.db);
+  const redis = createRedis(config.redis.url, config.redis.token);
+  return {
+    config,
+    sql,
+    redis,
+    jwt: createJwtVerifier({
+      issuer: config.jwt.issuer,
+      audience: config.jwt.audience,
+      jwks: new URL(config.jwt.jwksUrl),
+      hsSecret: config.jwt.hsSecret,
+      cooldownMs: config.jwt.jwksCooldownMs,
+    }),
+    keys: createKeyAuthenticator({ store: createSqlKeyStore(sql), acceptedModes: config.keyModes }),
+    limiter: createRateLimiter({
+      redis,
+      prefix: config.redis.prefix,
+      timeoutMs: config.rateLimit.timeoutMs,
+      background,
+      onError: (error) => log.warn("rate limiter unavailable", { err: error }),
+    }),
+    audit: createAuditSink({ sql, log }),
+    background,
+  };
+}
+
+let current: Services | undefined;
+
+/** The isolate's services, built on first use. Throws `ConfigError` when misconfigured. */
+export function getServices(): Services {
+  current ??= buildServices(getConfig());
+  return current;
+}
+
+/** Replaces the services (tests); returns the previous ones. */
+export function setServices(next: Services | undefined): Services | undefined {
+  const previous = current;
+  current = next;
+  return previous;
+}
+
+/** Flushes the audit log, waits for background work and closes the pool (clean shutdown). */
+export async function shutdownServices(): Promise<void> {
+  if (!current) return;
+  const s = current;
+  await Promise.allSettled([...inFlight]);
+  await s.audit.close();
+  await s.sql.end({ timeout: 5 });
+}
+
+// The edge runtime announces an isolate's end; flush what the audit log still holds.
+globalThis.addEventListener?.("beforeunload", () => {
+  if (current) background(current.audit.flush());
+});

@@ -1,0 +1,68 @@
+/**
+ * `GET /api/v1/health`: the API's status and that of its database and Redis, without
+ * authentication. 200 when both answer; 503 naming the failed dependency otherwise. Each check
+ * is bounded, so the endpoint answers within about a second even when a dependency hangs.
+ *
+ * @module
+ */
+import { defineFunction, type RequestContext } from "../_shared/http/app.ts";
+import { json } from "../_shared/http/respond.ts";
+import { API_VERSION } from "../_shared/config.ts";
+import { withTimeout } from "../_shared/redis.ts";
+
+/** How long each dependency check may take. */
+export const CHECK_TIMEOUT_MS = 1000;
+
+interface Check {
+  status: "ok" | "unavailable";
+  latency_ms: number;
+  error?: string;
+}
+
+async function check(what: string, probe: () => Promise<unknown>): Promise<Check> {
+  const start = performance.now();
+  try {
+    await withTimeout(probe(), CHECK_TIMEOUT_MS, what);
+    return { status: "ok", latency_ms: round(performance.now() - start) };
+  } catch (error) {
+    const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+    return {
+      status: "unavailable",
+      latency_ms: round(performance.now() - start),
+      error: timedOut ? `no answer within ${CHECK_TIMEOUT_MS} ms` : "connection failed",
+    };
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+async function health(ctx: RequestContext): Promise<Response> {
+  const { sql, redis } = ctx.services;
+  const [database, redisCheck] = await Promise.all([
+    check("database", () => sql`select 1`.execute()),
+    check("redis", () => redis.ping()),
+  ]);
+  const checks = { database, redis: redisCheck };
+  const failed = Object.entries(checks).filter(([, c]) => c.status !== "ok").map(([n]) => n);
+  const body = {
+    status: failed.length === 0 ? "ok" : "unavailable",
+    version: API_VERSION,
+    timestamp: new Date().toISOString(),
+    checks,
+    ...(failed.length > 0
+      ? {
+        error: "service_unavailable",
+        code: "DEPENDENCY_UNAVAILABLE",
+        message: `Unavailable: ${failed.join(", ")}`,
+        failed,
+        request_id: ctx.requestId,
+      }
+      : {}),
+  };
+  return json(body, failed.length === 0 ? 200 : 503);
+}
+
+/** The health function's handler. */
+export const handler = defineFunction("health", [
+  { path: "/", auth: "none", methods: { GET: { handler: health } } },
+]);

@@ -1,0 +1,37 @@
+/**
+ * `GET /api/me`: the caller's `{ id, email, created_at }`, read from the database as the
+ * caller (RLS, via `current_user_profile()`), never from the token alone.
+ *
+ * @module
+ */
+import { defineFunction, type RequestContext, userOf } from "../_shared/http/app.ts";
+import { json } from "../_shared/http/respond.ts";
+import { ApiError } from "../_shared/http/errors.ts";
+import { asCaller } from "../_shared/db/client.ts";
+
+interface ProfileRow {
+  id: string;
+  email: string | null;
+  created_at: Date;
+}
+
+async function me(ctx: RequestContext): Promise<Response> {
+  const user = userOf(ctx);
+  const rows = await ctx.timing.measure(
+    "db",
+    () =>
+      asCaller(
+        ctx.services.sql,
+        user.claims,
+        (tx) => tx<ProfileRow[]>`select id, email, created_at from public.current_user_profile()`,
+      ),
+  );
+  const row = rows[0];
+  if (!row) throw new ApiError("NOT_FOUND", { message: "User not found" });
+  return json({ id: row.id, email: row.email, created_at: row.created_at.toISOString() });
+}
+
+/** The me function's handler. */
+export const handler = defineFunction("me", [
+  { path: "/", auth: "jwt", methods: { GET: { handler: me } } },
+]);
