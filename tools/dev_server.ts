@@ -26,12 +26,14 @@ import { handler as health } from "../supabase/functions/health/handler.ts";
 import { handler as v1Test } from "../supabase/functions/v1-test/handler.ts";
 import { handler as me } from "../supabase/functions/me/handler.ts";
 import { handler as vaults } from "../supabase/functions/vaults/handler.ts";
+import { handler as apiKeys } from "../supabase/functions/api-keys/handler.ts";
 
 const HANDLERS: Partial<Record<FunctionName, Handler>> = {
   health,
   "v1-test": v1Test,
   me,
   vaults,
+  "api-keys": apiKeys,
 };
 
 // Paths no function owns still get the API's 404, headers and rate limit.

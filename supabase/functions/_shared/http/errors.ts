@@ -69,6 +69,24 @@ export const ERRORS = {
     message: "Valid token but insufficient permissions",
     family: "jwt",
   },
+  IP_ALLOWLIST_REQUIRES_ENTERPRISE: {
+    status: 403,
+    error: "Forbidden",
+    message: "IP allowlists are available on the Enterprise tier only",
+    family: "jwt",
+  },
+  KEY_LIMIT_REACHED: {
+    status: 409,
+    error: "conflict",
+    message: "Too many active API keys; revoke one first",
+    family: "generic",
+  },
+  KEY_NOT_ACTIVE: {
+    status: 409,
+    error: "conflict",
+    message: "Only an active API key can be changed this way",
+    family: "generic",
+  },
   RATE_LIMIT_EXCEEDED: {
     status: 429,
     error: "rate_limit_exceeded",

@@ -11,10 +11,14 @@ import { ApiError } from "./errors.ts";
 export const MAX_BODY_BYTES = 64 * 1024;
 
 function details(error: z.ZodError): Array<{ path: string; message: string }> {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "(root)",
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) => {
+    const at = issue.path.map(String);
+    // An unknown field is reported at its own path, so clients see which one to remove.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => ({ path: [...at, k].join("."), message: "unknown field" }));
+    }
+    return [{ path: at.join(".") || "(root)", message: issue.message }];
+  });
 }
 
 function validationError(error: z.ZodError, where: string): ApiError {
@@ -49,6 +53,29 @@ export async function readJson<S extends z.ZodType>(
   schema: S,
   maxBytes = MAX_BODY_BYTES,
 ): Promise<z.output<S>> {
+  return await parseBody(req, schema, maxBytes, false);
+}
+
+/** Like {@link readJson}, but an absent body is validated as `{}`. */
+export async function readOptionalJson<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  maxBytes = MAX_BODY_BYTES,
+): Promise<z.output<S>> {
+  return await parseBody(req, schema, maxBytes, true);
+}
+
+async function parseBody<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  maxBytes: number,
+  optional: boolean,
+): Promise<z.output<S>> {
+  if (optional && (req.body === null || req.headers.get("content-length") === "0")) {
+    const result = schema.safeParse({});
+    if (!result.success) throw validationError(result.error, "body");
+    return result.data;
+  }
   const type = req.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json") throw new ApiError("UNSUPPORTED_MEDIA_TYPE");
   const declared = Number(req.headers.get("content-length") ?? "0");

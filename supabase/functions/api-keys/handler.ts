@@ -1,0 +1,195 @@
+/**
+ * API-key management for signed-in users (JWT only): create, list, get, revoke and roll.
+ *
+ * Every statement runs as the caller under RLS, and the table's guard trigger enforces what a
+ * user may change (a key starts active on the account's tier, may be revoked or have its expiry
+ * brought closer, never reactivated; an IP allowlist needs the enterprise tier). The full key
+ * is returned once, by create and roll; nothing else ever returns it or its hash.
+ *
+ * Revocation takes effect on the next request everywhere: keys are verified against the
+ * database on every request (see `_shared/auth/api_key.ts`), so no cache can keep one alive.
+ *
+ * @module
+ */
+import { defineFunction, type RequestContext, userOf } from "../_shared/http/app.ts";
+import { json } from "../_shared/http/respond.ts";
+import { ApiError } from "../_shared/http/errors.ts";
+import { parseQuery, readJson, readOptionalJson } from "../_shared/http/input.ts";
+import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import { generateApiKey } from "../_shared/auth/key_format.ts";
+import { CreateKey, expiryOf, ListKeys, RollKey } from "./schemas.ts";
+
+/** Most active keys one user may hold. */
+export const MAX_ACTIVE_KEYS = 100;
+const KEY_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const BODY_LIMIT = 16 * 1024;
+
+interface KeyRow {
+  id: string;
+  name: string;
+  mode: "live" | "test";
+  start: string;
+  scopes: string[];
+  status: "active" | "revoked" | "suspended" | "expired";
+  tier_id: string;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  ip_allowlist: string[] | null;
+  rolled_from: string | null;
+  revoked_at: Date | null;
+  created_at: Date;
+  total?: string;
+}
+
+const COLUMNS = "id, name, mode, start, scopes, status, tier_id, expires_at, last_used_at, " +
+  "ip_allowlist, rolled_from, revoked_at, created_at";
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+/** A key's metadata as the API shows it; `status` is `expired` once `expires_at` has passed. */
+function present(row: KeyRow, now = Date.now()) {
+  const lapsed = row.status === "active" && row.expires_at !== null &&
+    row.expires_at.getTime() <= now;
+  return {
+    id: row.id,
+    name: row.name,
+    mode: row.mode,
+    start: row.start,
+    scopes: row.scopes,
+    status: lapsed ? "expired" : row.status,
+    tier_id: row.tier_id,
+    ip_allowlist: row.ip_allowlist,
+    created_at: row.created_at.toISOString(),
+    expires_at: iso(row.expires_at),
+    last_used_at: iso(row.last_used_at),
+    revoked_at: iso(row.revoked_at),
+    rolled_from: row.rolled_from,
+  };
+}
+
+function asUser<T>(ctx: RequestContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const user = userOf(ctx);
+  return ctx.timing.measure("db", async () => {
+    try {
+      return await asCaller(ctx.services.sql, user.claims, fn);
+    } catch (error) {
+      // The guard trigger's refusals (migration: api_keys_guard) become catalogued errors.
+      switch (sqlState(error)) {
+        case "TV403":
+          throw new ApiError("IP_ALLOWLIST_REQUIRES_ENTERPRISE");
+        case "TV409":
+          throw new ApiError("KEY_NOT_ACTIVE");
+        case "TV404":
+          throw new ApiError("NOT_FOUND", { message: "Account not found" });
+      }
+      throw error;
+    }
+  });
+}
+
+function keyId(ctx: RequestContext): string {
+  const id = ctx.params.id?.toUpperCase() ?? "";
+  if (!KEY_ID.test(id)) throw new ApiError("NOT_FOUND", { message: "API key not found" });
+  return id;
+}
+
+async function list(ctx: RequestContext): Promise<Response> {
+  const q = parseQuery(ctx.url, ListKeys);
+  const rows = await asUser(
+    ctx,
+    (tx) =>
+      tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)}, count(*) over () as total
+      from public.api_keys
+      where ${q.mode ? tx`mode = ${q.mode}` : tx`true`}
+        and ${q.status ? tx`status = ${q.status}` : tx`true`}
+      order by created_at desc, id desc
+      limit ${q.limit} offset ${q.offset}`,
+  );
+  return json({
+    data: rows.map((r) => present(r)),
+    pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
+  });
+}
+
+async function get(ctx: RequestContext): Promise<Response> {
+  const id = keyId(ctx);
+  const [row] = await asUser(
+    ctx,
+    (tx) => tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys where id = ${id}`,
+  );
+  if (!row) throw new ApiError("NOT_FOUND", { message: "API key not found" });
+  return json(present(row));
+}
+
+async function create(ctx: RequestContext): Promise<Response> {
+  const body = await readJson(ctx.req, CreateKey, BODY_LIMIT);
+  const user = userOf(ctx);
+  const generated = await generateApiKey(body.mode);
+  const row = await asUser(ctx, async (tx) => {
+    const [count] = await tx<{ n: number }[]>`select count(*)::int as n from public.api_keys
+      where status = 'active'`;
+    if ((count?.n ?? 0) >= MAX_ACTIVE_KEYS) throw new ApiError("KEY_LIMIT_REACHED");
+    const [inserted] = await tx<KeyRow[]>`insert into public.api_keys
+        (user_id, name, mode, start, key_hash, scopes, expires_at, ip_allowlist)
+      values (${user.userId}, ${body.name}, ${body.mode}, ${generated.start},
+        ${generated.hash as never}, ${body.scopes}::text[], ${expiryOf(body)},
+        ${body.ip_allowlist ?? null}::cidr[])
+      returning ${tx.unsafe(COLUMNS)}`;
+    return inserted!;
+  });
+  return json({ ...present(row), key: generated.key }, 201);
+}
+
+async function revoke(ctx: RequestContext): Promise<Response> {
+  const id = keyId(ctx);
+  const row = await asUser(ctx, async (tx) => {
+    const [current] = await tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys
+      where id = ${id} for update`;
+    if (!current) throw new ApiError("NOT_FOUND", { message: "API key not found" });
+    // Revoking twice is not an error: the key is revoked either way.
+    if (current.status === "revoked") return current;
+    const [updated] = await tx<KeyRow[]>`update public.api_keys set status = 'revoked'
+      where id = ${id} returning ${tx.unsafe(COLUMNS)}`;
+    return updated!;
+  });
+  return json(present(row));
+}
+
+async function roll(ctx: RequestContext): Promise<Response> {
+  const id = keyId(ctx);
+  const { grace_period_seconds: grace } = await readOptionalJson(ctx.req, RollKey, BODY_LIMIT);
+  const user = userOf(ctx);
+  const result = await asUser(ctx, async (tx) => {
+    const [old] = await tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys
+      where id = ${id} for update`;
+    if (!old) throw new ApiError("NOT_FOUND", { message: "API key not found" });
+    const lapsed = old.expires_at !== null && old.expires_at.getTime() <= Date.now();
+    if (old.status !== "active" || lapsed) throw new ApiError("KEY_NOT_ACTIVE");
+    const generated = await generateApiKey(old.mode);
+    const [created] = await tx<KeyRow[]>`insert into public.api_keys
+        (user_id, name, mode, start, key_hash, scopes, expires_at, ip_allowlist, rolled_from)
+      values (${user.userId}, ${old.name}, ${old.mode}, ${generated.start},
+        ${generated.hash as never}, ${old.scopes}::text[], ${old.expires_at},
+        ${old.ip_allowlist}::cidr[], ${old.id})
+      returning ${tx.unsafe(COLUMNS)}`;
+    // The old key lapses when the grace period ends (now, for a grace of 0), never later
+    // than it already would have.
+    const [previous] = await tx<KeyRow[]>`update public.api_keys
+      set expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => ${grace}))
+      where id = ${old.id} returning ${tx.unsafe(COLUMNS)}`;
+    return { created: created!, previous: previous!, key: generated.key };
+  });
+  return json({
+    ...present(result.created),
+    key: result.key,
+    previous_key: present(result.previous),
+  }, 201);
+}
+
+/** The api-keys function's handler. */
+export const handler = defineFunction("api-keys", [
+  { path: "/", auth: "jwt", methods: { GET: { handler: list }, POST: { handler: create } } },
+  { path: "/:id", auth: "jwt", methods: { GET: { handler: get } } },
+  { path: "/:id/revoke", auth: "jwt", methods: { POST: { handler: revoke } } },
+  { path: "/:id/roll", auth: "jwt", methods: { POST: { handler: roll } } },
+]);

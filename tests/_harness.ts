@@ -1,0 +1,168 @@
+/**
+ * End-to-end test harness: talks to the dev server that `scripts/test` starts (real PostgreSQL,
+ * real Redis through the bridge, real HTTP) and makes users, tokens and keys with the admin
+ * operations, in-process.
+ *
+ * Each test acts from its own client address (`X-Forwarded-For`, which the test profile's dev
+ * server passes through), so per-IP limits of one test never touch another's.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import {
+  createApiKey,
+  type CreateKeyOptions,
+  createTier,
+  mintTokenFor,
+} from "../tools/admin/ops.ts";
+
+/** The dev server under test. */
+export const BASE_URL = Deno.env.get("TORVUS_TEST_BASE_URL") ?? "http://127.0.0.1:54331";
+
+let sql: postgres.Sql | undefined;
+
+/** The operator connection to the test database (closed by {@link closeDb}). */
+export function db(): postgres.Sql {
+  const url = Deno.env.get("SUPABASE_DB_URL");
+  if (!url) throw new Error("SUPABASE_DB_URL is not set: run the tests with ./scripts/test");
+  sql ??= postgres(url, { max: 4, onnotice: () => {} });
+  return sql;
+}
+
+/** Closes the shared connection. */
+export async function closeDb(): Promise<void> {
+  await sql?.end({ timeout: 5 });
+  sql = undefined;
+}
+
+let ipCounter = 0;
+/** A client address no other test uses (198.18.0.0/15 is reserved for benchmarking). */
+export function uniqueIp(): string {
+  ipCounter++;
+  const salt = crypto.getRandomValues(new Uint8Array(1))[0]! & 0x01;
+  return `198.${18 + salt}.${(ipCounter >> 8) & 0xff}.${ipCounter & 0xff}`;
+}
+
+/** A unique email for a test user. */
+export function uniqueEmail(tag = "user"): string {
+  return `${tag}-${crypto.randomUUID()}@test.local`;
+}
+
+/** A response with its body read (so no connection is left open). */
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+}
+
+/** Options of {@link api}: fetch options plus the client address to act from. */
+export interface ApiInit extends RequestInit {
+  ip?: string;
+}
+
+/** Calls the API and reads the whole answer. */
+export async function api(path: string, init: ApiInit = {}): Promise<ApiResponse> {
+  const headers = new Headers(init.headers);
+  if (init.ip !== undefined && !headers.has("x-forwarded-for")) {
+    headers.set("x-forwarded-for", init.ip);
+  }
+  const response = await fetch(new URL(path, BASE_URL), { ...init, headers });
+  const text = await response.text();
+  let body: unknown = undefined;
+  if (text !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+  }
+  return { status: response.status, headers: response.headers, text, body };
+}
+
+/** A signed-in test user. */
+export interface TestUser {
+  email: string;
+  userId: string;
+  token: string;
+}
+
+/** Creates a user and mints an access token for it (`ttl` seconds; negative: expired). */
+export async function newUser(ttl = 3600, email = uniqueEmail()): Promise<TestUser> {
+  const minted = await mintTokenFor(db(), email, ttl);
+  return { email, userId: minted.userId, token: minted.token };
+}
+
+/** A test API key. */
+export interface TestKey {
+  id: string;
+  key: string;
+  userId: string;
+  email: string;
+}
+
+/** Creates an API key (free tier, test mode, read scope unless told otherwise). */
+export async function newKey(options: Partial<CreateKeyOptions> = {}): Promise<TestKey> {
+  const email = options.email ?? uniqueEmail("key-owner");
+  const created = await createApiKey(db(), {
+    tier: "free",
+    mode: "test",
+    ...options,
+    email,
+  });
+  return { id: created.id, key: created.key, userId: created.userId, email };
+}
+
+/** Creates a tier of its own for a test, so that limits are known and untouched by others. */
+export async function newTier(perMinute: number, perDay: number): Promise<string> {
+  const name = `t-${crypto.randomUUID().slice(0, 8)}`;
+  await createTier(db(), {
+    name,
+    perMinute,
+    perDay,
+    testPerMinute: perMinute,
+    testPerDay: perDay,
+  });
+  return name;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Asserts the headers every response carries: request id, response time, CORS. */
+export function assertCommonHeaders(r: ApiResponse): void {
+  assert.match(r.headers.get("x-request-id") ?? "", UUID, "X-Request-ID is a UUID");
+  assert.match(r.headers.get("x-response-time") ?? "", /^\d+(\.\d+)?$/, "X-Response-Time in ms");
+  assert.equal(r.headers.get("access-control-allow-origin"), "*");
+  const exposed = r.headers.get("access-control-expose-headers") ?? "";
+  for (const h of ["X-Request-ID", "X-Response-Time", "X-RateLimit-Limit", "Retry-After"]) {
+    assert.ok(exposed.includes(h), `Access-Control-Expose-Headers lists ${h}`);
+  }
+}
+
+/** Asserts the three X-RateLimit headers are present and coherent. */
+export function assertRateLimitHeaders(r: ApiResponse, limit?: number): void {
+  const l = Number(r.headers.get("x-ratelimit-limit"));
+  const rem = Number(r.headers.get("x-ratelimit-remaining"));
+  const reset = Number(r.headers.get("x-ratelimit-reset"));
+  assert.ok(Number.isInteger(l) && l > 0, "X-RateLimit-Limit is a positive integer");
+  if (limit !== undefined) assert.equal(l, limit);
+  assert.ok(Number.isInteger(rem) && rem >= 0 && rem <= l, "X-RateLimit-Remaining in [0, limit]");
+  const now = Date.now() / 1000;
+  assert.ok(reset >= Math.floor(now) && reset <= now + 86_400 + 1, "X-RateLimit-Reset is epoch s");
+}
+
+/** Asserts a catalogued error: status, code, request id equal to the header's. */
+export function assertError(r: ApiResponse, status: number, code: string): void {
+  assert.equal(r.status, status, `status of ${code}: ${r.text}`);
+  assert.equal(r.headers.get("content-type"), "application/json");
+  assert.equal(r.body?.code, code, r.text);
+  assert.equal(r.body?.request_id, r.headers.get("x-request-id"));
+  assertCommonHeaders(r);
+}
+
+/** Deno.test for end-to-end tests: fetch keep-alive sockets outlive a test by design. */
+export function e2e(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+}
