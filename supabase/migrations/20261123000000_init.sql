@@ -170,6 +170,12 @@ begin
     if new.ip_allowlist is not null and tier_name <> 'enterprise' then
       raise exception 'ip allowlist requires the enterprise tier' using errcode = 'TV403';
     end if;
+    -- Checked here, under RLS, because the foreign key alone would accept another user's key.
+    if new.rolled_from is not null and not exists (
+      select 1 from public.api_keys k where k.id = new.rolled_from and k.user_id = new.user_id
+    ) then
+      raise exception 'rolled_from key not found' using errcode = 'TV404';
+    end if;
     new.status := 'active';
     new.last_used_at := null;
     new.revoked_at := null;
@@ -296,6 +302,8 @@ create index api_request_log_key_idx on public.api_request_log (key_id, created_
 
 alter table public.api_request_log enable row level security;
 revoke all on public.api_request_log from anon, authenticated;
+-- Default privileges granted the identity sequence too; setval() from a user would break logging.
+revoke all on sequence public.api_request_log_id_seq from anon, authenticated;
 grant select on public.api_request_log to authenticated;
 create policy "users read their own request log" on public.api_request_log
   for select to authenticated using (user_id = (select auth.uid()));

@@ -1,0 +1,167 @@
+/**
+ * API-key operations for operators: create keys (only `start` and the SHA-256 are stored),
+ * change their status and expiry, list them. Run as `postgres`, these writes bypass RLS and
+ * the guard trigger's user rules on purpose.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { generateApiKey, type KeyMode } from "../../supabase/functions/_shared/auth/key_format.ts";
+import type { Queryable } from "./db.ts";
+import { AdminError } from "./errors.ts";
+import {
+  emailSchema,
+  ipAllowlistSchema,
+  keyNameSchema,
+  modeSchema,
+  parseOr,
+  scopesSchema,
+  statusSchema,
+  ulidSchema,
+} from "./schemas.ts";
+import { findTier } from "./tiers.ts";
+import { createUser, findUser } from "./users.ts";
+
+/** A key's status. */
+export type KeyStatus = "active" | "revoked" | "suspended" | "expired";
+/** A key scope. */
+export type KeyScope = "read" | "write" | "delete";
+
+/** Options of {@link createApiKey}. */
+export interface CreateKeyOptions {
+  /** Owner; created if missing. */
+  email: string;
+  /** Tier name. */
+  tier: string;
+  mode: KeyMode;
+  /** Default `<mode> key`. */
+  name?: string;
+  /** Default `["read"]`. */
+  scopes?: readonly KeyScope[];
+  /** Default: never expires. */
+  expiresAt?: Date | null;
+  /** IPv4/IPv6 addresses or CIDR blocks. */
+  ipAllowlist?: readonly string[];
+}
+
+/** A created key: `key` is the only copy of the secret and must be shown once, never stored. */
+export interface CreatedKey {
+  id: string;
+  key: string;
+  start: string;
+  userId: string;
+  tierId: string;
+  mode: KeyMode;
+}
+
+/** A key as listed: never its hash. */
+export interface KeyInfo {
+  id: string;
+  name: string;
+  mode: KeyMode;
+  status: KeyStatus;
+  start: string;
+  tier: string;
+  scopes: KeyScope[];
+  expiresAt: Date | null;
+  createdAt: Date;
+}
+
+/** Generates a key for the user of `email` (created if missing) and stores its start and hash. */
+export async function createApiKey(sql: Queryable, options: CreateKeyOptions): Promise<CreatedKey> {
+  const email = parseOr(emailSchema, options.email, "email");
+  const mode = parseOr(modeSchema, options.mode, "--mode");
+  const name = parseOr(keyNameSchema, options.name ?? `${mode} key`, "--name");
+  const scopes = parseOr(scopesSchema, options.scopes ?? ["read"], "--scopes");
+  const ipAllowlist = options.ipAllowlist === undefined
+    ? null
+    : parseOr(ipAllowlistSchema, options.ipAllowlist, "--ip-allowlist");
+  const expiresAt = options.expiresAt ?? null;
+  if (expiresAt !== null && Number.isNaN(expiresAt.getTime())) {
+    throw new AdminError("--expires-at: invalid date", 2);
+  }
+  const tier = await findTier(sql, options.tier);
+  const user = await createUser(sql, email);
+  const generated = await generateApiKey(mode);
+  const [row] = await sql<{ id: string }[]>`
+    insert into public.api_keys
+      (user_id, name, mode, start, key_hash, scopes, tier_id, expires_at, ip_allowlist)
+    values (${user.id}, ${name}, ${mode}, ${generated.start}, ${Buffer.from(generated.hash)},
+      ${scopes}::text[], ${tier.id}, ${expiresAt}, ${ipAllowlist}::cidr[])
+    returning id`;
+  if (row === undefined) throw new AdminError("key was not stored", 1);
+  return {
+    id: row.id,
+    key: generated.key,
+    start: generated.start,
+    userId: user.id,
+    tierId: tier.id,
+    mode,
+  };
+}
+
+/** Sets a key's status (`revoked_at` follows); an {@link AdminError} (exit 2) if it is unknown. */
+export async function setKeyStatus(
+  sql: Queryable,
+  keyId: string,
+  status: KeyStatus,
+): Promise<string> {
+  const id = parseOr(ulidSchema, keyId, "key id");
+  const value = parseOr(statusSchema, status, "status");
+  const [row] = await sql<{ id: string }[]>`
+    update public.api_keys
+    set status = ${value},
+      revoked_at = case when ${value} = 'revoked' then coalesce(revoked_at, now()) end
+    where id = ${id}
+    returning id`;
+  if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
+  return row.id;
+}
+
+/** Sets a key's expiry (`null`: never); an {@link AdminError} (exit 2) if it is unknown. */
+export async function setKeyExpiry(
+  sql: Queryable,
+  keyId: string,
+  expiresAt: Date | null,
+): Promise<string> {
+  const id = parseOr(ulidSchema, keyId, "key id");
+  if (expiresAt !== null && Number.isNaN(expiresAt.getTime())) {
+    throw new AdminError("expiry: invalid date", 2);
+  }
+  const [row] = await sql<{ id: string }[]>`
+    update public.api_keys set expires_at = ${expiresAt} where id = ${id} returning id`;
+  if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
+  return row.id;
+}
+
+/** The keys of the user of `email`, newest first; an {@link AdminError} if the user is unknown. */
+export async function listKeys(sql: Queryable, email: string): Promise<KeyInfo[]> {
+  const user = await findUser(sql, email);
+  const rows = await sql<{
+    id: string;
+    name: string;
+    mode: KeyMode;
+    status: KeyStatus;
+    start: string;
+    tier: string;
+    scopes: KeyScope[];
+    expires_at: Date | null;
+    created_at: Date;
+  }[]>`
+    select k.id, k.name, k.mode, k.status, k.start, t.name as tier, k.scopes, k.expires_at,
+      k.created_at
+    from public.api_keys k join public.tiers t on t.id = k.tier_id
+    where k.user_id = ${user.id}
+    order by k.created_at desc, k.id desc`;
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    mode: r.mode,
+    status: r.status,
+    start: r.start,
+    tier: r.tier,
+    scopes: r.scopes,
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+  }));
+}

@@ -1,0 +1,30 @@
+/**
+ * The admin tool's operations, for the CLI and for tests that call them in-process. Each takes
+ * a postgres.js client (or transaction) connected as an operator role, validates its input with
+ * zod and throws {@link AdminError} (with the CLI exit code) for bad input or unknown objects.
+ *
+ * @module
+ */
+export { AdminError, describeError, redact } from "./errors.ts";
+export { connect, type Queryable, resolveDbUrl } from "./db.ts";
+export { createTier, type CreateTierOptions, findTier, listTiers, type Tier } from "./tiers.ts";
+export {
+  createUser,
+  findUser,
+  type MintedToken,
+  mintTokenFor,
+  setUserTier,
+  tokenIssuer,
+  type User,
+} from "./users.ts";
+export {
+  createApiKey,
+  type CreatedKey,
+  type CreateKeyOptions,
+  type KeyInfo,
+  type KeyScope,
+  type KeyStatus,
+  listKeys,
+  setKeyExpiry,
+  setKeyStatus,
+} from "./keys.ts";

@@ -1,0 +1,95 @@
+/**
+ * User operations: create users in `auth.users`, set their tier, mint their access tokens.
+ *
+ * @module
+ */
+import { decodeJwt } from "jose";
+import { defaultIssuer, mintAccessToken } from "../local_auth.ts";
+import type { Queryable } from "./db.ts";
+import { AdminError } from "./errors.ts";
+import { emailSchema, parseOr, ttlSchema } from "./schemas.ts";
+import { findTier, type Tier } from "./tiers.ts";
+
+/** A user of `auth.users`. */
+export interface User {
+  id: string;
+  email: string;
+  /** Whether this call created the user (false: it existed). */
+  created: boolean;
+}
+
+/** A minted access token and whom it is for. */
+export interface MintedToken {
+  token: string;
+  userId: string;
+  email: string;
+  /** When the token expires (in the past for a negative ttl). */
+  expiresAt: Date;
+}
+
+/**
+ * Creates the user of that email (trimmed, lower-cased) unless it exists, like a Supabase Auth
+ * email sign-up; the `on_auth_user_created` trigger gives it a free-tier account.
+ */
+export async function createUser(sql: Queryable, email: string): Promise<User> {
+  const address = parseOr(emailSchema, email, "email");
+  const meta = { provider: "email", providers: ["email"] };
+  const inserted = await sql<{ id: string }[]>`
+    insert into auth.users (email, raw_app_meta_data)
+    values (${address}, ${sql.json(meta)})
+    on conflict (email) do nothing
+    returning id`;
+  if (inserted[0] !== undefined) return { id: inserted[0].id, email: address, created: true };
+  return { ...(await findUser(sql, address)), created: false };
+}
+
+/** The user of that email; an {@link AdminError} (exit 2) if there is none. */
+export async function findUser(sql: Queryable, email: string): Promise<Omit<User, "created">> {
+  const address = parseOr(emailSchema, email, "email");
+  const [row] = await sql<{ id: string }[]>`select id from auth.users where email = ${address}`;
+  if (row === undefined) throw new AdminError(`unknown user: ${address}`, 2);
+  return { id: row.id, email: address };
+}
+
+/** Sets the account tier of an existing user (creating the account row if it is missing). */
+export async function setUserTier(sql: Queryable, email: string, tierName: string): Promise<Tier> {
+  const user = await findUser(sql, email);
+  const tier = await findTier(sql, tierName);
+  await sql`
+    insert into public.accounts (user_id, tier_id) values (${user.id}, ${tier.id})
+    on conflict (user_id) do update set tier_id = excluded.tier_id, updated_at = now()`;
+  return tier;
+}
+
+/**
+ * Mints a Supabase-shaped access token for the user of that email, creating the user if
+ * missing. The issuer comes from `issuer` or `SUPABASE_URL` (an {@link AdminError} if neither).
+ */
+export async function mintTokenFor(
+  sql: Queryable,
+  email: string,
+  ttlSeconds = 3600,
+  options: { issuer?: string; keyFile?: string } = {},
+): Promise<MintedToken> {
+  const ttl = parseOr(ttlSchema, ttlSeconds, "--ttl");
+  const issuer = options.issuer ?? tokenIssuer();
+  const user = await createUser(sql, email);
+  const token = await mintAccessToken({
+    userId: user.id,
+    email: user.email,
+    ttlSeconds: ttl,
+    issuer,
+    ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
+  });
+  const expiresAt = new Date((decodeJwt(token).exp ?? 0) * 1000);
+  return { token, userId: user.id, email: user.email, expiresAt };
+}
+
+/** The issuer from `SUPABASE_URL`, or an {@link AdminError} (exit 2) saying it is missing. */
+export function tokenIssuer(): string {
+  try {
+    return defaultIssuer();
+  } catch {
+    throw new AdminError("SUPABASE_URL is not set: tokens need it for their issuer", 2);
+  }
+}
