@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { announceKeyChange } from "./epoch.ts";
 import { Buffer } from "node:buffer";
 import { generateApiKey, type KeyMode } from "../../supabase/functions/_shared/auth/key_format.ts";
 import type { Queryable } from "./db.ts";
@@ -115,6 +116,7 @@ export async function setKeyStatus(
     where id = ${id}
     returning id`;
   if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
+  await announceKeyChange();
   return row.id;
 }
 
@@ -131,6 +133,7 @@ export async function setKeyExpiry(
   const [row] = await sql<{ id: string }[]>`
     update public.api_keys set expires_at = ${expiresAt} where id = ${id} returning id`;
   if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
+  await announceKeyChange();
   return row.id;
 }
 

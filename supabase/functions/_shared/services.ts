@@ -11,6 +11,7 @@ import { createRedis } from "./redis.ts";
 import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
 import { createSqlKeyStore } from "./db/keys.ts";
+import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
 import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
 import { log, setLogLevel } from "./log.ts";
@@ -22,6 +23,8 @@ export interface Services {
   redis: Redis;
   jwt: JwtVerifier;
   keys: KeyAuthenticator;
+  /** Bumped after a key's state changes, so cached lookups everywhere are re-checked. */
+  keyEpoch: RedisKeyEpoch;
   limiter: RateLimiter;
   audit: AuditSink;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
@@ -51,6 +54,7 @@ export function buildServices(config: Config): Services {
   setLogLevel(config.logLevel);
   const sql = createSql(config.dbUrl, config.db);
   const redis = createRedis(config.redis.url, config.redis.token);
+  const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix, config.rateLimit.timeoutMs);
   return {
     config,
     sql,
@@ -62,7 +66,12 @@ export function buildServices(config: Config): Services {
       hsSecret: config.jwt.hsSecret,
       cooldownMs: config.jwt.jwksCooldownMs,
     }),
-    keys: createKeyAuthenticator({ store: createSqlKeyStore(sql), acceptedModes: config.keyModes }),
+    keys: createKeyAuthenticator({
+      store: createSqlKeyStore(sql),
+      acceptedModes: config.keyModes,
+      epoch: keyEpoch,
+    }),
+    keyEpoch,
     limiter: createRateLimiter({
       redis,
       prefix: config.redis.prefix,

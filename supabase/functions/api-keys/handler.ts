@@ -6,8 +6,9 @@
  * brought closer, never reactivated; an IP allowlist needs the enterprise tier). The full key
  * is returned once, by create and roll; nothing else ever returns it or its hash.
  *
- * Revocation takes effect on the next request everywhere: keys are verified against the
- * database on every request (see `_shared/auth/api_key.ts`), so no cache can keep one alive.
+ * Revocation takes effect on the next request everywhere: revoke and roll bump the key-state
+ * epoch before they answer, and a cached key is used only while the epoch is unchanged (see
+ * `_shared/auth/api_key.ts`).
  *
  * @module
  */
@@ -140,6 +141,19 @@ async function create(ctx: RequestContext): Promise<Response> {
   return json({ ...present(row), key: generated.key }, 201);
 }
 
+/**
+ * Tells every instance that a key's state changed, before the change is acknowledged, so the
+ * caller's next request anywhere sees it. If Redis cannot be told, cached lookups still expire
+ * within `KEY_CACHE_TTL_MS` (30 s); the failure is logged.
+ */
+async function announce(ctx: RequestContext): Promise<void> {
+  try {
+    await ctx.services.keyEpoch.bump();
+  } catch (error) {
+    ctx.log.warn("key state change not announced; caches expire within 30 s", { err: error });
+  }
+}
+
 async function revoke(ctx: RequestContext): Promise<Response> {
   const id = keyId(ctx);
   const row = await asUser(ctx, async (tx) => {
@@ -152,6 +166,7 @@ async function revoke(ctx: RequestContext): Promise<Response> {
       where id = ${id} returning ${tx.unsafe(COLUMNS)}`;
     return updated!;
   });
+  await announce(ctx);
   return json(present(row));
 }
 
@@ -179,6 +194,7 @@ async function roll(ctx: RequestContext): Promise<Response> {
       where id = ${old.id} returning ${tx.unsafe(COLUMNS)}`;
     return { created: created!, previous: previous!, key: generated.key };
   });
+  await announce(ctx);
   return json({
     ...present(result.created),
     key: result.key,

@@ -3,17 +3,26 @@
  *
  * The order of checks follows the documentation's error list and spends I/O last: header
  * present (`MISSING_API_KEY`), documented prefix (`INVALID_API_KEY_FORMAT`), body shape and
- * checksum (`INVALID_API_KEY`, no I/O), then one call of `verify_api_key(sha256)` returning the
- * key with its tier limits: unknown or of a mode this deployment does not serve
+ * checksum (`INVALID_API_KEY`, no I/O), mode served by this deployment (`INVALID_API_KEY`), then
+ * one call of `verify_api_key(sha256)` returning the key with its tier limits: unknown
  * (`INVALID_API_KEY`), status not active (`API_KEY_NOT_ACTIVE`, naming the status), past
  * `expires_at` (`API_KEY_EXPIRED`), and an IP allowlist that excludes the caller
  * (`IP_NOT_ALLOWED`).
+ *
+ * Lookups are cached per isolate (bounded), negative answers included. A cached *valid* key is
+ * never trusted alone: the request also reads the key-state epoch, a Redis counter bumped by
+ * every revocation, suspension, expiry change and roll, in the same Redis round trip as its
+ * rate-limit check (see `confirm`). A changed epoch drops the entry and the key is looked up
+ * again, so a revocation is seen by the next request on every instance. On a miss the epoch is
+ * read before the database, so an entry can never pair old data with a newer epoch. When Redis
+ * cannot answer, nothing is cached or confirmed and every request goes to the database.
  *
  * @module
  */
 import { hashApiKey, type KeyMode, parseApiKey } from "./key_format.ts";
 import type { AuthResult, KeyPrincipal, Scope } from "./principal.ts";
 import { ipInAnyCidr } from "../http/ip.ts";
+import { BoundedCache } from "../cache.ts";
 
 /** A key as the verification function returns it. */
 export interface StoredKey {
@@ -36,25 +45,95 @@ export interface KeyStore {
   findByHash(hash: Uint8Array): Promise<StoredKey | null>;
 }
 
+/** The key-state epoch: a counter every change of a key's state increments. */
+export interface KeyEpoch {
+  /** The current value; rejects when it cannot be read. */
+  current(): Promise<number>;
+}
+
 /** Options of {@link createKeyAuthenticator}. */
 export interface KeyAuthOptions {
   store: KeyStore;
   /** Modes this deployment serves; a key of another mode is unknown here. */
   acceptedModes: readonly KeyMode[];
+  /** Without an epoch source, nothing is cached. */
+  epoch?: KeyEpoch | undefined;
+  cacheSize?: number;
   now?: () => number;
 }
 
+/** A successful authentication, possibly from cache and then awaiting confirmation. */
+export type KeyAuthResult = AuthResult<KeyPrincipal> & {
+  /**
+   * Present when the answer came from cache: resolves true when the key's state is unchanged.
+   * Call it in the same tick as the rate-limit check so both share one Redis round trip; on
+   * false, authenticate again (the stale entry is already gone).
+   */
+  confirm?: () => Promise<boolean>;
+};
+
 /** Authenticates a presented API key. */
 export interface KeyAuthenticator {
-  authenticate(raw: string | null, clientIp: string | undefined): Promise<AuthResult<KeyPrincipal>>;
+  authenticate(raw: string | null, clientIp: string | undefined): Promise<KeyAuthResult>;
 }
 
 /** Keys longer than this are refused before any parsing. */
 const MAX_KEY_LENGTH = 256;
+/** How long a valid key may be served from cache if every epoch bump were lost. */
+export const KEY_CACHE_TTL_MS = 30_000;
+/** How long a refused key's answer is kept (a reactivation shows within this). */
+const REFUSED_TTL_MS = 10_000;
+/** How long an unknown hash is remembered; random 256-bit keys never become known later. */
+const UNKNOWN_TTL_MS = 60_000;
+
+interface Entry {
+  key: StoredKey | null;
+  epoch: number;
+}
 
 /** Creates the isolate's key authenticator. */
 export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticator {
   const now = options.now ?? Date.now;
+  const cache = new BoundedCache<string, Entry>(options.epoch ? (options.cacheSize ?? 10_000) : 0);
+
+  const evaluate = (key: StoredKey | null, clientIp: string | undefined): KeyAuthResult => {
+    if (key === null) return { ok: false, code: "INVALID_API_KEY" };
+    if (key.status !== "active") {
+      return { ok: false, code: "API_KEY_NOT_ACTIVE", message: `API key is ${key.status}` };
+    }
+    if (key.expiresAt !== null && key.expiresAt.getTime() <= now()) {
+      return { ok: false, code: "API_KEY_EXPIRED" };
+    }
+    if (key.ipAllowlist !== null && key.ipAllowlist.length > 0) {
+      if (clientIp === undefined || !ipInAnyCidr(clientIp, key.ipAllowlist)) {
+        return { ok: false, code: "IP_NOT_ALLOWED" };
+      }
+    }
+    return {
+      ok: true,
+      principal: {
+        kind: "api_key",
+        keyId: key.id,
+        keyName: key.name,
+        userId: key.userId,
+        mode: key.mode,
+        scopes: key.scopes,
+        tierId: key.tierId,
+        tierName: key.tierName,
+        limits: { perMinute: key.perMinute, perDay: key.perDay },
+      },
+    };
+  };
+
+  const readEpoch = async (): Promise<number | undefined> => {
+    if (!options.epoch) return undefined;
+    try {
+      return await options.epoch.current();
+    } catch {
+      return undefined;
+    }
+  };
+
   return {
     async authenticate(raw, clientIp) {
       const presented = raw?.trim() ?? "";
@@ -70,33 +149,35 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
       if (!options.acceptedModes.includes(parsed.mode)) {
         return { ok: false, code: "INVALID_API_KEY" };
       }
-      const key = await options.store.findByHash(await hashApiKey(presented));
-      if (key === null || key.mode !== parsed.mode) return { ok: false, code: "INVALID_API_KEY" };
-      if (key.status !== "active") {
-        return { ok: false, code: "API_KEY_NOT_ACTIVE", message: `API key is ${key.status}` };
+      const hash = await hashApiKey(presented);
+      const cacheKey = String.fromCharCode(...hash);
+
+      const hit = cache.get(cacheKey, now());
+      if (hit) {
+        const result = evaluate(hit.key, clientIp);
+        if (!result.ok) return result;
+        return {
+          ...result,
+          confirm: async () => {
+            const epoch = await readEpoch();
+            if (epoch === hit.epoch) return true;
+            cache.delete(cacheKey);
+            return false;
+          },
+        };
       }
-      if (key.expiresAt !== null && key.expiresAt.getTime() <= now()) {
-        return { ok: false, code: "API_KEY_EXPIRED" };
+
+      const epoch = await readEpoch();
+      const found = await options.store.findByHash(hash);
+      const key = found !== null && found.mode === parsed.mode ? found : null;
+      const result = evaluate(key, clientIp);
+      if (epoch !== undefined) {
+        const ttl = key === null ? UNKNOWN_TTL_MS : result.ok ? KEY_CACHE_TTL_MS : REFUSED_TTL_MS;
+        // Never beyond the key's own expiry, so a cached key lapses on time.
+        const expires = Math.min(now() + ttl, key?.expiresAt?.getTime() ?? Infinity);
+        cache.set(cacheKey, { key, epoch }, expires);
       }
-      if (key.ipAllowlist !== null && key.ipAllowlist.length > 0) {
-        if (clientIp === undefined || !ipInAnyCidr(clientIp, key.ipAllowlist)) {
-          return { ok: false, code: "IP_NOT_ALLOWED" };
-        }
-      }
-      return {
-        ok: true,
-        principal: {
-          kind: "api_key",
-          keyId: key.id,
-          keyName: key.name,
-          userId: key.userId,
-          mode: key.mode,
-          scopes: key.scopes,
-          tierId: key.tierId,
-          tierName: key.tierName,
-          limits: { perMinute: key.perMinute, perDay: key.perDay },
-        },
-      };
+      return result;
     },
   };
 }

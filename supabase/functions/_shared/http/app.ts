@@ -237,12 +237,28 @@ async function pipeline(
   }
 
   // Authenticate.
+  // Authenticate, then rate-limit. A key served from cache is confirmed in the same Redis
+  // round trip as its rate-limit check; if its state changed meanwhile it is looked up again.
   let principal: Principal | undefined;
+  let decision: Decision | undefined;
   if (route.spec.auth !== "none") {
-    const result = await pc.timing.measure(
-      "auth",
-      () => authenticate(req, route.spec.auth, s, pc.ip),
-    );
+    const auth = () =>
+      pc.timing.measure("auth", () => authenticate(req, route.spec.auth, s, pc.ip));
+    let result = await auth();
+    if (result.ok) {
+      const { scope, identifier, windows } = windowsOf(result.principal);
+      const confirm = result.confirm;
+      const [d, confirmed] = await pc.timing.measure(
+        "rl",
+        () =>
+          Promise.all([s.limiter.check(scope, identifier, windows), confirm ? confirm() : true]),
+      );
+      decision = d;
+      if (!confirmed) {
+        result = await auth();
+        if (!result.ok && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
+      }
+    }
     if (!result.ok) {
       if (result.unavailable) {
         return errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, { "Retry-After": "1" });
@@ -260,14 +276,7 @@ async function pipeline(
     principal = result.principal;
   }
 
-  // Rate limit.
-  let decision: Decision;
-  if (principal) {
-    const { scope, identifier, windows } = windowsOf(principal);
-    decision = await pc.timing.measure("rl", () => s.limiter.check(scope, identifier, windows));
-  } else {
-    decision = await anonymousLimit();
-  }
+  decision ??= await anonymousLimit();
   if (failClosed(decision)) {
     const o = errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, { "Retry-After": "1" });
     return { ...o, principal };
@@ -308,12 +317,16 @@ async function pipeline(
   return { response, principal, decision };
 }
 
+type AuthOutcome = ({ ok: true; principal: Principal } | AuthFailure) & {
+  confirm?: (() => Promise<boolean>) | undefined;
+};
+
 async function authenticate(
   req: Request,
   auth: AuthKind,
   s: Services,
   ip: string | undefined,
-): Promise<{ ok: true; principal: Principal } | AuthFailure> {
+): Promise<AuthOutcome> {
   if (auth === "api_key") return await s.keys.authenticate(req.headers.get("x-api-key"), ip);
   const bearer = bearerToken(req.headers.get("authorization"));
   if (bearer.kind === "missing") return { ok: false, code: "MISSING_AUTH_TOKEN" };

@@ -41,6 +41,8 @@ export interface Decision {
 /** Checks and consumes rate-limit quota. */
 export interface RateLimiter {
   check(scope: string, identifier: string, windows: readonly Window[]): Promise<Decision>;
+  /** Gives back the token a `check` took in every window (after the response). */
+  refund(scope: string, identifier: string, windows: readonly Window[]): void;
 }
 
 /** Options of {@link createRateLimiter}. */
@@ -86,6 +88,9 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
   };
 
   return {
+    refund(scope, identifier, windows) {
+      for (const w of windows) background(limiterFor(scope, w).limit(identifier, { rate: -1 }));
+    },
     async check(scope, identifier, windows) {
       const limiters = windows.map((w) => limiterFor(scope, w));
       try {
