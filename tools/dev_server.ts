@@ -66,7 +66,6 @@ export function createDevHandler(passForwarded: boolean): Handler {
       method: req.method,
       headers,
       body: req.body,
-      signal: req.signal,
     });
     return await (fn ?? notFound)(forwarded, info);
   };

@@ -15,6 +15,7 @@ import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
 import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
 import { log, setLogLevel } from "./log.ts";
+import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 
 /** Everything a request needs beyond itself. */
 export interface Services {
@@ -27,6 +28,8 @@ export interface Services {
   keyEpoch: RedisKeyEpoch;
   limiter: RateLimiter;
   audit: AuditSink;
+  /** Where unexpected errors are reported (Sentry when configured; a no-op otherwise). */
+  reporter: ErrorReporter;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
   background(work: Promise<unknown>): void;
 }
@@ -80,6 +83,7 @@ export function buildServices(config: Config): Services {
       onError: (error) => log.warn("rate limiter unavailable", { err: error }),
     }),
     audit: createAuditSink({ sql, log }),
+    reporter: noopReporter,
     background,
   };
 }

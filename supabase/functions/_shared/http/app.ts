@@ -102,10 +102,21 @@ function wwwAuthenticate(auth: AuthKind, failure: AuthFailure): string | undefin
   return `Bearer ${REALM}, error="${failure.bearerError}", error_description="${description}"`;
 }
 
+/**
+ * The documented `X-RateLimit-*` headers (tightest window, reset as epoch seconds) and the
+ * IETF httpapi draft's `RateLimit-Policy` (every window) and `RateLimit` (tightest window,
+ * seconds until reset).
+ */
 function rateLimitHeaders(headers: Headers, d: Decision, now: number): void {
+  const resetIn = Math.max(0, Math.ceil((d.reset - now) / 1000));
   headers.set("X-RateLimit-Limit", String(d.limit));
   headers.set("X-RateLimit-Remaining", String(d.remaining));
   headers.set("X-RateLimit-Reset", String(Math.ceil(d.reset / 1000)));
+  headers.set(
+    "RateLimit-Policy",
+    d.policies.map((p) => `"${p.name}";q=${p.limit};w=${p.seconds}`).join(", "),
+  );
+  headers.set("RateLimit", `"${d.window}";r=${d.remaining};t=${resetIn}`);
   if (!d.allowed) headers.set("Retry-After", String(retryAfter(d, now)));
 }
 
@@ -132,6 +143,7 @@ export function defineFunction(
     let s: Services | undefined;
     let ip: string | undefined;
     let jwtRoute = false;
+    let internalError: unknown;
     try {
       s = services();
       const peer = info?.remoteAddr?.transport === "tcp" ? info.remoteAddr.hostname : undefined;
@@ -141,6 +153,7 @@ export function defineFunction(
       outcome = await pipeline(req, url, s, match, { requestId, ip, timing, log: reqLog });
     } catch (error) {
       outcome = { response: failure(error, requestId, reqLog, jwtRoute), code: codeOf(error) };
+      if (outcome.code === "INTERNAL_ERROR") internalError = error;
     }
     const { response } = outcome;
     const elapsed = performance.now() - started;
@@ -152,8 +165,37 @@ export function defineFunction(
     const serverTiming = timing.header();
     if (serverTiming) headers.set("Server-Timing", serverTiming);
 
-    if (s && req.method !== "OPTIONS" && (outcome.principal || response.status >= 400)) {
-      const p = outcome.principal;
+    const p = outcome.principal;
+    const identity = {
+      key_id: p?.kind === "api_key" ? p.keyId : undefined,
+      user_id: p?.userId,
+      mode: p?.mode,
+    };
+    // One structured line per request; never a credential (and log.ts redacts as a backstop).
+    reqLog[response.status >= 500 ? "error" : "info"]("request", {
+      function: name,
+      method: req.method,
+      path: url.pathname,
+      status: response.status,
+      code: outcome.code,
+      latency_ms: Math.round(elapsed * 100) / 100,
+      ip,
+      ...identity,
+    });
+    if (internalError !== undefined) {
+      s?.reporter.capture(internalError, {
+        requestId,
+        function: name,
+        route: url.pathname,
+        method: req.method,
+        keyId: identity.key_id,
+        userId: identity.user_id,
+        code: "INTERNAL_ERROR",
+        responseTimeMs: elapsed,
+        level: "error",
+      });
+    }
+    if (s && req.method !== "OPTIONS" && (p || response.status >= 400)) {
       s.audit.record({
         requestId,
         keyId: p?.kind === "api_key" ? p.keyId : undefined,

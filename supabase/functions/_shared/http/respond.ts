@@ -12,6 +12,8 @@ export const EXPOSED_HEADERS = [
   "X-RateLimit-Remaining",
   "X-RateLimit-Reset",
   "Retry-After",
+  "RateLimit",
+  "RateLimit-Policy",
   "Server-Timing",
 ].join(", ");
 

@@ -34,6 +34,8 @@ export interface Decision {
   /** When the reported window resets, in epoch milliseconds. */
   reset: number;
   window: string;
+  /** Every window checked, for the `RateLimit-Policy` header. */
+  policies: ReadonlyArray<{ name: string; limit: number; seconds: number }>;
   /** Redis did not answer in time or failed; nothing was counted. */
   degraded: boolean;
 }
@@ -60,6 +62,14 @@ const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, 
 function durationMs(duration: Duration): number {
   const [n, unit] = duration.split(" ");
   return Number(n) * (DURATION_MS[unit ?? "s"] ?? 1000);
+}
+
+function policiesOf(windows: readonly Window[]): Decision["policies"] {
+  return windows.map((w) => ({
+    name: w.name,
+    limit: w.limit,
+    seconds: durationMs(w.duration) / 1000,
+  }));
 }
 
 /** Creates the limiter shared by every request of the isolate. */
@@ -120,6 +130,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
           remaining: chosen.remaining,
           reset: chosen.reset,
           window: windows[pick]!.name,
+          policies: policiesOf(windows),
           degraded: false,
         };
       } catch (error) {
@@ -131,6 +142,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
           remaining: first.limit,
           reset: Date.now() + durationMs(first.duration),
           window: first.name,
+          policies: policiesOf(windows),
           degraded: true,
         };
       }
