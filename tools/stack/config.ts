@@ -1,0 +1,263 @@
+/**
+ * Profiles, paths and the settings file of the local stack.
+ *
+ * The settings file `.local/<profile>.env` (KEY=VALUE lines, read by tools/local_env.ts) is
+ * created by the first `up` and kept: each `up` rewrites it with
+ * - `UPSTASH_REDIS_REST_TOKEN`: the environment's value, else the file's, else 32 random bytes
+ *   in hex (so the token is generated once and then stable);
+ * - `BRIDGE_PORT`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_TRUST_PROXY`,
+ *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
+ *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients): the
+ *   environment's value, else the file's (edits are kept), else the profile's default;
+ * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`: the environment's value, else
+ *   derived from the values above and the profile's database, so they follow a changed port;
+ * - `TORVUS_PROFILE`: always the profile.
+ * Other keys someone added to the file are kept as they are.
+ *
+ * Environment overrides are ignored when the environment belongs to another profile
+ * (`TORVUS_PROFILE` set to a different profile, e.g. after sourcing `.local/dev.env`), so a
+ * shell prepared for `dev` can never point the `test` profile's `db reset` at the dev database.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { envFileUrl, LOCAL_DIR, parseEnvFile } from "../local_env.ts";
+import { StackError } from "./process.ts";
+
+/** The stack profiles: `dev` keeps its data, `test` gets a clean database on every `up`. */
+export type Profile = "dev" | "test";
+
+export const PROFILE_NAMES: readonly Profile[] = ["dev", "test"];
+
+/** Per-profile defaults. */
+export interface ProfileDefaults {
+  database: string;
+  torvusPort: number;
+  bridgePort: number;
+  redisPrefix: string;
+  /** The dev server trusts X-Forwarded-For from clients (tests act as many clients). */
+  passForwarded: boolean;
+}
+
+export const PROFILES: Record<Profile, ProfileDefaults> = {
+  dev: {
+    database: "torvus",
+    torvusPort: 54321,
+    bridgePort: 8079,
+    redisPrefix: "torvus",
+    passForwarded: false,
+  },
+  test: {
+    database: "torvus_test",
+    torvusPort: 54331,
+    bridgePort: 8089,
+    redisPrefix: "torvus-test",
+    passForwarded: true,
+  },
+};
+
+export function isProfile(value: string): value is Profile {
+  return (PROFILE_NAMES as readonly string[]).includes(value);
+}
+
+/** The repository root (absolute path, no trailing slash). */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
+/** `.local/` (absolute, no trailing slash): generated state, ignored by git. */
+export const LOCAL = fileURLToPath(LOCAL_DIR).replace(/\/$/, "");
+export const PIDS_DIR = `${LOCAL}/pids`;
+export const LOGS_DIR = `${LOCAL}/logs`;
+
+/** Where PostgreSQL and Redis are expected (the bridge's default REDIS_URL points here too). */
+export const REDIS_HOST = "127.0.0.1";
+export const REDIS_PORT = 6379;
+
+/** The settings file of a profile (absolute path). */
+export function settingsPath(profile: Profile): string {
+  return fileURLToPath(envFileUrl(profile));
+}
+
+/** The keys every settings file has, in the order they are written. */
+export const SETTING_KEYS = [
+  "SUPABASE_URL",
+  "SUPABASE_DB_URL",
+  "UPSTASH_REDIS_REST_URL",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "BRIDGE_PORT",
+  "TORVUS_HOST",
+  "TORVUS_PORT",
+  "TORVUS_KEY_MODES",
+  "TORVUS_TRUST_PROXY",
+  "TORVUS_REDIS_PREFIX",
+  "TORVUS_DEV_PASS_FORWARDED",
+  "TORVUS_PROFILE",
+] as const;
+
+export type SettingKey = (typeof SETTING_KEYS)[number];
+
+/** Where a value came from. */
+export type Source = "environment" | "file" | "default" | "generated";
+
+/** The effective settings of a profile. */
+export interface Settings {
+  profile: Profile;
+  /** Every {@link SETTING_KEYS} key, then any extra keys of the file, in file order. */
+  values: Map<string, string>;
+  sources: Map<string, Source>;
+  /** Whether environment overrides were ignored because the environment is another profile's. */
+  ignoredForeignEnv: boolean;
+}
+
+/** 32 random bytes, hex. */
+export function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Computes the settings of a profile from the environment, the existing file (if any) and the
+ * defaults; pure apart from `generate`, which is called only when no token exists yet.
+ */
+export function resolveSettings(
+  profile: Profile,
+  file: Map<string, string>,
+  env: (name: string) => string | undefined,
+  generate: () => string = randomToken,
+): Settings {
+  const defaults = PROFILES[profile];
+  const envProfile = env("TORVUS_PROFILE");
+  const ignoredForeignEnv = envProfile !== undefined && envProfile !== "" && envProfile !== profile;
+  const fromEnv = (key: string): string | undefined => {
+    if (ignoredForeignEnv) return undefined;
+    const value = env(key);
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const values = new Map<string, string>();
+  const sources = new Map<string, Source>();
+  const set = (key: string, value: string, source: Source) => {
+    values.set(key, value);
+    sources.set(key, source);
+  };
+  const pick = (key: string, fallback: () => [string, Source]) => {
+    const fromEnvValue = fromEnv(key);
+    if (fromEnvValue !== undefined) return set(key, fromEnvValue, "environment");
+    const [value, source] = fallback();
+    set(key, value, source);
+  };
+  const kept = (key: string, fallback: () => [string, Source]) => () => {
+    const value = file.get(key);
+    return value !== undefined && value !== "" ? [value, "file"] as [string, Source] : fallback();
+  };
+
+  pick("TORVUS_HOST", kept("TORVUS_HOST", () => ["127.0.0.1", "default"]));
+  pick("TORVUS_PORT", kept("TORVUS_PORT", () => [String(defaults.torvusPort), "default"]));
+  pick("BRIDGE_PORT", kept("BRIDGE_PORT", () => [String(defaults.bridgePort), "default"]));
+  pick(
+    "UPSTASH_REDIS_REST_TOKEN",
+    kept("UPSTASH_REDIS_REST_TOKEN", () => [generate(), "generated"]),
+  );
+  pick("TORVUS_KEY_MODES", kept("TORVUS_KEY_MODES", () => ["live,test", "default"]));
+  pick("TORVUS_TRUST_PROXY", kept("TORVUS_TRUST_PROXY", () => ["true", "default"]));
+  pick("TORVUS_REDIS_PREFIX", kept("TORVUS_REDIS_PREFIX", () => [defaults.redisPrefix, "default"]));
+  pick(
+    "TORVUS_DEV_PASS_FORWARDED",
+    kept("TORVUS_DEV_PASS_FORWARDED", () => [String(defaults.passForwarded), "default"]),
+  );
+  const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  pick("SUPABASE_URL", () => [`http://${urlHost}:${values.get("TORVUS_PORT")}`, "default"]);
+  pick(
+    "UPSTASH_REDIS_REST_URL",
+    () => [`http://127.0.0.1:${values.get("BRIDGE_PORT")}`, "default"],
+  );
+  pick("SUPABASE_DB_URL", () => [
+    `postgresql://postgres@127.0.0.1:5432/${defaults.database}?sslmode=disable`,
+    "default",
+  ]);
+  set("TORVUS_PROFILE", profile, "default");
+
+  // Fixed order for the known keys, then whatever else the file holds.
+  const ordered = new Map<string, string>();
+  for (const key of SETTING_KEYS) ordered.set(key, values.get(key) ?? "");
+  for (const [key, value] of file) {
+    if (!ordered.has(key)) {
+      ordered.set(key, value);
+      sources.set(key, "file");
+    }
+  }
+  return { profile, values: ordered, sources, ignoredForeignEnv };
+}
+
+/** Reads a profile's settings file (empty map if there is none). */
+export function readSettingsFile(profile: Profile): Map<string, string> {
+  try {
+    return parseEnvFile(Deno.readTextFileSync(settingsPath(profile)));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return new Map();
+    throw error;
+  }
+}
+
+/** The effective settings without writing anything (for `status` and `down`). */
+export function currentSettings(profile: Profile): Settings {
+  return resolveSettings(
+    profile,
+    readSettingsFile(profile),
+    (name) => Deno.env.get(name),
+    () => "",
+  );
+}
+
+/** The text of a settings file. */
+export function renderSettings(settings: Settings): string {
+  const lines = [
+    `# Local stack settings of the '${settings.profile}' profile, written by`,
+    `# \`deno task stack up --profile ${settings.profile}\`. Values are kept between runs (edit them`,
+    "# here or override them with environment variables of the same name when running `up`).",
+    "# Contains secrets: never commit or share this file.",
+  ];
+  for (const [key, value] of settings.values) lines.push(`${key}=${value}`);
+  return lines.join("\n") + "\n";
+}
+
+/** Writes the settings file (mode 0600, it holds a token) if its content changed. */
+export function writeSettings(settings: Settings): { path: string; changed: boolean } {
+  const path = settingsPath(settings.profile);
+  const text = renderSettings(settings);
+  let old: string | undefined;
+  try {
+    old = Deno.readTextFileSync(path);
+  } catch {
+    old = undefined;
+  }
+  Deno.mkdirSync(LOCAL, { recursive: true });
+  if (old === text) return { path, changed: false };
+  Deno.writeTextFileSync(path, text, { mode: 0o600 });
+  Deno.chmodSync(path, 0o600);
+  return { path, changed: true };
+}
+
+/** Whether a settings key holds a secret that must never be printed. */
+export function isSecretKey(key: string): boolean {
+  return /TOKEN|SECRET|PASSWORD|PRIVATE|SERVICE_ROLE/i.test(key) || /_KEY$/.test(key);
+}
+
+/** A settings line for printing: secret values masked, URL passwords removed. */
+export function maskLine(key: string, value: string): string {
+  if (isSecretKey(key)) {
+    return `${key}=${
+      value === "" ? "" : `****${value.length >= 16 ? ` (${value.length} chars)` : ""}`
+    }`;
+  }
+  return `${key}=${value.replace(/(\/\/[^\s/:@]+):[^\s/@]*@/g, "$1:***@")}`;
+}
+
+/** A port number from a setting (a StackError if it is not one). */
+export function portOf(settings: Settings, key: SettingKey): number {
+  const raw = settings.values.get(key) ?? "";
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new StackError(`${key} must be a port number (1-65535), got "${raw}"`);
+  }
+  return port;
+}
