@@ -227,6 +227,10 @@ Deno.test("stack process: a recorded pid must still be the recorded program", as
   const child = new Deno.Command("sleep", { args: ["30"], stdin: "null" }).spawn();
   try {
     assert.ok(isAlive(child.pid));
+    // Right after spawn the child may not have exec'd yet: its cmdline is still Deno's.
+    for (let i = 0; i < 200 && !isRecordedProcess(child.pid, "sleep"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     assert.ok(isRecordedProcess(child.pid, "sleep"));
     // What `down` checks before signalling a pid from a pid file: a stranger is left alone.
     assert.equal(isRecordedProcess(child.pid, BRIDGE_MARKER), false);
