@@ -98,15 +98,21 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
 
   const evaluate = (key: StoredKey | null, clientIp: string | undefined): KeyAuthResult => {
     if (key === null) return { ok: false, code: "INVALID_API_KEY" };
+    const known = { keyId: key.id, userId: key.userId };
     if (key.status !== "active") {
-      return { ok: false, code: "API_KEY_NOT_ACTIVE", message: `API key is ${key.status}` };
+      return {
+        ok: false,
+        code: "API_KEY_NOT_ACTIVE",
+        message: `API key is ${key.status}`,
+        ...known,
+      };
     }
     if (key.expiresAt !== null && key.expiresAt.getTime() <= now()) {
-      return { ok: false, code: "API_KEY_EXPIRED" };
+      return { ok: false, code: "API_KEY_EXPIRED", ...known };
     }
     if (key.ipAllowlist !== null && key.ipAllowlist.length > 0) {
       if (clientIp === undefined || !ipInAnyCidr(clientIp, key.ipAllowlist)) {
-        return { ok: false, code: "IP_NOT_ALLOWED" };
+        return { ok: false, code: "IP_NOT_ALLOWED", ...known };
       }
     }
     return {

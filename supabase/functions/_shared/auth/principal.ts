@@ -46,6 +46,10 @@ export interface AuthFailure {
   bearerError?: "invalid_request" | "invalid_token" | "insufficient_scope";
   /** Set when the failure was ours (a dependency), not the caller's. */
   unavailable?: boolean;
+  /** The key that was presented, when it exists but was refused (for the request log). */
+  keyId?: string;
+  /** Its owner. */
+  userId?: string;
 }
 
 /** The outcome of an authentication attempt. */

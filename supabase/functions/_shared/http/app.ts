@@ -82,6 +82,8 @@ export function keyOf(ctx: RequestContext): KeyPrincipal {
 interface Outcome {
   response: Response;
   principal?: Principal | undefined;
+  /** A refused key's id and owner, for the request log. */
+  refused?: { keyId?: string | undefined; userId?: string | undefined } | undefined;
   code?: ErrorCode | undefined;
   decision?: Decision | undefined;
 }
@@ -167,8 +169,8 @@ export function defineFunction(
 
     const p = outcome.principal;
     const identity = {
-      key_id: p?.kind === "api_key" ? p.keyId : undefined,
-      user_id: p?.userId,
+      key_id: p?.kind === "api_key" ? p.keyId : outcome.refused?.keyId,
+      user_id: p?.userId ?? outcome.refused?.userId,
       mode: p?.mode,
     };
     // One structured line per request; never a credential (and log.ts redacts as a backstop).
@@ -198,9 +200,9 @@ export function defineFunction(
     if (s && req.method !== "OPTIONS" && (p || response.status >= 400)) {
       s.audit.record({
         requestId,
-        keyId: p?.kind === "api_key" ? p.keyId : undefined,
-        userId: p?.userId,
-        mode: p?.mode,
+        keyId: identity.key_id,
+        userId: identity.user_id,
+        mode: identity.mode,
         method: req.method,
         path: url.pathname,
         status: response.status,
@@ -313,7 +315,13 @@ async function pipeline(
         jwtRoute,
         message: result.message,
       };
-      return errorOutcome(result.code, d, opts, challenge ? { "WWW-Authenticate": challenge } : {});
+      const o = errorOutcome(
+        result.code,
+        d,
+        opts,
+        challenge ? { "WWW-Authenticate": challenge } : {},
+      );
+      return { ...o, refused: { keyId: result.keyId, userId: result.userId } };
     }
     principal = result.principal;
   }
