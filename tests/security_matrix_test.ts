@@ -1,0 +1,281 @@
+/**
+ * The security matrix: every hostile credential of `_matrix.ts` against every route of its kind
+ * (JWT cases × JWT routes, API-key cases × API-key routes), one test per case and one step per
+ * route, each case from a client address of its own.
+ *
+ * Every refusal must carry the exact status, `code` and body of its family (JWT: `error`,
+ * `message`, `statusCode`, `code`, `request_id`; API key: `error`, `message`, `code`,
+ * `request_id`), the common headers, a `WWW-Authenticate` challenge, the per-IP rate-limit
+ * headers counting down (failed authentications count against the client's 100 per hour), and
+ * never echo the credential it was given.
+ */
+import assert from "node:assert/strict";
+import {
+  api,
+  type ApiResponse,
+  assertCommonHeaders,
+  closeDb,
+  newKey,
+  newTier,
+} from "./_harness.ts";
+import {
+  AUTHENTICATED_ROUTES,
+  available,
+  type Expectation,
+  FEATURES,
+  fixtures,
+  freshIp,
+  type HostileCase,
+  JWT_CASES,
+  KEY_CASES,
+  type MatrixRoute,
+  type Presented,
+  requestInit,
+  routeName,
+  type Scope,
+  trusted,
+} from "./_matrix.ts";
+
+const JWT_ROUTES = AUTHENTICATED_ROUTES.filter((r) => r.credential === "jwt");
+const KEY_ROUTES = AUTHENTICATED_ROUTES.filter((r) => r.credential === "api_key");
+const UNAUTHENTICATED_PER_HOUR = 100;
+
+function test(
+  name: string,
+  fn: (t: Deno.TestContext) => void | Promise<void>,
+  ignore = false,
+): void {
+  Deno.test({ name, fn, ignore, sanitizeOps: false, sanitizeResources: false });
+}
+
+/** Asserts the hourly per-IP window: limit 100, `remaining` left, reset at the next hour. */
+function assertIpWindow(r: ApiResponse, remaining: number): void {
+  assert.equal(r.headers.get("x-ratelimit-limit"), String(UNAUTHENTICATED_PER_HOUR));
+  assert.equal(r.headers.get("x-ratelimit-remaining"), String(remaining));
+  const reset = Number(r.headers.get("x-ratelimit-reset"));
+  const now = Date.now() / 1000;
+  assert.ok(reset > now && reset <= now + 3600 + 1, `X-RateLimit-Reset ${reset} within the hour`);
+  assert.equal(reset % 3600, 0, "the hourly window resets on the hour");
+  assert.equal(r.headers.get("retry-after"), null, "no Retry-After below the limit");
+}
+
+/** Asserts that no credential comes back in the body or a header. */
+function assertNoEcho(r: ApiResponse, secrets: readonly string[]): void {
+  for (const secret of secrets) {
+    assert.ok(!r.text.includes(secret), "the body echoes the presented credential");
+    for (const [name, value] of r.headers) {
+      assert.ok(!value.includes(secret), `header ${name} echoes the presented credential`);
+    }
+  }
+}
+
+function assertRefusal(
+  r: ApiResponse,
+  route: MatrixRoute,
+  e: Expectation,
+  presented: Presented,
+  counted: number,
+): void {
+  assert.equal(r.status, e.status, `${routeName(route)}: ${r.text}`);
+  assert.equal(r.headers.get("content-type"), "application/json");
+  const requestId = r.headers.get("x-request-id");
+  const expected: Record<string, unknown> = route.credential === "jwt"
+    ? { error: e.error, message: e.message, statusCode: e.status, code: e.code }
+    : { error: e.error, message: e.message, code: e.code };
+  expected.request_id = requestId;
+  assert.deepEqual(r.body, expected);
+  assertCommonHeaders(r);
+  assert.equal(r.headers.get("cache-control"), "no-store");
+  assertIpWindow(r, UNAUTHENTICATED_PER_HOUR - counted);
+
+  const challenge = r.headers.get("www-authenticate");
+  if (route.credential === "jwt") {
+    assert.ok(challenge?.startsWith('Bearer realm="torvus"'), `WWW-Authenticate: ${challenge}`);
+    if (e.challenge && "exact" in e.challenge) assert.equal(challenge, e.challenge.exact);
+    if (e.challenge && "bearerError" in e.challenge) {
+      assert.ok(
+        challenge?.includes(`error="${e.challenge.bearerError}"`),
+        `WWW-Authenticate has error="${e.challenge.bearerError}": ${challenge}`,
+      );
+    }
+  } else if (e.status === 401) {
+    assert.ok(challenge?.startsWith('ApiKey realm="torvus"'), `WWW-Authenticate: ${challenge}`);
+  }
+  assertNoEcho(r, presented.secrets);
+}
+
+function matrix(kind: string, cases: readonly HostileCase[], routes: readonly MatrixRoute[]) {
+  for (const c of cases) {
+    const title = `${kind} matrix: ${c.name}` + (c.bug ? ` [ignored, known bug: ${c.bug}]` : "");
+    test(title, async (t) => {
+      const f = await fixtures();
+      const presented = await c.build(f);
+      const ip = freshIp();
+      let counted = 0;
+      for (const route of routes) {
+        await t.step({
+          name: routeName(route),
+          ignore: !available(route),
+          fn: async () => {
+            const { path, init } = requestInit(route, ip, presented);
+            const r = await api(path, init);
+            if (c.transportRejected) {
+              // Refused by the HTTP server before the API sees it (no X-Request-ID, not counted).
+              assert.ok(r.status >= 400 && r.status < 500, `4xx expected, got ${r.status}`);
+              assertNoEcho(r, presented.secrets);
+              return;
+            }
+            counted++;
+            assertRefusal(r, route, c.expect!, presented, counted);
+          },
+        });
+      }
+    }, c.bug !== undefined);
+  }
+}
+
+matrix("JWT", JWT_CASES, JWT_ROUTES);
+matrix("API key", KEY_CASES, KEY_ROUTES);
+
+function assertReached(r: ApiResponse, route: MatrixRoute): void {
+  const where = `${routeName(route)}: ${r.status} ${r.text}`;
+  if (route.ok.length > 0) assert.ok(route.ok.includes(r.status), where);
+  assert.ok(r.status < 500 && ![401, 403, 405, 419].includes(r.status), where);
+  assert.notEqual(r.body?.message, "Route not found", where);
+  assertCommonHeaders(r);
+}
+
+test("control: a valid token reaches every JWT route (1,000/hour user window)", async (t) => {
+  const f = await fixtures();
+  const token = await trusted(f);
+  const ip = freshIp();
+  for (const route of JWT_ROUTES) {
+    await t.step({
+      name: routeName(route),
+      ignore: !available(route),
+      fn: async () => {
+        const { path, init } = requestInit(route, ip, {
+          headers: { authorization: `Bearer ${token}` },
+          secrets: [],
+        });
+        const r = await api(path, init);
+        assertReached(r, route);
+        assert.equal(r.headers.get("x-ratelimit-limit"), "1000");
+      },
+    });
+  }
+  await t.step("the scheme is case-insensitive: bearer <token>", async () => {
+    const r = await api("/api/me", { ip, headers: { authorization: `bearer ${token}` } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.id, f.user.userId);
+  });
+});
+
+test("control: a valid key with every scope reaches every API-key route", async (t) => {
+  const f = await fixtures();
+  const ip = freshIp();
+  for (const key of [f.keys.live, f.keys.test]) {
+    for (const route of KEY_ROUTES) {
+      await t.step(`${key.key.slice(0, 8)}… ${routeName(route)}`, async () => {
+        const { path, init } = requestInit(route, ip, {
+          headers: { "x-api-key": key.key },
+          secrets: [],
+        });
+        const r = await api(path, init);
+        assertReached(r, route);
+        // The key's own tier (1,000/minute, 100,000/day): the minute window is the tighter.
+        assert.equal(r.headers.get("x-ratelimit-limit"), "1000");
+      });
+    }
+  }
+});
+
+test("API key matrix: a key without the route's scope gets 403 INSUFFICIENT_SCOPE", async (t) => {
+  const tier = await newTier(1000, 100_000);
+  const all: Scope[] = ["read", "write", "delete"];
+  const lacking = new Map<Scope, string>();
+  for (const scope of all) {
+    const k = await newKey({ mode: "live", tier, scopes: all.filter((s) => s !== scope) });
+    lacking.set(scope, k.key);
+  }
+  const ip = freshIp();
+  for (const route of KEY_ROUTES.filter((r) => r.scope !== undefined)) {
+    await t.step(`${routeName(route)} needs ${route.scope}`, async () => {
+      const key = lacking.get(route.scope!)!;
+      const { path, init } = requestInit(route, ip, { headers: { "x-api-key": key }, secrets: [] });
+      const r = await api(path, init);
+      assert.equal(r.status, 403, r.text);
+      assert.deepEqual(r.body, {
+        error: "forbidden",
+        message: `API key lacks the '${route.scope}' scope`,
+        code: "INSUFFICIENT_SCOPE",
+        required_scope: route.scope,
+        request_id: r.headers.get("x-request-id"),
+      });
+      assertCommonHeaders(r);
+      // Counted against the key (it authenticated), not the client's address.
+      assert.equal(r.headers.get("x-ratelimit-limit"), "1000");
+      assertNoEcho(r, [key]);
+    });
+  }
+});
+
+// BUG (vaults/handler.ts, api-keys/handler.ts): valid-credential requests that end in 500:
+// - a validly signed token whose user no longer exists (deleted while the token lives on):
+//   POST /api/vaults violates vaults_user_id_fkey (SQLSTATE 23503);
+// - a NUL character in a vault's name (or description/tags), or in a new API key's name:
+//   zod accepts it and Postgres refuses it (SQLSTATE 22021 invalid byte sequence for encoding
+//   "UTF8": 0x00), on POST and PATCH alike.
+// Expected: a 4xx (401/403 for the missing user, 400 VALIDATION_FAILED for NUL). Ignored until
+// fixed: set KNOWN_5XX_BUGS to false with the fix.
+const KNOWN_5XX_BUGS = true;
+
+test(
+  "no valid-credential request with hostile content ends in a 5xx [ignored: known bug]",
+  async (t) => {
+    const f = await fixtures();
+    const ip = freshIp();
+    const ghost = await trusted(f, { sub: crypto.randomUUID() });
+    for (const route of JWT_ROUTES.filter(available)) {
+      await t.step(`deleted user: ${routeName(route)}`, async () => {
+        const { path, init } = requestInit(route, ip, {
+          headers: { authorization: `Bearer ${ghost}` },
+          secrets: [],
+        });
+        const r = await api(path, init);
+        assert.ok(r.status < 500, `${r.status} ${r.text}`);
+      });
+    }
+    const token = await trusted(f);
+    const nul = "a\u0000b";
+    const named = AUTHENTICATED_ROUTES.filter((r) =>
+      r.body !== undefined && available(r) && !/\/(revoke|roll)$/.test(r.path)
+    );
+    for (const route of named) {
+      const body = route.feature === "api-keys" ? { name: nul, mode: "test" } : { name: nul };
+      await t.step(`NUL in a name: ${routeName(route)}`, async () => {
+        const headers: Record<string, string> = route.credential === "jwt"
+          ? { authorization: `Bearer ${token}` }
+          : { "x-api-key": f.keys.live.key };
+        const { path, init } = requestInit({ ...route, body }, ip, { headers, secrets: [] });
+        const r = await api(path, init);
+        assert.ok(r.status < 500, `${r.status} ${r.text}`);
+      });
+    }
+  },
+  KNOWN_5XX_BUGS,
+);
+
+test("matrix covers every route of the gateway table", () => {
+  const kinds = new Set(AUTHENTICATED_ROUTES.map((r) => `${r.credential} ${r.path.split("/")[2]}`));
+  for (const expected of ["api_key v1", "jwt me", "jwt vaults", "jwt keys"]) {
+    assert.ok(kinds.has(expected), `no ${expected} route in the matrix`);
+  }
+  if (!FEATURES["api-keys"]) {
+    console.log("matrix: /api/keys answers 404 Route not found: its steps are ignored");
+  }
+});
+
+test("matrix: close the database connection", async () => {
+  await closeDb();
+});
