@@ -12,7 +12,7 @@
  * @module
  */
 import type { Sql } from "./db/client.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, redact } from "./log.ts";
 
 /** One request, as logged. Never holds a credential. */
 export interface AuditRecord {
@@ -89,7 +89,8 @@ export function createAuditSink(options: AuditOptions): AuditSink {
       code: r.code ?? null,
       latency_ms: Math.round(r.latencyMs * 1000) / 1000,
       ip: r.ip ?? null,
-      user_agent: r.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
+      // Clients have put keys in their User-Agent; the log must never keep one.
+      user_agent: r.userAgent === undefined ? null : redact(r.userAgent.slice(0, MAX_USER_AGENT)),
       created_at: r.at,
     }));
     const keyIds = [

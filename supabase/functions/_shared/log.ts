@@ -14,10 +14,15 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
-  // API keys of either mode, whatever follows the prefix.
-  [/sk_(live|test)_[A-Za-z0-9_-]*/g, "sk_$1_[redacted]"],
-  // Compact JWS/JWT: three base64url segments, the first starting with '{"' encoded.
+  // API keys of either mode, whatever follows the prefix (an already redacted one stays as is).
+  [/sk_(live|test)_(?!\[redacted\])[A-Za-z0-9_-]*/g, "sk_$1_[redacted]"],
+  // Compact JWS/JWT: three base64url segments, the first starting with '{"' encoded...
   [/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g, "[redacted-jwt]"],
+  // ...or any three long base64url segments, whatever their header encodes to.
+  [/[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g, "[redacted-jwt]"],
+  // SHA-256 digests in base64 or base64url.
+  [/(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=/g, "[redacted-hash]"],
+  [/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, "[redacted-hash]"],
   // Bearer credentials of any shape.
   [/(bearer\s+)[^\s"',]+/gi, "$1[redacted]"],
   // SHA-256 digests in hex (key hashes) and their \x-escaped bytea form.

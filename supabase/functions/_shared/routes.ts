@@ -40,8 +40,15 @@ export function resolveGatewayPath(
 ): { route: GatewayRoute; functionPath: string } | undefined {
   for (const route of GATEWAY_ROUTES) {
     if (pathname === route.path || pathname.startsWith(route.path + "/")) {
-      const rest = pathname.slice(route.path.length);
-      return { route, functionPath: `/functions/v1/${route.function}${route.target}${rest}` };
+      const inner = route.target + pathname.slice(route.path.length);
+      // `/api/vaults/v1` must not reach the API-key routes that `/api/v1/vaults` maps to.
+      const shadowed = GATEWAY_ROUTES.some((other) =>
+        other !== route && other.function === route.function && other.target.length >
+          route.target.length &&
+        (inner === other.target || inner.startsWith(other.target + "/"))
+      );
+      if (shadowed) return undefined;
+      return { route, functionPath: `/functions/v1/${route.function}${inner}` };
     }
   }
   return undefined;

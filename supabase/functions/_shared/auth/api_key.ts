@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { hashApiKey, type KeyMode, parseApiKey } from "./key_format.ts";
+import { hashApiKey, KEY_PREFIX, type KeyMode, parseApiKey } from "./key_format.ts";
 import type { AuthResult, KeyPrincipal, Scope } from "./principal.ts";
 import { ipInAnyCidr } from "../http/ip.ts";
 import { BoundedCache } from "../cache.ts";
@@ -76,6 +76,8 @@ export type KeyAuthResult = AuthResult<KeyPrincipal> & {
 export interface KeyAuthenticator {
   authenticate(raw: string | null, clientIp: string | undefined): Promise<KeyAuthResult>;
 }
+
+const hasKeyPrefix = (v: string) => v.startsWith(KEY_PREFIX.live) || v.startsWith(KEY_PREFIX.test);
 
 /** Keys longer than this are refused before any parsing. */
 const MAX_KEY_LENGTH = 256;
@@ -144,8 +146,12 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
     async authenticate(raw, clientIp) {
       const presented = raw?.trim() ?? "";
       if (presented === "") return { ok: false, code: "MISSING_API_KEY" };
-      if (presented.length > MAX_KEY_LENGTH) return { ok: false, code: "INVALID_API_KEY" };
-      const parsed = await parseApiKey(presented);
+      const parsed = presented.length > MAX_KEY_LENGTH
+        ? {
+          ok: false as const,
+          reason: hasKeyPrefix(presented) ? "invalid" as const : "format" as const,
+        }
+        : await parseApiKey(presented);
       if (!parsed.ok) {
         return {
           ok: false,

@@ -246,11 +246,14 @@ async function pipeline(
   };
   const limited = (decision: Decision, jwtRoute: boolean): Outcome => {
     const seconds = retryAfter(decision, now());
-    return errorOutcome("RATE_LIMIT_EXCEEDED", decision, {
+    const o = errorOutcome("RATE_LIMIT_EXCEEDED", decision, {
       message: `Rate limit exceeded. Try again in ${seconds} seconds.`,
       extra: { retry_after: seconds },
       jwtRoute,
     });
+    // One clock reading for header and body, so they never differ across a second boundary.
+    o.response.headers.set("Retry-After", String(seconds));
+    return o;
   };
   const failClosed = (d: Decision) => d.degraded && s.config.rateLimit.failMode === "closed";
 
@@ -299,8 +302,19 @@ async function pipeline(
       );
       decision = d;
       if (!confirmed) {
+        // The key changed since it was cached: look it up again. If it is still valid but its
+        // limits changed, the decision made under the old limits is given back and redone.
         result = await auth();
-        if (!result.ok && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
+        const fresh = result.ok ? windowsOf(result.principal) : undefined;
+        const sameLimits = fresh !== undefined && fresh.identifier === identifier &&
+          JSON.stringify(fresh.windows) === JSON.stringify(windows);
+        if (!sameLimits && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
+        if (fresh && !sameLimits) {
+          decision = await pc.timing.measure(
+            "rl",
+            () => s.limiter.check(fresh.scope, fresh.identifier, fresh.windows),
+          );
+        }
       }
     }
     if (!result.ok) {

@@ -6,16 +6,21 @@
  */
 import type { z } from "zod";
 import { ApiError } from "./errors.ts";
+import { redact } from "../log.ts";
 
 /** Largest JSON body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 function details(error: z.ZodError): Array<{ path: string; message: string }> {
   return error.issues.flatMap((issue) => {
-    const at = issue.path.map(String);
+    // Field names come from the client; one that is a credential is not echoed back.
+    const at = issue.path.map((p) => redact(String(p)));
     // An unknown field is reported at its own path, so clients see which one to remove.
     if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => ({ path: [...at, k].join("."), message: "unknown field" }));
+      return issue.keys.map((k) => ({
+        path: [...at, redact(k)].join("."),
+        message: "unknown field",
+      }));
     }
     return [{ path: at.join(".") || "(root)", message: issue.message }];
   });
@@ -35,9 +40,10 @@ export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S
   const raw: Record<string, string> = {};
   for (const [name, value] of url.searchParams) {
     if (name in raw) {
+      const path = redact(name);
       throw new ApiError("VALIDATION_FAILED", {
-        message: `Invalid query: ${name}: must appear once`,
-        extra: { details: [{ path: name, message: "must appear once" }] },
+        message: `Invalid query: ${path}: must appear once`,
+        extra: { details: [{ path, message: "must appear once" }] },
       });
     }
     raw[name] = value;
