@@ -17,6 +17,7 @@ import {
   setUserTier,
   tokenIssuer,
 } from "./ops.ts";
+import { setKeyTier } from "./keys.ts";
 import {
   emailSchema,
   expirySchema,
@@ -62,6 +63,30 @@ export interface Command {
   run: (sql: postgres.Sql, args: string[], values: Values) => Promise<string[]>;
   /** Checks made before connecting. */
   validate?: (args: string[], values: Values) => void;
+  /**
+   * The command's lines of the usage text: its synopsis, then what it does from column 44
+   * (on the synopsis line when it fits, else on the lines below).
+   */
+  help: readonly string[];
+}
+
+/** Where the description column of the usage text starts (after two spaces of indent). */
+const HELP_COLUMN = 41;
+
+/** Lays out a synopsis and its description lines in the usage text's two columns. */
+function helpLines(synopsis: string | readonly string[], ...text: string[]): string[] {
+  const lines = typeof synopsis === "string" ? [synopsis] : [...synopsis];
+  const last = lines.length - 1;
+  const pad = " ".repeat(HELP_COLUMN);
+  const out = lines.map((l) => `  ${l}`);
+  const [first, ...rest] = text;
+  if (first !== undefined && (lines[last] ?? "").length < HELP_COLUMN) {
+    out[last] = `  ${(lines[last] ?? "").padEnd(HELP_COLUMN)}${first}`;
+  } else if (first !== undefined) {
+    out.push(`  ${pad}${first}`);
+  }
+  for (const line of rest) out.push(`  ${pad}${line}`);
+  return out;
 }
 
 const hint = (text: string) => console.error(text);
@@ -73,6 +98,7 @@ export const COMMANDS: Record<string, Command> = {
   "user create": {
     args: ["email"],
     options: [],
+    help: helpLines("user create <email>", "create a user (or reuse it); prints its id"),
     validate: ([email]) => parseOr(emailSchema, email, "email"),
     run: async (sql, [email]) => {
       const user = await createUser(sql, email ?? "");
@@ -83,19 +109,30 @@ export const COMMANDS: Record<string, Command> = {
   "user tier": {
     args: ["email", "tier"],
     options: [],
+    help: helpLines(
+      "user tier <email> <tier>",
+      "set the account's tier and move its existing",
+      "non-revoked keys to it too (an upgrade applies",
+      "to keys already issued, from their next request)",
+    ),
     validate: ([email, tier]) => {
       parseOr(emailSchema, email, "email");
       parseOr(tierNameSchema, tier, "tier");
     },
     run: async (sql, [email, tier]) => {
       const set = await setUserTier(sql, email ?? "", tier ?? "");
-      hint(`tier of ${email} is now ${set.name}`);
+      const keys = set.keysMoved === 1 ? "1 key" : `${set.keysMoved} keys`;
+      hint(`tier of ${email} is now ${set.name}; ${keys} moved to it`);
       return [];
     },
   },
   "token": {
     args: ["email"],
     options: ["ttl"],
+    help: helpLines(
+      "token <email> [--ttl <seconds>]",
+      "print an access token (negative ttl: expired)",
+    ),
     validate: ([email], values) => {
       parseOr(emailSchema, email, "email");
       parseOr(ttlSchema, opt(values, "ttl") ?? 3600, "--ttl");
@@ -114,6 +151,13 @@ export const COMMANDS: Record<string, Command> = {
     args: [],
     options: ["email", "tier", "mode", "name", "scopes", "expires-at", "ip-allowlist"],
     required: ["email", "tier", "mode"],
+    help: helpLines(
+      [
+        "key create --email <e> --tier <t> --mode <live|test> [--name <n>]",
+        "           [--scopes read,write,delete] [--expires-at <iso8601>] [--ip-allowlist cidr,...]",
+      ],
+      "prints the key id, then the key (shown once)",
+    ),
     validate: (_, values) => void keyOptions(values),
     run: async (sql, _, values) => {
       const options = keyOptions(values);
@@ -126,6 +170,14 @@ export const COMMANDS: Record<string, Command> = {
   "key status": {
     args: ["key-id", "status"],
     options: [],
+    help: helpLines(
+      "key status <key-id> <active|revoked|suspended|expired>",
+      'suspended: suspend the key (refused with "API key',
+      '  is suspended" until reactivated)',
+      "active: reactivate a suspended key (an instance",
+      "  that just refused it may do so for up to 10 s)",
+      "revoked / expired: end the key; prints its id",
+    ),
     validate: ([id, status]) => {
       parseOr(ulidSchema, id, "key id");
       parseOr(statusSchema, status, "status");
@@ -137,6 +189,7 @@ export const COMMANDS: Record<string, Command> = {
   "key expire-at": {
     args: ["key-id", "expiry"],
     options: [],
+    help: helpLines("key expire-at <key-id> <iso8601|never>", "set or clear the key's expiry"),
     validate: ([id, expiry]) => {
       parseOr(ulidSchema, id, "key id");
       parseOr(expirySchema, expiry, "expiry");
@@ -145,10 +198,25 @@ export const COMMANDS: Record<string, Command> = {
       await setKeyExpiry(sql, id ?? "", parseOr(expirySchema, expiry, "expiry")),
     ],
   },
+  "key tier": {
+    args: ["key-id", "tier"],
+    options: [],
+    help: helpLines(
+      "key tier <key-id> <tier>",
+      "move one key to another tier (its limits change",
+      "from its next request); prints its id",
+    ),
+    validate: ([id, tier]) => {
+      parseOr(ulidSchema, id, "key id");
+      parseOr(tierNameSchema, tier, "tier");
+    },
+    run: async (sql, [id, tier]) => [await setKeyTier(sql, id ?? "", tier ?? "")],
+  },
   "key list": {
     args: [],
     options: ["email"],
     required: ["email"],
+    help: helpLines("key list --email <e>", "id name mode status start tier expires_at (tabs)"),
     validate: (_, values) => parseOr(emailSchema, opt(values, "email"), "--email"),
     run: async (sql, _, values) => {
       const keys = await listKeys(sql, opt(values, "email") ?? "");
@@ -171,12 +239,16 @@ export const COMMANDS: Record<string, Command> = {
     args: ["name"],
     options: ["per-minute", "per-day", "test-per-minute", "test-per-day"],
     required: ["per-minute", "per-day"],
+    help: helpLines(
+      "tier create <name> --per-minute N --per-day N [--test-per-minute N] [--test-per-day N]",
+    ),
     validate: ([name], values) => void tierOptions(name, values),
     run: async (sql, [name], values) => [(await createTier(sql, tierOptions(name, values))).id],
   },
   "tier list": {
     args: [],
     options: [],
+    help: helpLines("tier list", "id name per-minute per-day test-per-minute test-per-day"),
     run: async (sql) =>
       (await listTiers(sql)).map((t) =>
         [
@@ -191,6 +263,11 @@ export const COMMANDS: Record<string, Command> = {
       ),
   },
 };
+
+/** The commands' part of the usage text, one command after another. */
+export function commandsHelp(): string {
+  return Object.values(COMMANDS).flatMap((c) => c.help).join("\n");
+}
 
 function keyOptions(values: Values) {
   const name = opt(values, "name");

@@ -1,6 +1,7 @@
 /**
  * API-key operations for operators: create keys (only `start` and the SHA-256 are stored),
- * change their status and expiry, list them. Run as `postgres`, these writes bypass RLS and
+ * change their status, expiry and tier, list them. Every change is announced to running
+ * instances (`announceKeyChange`). Run as `postgres`, these writes bypass RLS and
  * the guard trigger's user rules on purpose.
  *
  * @module
@@ -132,6 +133,25 @@ export async function setKeyExpiry(
   }
   const [row] = await sql<{ id: string }[]>`
     update public.api_keys set expires_at = ${expiresAt} where id = ${id} returning id`;
+  if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
+  await announceKeyChange();
+  return row.id;
+}
+
+/**
+ * Moves a key to another tier and announces it, so that instances holding the key in cache
+ * look it up again and apply the new tier's limits from its next request. An
+ * {@link AdminError} (exit 2) if the key or the tier is unknown. Returns the key's id.
+ */
+export async function setKeyTier(
+  sql: Queryable,
+  keyId: string,
+  tierName: string,
+): Promise<string> {
+  const id = parseOr(ulidSchema, keyId, "key id");
+  const tier = await findTier(sql, tierName);
+  const [row] = await sql<{ id: string }[]>`
+    update public.api_keys set tier_id = ${tier.id} where id = ${id} returning id`;
   if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
   await announceKeyChange();
   return row.id;

@@ -1,5 +1,6 @@
 /**
- * User operations: create users in `auth.users`, set their tier, mint their access tokens.
+ * User operations: create users in `auth.users`, set their tier (and their keys'), mint their
+ * access tokens.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import type { Queryable } from "./db.ts";
 import { AdminError } from "./errors.ts";
 import { emailSchema, parseOr, ttlSchema } from "./schemas.ts";
 import { findTier, type Tier } from "./tiers.ts";
+import { announceKeyChange } from "./epoch.ts";
 
 /** A user of `auth.users`. */
 export interface User {
@@ -51,14 +53,40 @@ export async function findUser(sql: Queryable, email: string): Promise<Omit<User
   return { id: row.id, email: address };
 }
 
-/** Sets the account tier of an existing user (creating the account row if it is missing). */
-export async function setUserTier(sql: Queryable, email: string, tierName: string): Promise<Tier> {
+/** A tier change: the new tier, and how many of the user's keys moved to it. */
+export interface TierChange extends Tier {
+  /** Non-revoked keys that were on another tier and now are on this one. */
+  keysMoved: number;
+}
+
+/**
+ * Sets the account tier of an existing user (creating the account row if it is missing) and
+ * moves the user's existing non-revoked keys to it, so an upgrade (or a downgrade) applies to
+ * keys already issued, not only to new ones. Revoked keys keep their tier as a record. The
+ * change is announced, so cached keys take the new limits on their next request.
+ */
+export async function setUserTier(
+  sql: Queryable,
+  email: string,
+  tierName: string,
+): Promise<TierChange> {
   const user = await findUser(sql, email);
   const tier = await findTier(sql, tierName);
-  await sql`
-    insert into public.accounts (user_id, tier_id) values (${user.id}, ${tier.id})
-    on conflict (user_id) do update set tier_id = excluded.tier_id, updated_at = now()`;
-  return tier;
+  // One statement, so that the account and its keys never disagree about the tier.
+  const [row] = await sql<{ moved: number }[]>`
+    with account as (
+      insert into public.accounts (user_id, tier_id) values (${user.id}, ${tier.id})
+      on conflict (user_id) do update set tier_id = excluded.tier_id, updated_at = now()
+      returning user_id
+    ), moved as (
+      update public.api_keys set tier_id = ${tier.id}
+      where user_id = ${user.id} and status <> 'revoked' and tier_id <> ${tier.id}
+      returning id
+    )
+    select (select count(*) from moved)::int as moved, (select count(*) from account) as accounts`;
+  const keysMoved = row?.moved ?? 0;
+  if (keysMoved > 0) await announceKeyChange();
+  return { ...tier, keysMoved };
 }
 
 /**
