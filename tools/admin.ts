@@ -8,22 +8,12 @@
 import { parseArgs } from "node:util";
 import type postgres from "postgres";
 import { loadLocalEnv } from "./local_env.ts";
-import { COMMANDS, VALUE_OPTIONS, type Values } from "./admin/commands.ts";
+import { COMMANDS, commandsHelp, VALUE_OPTIONS, type Values } from "./admin/commands.ts";
 import { AdminError, connect, describeError, resolveDbUrl } from "./admin/ops.ts";
 
 const USAGE = `usage: deno task admin <command> [--db-url <url>]
 
-  user create <email>                      create a user (or reuse it); prints its id
-  user tier <email> <tier>                 set the account's tier
-  token <email> [--ttl <seconds>]          print an access token (negative ttl: expired)
-  key create --email <e> --tier <t> --mode <live|test> [--name <n>]
-             [--scopes read,write,delete] [--expires-at <iso8601>] [--ip-allowlist cidr,...]
-                                           prints the key id, then the key (shown once)
-  key status <key-id> <active|revoked|suspended|expired>
-  key expire-at <key-id> <iso8601|never>
-  key list --email <e>                     id name mode status start tier expires_at (tabs)
-  tier create <name> --per-minute N --per-day N [--test-per-minute N] [--test-per-day N]
-  tier list                                id name per-minute per-day test-per-minute test-per-day
+${commandsHelp()}
 
 The database is SUPABASE_DB_URL (or .local/<TORVUS_PROFILE>.env) unless --db-url is given.
 Exit codes: 0 ok, 2 bad input or unknown user/tier/key, 1 database or other failure.`;

@@ -14,6 +14,7 @@ export {
   type MintedToken,
   mintTokenFor,
   setUserTier,
+  type TierChange,
   tokenIssuer,
   type User,
 } from "./users.ts";
@@ -27,4 +28,5 @@ export {
   listKeys,
   setKeyExpiry,
   setKeyStatus,
+  setKeyTier,
 } from "./keys.ts";

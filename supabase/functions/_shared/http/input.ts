@@ -93,9 +93,48 @@ async function parseBody<S extends z.ZodType>(
   } catch {
     throw new ApiError("INVALID_JSON");
   }
+  const nul = nulPath(value);
+  if (nul !== undefined) {
+    const path = nul.map((p) => redact(String(p))).join(".") || "(root)";
+    throw new ApiError("VALIDATION_FAILED", {
+      message: `Invalid body: ${path}: must not contain NUL characters`,
+      extra: { details: [{ path, message: "must not contain NUL characters" }] },
+    });
+  }
   const result = schema.safeParse(value);
   if (!result.success) throw validationError(result.error, "body");
   return result.data;
+}
+
+/**
+ * The path of the first string (or object key) holding U+0000, which PostgreSQL text cannot
+ * store. Iterative, so a deeply nested body cannot exhaust the stack.
+ */
+function nulPath(root: unknown): Array<string | number> | undefined {
+  interface Link {
+    key: string | number;
+    parent: Link | undefined;
+  }
+  const pathOf = (link: Link | undefined) => {
+    const out: Array<string | number> = [];
+    for (let l = link; l; l = l.parent) out.unshift(l.key);
+    return out;
+  };
+  const stack: Array<[unknown, Link | undefined]> = [[root, undefined]];
+  while (stack.length > 0) {
+    const [value, link] = stack.pop()!;
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) return pathOf(link);
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => stack.push([v, { key: i, parent: link }]));
+    } else if (value !== null && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) {
+        if (k.includes("\u0000")) return pathOf({ key: k, parent: link });
+        stack.push([v, { key: k, parent: link }]);
+      }
+    }
+  }
+  return undefined;
 }
 
 async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
