@@ -27,6 +27,7 @@ import { handler as v1Test } from "../supabase/functions/v1-test/handler.ts";
 import { handler as me } from "../supabase/functions/me/handler.ts";
 import { handler as vaults } from "../supabase/functions/vaults/handler.ts";
 import { handler as apiKeys } from "../supabase/functions/api-keys/handler.ts";
+import { handler as openapi } from "../supabase/functions/openapi/handler.ts";
 
 const HANDLERS: Partial<Record<FunctionName, Handler>> = {
   health,
@@ -34,6 +35,7 @@ const HANDLERS: Partial<Record<FunctionName, Handler>> = {
   me,
   vaults,
   "api-keys": apiKeys,
+  openapi,
 };
 
 // Paths no function owns still get the API's 404, headers and rate limit.

@@ -27,6 +27,10 @@ const schema = z.object({
   SUPABASE_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   SUPABASE_JWT_ISSUER: url.optional(),
   SUPABASE_JWKS_URL: url.optional(),
+  // Hosted Supabase reserves secret names starting with SUPABASE_, so deployments set these.
+  TORVUS_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  TORVUS_JWT_ISSUER: url.optional(),
+  TORVUS_JWKS_URL: url.optional(),
   UPSTASH_REDIS_REST_URL: url,
   UPSTASH_REDIS_REST_TOKEN: z.string().min(16, "must be at least 16 characters"),
   TORVUS_KEY_MODES: z.string().default("live,test").transform((v, ctx) => {
@@ -46,6 +50,14 @@ const schema = z.object({
   TORVUS_DB_PREPARE: bool.default(true),
   TORVUS_DB_TIMEOUT_MS: intIn(100, 60_000).default(5000),
   TORVUS_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // Error tracking; off unless a DSN is set.
+  SENTRY_DSN: url.refine((v) => {
+    const dsn = URL.parse(v);
+    return dsn !== null && dsn.username !== "" && /^\/(.*\/)?\d+$/.test(dsn.pathname);
+  }, "must be a Sentry DSN: https://<public key>@<host>/<project id>").optional(),
+  SENTRY_ENVIRONMENT: z.string().regex(/^[^\s/]{1,64}$/).default("production"),
+  SENTRY_RELEASE: z.string().regex(/^[^\s/]{1,200}$/).optional(),
+  SENTRY_TRACES_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0),
 });
 
 /** The validated configuration. */
@@ -65,6 +77,10 @@ export interface Config {
   trustProxy: boolean;
   db: { poolMax: number; prepare: boolean; timeoutMs: number };
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Error tracking, when `SENTRY_DSN` is set. */
+  sentry:
+    | { dsn: string; environment: string; release: string | undefined; tracesSampleRate: number }
+    | undefined;
 }
 
 /** Raised when the environment does not hold a valid configuration. */
@@ -88,10 +104,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     supabaseUrl: base,
     dbUrl: e.SUPABASE_DB_URL,
     jwt: {
-      issuer: e.SUPABASE_JWT_ISSUER ?? `${base}/auth/v1`,
+      issuer: e.TORVUS_JWT_ISSUER ?? e.SUPABASE_JWT_ISSUER ?? `${base}/auth/v1`,
       audience: "authenticated",
-      jwksUrl: e.SUPABASE_JWKS_URL ?? `${base}/auth/v1/.well-known/jwks.json`,
-      hsSecret: e.SUPABASE_JWT_SECRET,
+      jwksUrl: e.TORVUS_JWKS_URL ?? e.SUPABASE_JWKS_URL ?? `${base}/auth/v1/.well-known/jwks.json`,
+      hsSecret: e.TORVUS_JWT_SECRET ?? e.SUPABASE_JWT_SECRET,
       jwksCooldownMs: e.TORVUS_JWKS_COOLDOWN_MS,
     },
     redis: {
@@ -108,6 +124,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       timeoutMs: e.TORVUS_DB_TIMEOUT_MS,
     },
     logLevel: e.TORVUS_LOG_LEVEL,
+    sentry: e.SENTRY_DSN === undefined ? undefined : {
+      dsn: e.SENTRY_DSN,
+      environment: e.SENTRY_ENVIRONMENT,
+      release: e.SENTRY_RELEASE,
+      tracesSampleRate: e.SENTRY_TRACES_SAMPLE_RATE,
+    },
   };
 }
 

@@ -40,7 +40,8 @@ export function resolveGatewayPath(
 ): { route: GatewayRoute; functionPath: string } | undefined {
   for (const route of GATEWAY_ROUTES) {
     if (pathname === route.path || pathname.startsWith(route.path + "/")) {
-      const inner = route.target + pathname.slice(route.path.length);
+      // Empty segments are collapsed first: `/api/vaults//v1` is `/api/vaults/v1` to a router.
+      const inner = (route.target + pathname.slice(route.path.length)).replace(/\/{2,}/g, "/");
       // `/api/vaults/v1` must not reach the API-key routes that `/api/v1/vaults` maps to.
       const shadowed = GATEWAY_ROUTES.some((other) =>
         other !== route && other.function === route.function && other.target.length >

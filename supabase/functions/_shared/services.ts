@@ -16,6 +16,7 @@ import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
 import { log, setLogLevel } from "./log.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
+import { createSentryReporter } from "./observability/sentry.ts";
 
 /** Everything a request needs beyond itself. */
 export interface Services {
@@ -83,7 +84,7 @@ export function buildServices(config: Config): Services {
       onError: (error) => log.warn("rate limiter unavailable", { err: error }),
     }),
     audit: createAuditSink({ sql, log }),
-    reporter: noopReporter,
+    reporter: config.sentry ? createSentryReporter({ ...config.sentry, background }) : noopReporter,
     background,
   };
 }
@@ -108,6 +109,7 @@ export async function shutdownServices(): Promise<void> {
   if (!current) return;
   const s = current;
   await Promise.allSettled([...inFlight]);
+  await s.reporter.flush();
   await s.audit.close();
   await s.sql.end({ timeout: 5 });
 }

@@ -12,12 +12,25 @@
  *
  * @module
  */
-import { defineFunction, type RequestContext, userOf } from "../_shared/http/app.ts";
-import { json } from "../_shared/http/respond.ts";
+import type { z } from "zod";
+import {
+  defineFunction,
+  type RequestContext,
+  type RouteSpec,
+  userOf,
+} from "../_shared/http/app.ts";
+import {
+  ApiKeySchema,
+  CreatedKeySchema,
+  KeyListSchema,
+  RolledKeySchema,
+} from "../_shared/schemas/keys.ts";
+import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { parseQuery, readJson, readOptionalJson } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
+import type { Scope } from "../_shared/auth/principal.ts";
 import { CreateKey, expiryOf, ListKeys, RollKey } from "./schemas.ts";
 
 /** Most active keys one user may hold. */
@@ -30,7 +43,7 @@ interface KeyRow {
   name: string;
   mode: "live" | "test";
   start: string;
-  scopes: string[];
+  scopes: Scope[];
   status: "active" | "revoked" | "suspended" | "expired";
   tier_id: string;
   expires_at: Date | null;
@@ -48,7 +61,7 @@ const COLUMNS = "id, name, mode, start, scopes, status, tier_id, expires_at, las
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 /** A key's metadata as the API shows it; `status` is `expired` once `expires_at` has passed. */
-function present(row: KeyRow, now = Date.now()) {
+function present(row: KeyRow, now = Date.now()): z.input<typeof ApiKeySchema> {
   const lapsed = row.status === "active" && row.expires_at !== null &&
     row.expires_at.getTime() <= now;
   return {
@@ -106,7 +119,7 @@ async function list(ctx: RequestContext): Promise<Response> {
       order by created_at desc, id desc
       limit ${q.limit} offset ${q.offset}`,
   );
-  return json({
+  return respond(KeyListSchema, {
     data: rows.map((r) => present(r)),
     pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
   });
@@ -119,7 +132,7 @@ async function get(ctx: RequestContext): Promise<Response> {
     (tx) => tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys where id = ${id}`,
   );
   if (!row) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-  return json(present(row));
+  return respond(ApiKeySchema, present(row));
 }
 
 async function create(ctx: RequestContext): Promise<Response> {
@@ -138,7 +151,7 @@ async function create(ctx: RequestContext): Promise<Response> {
       returning ${tx.unsafe(COLUMNS)}`;
     return inserted!;
   });
-  return json({ ...present(row), key: generated.key }, 201);
+  return respond(CreatedKeySchema, { ...present(row), key: generated.key }, 201);
 }
 
 /**
@@ -167,7 +180,7 @@ async function revoke(ctx: RequestContext): Promise<Response> {
     return updated!;
   });
   await announce(ctx);
-  return json(present(row));
+  return respond(ApiKeySchema, present(row));
 }
 
 async function roll(ctx: RequestContext): Promise<Response> {
@@ -195,17 +208,20 @@ async function roll(ctx: RequestContext): Promise<Response> {
     return { created: created!, previous: previous!, key: generated.key };
   });
   await announce(ctx);
-  return json({
+  return respond(RolledKeySchema, {
     ...present(result.created),
     key: result.key,
     previous_key: present(result.previous),
   }, 201);
 }
 
-/** The api-keys function's handler. */
-export const handler = defineFunction("api-keys", [
+/** The api-keys function's routes. */
+export const routes: readonly RouteSpec[] = [
   { path: "/", auth: "jwt", methods: { GET: { handler: list }, POST: { handler: create } } },
   { path: "/:id", auth: "jwt", methods: { GET: { handler: get } } },
   { path: "/:id/revoke", auth: "jwt", methods: { POST: { handler: revoke } } },
   { path: "/:id/roll", auth: "jwt", methods: { POST: { handler: roll } } },
-]);
+];
+
+/** The api-keys function's handler. */
+export const handler = defineFunction("api-keys", routes);

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { defineFunction, type RequestContext } from "../_shared/http/app.ts";
-import { json } from "../_shared/http/respond.ts";
+import { defineFunction, type RequestContext, type RouteSpec } from "../_shared/http/app.ts";
+import { HealthOkSchema, HealthUnavailableSchema } from "../_shared/schemas/health.ts";
+import { respond } from "../_shared/schemas/respond.ts";
 import { API_VERSION } from "../_shared/config.ts";
 import { withTimeout } from "../_shared/redis.ts";
 
@@ -43,26 +44,24 @@ async function health(ctx: RequestContext): Promise<Response> {
     check("redis", () => redis.ping()),
   ]);
   const checks = { database, redis: redisCheck };
-  const failed = Object.entries(checks).filter(([, c]) => c.status !== "ok").map(([n]) => n);
-  const body = {
-    status: failed.length === 0 ? "ok" : "unavailable",
-    version: API_VERSION,
-    timestamp: new Date().toISOString(),
-    checks,
-    ...(failed.length > 0
-      ? {
-        error: "service_unavailable",
-        code: "DEPENDENCY_UNAVAILABLE",
-        message: `Unavailable: ${failed.join(", ")}`,
-        failed,
-        request_id: ctx.requestId,
-      }
-      : {}),
-  };
-  return json(body, failed.length === 0 ? 200 : 503);
+  const failed = (["database", "redis"] as const).filter((n) => checks[n].status !== "ok");
+  const base = { version: API_VERSION, timestamp: new Date().toISOString(), checks };
+  if (failed.length === 0) return respond(HealthOkSchema, { status: "ok", ...base });
+  return respond(HealthUnavailableSchema, {
+    status: "unavailable",
+    ...base,
+    error: "service_unavailable",
+    code: "DEPENDENCY_UNAVAILABLE",
+    message: `Unavailable: ${failed.join(", ")}`,
+    failed,
+    request_id: ctx.requestId,
+  }, 503);
 }
 
-/** The health function's handler. */
-export const handler = defineFunction("health", [
+/** The health function's routes. */
+export const routes: readonly RouteSpec[] = [
   { path: "/", auth: "none", methods: { GET: { handler: health } } },
-]);
+];
+
+/** The health function's handler. */
+export const handler = defineFunction("health", routes);

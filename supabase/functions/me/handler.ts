@@ -4,8 +4,14 @@
  *
  * @module
  */
-import { defineFunction, type RequestContext, userOf } from "../_shared/http/app.ts";
-import { json } from "../_shared/http/respond.ts";
+import {
+  defineFunction,
+  type RequestContext,
+  type RouteSpec,
+  userOf,
+} from "../_shared/http/app.ts";
+import { MeSchema } from "../_shared/schemas/identity.ts";
+import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { asCaller } from "../_shared/db/client.ts";
 
@@ -28,10 +34,17 @@ async function me(ctx: RequestContext): Promise<Response> {
   );
   const row = rows[0];
   if (!row) throw new ApiError("NOT_FOUND", { message: "User not found" });
-  return json({ id: row.id, email: row.email, created_at: row.created_at.toISOString() });
+  return respond(MeSchema, {
+    id: row.id,
+    email: row.email,
+    created_at: row.created_at.toISOString(),
+  });
 }
 
-/** The me function's handler. */
-export const handler = defineFunction("me", [
+/** The me function's routes. */
+export const routes: readonly RouteSpec[] = [
   { path: "/", auth: "jwt", methods: { GET: { handler: me } } },
-]);
+];
+
+/** The me function's handler. */
+export const handler = defineFunction("me", routes);

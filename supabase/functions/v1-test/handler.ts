@@ -5,12 +5,13 @@
  *
  * @module
  */
-import { defineFunction, keyOf, type RequestContext } from "../_shared/http/app.ts";
-import { json } from "../_shared/http/respond.ts";
+import { defineFunction, keyOf, type RequestContext, type RouteSpec } from "../_shared/http/app.ts";
+import { V1TestSchema } from "../_shared/schemas/identity.ts";
+import { respond } from "../_shared/schemas/respond.ts";
 
 function test(ctx: RequestContext): Promise<Response> {
   const key = keyOf(ctx);
-  return Promise.resolve(json({
+  return Promise.resolve(respond(V1TestSchema, {
     success: true,
     message: "Authentication successful",
     key_info: {
@@ -27,7 +28,10 @@ function test(ctx: RequestContext): Promise<Response> {
   }));
 }
 
-/** The v1-test function's handler. */
-export const handler = defineFunction("v1-test", [
+/** The v1-test function's routes. */
+export const routes: readonly RouteSpec[] = [
   { path: "/", auth: "api_key", methods: { GET: { handler: test } } },
-]);
+];
+
+/** The v1-test function's handler. */
+export const handler = defineFunction("v1-test", routes);

@@ -14,7 +14,8 @@ import {
   type RequestContext,
   type RouteSpec,
 } from "../_shared/http/app.ts";
-import { json } from "../_shared/http/respond.ts";
+import { VaultListSchema, VaultSchema } from "../_shared/schemas/vaults.ts";
+import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { parseQuery, readJson } from "../_shared/http/input.ts";
 import { asCaller, type Tx } from "../_shared/db/client.ts";
@@ -60,7 +61,7 @@ interface VaultRow {
 
 const COLUMNS = "id, name, description, tags, status, mode, created_at, updated_at";
 
-function present(row: VaultRow) {
+function present(row: VaultRow): z.input<typeof VaultSchema> {
   return {
     id: row.id,
     name: row.name,
@@ -100,7 +101,7 @@ async function list(ctx: RequestContext): Promise<Response> {
   const total = rows[0]?.total !== undefined
     ? Number(rows[0].total)
     : await countAll(ctx, q.status);
-  return json({
+  return respond(VaultListSchema, {
     data: rows.map(present),
     pagination: { limit: q.limit, offset: q.offset, total },
   });
@@ -124,7 +125,7 @@ async function create(ctx: RequestContext): Promise<Response> {
       values (${body.name}, ${body.description ?? null}, ${body.tags})
       returning ${tx.unsafe(COLUMNS)}`,
   );
-  return json(present(row!), 201);
+  return respond(VaultSchema, present(row!), 201);
 }
 
 async function get(ctx: RequestContext): Promise<Response> {
@@ -134,7 +135,7 @@ async function get(ctx: RequestContext): Promise<Response> {
     (tx) => tx<VaultRow[]>`select ${tx.unsafe(COLUMNS)} from public.vaults where id = ${id}`,
   );
   if (!row) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
-  return json(present(row));
+  return respond(VaultSchema, present(row));
 }
 
 async function update(ctx: RequestContext): Promise<Response> {
@@ -149,7 +150,7 @@ async function update(ctx: RequestContext): Promise<Response> {
       returning ${tx.unsafe(COLUMNS)}`,
   );
   if (!row) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
-  return json(present(row));
+  return respond(VaultSchema, present(row));
 }
 
 async function remove(ctx: RequestContext): Promise<Response> {

@@ -146,15 +146,30 @@ export function defineFunction(
     let ip: string | undefined;
     let jwtRoute = false;
     let internalError: unknown;
+    // Who the request acts for, once known: kept for the log line, the audit record and the
+    // error report even when the handler throws.
+    let principal: Principal | undefined;
     try {
       s = services();
       const peer = info?.remoteAddr?.transport === "tcp" ? info.remoteAddr.hostname : undefined;
       ip = clientIp(req.headers, peer, s.config.trustProxy);
       const match = matchRoute(compiled, functionPath(url.pathname, name));
       jwtRoute = match?.route.spec.auth === "jwt";
-      outcome = await pipeline(req, url, s, match, { requestId, ip, timing, log: reqLog });
+      outcome = await pipeline(req, url, s, match, {
+        requestId,
+        ip,
+        timing,
+        log: reqLog,
+        authenticated: (p) => {
+          principal = p;
+        },
+      });
     } catch (error) {
-      outcome = { response: failure(error, requestId, reqLog, jwtRoute), code: codeOf(error) };
+      outcome = {
+        response: failure(error, requestId, reqLog, jwtRoute),
+        code: codeOf(error),
+        principal,
+      };
       if (outcome.code === "INTERNAL_ERROR") internalError = error;
     }
     const { response } = outcome;
@@ -222,6 +237,8 @@ interface PipelineContext {
   ip: string | undefined;
   timing: Timing;
   log: Logger;
+  /** Told the principal as soon as authentication succeeds. */
+  authenticated: (principal: Principal) => void;
 }
 
 async function pipeline(
@@ -275,7 +292,10 @@ async function pipeline(
     });
     return { response: new Response(null, { status: 204, headers }) };
   }
-  const operation = route.spec.methods[req.method as Method];
+  // Own properties only: a method named "constructor" or "valueOf" is not an operation.
+  const operation = Object.hasOwn(route.spec.methods, req.method)
+    ? route.spec.methods[req.method as Method]
+    : undefined;
   if (!operation) {
     // Answered before authentication, so it counts as an unauthenticated request.
     const d = await anonymousLimit();
@@ -338,6 +358,7 @@ async function pipeline(
       return { ...o, refused: { keyId: result.keyId, userId: result.userId } };
     }
     principal = result.principal;
+    pc.authenticated(principal);
   }
 
   decision ??= await anonymousLimit();

@@ -1,0 +1,39 @@
+/**
+ * Building blocks shared by the response schemas: identifiers, timestamps and pagination.
+ *
+ * The response schemas are the single source of each body's shape: handlers type what they
+ * answer against them (see `respond.ts`) and the OpenAPI document is generated from them. They
+ * are never run on the request path; only the test suite validates real answers against the
+ * document.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** A ULID as the database generates it (Crockford base32, upper case). */
+export const Ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/).meta({
+  description: "A ULID (26 characters, Crockford base32)",
+  examples: ["01JBG7XKQM9F3Y8W2Z5N4P1R6T"],
+});
+
+/** A UUID (users, vaults, request ids). */
+export const Uuid = z.uuid();
+
+/** The request id of the answer, equal to its `X-Request-ID` header. */
+export const RequestId = z.uuid().meta({
+  description: "The request's id, also sent as the X-Request-ID header; quote it to support",
+  examples: ["a1b2c3d4-e5f6-4890-abcd-ef1234567890"],
+});
+
+/** An instant in ISO 8601, UTC (`Date.prototype.toISOString`). */
+export const Timestamp = z.iso.datetime().meta({ examples: ["2025-10-17T14:30:00.000Z"] });
+
+/** Where a page of a list starts and how many items the list holds in all. */
+export const PaginationSchema = z.object({
+  limit: z.int().min(1).max(100),
+  offset: z.int().min(0),
+  total: z.int().min(0),
+}).meta({ description: "The page returned and the number of items in all" });
+
+/** A key's or a vault's data mode: test data never mixes with live data. */
+export const ModeSchema = z.enum(["live", "test"]);

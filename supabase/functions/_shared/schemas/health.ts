@@ -1,0 +1,40 @@
+/**
+ * `GET /api/v1/health`: the API's status and that of each dependency.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { RequestId, Timestamp } from "./common.ts";
+
+/** One dependency's check. */
+export const HealthCheckSchema = z.object({
+  status: z.enum(["ok", "unavailable"]),
+  latency_ms: z.number().min(0),
+  error: z.string().optional().meta({
+    description: "Why the check failed, without a library's message",
+    examples: ["connection failed", "no answer within 1000 ms"],
+  }),
+});
+
+const checks = z.object({ database: HealthCheckSchema, redis: HealthCheckSchema });
+
+/** 200: every dependency answered. */
+export const HealthOkSchema = z.object({
+  status: z.literal("ok"),
+  version: z.string(),
+  timestamp: Timestamp,
+  checks,
+}).meta({ description: "The API and its dependencies answer" });
+
+/** 503: a dependency did not answer in time; `failed` names it. */
+export const HealthUnavailableSchema = z.object({
+  status: z.literal("unavailable"),
+  version: z.string(),
+  timestamp: Timestamp,
+  checks,
+  error: z.literal("service_unavailable"),
+  code: z.literal("DEPENDENCY_UNAVAILABLE"),
+  message: z.string(),
+  failed: z.array(z.enum(["database", "redis"])).min(1),
+  request_id: RequestId,
+}).meta({ description: "A dependency of the API is unavailable" });

@@ -1,0 +1,15 @@
+/**
+ * `GET /api/openapi.json`: the API reference itself.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** An OpenAPI 3.1 document (its full schema is the OpenAPI specification's). */
+export const OpenApiDocumentSchema = z.looseObject({
+  openapi: z.string().regex(/^3\.1\.\d+$/),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+}).meta({
+  description: "This document: OpenAPI 3.1 (https://spec.openapis.org/oas/v3.1.1)",
+});

@@ -1,0 +1,496 @@
+/**
+ * The OpenAPI 3.1 document of the API, generated from what the code already holds: the public
+ * route table (`_shared/routes.ts`), each function's routes (credentials, methods, scopes), the
+ * zod schemas that validate requests and type responses, and the error catalogue. Nothing in it
+ * is a hand-kept copy, so it cannot drift from the code without a test noticing.
+ *
+ * Which errors an operation documents follows from the pipeline (`_shared/http/app.ts`): its
+ * credentials (401/403/419), an `{id}` in its path (404), a query or body (400/413/415), the
+ * errors its handler raises itself (`operations.ts`), and 429/500/503 everywhere. 405, answered
+ * for any method a path lacks, is `components.responses.MethodNotAllowed`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { Method, RouteSpec } from "../_shared/http/app.ts";
+import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
+import { type FunctionName, GATEWAY_ROUTES } from "../_shared/routes.ts";
+import { API_VERSION } from "../_shared/config.ts";
+import * as S from "../_shared/schemas/mod.ts";
+import { CreateVault, UpdateVault } from "../vaults/handler.ts";
+import { CreateKey, RollKey } from "../api-keys/schemas.ts";
+import { type OperationDoc, OPERATIONS, TAGS } from "./operations.ts";
+
+/** A JSON object of the document. */
+export type Json = Record<string, unknown>;
+
+/** The routes of every function, as their handlers declare them. */
+export type FunctionRoutes = Readonly<Record<FunctionName, readonly RouteSpec[]>>;
+
+/** Response bodies, by component name. */
+const RESPONSE_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+  HealthOk: S.HealthOkSchema,
+  HealthUnavailable: S.HealthUnavailableSchema,
+  HealthCheck: S.HealthCheckSchema,
+  V1TestResult: S.V1TestSchema,
+  Me: S.MeSchema,
+  Vault: S.VaultSchema,
+  VaultList: S.VaultListSchema,
+  ApiKey: S.ApiKeySchema,
+  CreatedApiKey: S.CreatedKeySchema,
+  RolledApiKey: S.RolledKeySchema,
+  ApiKeyList: S.KeyListSchema,
+  Pagination: S.PaginationSchema,
+  KeyScope: S.KeyScopeSchema,
+  Mode: S.ModeSchema,
+  ErrorCode: S.ErrorCodeSchema,
+  ApiKeyError: S.ApiKeyErrorSchema,
+  JwtError: S.JwtErrorSchema,
+  MethodNotAllowedError: S.MethodNotAllowedSchema,
+  RateLimitError: S.RateLimitErrorSchema,
+  ValidationError: S.ValidationErrorSchema,
+  InsufficientScopeError: S.InsufficientScopeErrorSchema,
+  OpenApiDocument: S.OpenApiDocumentSchema,
+};
+
+/** Request bodies, by component name (documented as clients send them: zod's input side). */
+const REQUEST_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+  CreateVaultRequest: CreateVault,
+  UpdateVaultRequest: UpdateVault,
+  CreateApiKeyRequest: CreateKey,
+  RollApiKeyRequest: RollKey,
+};
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+
+function componentName(table: Readonly<Record<string, z.ZodType>>, schema: z.ZodType): string {
+  const found = Object.entries(table).find(([, s]) => s === schema);
+  if (!found) throw new Error("a schema of an operation is not a component of the document");
+  return found[0];
+}
+
+// What zod adds that says nothing a reader or a client generator needs: the safe-integer bounds
+// of z.int(), and its regular expressions beside the standard `date-time` and `uuid` formats.
+function trimNoise(ctx: { jsonSchema: Json }): void {
+  const s = ctx.jsonSchema;
+  if (s.maximum === Number.MAX_SAFE_INTEGER) delete s.maximum;
+  if (s.minimum === Number.MIN_SAFE_INTEGER) delete s.minimum;
+  if (s.format === "date-time" || s.format === "uuid") delete s.pattern;
+}
+
+const JSON_SCHEMA_OPTIONS = {
+  target: "draft-2020-12",
+  unrepresentable: "throw",
+  override: trimNoise,
+} as const;
+
+function toComponents(table: Readonly<Record<string, z.ZodType>>, io: "input" | "output"): Json {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(table)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    ...JSON_SCHEMA_OPTIONS,
+    io,
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  const out: Json = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    // Components live inside the document: no dialect or base URI of their own.
+    const { $schema: _dialect, $id: _id, ...rest } = schema as Json;
+    out[id] = rest;
+  }
+  return out;
+}
+
+function schemaComponents(): Json {
+  const responses = toComponents(RESPONSE_SCHEMAS, "output");
+  const requests = toComponents(REQUEST_SCHEMAS, "input");
+  // Refinements zod cannot express in JSON Schema, stated here beside the code that has them.
+  (requests.UpdateVaultRequest as Json).minProperties = 1;
+  (requests.CreateApiKeyRequest as Json).not = {
+    type: "object",
+    required: ["expires_in", "expires_at"],
+  };
+  return { ...responses, ...requests };
+}
+
+const header = (description: string, schema: Json, required = true): Json => ({
+  description,
+  required,
+  schema,
+});
+
+/** Response headers; `required` is their usual state, copied inline where it differs. */
+const HEADERS: Readonly<Record<string, Json>> = {
+  "X-Request-ID": header("The request's id, also in error bodies as `request_id`", {
+    type: "string",
+    format: "uuid",
+  }),
+  "X-Response-Time": header("Milliseconds the API spent on the request", {
+    type: "string",
+    pattern: "^\\d+(\\.\\d+)?$",
+  }),
+  "X-RateLimit-Limit": header("Requests allowed in the tightest rate-limit window", {
+    type: "integer",
+    minimum: 1,
+  }),
+  "X-RateLimit-Remaining": header("Requests left in that window", { type: "integer", minimum: 0 }),
+  "X-RateLimit-Reset": header("When that window resets, in Unix epoch seconds", {
+    type: "integer",
+    minimum: 0,
+  }),
+  "RateLimit": header(
+    'IETF httpapi RateLimit header: the tightest window, e.g. `"minute";r=9;t=42` ' +
+      "(remaining requests, seconds until reset)",
+    { type: "string" },
+  ),
+  "RateLimit-Policy": header(
+    'IETF httpapi RateLimit-Policy header: every window, e.g. `"minute";q=10;w=60, ' +
+      '"day";q=1000;w=86400`',
+    { type: "string" },
+  ),
+  "Retry-After": header("Seconds to wait before retrying", { type: "integer", minimum: 1 }),
+  "WWW-Authenticate": header(
+    "The credential the route expects (RFC 9110); for bearer tokens the RFC 6750 `error`",
+    { type: "string" },
+  ),
+  "Allow": header("The methods the path implements", { type: "string" }),
+  "Server-Timing": header(
+    "Time spent in authentication (`auth`), rate limiting (`rl`) and the database (`db`)",
+    { type: "string" },
+    false,
+  ),
+};
+
+const RATE_LIMIT_HEADERS = [
+  "X-RateLimit-Limit",
+  "X-RateLimit-Remaining",
+  "X-RateLimit-Reset",
+  "RateLimit",
+  "RateLimit-Policy",
+];
+
+/** One kind of answer a status can carry, and the headers that come with it. */
+interface Variant {
+  schema?: Json;
+  headers: ReadonlySet<string>;
+}
+
+const COMMON = ["X-Request-ID", "X-Response-Time", "Server-Timing"];
+
+/** Headers of an answer that passed rate limiting (successes, and refusals made after it). */
+const decided = (...more: string[]) => new Set([...COMMON, ...RATE_LIMIT_HEADERS, ...more]);
+
+const AUTH_CODES: Readonly<Record<RouteSpec["auth"], readonly ErrorCode[]>> = {
+  none: [],
+  api_key: [
+    "MISSING_API_KEY",
+    "INVALID_API_KEY_FORMAT",
+    "INVALID_API_KEY",
+    "API_KEY_NOT_ACTIVE",
+    "API_KEY_EXPIRED",
+    "IP_NOT_ALLOWED",
+  ],
+  jwt: ["MISSING_AUTH_TOKEN", "INVALID_AUTH_TOKEN", "TOKEN_EXPIRED", "FORBIDDEN"],
+};
+
+/** The headers an error answer carries, as `app.ts` builds it. */
+function errorHeaders(code: ErrorCode, auth: RouteSpec["auth"]): Set<string> {
+  switch (code) {
+    case "INTERNAL_ERROR":
+      return new Set(COMMON);
+    case "SERVICE_UNAVAILABLE":
+      return new Set([...COMMON, "Retry-After"]);
+    case "RATE_LIMIT_EXCEEDED":
+      return decided("Retry-After");
+    default:
+      return AUTH_CODES[auth].includes(code) ? decided("WWW-Authenticate") : decided();
+  }
+}
+
+/** The body schema of one error code on a route of the given credentials. */
+function errorSchema(codes: readonly ErrorCode[], jwtRoute: boolean): Json {
+  const statusCode = jwtRoute
+    ? { type: "object", required: ["statusCode"] }
+    : { type: "object", properties: { statusCode: false } };
+  const special: Json[] = [];
+  const plain: ErrorCode[] = [];
+  for (const code of codes) {
+    if (code === "RATE_LIMIT_EXCEEDED") {
+      special.push({ allOf: [ref("RateLimitError"), statusCode] });
+    } else if (code === "VALIDATION_FAILED") {
+      special.push({ allOf: [ref("ValidationError"), statusCode] });
+    } else if (code === "INSUFFICIENT_SCOPE") special.push(ref("InsufficientScopeError"));
+    else plain.push(code);
+  }
+  if (plain.length > 0) {
+    const code = plain.length === 1 ? { const: plain[0] } : { enum: plain };
+    special.push({
+      allOf: [ref(jwtRoute ? "JwtError" : "ApiKeyError"), { type: "object", properties: { code } }],
+    });
+  }
+  return special.length === 1 ? special[0]! : { anyOf: special };
+}
+
+function responseObject(description: string, variants: readonly Variant[]): Json {
+  const present = new Set(variants.flatMap((v) => [...v.headers]));
+  const headers: Json = {};
+  for (const name of Object.keys(HEADERS)) {
+    if (!present.has(name)) continue;
+    const required = variants.every((v) => v.headers.has(name)) &&
+      name !== "Server-Timing";
+    headers[name] = required === HEADERS[name]!.required
+      ? { $ref: `#/components/headers/${name}` }
+      : { ...HEADERS[name], required };
+  }
+  const schemas = variants.flatMap((v) => v.schema ? [v.schema] : []);
+  const response: Json = { description, headers };
+  if (schemas.length > 0) {
+    response.content = {
+      "application/json": { schema: schemas.length === 1 ? schemas[0] : { anyOf: schemas } },
+    };
+  }
+  return response;
+}
+
+const REASONS: Readonly<Record<number, string>> = {
+  400: "Bad request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not found",
+  409: "Conflict",
+  413: "Payload too large",
+  415: "Unsupported media type",
+  419: "Token expired",
+  429: "Too many requests",
+  500: "Internal server error",
+  503: "Service unavailable",
+};
+
+/** Every error code an operation can answer. */
+function errorCodes(doc: OperationDoc, spec: RouteSpec, scoped: boolean): ErrorCode[] {
+  const codes = new Set<ErrorCode>(AUTH_CODES[spec.auth]);
+  if (scoped) codes.add("INSUFFICIENT_SCOPE");
+  if (spec.path.includes(":")) codes.add("NOT_FOUND");
+  if (doc.query || doc.body) codes.add("VALIDATION_FAILED");
+  if (doc.body) {
+    for (const c of ["INVALID_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"] as const) {
+      codes.add(c);
+    }
+  }
+  for (const c of doc.errors ?? []) codes.add(c);
+  for (const c of ["RATE_LIMIT_EXCEEDED", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"] as const) {
+    codes.add(c);
+  }
+  return [...codes];
+}
+
+function responses(doc: OperationDoc, spec: RouteSpec, scoped: boolean): Json {
+  const byStatus = new Map<number, { descriptions: string[]; variants: Variant[] }>();
+  const add = (status: number, description: string | undefined, variant: Variant) => {
+    const entry = byStatus.get(status) ?? { descriptions: [], variants: [] };
+    if (description !== undefined) entry.descriptions.push(description);
+    entry.variants.push(variant);
+    byStatus.set(status, entry);
+  };
+  for (const answer of [doc.success, ...doc.otherResponses ?? []]) {
+    add(answer.status, answer.description, {
+      ...(answer.schema ? { schema: ref(componentName(RESPONSE_SCHEMAS, answer.schema)) } : {}),
+      headers: decided(),
+    });
+  }
+  const grouped = new Map<number, ErrorCode[]>();
+  for (const code of errorCodes(doc, spec, scoped)) {
+    const status = ERRORS[code].status;
+    grouped.set(status, [...grouped.get(status) ?? [], code]);
+  }
+  for (const [status, codes] of grouped) {
+    const schema = errorSchema(codes, spec.auth === "jwt");
+    const description = `${REASONS[status] ?? "Error"}: ${codes.map((c) => `\`${c}\``).join(", ")}`;
+    // One variant per code, so that a header only some codes carry is documented as optional.
+    codes.forEach((code, i) => {
+      add(status, i === 0 ? description : undefined, {
+        ...(i === 0 ? { schema } : {}),
+        headers: errorHeaders(code, spec.auth),
+      });
+    });
+  }
+  const out: Json = {};
+  for (const status of [...byStatus.keys()].sort((a, b) => a - b)) {
+    const { descriptions, variants } = byStatus.get(status)!;
+    out[String(status)] = responseObject(descriptions.join("; "), variants);
+  }
+  return out;
+}
+
+function queryParameters(schema: z.ZodObject): Json[] {
+  const json = z.toJSONSchema(schema, { ...JSON_SCHEMA_OPTIONS, io: "input" }) as Json;
+  const properties = (json.properties ?? {}) as Record<string, Json>;
+  const required = new Set((json.required ?? []) as string[]);
+  return Object.entries(properties).map(([name, prop]) => ({
+    name,
+    in: "query",
+    required: required.has(name),
+    ...(typeof prop.description === "string" ? { description: prop.description } : {}),
+    schema: prop,
+  }));
+}
+
+const PATH_IDS: Readonly<Partial<Record<FunctionName, Json>>> = {
+  vaults: { description: "The vault's id", schema: { type: "string", format: "uuid" } },
+  "api-keys": {
+    description: "The API key's id (a ULID, case-insensitive)",
+    schema: { type: "string", pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$" },
+  },
+};
+
+const SECURITY: Readonly<Record<RouteSpec["auth"], string | undefined>> = {
+  none: undefined,
+  api_key: "apiKeyAuth",
+  jwt: "bearerAuth",
+};
+
+function operation(doc: OperationDoc, spec: RouteSpec, method: Method): Json {
+  const scope = spec.methods[method]?.scope;
+  const scheme = SECURITY[spec.auth];
+  const notes = [
+    doc.description,
+    scope ? `Needs an API key with the \`${scope}\` scope.` : undefined,
+  ].filter((n) => n !== undefined);
+  const op: Json = {
+    tags: [doc.tag],
+    summary: doc.summary,
+    ...(notes.length > 0 ? { description: notes.join(" ") } : {}),
+    operationId: doc.operationId,
+    // OpenAPI 3.1 lets an apiKey requirement list roles: the key's scope.
+    security: scheme ? [{ [scheme]: scope ? [scope] : [] }] : [],
+  };
+  if (doc.query) op.parameters = queryParameters(doc.query);
+  if (doc.body) {
+    op.requestBody = {
+      required: doc.body.required,
+      content: {
+        "application/json": { schema: ref(componentName(REQUEST_SCHEMAS, doc.body.schema)) },
+      },
+    };
+  }
+  op.responses = responses(doc, spec, scope !== undefined);
+  return op;
+}
+
+/** The part of a function route below the gateway's target, or undefined if not below it. */
+function below(path: string, target: string): string | undefined {
+  const parts = path.split("/").filter((s) => s !== "");
+  const prefix = target.split("/").filter((s) => s !== "");
+  if (prefix.some((p, i) => parts[i] !== p)) return undefined;
+  const rest = parts.slice(prefix.length);
+  return rest.length === 0 ? "" : "/" + rest.join("/");
+}
+
+function paths(functions: FunctionRoutes): Json {
+  const out: Json = {};
+  const documented = new Set<string>();
+  for (const gateway of GATEWAY_ROUTES) {
+    for (const spec of functions[gateway.function]) {
+      // A gateway path serves only the routes of its credentials (`/api/v1/vaults` the
+      // API-key routes of `vaults`, `/api/vaults` the JWT ones).
+      if (spec.auth !== gateway.credentials) continue;
+      const rest = below(spec.path, gateway.target);
+      if (rest === undefined) continue;
+      const path = (gateway.path + rest).replace(/:([A-Za-z_]+)/g, "{$1}");
+      if (path in out) throw new Error(`path "${path}" is reached by two routes`);
+      const item: Json = {};
+      const id = PATH_IDS[gateway.function];
+      if (path.includes("{id}")) {
+        if (!id) throw new Error(`no schema for the {id} of function "${gateway.function}"`);
+        item.parameters = [{ name: "id", in: "path", required: true, ...id }];
+      }
+      for (const method of Object.keys(spec.methods) as Method[]) {
+        const key = `${gateway.function} ${method} ${spec.path}`;
+        const doc = OPERATIONS[key];
+        if (!doc) throw new Error(`operation "${key}" has no entry in openapi/operations.ts`);
+        documented.add(key);
+        item[method.toLowerCase()] = operation(doc, spec, method);
+      }
+      out[path] = item;
+    }
+  }
+  const orphans = Object.keys(OPERATIONS).filter((k) => !documented.has(k));
+  if (orphans.length > 0) {
+    throw new Error(`openapi/operations.ts documents unknown operations: ${orphans.join(", ")}`);
+  }
+  return out;
+}
+
+function catalogue(): string {
+  const rows = (Object.keys(ERRORS) as ErrorCode[]).map((code) => {
+    const e = ERRORS[code];
+    return `| \`${code}\` | ${e.status} | \`${e.error}\` | ${e.message || "(no message)"} |`;
+  });
+  return ["| code | status | error | message |", "| --- | --- | --- | --- |", ...rows].join("\n");
+}
+
+const DESCRIPTION = `
+Authentication, API keys, rate limits and vaults.
+
+**Credentials.** \`/api/v1/*\` routes take an API key in \`X-API-Key\` (\`sk_live_…\` or
+\`sk_test_…\`; a test key sees test data only). \`/api/me\`, \`/api/vaults\` and \`/api/keys\`
+take a Supabase Auth access token: \`Authorization: Bearer <jwt>\`. An expired token is answered
+419 \`TOKEN_EXPIRED\`: refresh it and retry.
+
+**Errors.** Every error body has \`error\`, \`code\` (stable; branch on it) and \`request_id\`
+(also the \`X-Request-ID\` header). Bodies on bearer-token routes also carry \`statusCode\`.
+A method a path does not implement is answered 405 \`{"error":"Method not allowed"}\` with an
+\`Allow\` header (\`components.responses.MethodNotAllowed\`). \`OPTIONS\` is answered 204 on
+every path without credentials (CORS preflight).
+
+**Rate limits.** Every answer that passed the limiter carries \`X-RateLimit-Limit\`,
+\`X-RateLimit-Remaining\`, \`X-RateLimit-Reset\` (epoch seconds, tightest window) and the IETF
+\`RateLimit\` / \`RateLimit-Policy\` headers. API keys are limited per minute and per day by
+tier, users 1,000 requests per hour, anonymous callers and failed authentications 100 per hour
+per IP. 429 carries \`Retry-After\` and \`retry_after\`.
+
+**Error codes**
+
+`;
+
+/** Builds the document from the functions' routes (pure; see `openapi/handler.ts`). */
+export function buildOpenApiDocument(functions: FunctionRoutes): Json {
+  return {
+    openapi: "3.1.1",
+    info: {
+      title: "Torvus API",
+      version: API_VERSION,
+      description: DESCRIPTION.trimStart() + catalogue(),
+    },
+    servers: [
+      { url: "/", description: "The host that served this document" },
+      { url: "https://api.torvussecurity.com", description: "Production" },
+    ],
+    tags: TAGS.map((t) => ({ ...t })),
+    paths: paths(functions),
+    components: {
+      schemas: schemaComponents(),
+      responses: {
+        MethodNotAllowed: responseObject("Method not allowed on this path", [{
+          schema: ref("MethodNotAllowedError"),
+          headers: decided("Allow"),
+        }]),
+      },
+      headers: HEADERS,
+      securitySchemes: {
+        bearerAuth: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "JWT",
+          description: "A Supabase Auth access token (valid one hour)",
+        },
+        apiKeyAuth: {
+          type: "apiKey",
+          in: "header",
+          name: "X-API-Key",
+          description: "An API key: `sk_live_…` or `sk_test_…`",
+        },
+      },
+    },
+  };
+}
