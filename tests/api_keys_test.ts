@@ -317,8 +317,7 @@ e2e("create: invalid bodies are 400/413/415 naming the field, never a 500", asyn
   assert.equal((await keys.list()).body.data.length, 0, "nothing was created by any of this");
 });
 
-// BUG (_shared/http/input.ts, reported): PostgreSQL text cannot hold U+0000, and the insert
-// fails with SQLSTATE 22P05, answered 500 INTERNAL_ERROR. It must be a 400 naming the field.
+// PostgreSQL text cannot hold U+0000: such a string is refused up front, 400 naming the field.
 e2e("create: a NUL character in a string is 400 naming the field, not a 500", async () => {
   const keys = keysApi(await newUser(), uniqueIp());
   assertInvalid(await keys.create({ name: "a\u0000b", mode: "test" }), "name");
@@ -545,9 +544,7 @@ e2e("roll with grace 0: the old key is expired at once, the new one works", asyn
   assertError(await keys.roll(r.body.key), 404, "NOT_FOUND");
 });
 
-// BUG (api-keys/handler.ts `list`, reported): the status filter compares the stored status,
-// while the answer shows `expired` for an active key past its expires_at. Until fixed,
-// `?status=active` lists a key shown as expired, and `?status=expired` does not list it.
+// The status filter works on the status shown: an active key past its expires_at is `expired`.
 e2e("list: the status filter agrees with the status shown (lapsed keys are expired)", async () => {
   const ip = uniqueIp();
   const user = await newUser();
@@ -562,9 +559,8 @@ e2e("list: the status filter agrees with the status shown (lapsed keys are expir
   assert.deepEqual(expired.body.data.map((k: { id: string }) => k.id), [old.id]);
 });
 
-// BUG (migration api_keys_guard, reported): a key's insert takes the account's tier, also
-// when it is a roll, so rolling a key an operator moved to another tier (`key tier`) quietly
-// puts its replacement back on the account's tier.
+// A rolled key keeps its own tier, also one an operator set with `key tier` (migration
+// 20261123120000_roll_keeps_tier).
 e2e("roll keeps the key's own tier (set by an operator with key tier)", async () => {
   const ip = uniqueIp();
   const user = await newUser();

@@ -220,18 +220,14 @@ test("API key matrix: a key without the route's scope gets 403 INSUFFICIENT_SCOP
   }
 });
 
-// BUG (vaults/handler.ts, api-keys/handler.ts): valid-credential requests that end in 500:
-// - a validly signed token whose user no longer exists (deleted while the token lives on):
-//   POST /api/vaults violates vaults_user_id_fkey (SQLSTATE 23503);
-// - a NUL character in a vault's name (or description/tags), or in a new API key's name:
-//   zod accepts it and Postgres refuses it (SQLSTATE 22021 invalid byte sequence for encoding
-//   "UTF8": 0x00), on POST and PATCH alike.
-// Expected: a 4xx (401/403 for the missing user, 400 VALIDATION_FAILED for NUL). Ignored until
-// fixed: set KNOWN_5XX_BUGS to false with the fix.
-const KNOWN_5XX_BUGS = true;
+// Valid credentials with hostile content never end in a 5xx:
+// - a validly signed token whose user no longer exists (deleted while the token lives on) gets
+//   404 "User not found" where a write needs the user;
+// - a NUL character in a vault's name (or description/tags), or in a new API key's name, is
+//   400 VALIDATION_FAILED (PostgreSQL text cannot hold it), on POST and PATCH alike.
 
 test(
-  "no valid-credential request with hostile content ends in a 5xx [ignored: known bug]",
+  "no valid-credential request with hostile content ends in a 5xx",
   async (t) => {
     const f = await fixtures();
     const ip = freshIp();
@@ -263,7 +259,6 @@ test(
       });
     }
   },
-  KNOWN_5XX_BUGS,
 );
 
 test("matrix covers every route of the gateway table", () => {

@@ -300,8 +300,7 @@ e2e("validation: bodies and ids (400/404/413/415, never a 500)", async () => {
   }
 });
 
-// BUG (_shared/http/input.ts, reported): PostgreSQL text cannot hold U+0000; such a string
-// fails in the database (SQLSTATE 22P05) and is answered 500 INTERNAL_ERROR instead of 400.
+// PostgreSQL text cannot hold U+0000: such a string is refused up front, 400 naming the field.
 e2e("validation: a NUL character in any string field is 400 naming it, not a 500", async () => {
   const ip = uniqueIp();
   const user = await newUser();

@@ -107,6 +107,20 @@ function keyId(ctx: RequestContext): string {
   return id;
 }
 
+/** Filters on the status the API shows: an active key past its expiry is `expired`. */
+function statusFilter(tx: Tx, status: KeyRow["status"] | undefined) {
+  switch (status) {
+    case undefined:
+      return tx`true`;
+    case "active":
+      return tx`status = 'active' and (expires_at is null or expires_at > now())`;
+    case "expired":
+      return tx`(status = 'expired' or (status = 'active' and expires_at <= now()))`;
+    default:
+      return tx`status = ${status}`;
+  }
+}
+
 async function list(ctx: RequestContext): Promise<Response> {
   const q = parseQuery(ctx.url, ListKeys);
   const rows = await asUser(
@@ -115,7 +129,7 @@ async function list(ctx: RequestContext): Promise<Response> {
       tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)}, count(*) over () as total
       from public.api_keys
       where ${q.mode ? tx`mode = ${q.mode}` : tx`true`}
-        and ${q.status ? tx`status = ${q.status}` : tx`true`}
+        and ${statusFilter(tx, q.status)}
       order by created_at desc, id desc
       limit ${q.limit} offset ${q.offset}`,
   );
@@ -140,6 +154,8 @@ async function create(ctx: RequestContext): Promise<Response> {
   const user = userOf(ctx);
   const generated = await generateApiKey(body.mode);
   const row = await asUser(ctx, async (tx) => {
+    // One creation at a time per user, so concurrent requests cannot pass the bound together.
+    await tx`select pg_advisory_xact_lock(hashtextextended(${user.userId}, 0))`;
     const [count] = await tx<{ n: number }[]>`select count(*)::int as n from public.api_keys
       where status = 'active'`;
     if ((count?.n ?? 0) >= MAX_ACTIVE_KEYS) throw new ApiError("KEY_LIMIT_REACHED");
@@ -173,8 +189,8 @@ async function revoke(ctx: RequestContext): Promise<Response> {
     const [current] = await tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys
       where id = ${id} for update`;
     if (!current) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-    // Revoking twice is not an error: the key is revoked either way.
-    if (current.status === "revoked") return current;
+    // Revoking a key that is already over (revoked, or expired by an operator) is not an error.
+    if (current.status === "revoked" || current.status === "expired") return current;
     const [updated] = await tx<KeyRow[]>`update public.api_keys set status = 'revoked'
       where id = ${id} returning ${tx.unsafe(COLUMNS)}`;
     return updated!;

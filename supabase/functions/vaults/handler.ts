@@ -18,7 +18,7 @@ import { VaultListSchema, VaultSchema } from "../_shared/schemas/vaults.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { parseQuery, readJson } from "../_shared/http/input.ts";
-import { asCaller, type Tx } from "../_shared/db/client.ts";
+import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { claimsOf } from "../_shared/auth/principal.ts";
 
 const Tag = z.string().min(1).max(64);
@@ -118,13 +118,20 @@ function countAll(ctx: RequestContext, status: string | undefined): Promise<numb
 
 async function create(ctx: RequestContext): Promise<Response> {
   const body = await readJson(ctx.req, CreateVault);
-  const [row] = await asOwner(
-    ctx,
-    (tx) =>
-      tx<VaultRow[]>`insert into public.vaults (name, description, tags)
-      values (${body.name}, ${body.description ?? null}, ${body.tags})
-      returning ${tx.unsafe(COLUMNS)}`,
-  );
+  let row: VaultRow | undefined;
+  try {
+    [row] = await asOwner(
+      ctx,
+      (tx) =>
+        tx<VaultRow[]>`insert into public.vaults (name, description, tags)
+        values (${body.name}, ${body.description ?? null}, ${body.tags})
+        returning ${tx.unsafe(COLUMNS)}`,
+    );
+  } catch (error) {
+    // A valid token of a user deleted since it was issued: the same answer as GET /api/me.
+    if (sqlState(error) === "23503") throw new ApiError("NOT_FOUND", { message: "User not found" });
+    throw error;
+  }
   return respond(VaultSchema, present(row!), 201);
 }
 
@@ -141,6 +148,14 @@ async function get(ctx: RequestContext): Promise<Response> {
 async function update(ctx: RequestContext): Promise<Response> {
   const id = vaultId(ctx);
   const body = await readJson(ctx.req, UpdateVault);
+  // Deactivating is a delete (the API's delete is a soft one): an API key needs that scope.
+  const p = ctx.principal;
+  if (body.status === "inactive" && p?.kind === "api_key" && !p.scopes.includes("delete")) {
+    throw new ApiError("INSUFFICIENT_SCOPE", {
+      message: "API key lacks the 'delete' scope",
+      extra: { required_scope: "delete" },
+    });
+  }
   const changes: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;
   const [row] = await asOwner(
