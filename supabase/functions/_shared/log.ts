@@ -19,7 +19,8 @@ const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
   // Compact JWS/JWT: three base64url segments, the first starting with '{"' encoded...
   [/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g, "[redacted-jwt]"],
   // ...or any three long base64url segments, whatever their header encodes to.
-  [/[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g, "[redacted-jwt]"],
+  // Anchored at the start of a run: the same matches, in linear time instead of quadratic.
+  [/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g, "[redacted-jwt]"],
   // SHA-256 digests in base64 or base64url.
   [/(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=/g, "[redacted-hash]"],
   [/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, "[redacted-hash]"],

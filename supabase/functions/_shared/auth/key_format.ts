@@ -10,6 +10,7 @@
  * @module
  */
 import { base64url } from "jose";
+import { createHash } from "node:crypto";
 
 /** The two key modes: live keys reach production data, test keys only test data. */
 export type KeyMode = "live" | "test";
@@ -46,9 +47,9 @@ export interface GeneratedKey {
   hash: Uint8Array;
 }
 
-async function sha256(data: string | Uint8Array): Promise<Uint8Array> {
+function sha256(data: string | Uint8Array): Promise<Uint8Array> {
   const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
+  return Promise.resolve(new Uint8Array(createHash("sha256").update(bytes).digest()));
 }
 
 async function checksum(prefix: string, secret: Uint8Array): Promise<Uint8Array> {

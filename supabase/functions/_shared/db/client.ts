@@ -50,9 +50,14 @@ export function asCaller<T>(
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
   return sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
-    return await fn(tx);
+    // Pipelined: the settings and the caller's first query leave in one write and share one
+    // round trip; the transaction's connection runs them in order.
+    const settings = tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute();
+    const result = Promise.resolve(fn(tx));
+    result.catch(() => {}); // if the settings fail, their error is the one reported
+    await settings;
+    return await result;
   }) as Promise<T>;
 }
 
