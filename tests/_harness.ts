@@ -18,7 +18,7 @@ import {
 } from "../tools/admin/ops.ts";
 
 /** The dev server under test. */
-export const BASE_URL = Deno.env.get("TORVUS_TEST_BASE_URL") ?? "http://127.0.0.1:54331";
+export const BASE_URL = Deno.env.get("TORVUS_TEST_BASE_URL") ?? "http://127.0.0.1:29331";
 
 let sql: postgres.Sql | undefined;
 

@@ -37,13 +37,13 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
   const test = resolveSettings("test", new Map(), noEnv, () => TOKEN);
   assert.deepEqual([...test.values.keys()], [...SETTING_KEYS]);
   assert.deepEqual(Object.fromEntries(test.values), {
-    SUPABASE_URL: "http://127.0.0.1:54331",
+    SUPABASE_URL: "http://127.0.0.1:29331",
     SUPABASE_DB_URL: "postgresql://postgres@127.0.0.1:5432/torvus_test?sslmode=disable",
     UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8089",
     UPSTASH_REDIS_REST_TOKEN: TOKEN,
     BRIDGE_PORT: "8089",
     TORVUS_HOST: "127.0.0.1",
-    TORVUS_PORT: "54331",
+    TORVUS_PORT: "29331",
     TORVUS_KEY_MODES: "live,test",
     TORVUS_TRUST_PROXY: "true",
     TORVUS_REDIS_PREFIX: "torvus-test",
@@ -99,7 +99,7 @@ Deno.test("stack settings: another profile's environment is not taken as overrid
   const settings = resolveSettings("test", new Map(), (name) => devEnv[name], () => TOKEN);
   assert.equal(settings.ignoredForeignEnv, true);
   assert.equal(parseDbUrl(settings.values.get("SUPABASE_DB_URL") ?? "").database, "torvus_test");
-  assert.equal(settings.values.get("TORVUS_PORT"), "54331");
+  assert.equal(settings.values.get("TORVUS_PORT"), "29331");
   assert.equal(settings.values.get("TORVUS_PROFILE"), "test");
 });
 

@@ -2,8 +2,8 @@
  * The performance benchmark of issue 6: `deno task bench [options]`.
  *
  * Starts the `bench` profile's stack (database `torvus_bench` reset, Redis bridge on 8090,
- * dev server on 54351, Redis prefix `torvus-bench`, no forwarded client addresses) and a bare
- * `Deno.serve` baseline on 54352, creates its data (tools/bench/setup.ts), then measures with
+ * dev server on 29351, Redis prefix `torvus-bench`, no forwarded client addresses) and a bare
+ * `Deno.serve` baseline on 29352, creates its data (tools/bench/setup.ts), then measures with
  * one load tool and one set of settings (wrk, else autocannon):
  * - closed loop, each case `--duration` s after a `--warmup` s warm-up: req/s, p50, p99,
  *   non-2xx by status, ratio to the baseline, peak RSS of the server (VmRSS every 200 ms), and

@@ -4,7 +4,7 @@
  *
  * @module
  */
-const port = Number(Deno.env.get("BENCH_BASELINE_PORT") ?? "54352");
+const port = Number(Deno.env.get("BENCH_BASELINE_PORT") ?? "29352");
 const body = JSON.stringify({ success: true, message: "ok" });
 
 Deno.serve(

@@ -26,9 +26,9 @@ type Log = (line: string) => void;
 export const BENCH = {
   database: "torvus_bench",
   bridgePort: 8090,
-  serverPort: 54351,
-  baselinePort: 54352,
-  coldPort: 54353,
+  serverPort: 29351,
+  baselinePort: 29352,
+  coldPort: 29353,
   redisPrefix: "torvus-bench",
 };
 

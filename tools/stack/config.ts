@@ -50,7 +50,10 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
   },
   test: {
     database: "torvus_test",
-    torvusPort: 54331,
+    // Below Linux's ephemeral range (32768-60999): a busy machine's outgoing connections can
+    // hold a port in that range and make the server's bind fail. 54321 stays for dev, as
+    // Supabase's local API uses it.
+    torvusPort: 29331,
     bridgePort: 8089,
     redisPrefix: "torvus-test",
     passForwarded: true,
