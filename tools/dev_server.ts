@@ -64,7 +64,10 @@ export function createDevHandler(passForwarded: boolean): Handler {
       if (peer) headers.set("x-forwarded-for", peer);
       else headers.delete("x-forwarded-for");
     }
-    const forwarded = new Request(new URL(target + url.search, url), {
+    // Set the path, never parse it: "//x" as a URL reference would name a host.
+    const forwardedUrl = new URL(url);
+    forwardedUrl.pathname = target;
+    const forwarded = new Request(forwardedUrl, {
       method: req.method,
       headers,
       body: req.body,
@@ -100,6 +103,12 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  // An exception thrown from a library's timer (postgres.js 3.4.9 `nextWrite` after its socket
+  // closed, porsager/postgres#1154) must not end the process and every request in it.
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    log.error("uncaught exception", { err: event.error });
+  });
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
     log.error("unhandled rejection", { err: event.reason });

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Sql } from "./db/client.ts";
+import { type Sql, withDbDeadline } from "./db/client.ts";
 import { type Logger, redact } from "./log.ts";
 
 /** One request, as logged. Never holds a credential. */
@@ -96,13 +96,13 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     const keyIds = [
       ...new Set(batch.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
     ];
-    await sql.begin(async (tx) => {
-      await tx`insert into public.api_request_log ${tx(rows)}`;
+    await withDbDeadline(sql.begin(async (tx) => {
+      await tx`insert into public.api_request_log ${tx(rows)} on conflict (request_id) do nothing`;
       if (keyIds.length > 0) {
         await tx`update public.api_keys set last_used_at = now()
           where id = any(${keyIds}) and (last_used_at is null or last_used_at < now() - interval '1 minute')`;
       }
-    });
+    }));
   };
 
   const sink: AuditSink = {

@@ -48,7 +48,7 @@ const schema = z.object({
   TORVUS_JWKS_COOLDOWN_MS: intIn(1000, 600_000).default(30_000),
   TORVUS_DB_POOL_MAX: intIn(1, 100).default(10),
   TORVUS_DB_PREPARE: bool.default(true),
-  TORVUS_DB_TIMEOUT_MS: intIn(100, 60_000).default(5000),
+  TORVUS_DB_TIMEOUT_MS: intIn(100, 60_000).default(1500),
   TORVUS_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   // Error tracking; off unless a DSN is set.
   SENTRY_DSN: url.refine((v) => {

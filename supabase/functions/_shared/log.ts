@@ -20,7 +20,10 @@ const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
   [/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g, "[redacted-jwt]"],
   // ...or any three long base64url segments, whatever their header encodes to.
   // Anchored at the start of a run: the same matches, in linear time instead of quadratic.
-  [/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g, "[redacted-jwt]"],
+  [
+    /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g,
+    "[redacted-jwt]",
+  ],
   // SHA-256 digests in base64 or base64url.
   [/(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=/g, "[redacted-hash]"],
   [/(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, "[redacted-hash]"],

@@ -6,7 +6,7 @@
  */
 import type { Redis } from "@upstash/redis";
 import { type Config, getConfig } from "./config.ts";
-import { createSql, type Sql } from "./db/client.ts";
+import { createSql, setDbDeadline, type Sql } from "./db/client.ts";
 import { createRedis } from "./redis.ts";
 import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
@@ -74,6 +74,7 @@ function lazySentry(options: SentryOptions): ErrorReporter {
 export function buildServices(config: Config): Services {
   setLogLevel(config.logLevel);
   const sql = createSql(config.dbUrl, config.db);
+  setDbDeadline(config.db.timeoutMs + 500);
   const redis = createRedis(config.redis.url, config.redis.token);
   const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix, config.rateLimit.timeoutMs);
   return {
@@ -135,3 +136,17 @@ export async function shutdownServices(): Promise<void> {
 globalThis.addEventListener?.("beforeunload", () => {
   if (current) background(current.audit.flush());
 });
+
+// In the edge runtime, an exception thrown from a library's timer (postgres.js 3.4.9 writes to a
+// closed socket, porsager/postgres#1154) must not end the isolate and every request in it. The
+// dev server installs the same listener; tests keep Deno's default, which fails loudly.
+if ((globalThis as EdgeRuntimeGlobal).EdgeRuntime) {
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    log.error("uncaught exception", { err: event.error });
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log.error("unhandled rejection", { err: event.reason });
+  });
+}

@@ -37,6 +37,21 @@ export interface JwtVerifier {
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC = ["ES256", "RS256"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** How far in the future an `iat` may be (clock skew between Auth and the functions). */
+const IAT_SKEW_S = 30;
+
+/**
+ * True when every segment is canonical base64url (RFC 7515 §2, RFC 4648 §3.5): it re-encodes
+ * to itself. The decoder is lenient about the unused low bits of the last character, so
+ * without this one genuine token has several spellings that all verify.
+ */
+function canonical(token: string): boolean {
+  try {
+    return token.split(".").every((s) => jose.base64url.encode(jose.base64url.decode(s)) === s);
+  } catch {
+    return false;
+  }
+}
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 const invalid = (): AuthResult<UserPrincipal> => ({
@@ -69,6 +84,8 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
       if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return invalid();
       const cached = cache.get(token, now());
       if (cached) return { ok: true, principal: cached };
+      // After the cache: a cached token is one exact spelling that passed this check already.
+      if (!canonical(token)) return invalid();
 
       let header: jose.ProtectedHeaderParameters;
       try {
@@ -103,6 +120,10 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
       }
       if (typeof payload.sub !== "string" || !UUID.test(payload.sub)) return invalid();
       if (typeof payload.exp !== "number" || !Number.isFinite(payload.exp)) return invalid();
+      // A token issued in the future is forged or mis-minted (jose checks iat only with maxTokenAge).
+      if (typeof payload.iat === "number" && payload.iat > now() / 1000 + IAT_SKEW_S) {
+        return invalid();
+      }
       if (payload.role !== "authenticated") {
         return { ok: false, code: "FORBIDDEN", bearerError: "insufficient_scope" };
       }

@@ -29,7 +29,8 @@ export function createSql(url: string, options: SqlOptions): Sql {
     // Transaction-mode poolers (Supavisor on 6543) need unnamed statements.
     prepare: options.prepare,
     idle_timeout: 30,
-    connect_timeout: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
+    // Seconds, fractions allowed: a database that does not answer costs a request this long.
+    connect_timeout: options.timeoutMs / 1000,
     max_lifetime: 60 * 30,
     onnotice: () => {},
     connection: {
@@ -49,19 +50,53 @@ export function asCaller<T>(
   claims: Record<string, unknown>,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
-  return sql.begin(async (tx) => {
-    // Pipelined: the settings and the caller's first query leave in one write and share one
-    // round trip; the transaction's connection runs them in order.
-    const settings = tx`select set_config('role', 'authenticated', true),
+  return withDbDeadline(
+    sql.begin(async (tx) => {
+      // Pipelined: the settings and the caller's first query leave in one write and share one
+      // round trip; the transaction's connection runs them in order.
+      const settings = tx`select set_config('role', 'authenticated', true),
       set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute();
-    const result = Promise.resolve(fn(tx));
-    result.catch(() => {}); // if the settings fail, their error is the one reported
-    await settings;
-    return await result;
-  }) as Promise<T>;
+      const result = Promise.resolve(fn(tx));
+      result.catch(() => {}); // if the settings fail, their error is the one reported
+      await settings;
+      return await result;
+    }) as Promise<T>,
+  );
+}
+
+/** The longest any database operation may take before it counts as unavailable. */
+let deadlineMs = 5500;
+
+/** Sets the deadline of {@link withDbDeadline} (the configured timeout plus a margin). */
+export function setDbDeadline(ms: number): void {
+  deadlineMs = ms;
+}
+
+/** Raised when a database operation outlives its deadline. */
+export class DatabaseTimeoutError extends Error {
+  override name = "DatabaseTimeoutError";
+  readonly code = "DB_DEADLINE";
+}
+
+/**
+ * Bounds a database operation. postgres.js 3.4.9 can leave a promise pending forever when its
+ * connection closes mid-transaction (porsager/postgres#1186, #1216); this turns that into
+ * SERVICE_UNAVAILABLE instead of a request that never ends.
+ */
+export function withDbDeadline<T>(work: Promise<T>, ms = deadlineMs): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DatabaseTimeoutError(`database operation exceeded ${ms} ms`)),
+      ms,
+    );
+  });
+  work.catch(() => {});
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 const CONNECTION_CODES = new Set([
+  "DB_DEADLINE",
   "ECONNREFUSED",
   "ECONNRESET",
   "ETIMEDOUT",

@@ -5,7 +5,7 @@
  * @module
  */
 import type { KeyStore, StoredKey } from "../auth/api_key.ts";
-import type { Sql } from "./client.ts";
+import { type Sql, withDbDeadline } from "./client.ts";
 
 interface Row {
   id: string;
@@ -26,7 +26,9 @@ interface Row {
 export function createSqlKeyStore(sql: Sql): KeyStore {
   return {
     async findByHash(hash) {
-      const rows = await sql<Row[]>`select * from public.verify_api_key(${hash as never})`;
+      const rows = await withDbDeadline(
+        sql<Row[]>`select * from public.verify_api_key(${hash as never})`.execute(),
+      );
       const row = rows[0];
       if (!row) return null;
       return {

@@ -72,6 +72,16 @@ function policiesOf(windows: readonly Window[]): Decision["policies"] {
   }));
 }
 
+/** The ephemeral cache's map: identifier -> blocked until; every block capped at `maxMs`. */
+class CappedBlocks extends Map<string, number> {
+  constructor(private readonly maxMs: number) {
+    super();
+  }
+  override set(identifier: string, until: number): this {
+    return super.set(identifier, Math.min(until, Date.now() + this.maxMs));
+  }
+}
+
 /** Creates the limiter shared by every request of the isolate. */
 export function createRateLimiter(options: LimiterOptions): RateLimiter {
   const limiters = new Map<string, Ratelimit>();
@@ -89,8 +99,13 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         analytics: false,
         // Our own deadline below bounds the wait; the library's would answer "allowed".
         timeout: 0,
-        // Blocks an identifier in memory until its window resets: denied floods cost no I/O.
-        ephemeralCache: new Map(),
+        // Blocks a denied identifier in memory, so denied floods cost little I/O; but only for
+        // the time one token takes to free up (window / limit), not until the window resets:
+        // a sliding window refills during the next window, and blocking to its end halved a
+        // saturating client's rate (N in one minute, 1 in the next).
+        ephemeralCache: new CappedBlocks(
+          Math.max(1000, Math.ceil(durationMs(w.duration) / w.limit)),
+        ),
       });
       limiters.set(id, limiter);
     }
@@ -104,11 +119,16 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     async check(scope, identifier, windows) {
       const limiters = windows.map((w) => limiterFor(scope, w));
       try {
-        const results = await withTimeout(
+        const results = (await withTimeout(
           Promise.all(limiters.map((l) => l.limit(identifier))),
           options.timeoutMs,
           "rate limit check",
-        );
+        )).map((r, i) => {
+          // A memory block ends early (see CappedBlocks); the window still resets at its end.
+          if (r.reason !== "cacheBlock") return r;
+          const ms = durationMs(windows[i]!.duration);
+          return { ...r, reset: (Math.floor(Date.now() / ms) + 1) * ms };
+        });
         const denied = results.some((r) => !r.success);
         if (denied) {
           results.forEach((r, i) => {
