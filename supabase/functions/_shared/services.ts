@@ -70,6 +70,28 @@ function lazySentry(options: SentryOptions): ErrorReporter {
   };
 }
 
+/**
+ * Calls `report` at most once per `intervalMs`, telling it how many calls it skipped: an outage
+ * seen by every request must not write one warning per request.
+ */
+export function throttled(
+  report: (error: unknown, suppressed: number) => void,
+  intervalMs = 5000,
+): (error: unknown) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    report(error, suppressed);
+    suppressed = 0;
+  };
+}
+
 /** Builds the services from a configuration. */
 export function buildServices(config: Config): Services {
   setLogLevel(config.logLevel);
@@ -99,7 +121,12 @@ export function buildServices(config: Config): Services {
       prefix: config.redis.prefix,
       timeoutMs: config.rateLimit.timeoutMs,
       background,
-      onError: (error) => log.warn("rate limiter unavailable", { err: error }),
+      onError: throttled((error, suppressed) =>
+        log.warn("rate limiter unavailable; requests pass (fail mode open) or get 503", {
+          err: error,
+          suppressed,
+        })
+      ),
     }),
     audit: createAuditSink({ sql, log }),
     reporter: config.sentry ? lazySentry({ ...config.sentry, background }) : noopReporter,
