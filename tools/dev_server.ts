@@ -20,7 +20,11 @@ import {
   resolveGatewayPath,
 } from "../supabase/functions/_shared/routes.ts";
 import { defineFunction, type Handler } from "../supabase/functions/_shared/http/app.ts";
-import { getServices, shutdownServices } from "../supabase/functions/_shared/services.ts";
+import {
+  getServices,
+  installCrashGuards,
+  shutdownServices,
+} from "../supabase/functions/_shared/services.ts";
 import { log } from "../supabase/functions/_shared/log.ts";
 import { handler as health } from "../supabase/functions/health/handler.ts";
 import { handler as v1Test } from "../supabase/functions/v1-test/handler.ts";
@@ -103,14 +107,5 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  // An exception thrown from a library's timer (postgres.js 3.4.9 `nextWrite` after its socket
-  // closed, porsager/postgres#1154) must not end the process and every request in it.
-  globalThis.addEventListener("error", (event) => {
-    event.preventDefault();
-    log.error("uncaught exception", { err: event.error });
-  });
-  globalThis.addEventListener("unhandledrejection", (event) => {
-    event.preventDefault();
-    log.error("unhandled rejection", { err: event.reason });
-  });
+  installCrashGuards();
 }

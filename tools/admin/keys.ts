@@ -110,12 +110,25 @@ export async function setKeyStatus(
 ): Promise<string> {
   const id = parseOr(ulidSchema, keyId, "key id");
   const value = parseOr(statusSchema, status, "status");
+  return await updateKey(
+    sql,
+    id,
+    sql`status = ${value},
+      revoked_at = case when ${value} = 'revoked' then coalesce(revoked_at, now()) end`,
+  );
+}
+
+/**
+ * Applies `changes` (a SET list) to one key and announces the change to running instances; an
+ * {@link AdminError} (exit 2) if the key is unknown. Returns the key's id.
+ */
+async function updateKey(
+  sql: Queryable,
+  id: string,
+  changes: ReturnType<Queryable>,
+): Promise<string> {
   const [row] = await sql<{ id: string }[]>`
-    update public.api_keys
-    set status = ${value},
-      revoked_at = case when ${value} = 'revoked' then coalesce(revoked_at, now()) end
-    where id = ${id}
-    returning id`;
+    update public.api_keys set ${changes} where id = ${id} returning id`;
   if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
   await announceKeyChange();
   return row.id;
@@ -131,11 +144,7 @@ export async function setKeyExpiry(
   if (expiresAt !== null && Number.isNaN(expiresAt.getTime())) {
     throw new AdminError("expiry: invalid date", 2);
   }
-  const [row] = await sql<{ id: string }[]>`
-    update public.api_keys set expires_at = ${expiresAt} where id = ${id} returning id`;
-  if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
-  await announceKeyChange();
-  return row.id;
+  return await updateKey(sql, id, sql`expires_at = ${expiresAt}`);
 }
 
 /**
@@ -150,11 +159,7 @@ export async function setKeyTier(
 ): Promise<string> {
   const id = parseOr(ulidSchema, keyId, "key id");
   const tier = await findTier(sql, tierName);
-  const [row] = await sql<{ id: string }[]>`
-    update public.api_keys set tier_id = ${tier.id} where id = ${id} returning id`;
-  if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
-  await announceKeyChange();
-  return row.id;
+  return await updateKey(sql, id, sql`tier_id = ${tier.id}`);
 }
 
 /** The keys of the user of `email`, newest first; an {@link AdminError} if the user is unknown. */

@@ -164,10 +164,13 @@ globalThis.addEventListener?.("beforeunload", () => {
   if (current) background(current.audit.flush());
 });
 
-// In the edge runtime, an exception thrown from a library's timer (postgres.js 3.4.9 writes to a
-// closed socket, porsager/postgres#1154) must not end the isolate and every request in it. The
-// dev server installs the same listener; tests keep Deno's default, which fails loudly.
-if ((globalThis as EdgeRuntimeGlobal).EdgeRuntime) {
+/**
+ * Keeps a process (or isolate) alive through an exception thrown from a library's timer, such as
+ * postgres.js writing to a closed socket (porsager/postgres#1154), or a promise nobody awaited:
+ * logged, not fatal to every request in flight. The dev server installs it at start; the edge
+ * runtime gets it below. Tests keep Deno's default, which fails loudly.
+ */
+export function installCrashGuards(): void {
   globalThis.addEventListener("error", (event) => {
     event.preventDefault();
     log.error("uncaught exception", { err: event.error });
@@ -177,3 +180,5 @@ if ((globalThis as EdgeRuntimeGlobal).EdgeRuntime) {
     log.error("unhandled rejection", { err: event.reason });
   });
 }
+
+if ((globalThis as EdgeRuntimeGlobal).EdgeRuntime) installCrashGuards();
