@@ -149,6 +149,7 @@ export function defineFunction(
     // Who the request acts for, once known: kept for the log line, the audit record and the
     // error report even when the handler throws.
     let principal: Principal | undefined;
+    let decision: Decision | undefined;
     try {
       s = services();
       const peer = info?.remoteAddr?.transport === "tcp" ? info.remoteAddr.hostname : undefined;
@@ -163,6 +164,9 @@ export function defineFunction(
         authenticated: (p) => {
           principal = p;
         },
+        decided: (d) => {
+          decision = d;
+        },
       });
     } catch (error) {
       outcome = {
@@ -170,6 +174,8 @@ export function defineFunction(
         code: codeOf(error),
         principal,
       };
+      // A handler that failed after the rate limit still reports where its caller stands.
+      if (decision) rateLimitHeaders(outcome.response.headers, decision, Date.now());
       if (outcome.code === "INTERNAL_ERROR") internalError = error;
     }
     const { response } = outcome;
@@ -239,6 +245,8 @@ interface PipelineContext {
   log: Logger;
   /** Told the principal as soon as authentication succeeds. */
   authenticated: (principal: Principal) => void;
+  /** Told the rate-limit decision once it is made. */
+  decided: (decision: Decision) => void;
 }
 
 async function pipeline(
@@ -362,6 +370,7 @@ async function pipeline(
   }
 
   decision ??= await anonymousLimit();
+  pc.decided(decision);
   if (failClosed(decision)) {
     const o = errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, { "Retry-After": "1" });
     return { ...o, principal };
