@@ -336,6 +336,8 @@ e2e(
         code: "INTERNAL_ERROR",
       });
       assert.ok(!text.includes("kaboom"), "the error's own message stays out of the body");
+      // A failure after the rate limit still tells the caller where it stands.
+      assertRateLimitHeaders(r, 100);
     } finally {
       setLogSink(previous);
     }

@@ -124,7 +124,6 @@ export const ERRORS = {
     message: "Request body must be application/json",
     family: "generic",
   },
-  CONFLICT: { status: 409, error: "conflict", message: "Conflict", family: "generic" },
   SERVICE_UNAVAILABLE: {
     status: 503,
     error: "service_unavailable",
