@@ -8,21 +8,22 @@
  *
  * @module
  */
-import type {
-  AuthFailure,
-  KeyPrincipal,
-  Principal,
-  Scope,
-  UserPrincipal,
-} from "../auth/principal.ts";
-import { bearerToken } from "../auth/jwt.ts";
+import type { KeyPrincipal, Principal, Scope, UserPrincipal } from "../auth/principal.ts";
 import { ApiError, errorBody, type ErrorCode, type ErrorOptions, statusOf } from "./errors.ts";
 import { clientIp } from "./ip.ts";
-import { ALLOWED_HEADERS, corsHeaders, json, Timing } from "./respond.ts";
+import {
+  ALLOWED_HEADERS,
+  corsHeaders,
+  json,
+  rateLimitHeaders,
+  retryAfter,
+  Timing,
+} from "./respond.ts";
+import { authenticate, wwwAuthenticate } from "./authenticate.ts";
+import { codeOf, failure } from "./failure.ts";
 import { getServices, type Services } from "../services.ts";
 import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
-import { isDatabaseUnavailable } from "../db/client.ts";
 import { log as rootLog, type Logger } from "../log.ts";
 import { type CompiledRoute, compileRoutes, functionPath, matchRoute } from "./router.ts";
 
@@ -86,44 +87,6 @@ interface Outcome {
   refused?: { keyId?: string | undefined; userId?: string | undefined } | undefined;
   code?: ErrorCode | undefined;
   decision?: Decision | undefined;
-}
-
-const REALM = 'realm="torvus"';
-
-function wwwAuthenticate(auth: AuthKind, failure: AuthFailure): string | undefined {
-  if (auth === "api_key") return `ApiKey ${REALM}, header="X-API-Key"`;
-  if (auth !== "jwt") return undefined;
-  if (failure.bearerError === undefined) return `Bearer ${REALM}`;
-  const description = failure.code === "TOKEN_EXPIRED"
-    ? "The access token expired"
-    : failure.bearerError === "insufficient_scope"
-    ? "The access token does not grant access to this resource"
-    : failure.bearerError === "invalid_request"
-    ? "The Authorization header is malformed"
-    : "The access token is invalid";
-  return `Bearer ${REALM}, error="${failure.bearerError}", error_description="${description}"`;
-}
-
-/**
- * The documented `X-RateLimit-*` headers (tightest window, reset as epoch seconds) and the
- * IETF httpapi draft's `RateLimit-Policy` (every window) and `RateLimit` (tightest window,
- * seconds until reset).
- */
-function rateLimitHeaders(headers: Headers, d: Decision, now: number): void {
-  const resetIn = Math.max(0, Math.ceil((d.reset - now) / 1000));
-  headers.set("X-RateLimit-Limit", String(d.limit));
-  headers.set("X-RateLimit-Remaining", String(d.remaining));
-  headers.set("X-RateLimit-Reset", String(Math.ceil(d.reset / 1000)));
-  headers.set(
-    "RateLimit-Policy",
-    d.policies.map((p) => `"${p.name}";q=${p.limit};w=${p.seconds}`).join(", "),
-  );
-  headers.set("RateLimit", `"${d.window}";r=${d.remaining};t=${resetIn}`);
-  if (!d.allowed) headers.set("Retry-After", String(retryAfter(d, now)));
-}
-
-function retryAfter(d: Decision, now: number): number {
-  return Math.max(1, Math.ceil((d.reset - now) / 1000));
 }
 
 /** Builds the handler of a function from its routes. */
@@ -409,41 +372,4 @@ async function pipeline(
   }
   rateLimitHeaders(response.headers, decision, now());
   return { response, principal, decision };
-}
-
-type AuthOutcome = ({ ok: true; principal: Principal } | AuthFailure) & {
-  confirm?: (() => Promise<boolean>) | undefined;
-};
-
-async function authenticate(
-  req: Request,
-  auth: AuthKind,
-  s: Services,
-  ip: string | undefined,
-): Promise<AuthOutcome> {
-  if (auth === "api_key") return await s.keys.authenticate(req.headers.get("x-api-key"), ip);
-  const bearer = bearerToken(req.headers.get("authorization"));
-  if (bearer.kind === "missing") return { ok: false, code: "MISSING_AUTH_TOKEN" };
-  if (bearer.kind === "malformed") {
-    return { ok: false, code: "INVALID_AUTH_TOKEN", bearerError: "invalid_request" };
-  }
-  return await s.jwt.verify(bearer.token);
-}
-
-function codeOf(error: unknown): ErrorCode {
-  if (error instanceof ApiError) return error.code;
-  return isDatabaseUnavailable(error) ? "SERVICE_UNAVAILABLE" : "INTERNAL_ERROR";
-}
-
-function failure(error: unknown, requestId: string, log: Logger, jwtRoute: boolean): Response {
-  const code = codeOf(error);
-  if (error instanceof ApiError) {
-    return json(errorBody(code, requestId, { ...error.options, jwtRoute }), statusOf(code));
-  }
-  if (code === "SERVICE_UNAVAILABLE") {
-    log.warn("dependency unavailable", { err: error });
-    return json(errorBody(code, requestId, { jwtRoute }), 503, { "Retry-After": "1" });
-  }
-  log.error("unhandled error", { err: error });
-  return json(errorBody("INTERNAL_ERROR", requestId, { jwtRoute }), 500);
 }

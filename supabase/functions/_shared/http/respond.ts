@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Decision } from "../ratelimit/limiter.ts";
 
 /** Headers a browser client may read (CORS `Access-Control-Expose-Headers`). */
 export const EXPOSED_HEADERS = [
@@ -62,4 +63,27 @@ export class Timing {
   header(): string {
     return this.#phases.map(([n, ms]) => `${n};dur=${ms.toFixed(2)}`).join(", ");
   }
+}
+
+/**
+ * The documented `X-RateLimit-*` headers (tightest window, reset as epoch seconds) and the
+ * IETF httpapi draft's `RateLimit-Policy` (every window) and `RateLimit` (tightest window,
+ * seconds until reset).
+ */
+export function rateLimitHeaders(headers: Headers, d: Decision, now: number): void {
+  const resetIn = Math.max(0, Math.ceil((d.reset - now) / 1000));
+  headers.set("X-RateLimit-Limit", String(d.limit));
+  headers.set("X-RateLimit-Remaining", String(d.remaining));
+  headers.set("X-RateLimit-Reset", String(Math.ceil(d.reset / 1000)));
+  headers.set(
+    "RateLimit-Policy",
+    d.policies.map((p) => `"${p.name}";q=${p.limit};w=${p.seconds}`).join(", "),
+  );
+  headers.set("RateLimit", `"${d.window}";r=${d.remaining};t=${resetIn}`);
+  if (!d.allowed) headers.set("Retry-After", String(retryAfter(d, now)));
+}
+
+/** Seconds until the decision's window resets, at least 1. */
+export function retryAfter(d: Decision, now: number): number {
+  return Math.max(1, Math.ceil((d.reset - now) / 1000));
 }
