@@ -10,7 +10,12 @@ import fc from "fast-check";
 import { api, type ApiResponse, closeDb, db, e2e, newKey, newUser } from "./_harness.ts";
 import { fixtures, freshIp, hashForms, sign, stubServices, trusted } from "./_matrix.ts";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
-import { type LogLevel, redact, setLogSink } from "../supabase/functions/_shared/log.ts";
+import {
+  applyPatterns,
+  type LogLevel,
+  redact,
+  setLogSink,
+} from "../supabase/functions/_shared/log.ts";
 import { defineFunction } from "../supabase/functions/_shared/http/app.ts";
 import { ApiError } from "../supabase/functions/_shared/http/errors.ts";
 
@@ -241,6 +246,31 @@ e2e("redact() never lets a generated key or token through (property)", async () 
     { numRuns: 300 },
   );
   assert.equal(redact(JSON.stringify({ t: token })), '{"t":"[redacted-jwt]"}');
+});
+
+e2e("redact()'s linear pre-check never skips a text the patterns would change (property)", () => {
+  // Characters the patterns care about, so that near-secrets are common among the samples.
+  const alphabet = fc.constantFrom(
+    ...'abcdefxyzABCDEFXYZ0123456789+/_-.=: \\"{}sklivetbaerJy'.split(""),
+  );
+  const chunk = fc.oneof(
+    fc.string({ unit: alphabet, maxLength: 60 }),
+    fc.constantFrom("sk_live_", "sk_test_", "eyJ", "Bearer ", "\\x", "."),
+    fc.string({
+      unit: fc.constantFrom(..."0123456789abcdef".split("")),
+      minLength: 38,
+      maxLength: 66,
+    }),
+    fc.string({ unit: fc.constantFrom(..."AZaz09_-".split("")), minLength: 8, maxLength: 14 }),
+  );
+  fc.assert(
+    fc.property(fc.array(chunk, { maxLength: 8 }), (parts) => {
+      const text = parts.join("");
+      return redact(text) === applyPatterns(text);
+    }),
+    { numRuns: 3000 },
+  );
+  return Promise.resolve();
 });
 
 // --- the logger, in-process ----------------------------------------------------------------------
