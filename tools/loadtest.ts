@@ -683,9 +683,8 @@ export async function runLoadTest(options: LoadOptions): Promise<LoadReport> {
       } else {
         // Sliding window: by the fraction p of this window the run covered, a saturating
         // client gets N - floor((1 - p) * previous window's count) (less 2 for timing).
-        // BUG (ratelimit-1): the limiter's ephemeral cache blocks a denied key until the end of
-        // the window, so after a full window the next one yields 1 (N, 1, N, 1 ...: half the
-        // tier's rate for a client that keeps trying); see the report for the fix.
+        // A shortfall here means a denied key is blocked for too long (the limiter's memory
+        // block is capped at one token's time for this reason: N, 1, N, 1 ... before the cap).
         const p = Math.min(1, (runEnd - (end - MINUTE)) / MINUTE);
         const allowed = n - Math.floor((1 - p) * prev);
         if (count < allowed - 2) {
