@@ -25,6 +25,7 @@ import {
   SignJWT,
 } from "jose";
 import { loadOrCreateSigningKey, type SigningKey } from "../tools/local_auth.ts";
+import { claimsOf } from "./_matrix.ts";
 import { mintTokenFor } from "../tools/admin/ops.ts";
 import { type DevServer, freePort, stackEnv, startDevServer } from "../tools/loadtest.ts";
 import {
@@ -174,23 +175,9 @@ async function makeFixtures(): Promise<Fixtures> {
   };
 }
 
-/** Supabase-shaped claims for the fixture user; `undefined` removes a claim. */
+/** Supabase-shaped claims for the fixture user (the matrix's), issued by the fixture issuer. */
 function claims(f: Fixtures, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  const t = now();
-  const all: Record<string, unknown> = {
-    iss: f.issuer,
-    sub: f.user.userId,
-    aud: "authenticated",
-    exp: t + 3600,
-    iat: t,
-    email: f.user.email,
-    role: "authenticated",
-    aal: "aal1",
-    session_id: crypto.randomUUID(),
-    is_anonymous: false,
-    ...overrides,
-  };
-  return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined));
+  return claimsOf(f.user, { iss: f.issuer, ...overrides });
 }
 
 const trustedHeader = (f: Fixtures) => ({ alg: "ES256", kid: f.signing.kid, typ: "JWT" });
