@@ -19,17 +19,3 @@ export function createRedis(url: string, token: string): Redis {
     retry: false,
   });
 }
-
-/** Races a promise against a deadline; rejects with a `TimeoutError` after `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DOMException(`${what} timed out after ${ms} ms`, "TimeoutError")),
-      ms,
-    );
-  });
-  // The loser may still settle later; mark it handled so it never becomes an unhandled rejection.
-  promise.catch(() => {});
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}

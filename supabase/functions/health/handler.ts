@@ -9,7 +9,7 @@ import { defineFunction, type RequestContext, type RouteSpec } from "../_shared/
 import { HealthOkSchema, HealthUnavailableSchema } from "../_shared/schemas/health.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { API_VERSION } from "../_shared/config.ts";
-import { withTimeout } from "../_shared/redis.ts";
+import { withTimeout } from "../_shared/deadline.ts";
 
 /** How long each dependency check may take. */
 export const CHECK_TIMEOUT_MS = 1000;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import { withTimeout } from "../redis.ts";
+import { withTimeout } from "../deadline.ts";
 import type { KeyEpoch } from "./api_key.ts";
 
 /** The Redis key of the epoch under a prefix. */

@@ -9,6 +9,7 @@
  * @module
  */
 import postgres from "postgres";
+import { withTimeout } from "../deadline.ts";
 
 /** A postgres.js client or transaction. */
 export type Sql = postgres.Sql;
@@ -84,15 +85,12 @@ export class DatabaseTimeoutError extends Error {
  * SERVICE_UNAVAILABLE instead of a request that never ends.
  */
 export function withDbDeadline<T>(work: Promise<T>, ms = deadlineMs): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DatabaseTimeoutError(`database operation exceeded ${ms} ms`)),
-      ms,
-    );
-  });
-  work.catch(() => {});
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return withTimeout(
+    work,
+    ms,
+    "database operation",
+    () => new DatabaseTimeoutError(`database operation exceeded ${ms} ms`),
+  );
 }
 
 const CONNECTION_CODES = new Set([

@@ -26,8 +26,8 @@ function details(error: z.ZodError): Array<{ path: string; message: string }> {
   });
 }
 
-function validationError(error: z.ZodError, where: string): ApiError {
-  const found = details(error);
+/** The 400 for these offending fields; the message names the first. */
+function invalid(where: string, found: Array<{ path: string; message: string }>): ApiError {
   const first = found[0];
   return new ApiError("VALIDATION_FAILED", {
     message: first ? `Invalid ${where}: ${first.path}: ${first.message}` : `Invalid ${where}`,
@@ -35,16 +35,16 @@ function validationError(error: z.ZodError, where: string): ApiError {
   });
 }
 
+function validationError(error: z.ZodError, where: string): ApiError {
+  return invalid(where, details(error));
+}
+
 /** Validates the query string; repeated parameters are refused rather than silently merged. */
 export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S> {
   const raw: Record<string, string> = {};
   for (const [name, value] of url.searchParams) {
     if (name in raw) {
-      const path = redact(name);
-      throw new ApiError("VALIDATION_FAILED", {
-        message: `Invalid query: ${path}: must appear once`,
-        extra: { details: [{ path, message: "must appear once" }] },
-      });
+      throw invalid("query", [{ path: redact(name), message: "must appear once" }]);
     }
     raw[name] = value;
   }
@@ -96,10 +96,7 @@ async function parseBody<S extends z.ZodType>(
   const nul = nulPath(value);
   if (nul !== undefined) {
     const path = nul.map((p) => redact(String(p))).join(".") || "(root)";
-    throw new ApiError("VALIDATION_FAILED", {
-      message: `Invalid body: ${path}: must not contain NUL characters`,
-      extra: { details: [{ path, message: "must not contain NUL characters" }] },
-    });
+    throw invalid("body", [{ path, message: "must not contain NUL characters" }]);
   }
   const result = schema.safeParse(value);
   if (!result.success) throw validationError(result.error, "body");

@@ -14,7 +14,7 @@
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import type { Redis } from "@upstash/redis";
-import { withTimeout } from "../redis.ts";
+import { withTimeout } from "../deadline.ts";
 
 type Duration = `${number} ${"s" | "m" | "h" | "d"}`;
 
