@@ -1,6 +1,7 @@
 // @ts-self-types="../types/index.esm.d.ts"
 import os from 'node:os'
 import fs from 'node:fs'
+import process from 'node:process'
 
 import {
   mergeUserTypes,

@@ -3,6 +3,8 @@ import tls from 'node:tls'
 import crypto from 'node:crypto'
 import Stream from 'node:stream'
 import { performance } from 'node:perf_hooks'
+import { Buffer } from 'node:buffer'
+import { setImmediate, clearImmediate } from 'node:timers'
 
 import { stringify, handleValue, arrayParser, arraySerializer } from './types.js'
 import { Errors } from './errors.js'
