@@ -2,9 +2,8 @@
  * Fault injection against a private stack this test starts and stops itself (the shared
  * PostgreSQL on 5432 and Redis on 6379 are never touched):
  *
- * - PostgreSQL: the cluster `15/faults` on 5490 (created with pg_createcluster if missing,
- *   kept between runs but stopped at the end; `TORVUS_FAULTS_DROP_CLUSTER=1` drops it), database
- *   `torvus` bootstrapped and migrated with `supabase db reset` when its migrations differ;
+ * - PostgreSQL: a throwaway server on 5490 (`_support/private_postgres.ts`: initdb in a
+ *   temporary folder, migrated from the working tree, deleted at the end), database `torvus`;
  * - Redis: `redis-server --port 6390` as a child process;
  * - the Upstash REST bridge on 8091 and the dev server on 54361, as child processes, logs in
  *   `.local/logs/faults-*.log`.
@@ -24,7 +23,7 @@
  *     queued before the process exits 0.
  * (f) The dev server never exits during (a)-(e) and logs no unhandled rejection.
  *
- * Skipped (with the reason) without pg_createcluster / redis-server or without root.
+ * Nothing is skipped: PostgreSQL and redis-server come from `deno task stack up`.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
@@ -35,7 +34,6 @@ import {
   type DevServer,
   freePort,
   LOG_DIR,
-  ROOT,
   sleep,
   spawnLogged,
   startDevServer,
@@ -43,14 +41,12 @@ import {
   waitFor,
 } from "../tools/loadtest.ts";
 import { uniqueEmail, uniqueIp } from "./_harness.ts";
+import { type PrivatePostgres, startPrivatePostgres } from "./_support/private_postgres.ts";
 
-const PG_VERSION = "15";
-const CLUSTER = "faults";
 const PG_PORT = 5490;
 const REDIS_PORT = 6390;
 const BRIDGE_PORT = 8091;
 const SERVER_PORT = 54361;
-const DB_NAME = "torvus";
 const BRIDGE_TOKEN = `faults-bridge-${crypto.randomUUID()}`;
 
 function which(cmd: string): string | undefined {
@@ -63,161 +59,6 @@ function which(cmd: string): string | undefined {
   }
   return undefined;
 }
-
-function skipReason(): string | undefined {
-  for (
-    const cmd of ["pg_createcluster", "pg_ctlcluster", "pg_lsclusters", "psql", "redis-server"]
-  ) {
-    if (which(cmd) === undefined) return `${cmd} is not installed`;
-  }
-  if (Deno.uid() !== 0) return "pg_ctlcluster needs root to run the private cluster";
-  return undefined;
-}
-const SKIP = skipReason();
-
-// --- commands --------------------------------------------------------------------------------
-
-async function run(cmd: string, args: string[], timeoutMs = 60_000, env?: Record<string, string>) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(timeoutMs),
-    ...(env ? { env } : {}),
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}): ${text}`);
-  return text;
-}
-
-const pgctl = (action: "start" | "stop") =>
-  run(
-    "pg_ctlcluster",
-    action === "stop"
-      ? [PG_VERSION, CLUSTER, "stop", "-m", "fast"]
-      : [PG_VERSION, CLUSTER, "start"],
-  );
-
-/** The cluster's line of pg_lsclusters: port and whether it runs, or undefined. */
-async function clusterState(): Promise<{ port: number; online: boolean } | undefined> {
-  const out = await run("pg_lsclusters", ["-h"]);
-  for (const line of out.split("\n")) {
-    const [ver, name, port, status] = line.trim().split(/\s+/);
-    if (ver === PG_VERSION && name === CLUSTER) {
-      return { port: Number(port), online: status === "online" };
-    }
-  }
-  return undefined;
-}
-
-const psql = (port: number, db: string, sql: string) =>
-  run(
-    "psql",
-    ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-Atq", "-c", sql],
-    30_000,
-    {
-      ...baseEnv(),
-      PGCONNECT_TIMEOUT: "5",
-      PGOPTIONS: "-c client_min_messages=warning",
-    },
-  );
-
-/** The private cluster running with a migrated database; returns its port. */
-async function ensureCluster(log: (s: string) => void): Promise<number> {
-  let state = await clusterState();
-  if (state === undefined) {
-    log(`creating PostgreSQL cluster ${PG_VERSION}/${CLUSTER} on ${PG_PORT}`);
-    await run("pg_createcluster", [
-      PG_VERSION,
-      CLUSTER,
-      "--port",
-      String(PG_PORT),
-      // A throwaway cluster: durability is not what these tests measure.
-      "-o",
-      "fsync=off",
-      "-o",
-      "synchronous_commit=off",
-      "-o",
-      "full_page_writes=off",
-      "--",
-      "--auth-local=trust",
-      "--auth-host=trust",
-    ], 120_000);
-    state = await clusterState();
-    if (state === undefined) throw new Error("pg_createcluster did not create the cluster");
-  }
-  if (!state.online) await pgctl("start");
-  const port = state.port;
-  await waitFor(
-    "private PostgreSQL",
-    async () => {
-      await psql(port, "postgres", "select 1");
-      return true;
-    },
-    20_000,
-    200,
-  );
-
-  const exists = await psql(
-    port,
-    "postgres",
-    `select 1 from pg_database where datname = '${DB_NAME}'`,
-  );
-  if (exists.trim() !== "1") await psql(port, "postgres", `create database ${DB_NAME}`);
-  const wanted = [...Deno.readDirSync(`${ROOT}/supabase/migrations`)]
-    .map((e) => e.name).filter((n) => n.endsWith(".sql")).map((n) => n.split("_")[0]).sort().join(
-      ",",
-    );
-  let applied = "";
-  try {
-    applied = (await psql(
-      port,
-      DB_NAME,
-      "select string_agg(version, ',' order by version) from supabase_migrations.schema_migrations",
-    )).trim();
-  } catch {
-    applied = "";
-  }
-  if (applied !== wanted) {
-    log(`migrating ${DB_NAME} on ${port} (applied: ${applied || "none"})`);
-    await run(
-      "psql",
-      [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(port),
-        "-U",
-        "postgres",
-        "-d",
-        DB_NAME,
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-f",
-        `${ROOT}/supabase/local/bootstrap.sql`,
-      ],
-      60_000,
-      {
-        ...baseEnv(),
-        PGOPTIONS: "-c client_min_messages=warning",
-      },
-    );
-    await run(
-      `${ROOT}/node_modules/.bin/supabase`,
-      ["db", "reset", "--db-url", dbUrl(port), "--yes"],
-      180_000,
-      {
-        ...baseEnv(),
-      },
-    );
-  }
-  return port;
-}
-
-const dbUrl = (port: number) =>
-  `postgresql://postgres@127.0.0.1:${port}/${DB_NAME}?sslmode=disable`;
 
 /** True when the port can be bound on loopback (nobody listens, no connection holds it). */
 function portFree(port: number): boolean {
@@ -360,10 +201,7 @@ const describe = (a: Answer) =>
 // --- the test --------------------------------------------------------------------------------
 
 Deno.test({
-  name: SKIP
-    ? `faults: skipped (${SKIP})`
-    : "faults: Redis, bridge and PostgreSQL faults on a private stack",
-  ignore: SKIP !== undefined,
+  name: "faults: Redis, bridge and PostgreSQL faults on a private stack",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
@@ -372,6 +210,7 @@ Deno.test({
     let bridge: Child | undefined;
     let server: DevServer | undefined;
     let sql: postgres.Sql | undefined;
+    let pg: PrivatePostgres | undefined;
     const injected: string[] = [];
     try {
       for (const [port, what] of [[REDIS_PORT, "redis"], [BRIDGE_PORT, "bridge"]] as const) {
@@ -382,14 +221,20 @@ Deno.test({
       }
       // 54361 lies in Linux's ephemeral range, where an outgoing connection may hold it.
       const serverPort = portFree(SERVER_PORT) ? SERVER_PORT : freePort();
-      const pgPort = await ensureCluster(say);
+      const database = await startPrivatePostgres({
+        port: PG_PORT,
+        database: "torvus",
+        log: say,
+      });
+      pg = database;
+      const dbUrl = database.url;
       redis = await startRedis();
       bridge = await startBridge();
       const keyFile = Deno.env.get("TORVUS_AUTH_KEY_FILE") || undefined;
       const launch = (logName: string) =>
         startDevServer({
           port: serverPort,
-          dbUrl: dbUrl(pgPort),
+          dbUrl,
           redisUrl: `http://127.0.0.1:${BRIDGE_PORT}`,
           redisToken: BRIDGE_TOKEN,
           redisPrefix: "torvus-faults",
@@ -410,7 +255,7 @@ Deno.test({
       };
       const allLogs = async () =>
         (await Promise.all(logs.map((l) => Deno.readTextFile(l).catch(() => "")))).join("\n");
-      sql = postgres(dbUrl(pgPort), { max: 2, onnotice: () => {} });
+      sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
       const db = sql;
 
       // Fixtures: a roomy tier, one key and one user per load client.
@@ -590,14 +435,14 @@ Deno.test({
           let startedAt = 0;
           try {
             await sleep(1000);
-            await pgctl("stop");
+            await database.stop();
             injected.push("postgres stopped under load");
             stoppedAt = since();
             // Health names the database while it is down, within its 1 s check bound.
             await healthNames("database", 2000);
             await sleep(1500);
             startAt = since();
-            await pgctl("start");
+            await database.start();
             startedAt = since();
             await waitFor(
               "a 200 after the restart",
@@ -717,7 +562,7 @@ Deno.test({
             before.push(a.id);
           }
           const mark = (await Deno.readTextFile(srv.log)).length;
-          await pgctl("stop"); // well within the sink's 1 s flush interval
+          await database.stop();
           injected.push("postgres stopped with records queued");
           const duringOutage: string[] = [];
           for (let i = 0; i < 10; i++) {
@@ -728,13 +573,15 @@ Deno.test({
           await waitFor(
             "a failed flush",
             async () =>
-              (await Deno.readTextFile(srv.log)).slice(mark).includes("audit flush failed"),
-            // The first flush is due within 1 s; a write stuck on a dead connection may take
-            // up to the database timeout (5 s) to fail.
+              (await Deno.readTextFile(srv.log)).slice(mark).includes(
+                "request log write failed",
+              ),
+            // Rows are written right after their responses; a write stuck on a dead connection
+            // may take up to the database deadline (2 s) to fail.
             10_000,
             100,
           );
-          await pgctl("start");
+          await database.start();
           const ids = [...before, ...duringOutage];
           const written = await allPresent(ids, "records queued across the outage");
           say(
@@ -777,11 +624,7 @@ Deno.test({
       await bridge?.stop();
       await redis?.stop();
       await sql?.end({ timeout: 2 }).catch(() => {});
-      const state = await clusterState().catch(() => undefined);
-      if (state?.online) await pgctl("stop").catch(() => {});
-      if (Deno.env.get("TORVUS_FAULTS_DROP_CLUSTER") === "1") {
-        await run("pg_dropcluster", [PG_VERSION, CLUSTER, "--stop"]).catch(() => {});
-      }
+      await pg?.destroy();
     }
   },
 });

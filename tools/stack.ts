@@ -42,6 +42,7 @@ import {
 } from "./stack/postgres.ts";
 import { httpStatus, isRecordedProcess, readPidFile, redact, StackError } from "./stack/process.ts";
 import { ensureRedis, REDIS_MARKER, redisPing, stopRedis } from "./stack/redis.ts";
+import { ensureCommands, TOOL_REQUIREMENTS } from "./stack/packages.ts";
 
 const USAGE = "usage: deno task stack <up|down|status|env> [--profile dev|test]";
 
@@ -84,6 +85,7 @@ async function up(profile: Profile): Promise<void> {
   const db = parseDbUrl(settings.values.get("SUPABASE_DB_URL") ?? "");
   await ensurePostgres(db.host, db.port, log);
   await ensureRedis(REDIS_HOST, REDIS_PORT, log);
+  await ensureCommands(TOOL_REQUIREMENTS, log);
   await prepareDatabase(profile, settings, log);
 
   const { path, changed } = writeSettings(settings);

@@ -7,7 +7,8 @@
  *   in hex (so the token is generated once and then stable);
  * - `BRIDGE_PORT`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_TRUST_PROXY`,
  *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
- *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients): the
+ *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
+ *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`): the
  *   environment's value, else the file's (edits are kept), else the profile's default;
  * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`: the environment's value, else
  *   derived from the values above and the profile's database, so they follow a changed port;
@@ -38,6 +39,8 @@ export interface ProfileDefaults {
   redisPrefix: string;
   /** The dev server trusts X-Forwarded-For from clients (tests act as many clients). */
   passForwarded: boolean;
+  /** The dev server answers `/_runtime/...` (isolate stats, early drop) for tests and bench. */
+  runtimeControl: boolean;
 }
 
 export const PROFILES: Record<Profile, ProfileDefaults> = {
@@ -47,6 +50,7 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     bridgePort: 8079,
     redisPrefix: "torvus",
     passForwarded: false,
+    runtimeControl: false,
   },
   test: {
     database: "torvus_test",
@@ -57,6 +61,7 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     bridgePort: 8089,
     redisPrefix: "torvus-test",
     passForwarded: true,
+    runtimeControl: true,
   },
 };
 
@@ -93,6 +98,7 @@ export const SETTING_KEYS = [
   "TORVUS_TRUST_PROXY",
   "TORVUS_REDIS_PREFIX",
   "TORVUS_DEV_PASS_FORWARDED",
+  "TORVUS_RUNTIME_CONTROL",
   "TORVUS_PROFILE",
 ] as const;
 
@@ -165,6 +171,10 @@ export function resolveSettings(
   pick(
     "TORVUS_DEV_PASS_FORWARDED",
     kept("TORVUS_DEV_PASS_FORWARDED", () => [String(defaults.passForwarded), "default"]),
+  );
+  pick(
+    "TORVUS_RUNTIME_CONTROL",
+    kept("TORVUS_RUNTIME_CONTROL", () => [String(defaults.runtimeControl), "default"]),
   );
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { LOGS_DIR, PIDS_DIR, type Profile, PROFILES, ROOT, type Settings } from "./config.ts";
+import { PIDS_DIR, type Profile, PROFILES, ROOT, type Settings } from "./config.ts";
+import { aptInstall } from "./packages.ts";
 import {
   isRecordedProcess,
   isRoot,
@@ -23,6 +24,9 @@ import {
   which,
   writePidFile,
 } from "./process.ts";
+
+/** The Supabase CLI that `npm ci` installs into the toolchain. */
+export const SUPABASE_CLI = `${ROOT}/tools/toolchain/node_modules/.bin/supabase`;
 
 /** Marker: exists only if the stack started PostgreSQL; holds the postmaster's pid. */
 export const POSTGRES_MARKER = `${PIDS_DIR}/postgres.pid`;
@@ -75,33 +79,6 @@ export async function postgresReady(host: string, port: number): Promise<boolean
     timeoutMs: 5_000,
   });
   return result.success;
-}
-
-let aptUpdated = false;
-
-/** `apt-get install -y` (as root), output to .local/logs/apt.log. */
-export async function aptInstall(packages: string[], log: Log): Promise<void> {
-  const env = { DEBIAN_FRONTEND: "noninteractive" };
-  const logPath = `${LOGS_DIR}/apt.log`;
-  Deno.mkdirSync(LOGS_DIR, { recursive: true });
-  const record = (result: RunResult) =>
-    Deno.writeTextFileSync(logPath, result.stdout + result.stderr, { append: true });
-  if (!aptUpdated) {
-    log("apt: apt-get update");
-    const update = await run("apt-get", ["update"], { env, timeoutMs: 600_000 });
-    record(update);
-    if (!update.success) throw new StackError(`apt-get update failed (see ${logPath})`);
-    aptUpdated = true;
-  }
-  log(`apt: apt-get install -y ${packages.join(" ")}`);
-  const install = await run("apt-get", ["install", "-y", "--no-install-recommends", ...packages], {
-    env,
-    timeoutMs: 600_000,
-  });
-  record(install);
-  if (!install.success) {
-    throw new StackError(`apt-get install ${packages.join(" ")} failed (see ${logPath})`);
-  }
 }
 
 interface Cluster {
@@ -297,41 +274,50 @@ export async function prepareDatabase(
     log(`database: created ${name}`);
   }
 
-  const bootstrap = await psql(target.url, ["-f", `${ROOT}/supabase/local/bootstrap.sql`]);
+  const verb = profile === "test" ? "reset" : "push";
+  const count = await migrateDatabase(target.url, verb, log);
+  log(
+    verb === "reset"
+      ? `database: ${name} reset to ${count} migration(s) + seed (supabase db reset)`
+      : `database: ${name} at ${count} migration(s), data kept (supabase db push)`,
+  );
+}
+
+/**
+ * Applies `supabase/local/bootstrap.sql`, then the migrations with the Supabase CLI:
+ * `reset` rebuilds the schema from scratch (and runs the seed), `push` applies new migrations
+ * only. Returns the number of migrations applied.
+ */
+export async function migrateDatabase(
+  url: string,
+  verb: "reset" | "push",
+  log: Log,
+): Promise<number> {
+  const name = parseDbUrl(url).database;
+  const bootstrap = await psql(url, ["-f", `${ROOT}/supabase/local/bootstrap.sql`]);
   if (!bootstrap.success) {
     throw new StackError(
       `supabase/local/bootstrap.sql failed on ${name}:\n${tail(bootstrap.stderr)}`,
     );
   }
   log("database: supabase/local/bootstrap.sql applied");
-
-  const supabase = `${ROOT}/tools/toolchain/node_modules/.bin/supabase`;
-  try {
-    Deno.statSync(supabase);
-  } catch {
-    throw new StackError(
-      "the Supabase CLI is missing (tools/toolchain/node_modules/.bin/supabase): run `npm ci`",
-    );
-  }
-  const verb = profile === "test" ? "reset" : "push";
-  const result = await run(supabase, ["db", verb, "--db-url", target.url, "--yes"], {
+  const result = await run(SUPABASE_CLI, ["db", verb, "--db-url", url, "--yes"], {
     cwd: ROOT,
     timeoutMs: 180_000,
+  }).catch((error) => {
+    if (error instanceof StackError) {
+      throw new StackError(
+        `the Supabase CLI is missing (${SUPABASE_CLI}): run \`npm ci\``,
+      );
+    }
+    throw error;
   });
   if (!result.success) {
     throw new StackError(
       `supabase db ${verb} failed on ${name}:\n${tail(result.stdout + result.stderr)}`,
     );
   }
-  const count = await query(
-    target.url,
-    "select count(*) from supabase_migrations.schema_migrations",
-  );
-  log(
-    verb === "reset"
-      ? `database: ${name} reset to ${count} migration(s) + seed (supabase db reset)`
-      : `database: ${name} at ${count} migration(s), data kept (supabase db push)`,
-  );
+  return Number(await query(url, "select count(*) from supabase_migrations.schema_migrations"));
 }
 
 /** One status line's worth about the profile's database. */

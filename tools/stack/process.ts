@@ -68,7 +68,9 @@ export async function run(
 
 /** The absolute path of an executable on PATH, or undefined. */
 export function which(cmd: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+  // Debian puts daemons (pgbouncer) in sbin, which a non-login PATH may lack.
+  const dirs = (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"]);
+  for (const dir of dirs) {
     if (dir === "") continue;
     const path = `${dir}/${cmd}`;
     try {

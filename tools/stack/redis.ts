@@ -6,7 +6,7 @@
  */
 
 import { LOCAL, LOGS_DIR, PIDS_DIR } from "./config.ts";
-import { aptInstall } from "./postgres.ts";
+import { aptInstall } from "./packages.ts";
 import {
   isRecordedProcess,
   isRoot,
