@@ -656,9 +656,20 @@ function build(f: Fixtures, r: FuzzRequest): Built {
   return { path, init, secrets, describe: JSON.stringify(summary) };
 }
 
+/**
+ * Method characters that the HTTP server of Deno 2.1 (the Edge Runtime's version) refuses with
+ * a bare 400 before any function code runs, though RFC 9110 allows them in a token.
+ */
+const REFUSED_BY_HTTP_LAYER = /[#$%&']/;
+
 /** Every property an answer must have. */
 function check(b: Built, res: ApiResponse, hashes: readonly string[]): void {
   const where = `${b.describe} -> ${res.status} ${res.text.slice(0, 300)}`;
+  if (REFUSED_BY_HTTP_LAYER.test(b.init.method ?? "")) {
+    assert.equal(res.status, 400, `the HTTP layer refuses it: ${where}`);
+    assert.equal(res.text, "", `no body from the HTTP layer: ${where}`);
+    return;
+  }
   assert.ok(res.status < 500, `5xx: ${where}`);
   assert.ok(DOCUMENTED.has(res.status), `undocumented status: ${where}`);
   const id = res.headers.get("x-request-id") ?? "";

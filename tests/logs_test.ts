@@ -83,7 +83,7 @@ e2eIf({
   const query = `?api_key=${key.key}&access_token=${user.token}&token=${forged}`;
   assert.equal((await call(`/api/v1/test${query}`)).status, 401);
   assert.equal((await call(`/api/me${query}`)).status, 401);
-  assert.equal((await call(`/api/nope${query}`)).status, 404);
+  assert.equal((await call(`/api/keys/no/such/route${query}`)).status, 404);
   // The User-Agent.
   const agent = { "User-Agent": `curl/8.0 ${secretsIn}` };
   assert.equal(

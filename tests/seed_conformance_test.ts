@@ -510,9 +510,22 @@ e2e("GET /api/v1/health answers 200 with its checks, without credentials", async
   assertRateLimitHeaders(r, 100);
 });
 
-e2e("an unknown path is a JSON 404 with X-Request-ID", async () => {
+e2e(
+  "an unknown path is the gateway's JSON 404 with X-Request-ID, counted against nothing",
+  async () => {
+    const ip = freshIp();
+    for (const path of ["/api/nope", "/api/v2/test", "/functions/v1/nope", "/"]) {
+      const r = await api(path, { ip });
+      assertBody(r, 404, { error: "not_found", message: "Route not found", code: "NOT_FOUND" });
+      assertCommonHeaders(r);
+      assert.equal(r.headers.get("x-ratelimit-limit"), null, `${path}: no function, no limit`);
+    }
+  },
+);
+
+e2e("an unknown path inside a function is its JSON 404, counted against the address", async () => {
   const ip = freshIp();
-  for (const path of ["/api/nope", "/api/v2/test", "/functions/v1/nope", "/"]) {
+  for (const path of ["/api/keys/a/b/c", "/api/vaults/a/b", "/functions/v1/me/nope"]) {
     const r = await api(path, { ip });
     assertBody(r, 404, { error: "not_found", message: "Route not found", code: "NOT_FOUND" });
     assertRateLimitHeaders(r, 100);

@@ -48,6 +48,7 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
     TORVUS_TRUST_PROXY: "true",
     TORVUS_REDIS_PREFIX: "torvus-test",
     TORVUS_DEV_PASS_FORWARDED: "true",
+    TORVUS_RUNTIME_CONTROL: "true",
     TORVUS_PROFILE: "test",
   });
   const dev = resolveSettings("dev", new Map(), noEnv, () => TOKEN);
@@ -59,6 +60,7 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
   assert.equal(dev.values.get("UPSTASH_REDIS_REST_URL"), "http://127.0.0.1:8079");
   assert.equal(dev.values.get("TORVUS_REDIS_PREFIX"), "torvus");
   assert.equal(dev.values.get("TORVUS_DEV_PASS_FORWARDED"), "false");
+  assert.equal(dev.values.get("TORVUS_RUNTIME_CONTROL"), "false");
   assert.equal(dev.values.get("TORVUS_PROFILE"), "dev");
 });
 

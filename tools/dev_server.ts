@@ -1,82 +1,155 @@
 /**
- * The local dev server: every function's exported handler in one Deno process, served at
- * Supabase's paths (`/functions/v1/<name>/…`, so `supabase.functions.invoke` works) and at the
- * public gateway paths of `_shared/routes.ts`, plus the local Auth stand-in's JWKS at
- * `/auth/v1/.well-known/jwks.json`.
+ * The local dev server: the gateway and Supabase's functions router in front of a local Edge
+ * Runtime (`runtime/supervisor.ts`), in which each function runs in isolates of its own, loaded
+ * from its `index.ts` as the hosted runtime loads it. It serves:
+ *
+ * - the public gateway paths of `_shared/routes.ts` (`/api/...`), rewritten as the gateway does;
+ * - Supabase's own paths, `/functions/v1/<name>/...` (so `supabase.functions.invoke` works);
+ * - any other path (an unknown function too): the gateway's 404 in the API's error format,
+ *   without reaching a function or counting against a rate limit;
+ * - the local Auth stand-in's JWKS at `/auth/v1/.well-known/jwks.json`;
+ * - with `TORVUS_RUNTIME_CONTROL=true` (the test profile), `/_runtime/stats` and
+ *   `POST /_runtime/functions/<name>/drop` (retire the function's isolate; it is dropped early
+ *   once idle), for tests and the benchmark.
  *
  * It plays the gateway's part for client addresses: it sets `X-Forwarded-For` to the peer
  * address, unless `TORVUS_DEV_PASS_FORWARDED=true` (the test profile), which lets tests act
  * as many clients.
  *
- * Run with `deno task dev`; settings come from `.local/<profile>.env` (see tools/stack.ts).
+ * Runs on the Deno the hosted runtime is compatible with (2.1, `deno task dev`); settings come
+ * from `.local/<profile>.env` (see tools/stack.ts).
  *
  * @module
  */
 import { loadLocalEnv } from "./local_env.ts";
 import { publicJwks } from "./local_auth.ts";
+import { FUNCTIONS, resolveGatewayPath } from "../supabase/functions/_shared/routes.ts";
 import {
-  type FunctionName,
-  FUNCTIONS,
-  resolveGatewayPath,
-} from "../supabase/functions/_shared/routes.ts";
-import { defineFunction, type Handler } from "../supabase/functions/_shared/http/app.ts";
-import {
-  getServices,
-  installCrashGuards,
-  shutdownServices,
-} from "../supabase/functions/_shared/services.ts";
-import { log } from "../supabase/functions/_shared/log.ts";
-import { handler as health } from "../supabase/functions/health/handler.ts";
-import { handler as v1Test } from "../supabase/functions/v1-test/handler.ts";
-import { handler as me } from "../supabase/functions/me/handler.ts";
-import { handler as vaults } from "../supabase/functions/vaults/handler.ts";
-import { handler as apiKeys } from "../supabase/functions/api-keys/handler.ts";
-import { handler as openapi } from "../supabase/functions/openapi/handler.ts";
+  DEFAULT_LIMITS,
+  EdgeRuntime,
+  readBody,
+  runtimeError,
+  type RuntimeLimits,
+} from "./runtime/supervisor.ts";
+import { errorBody } from "../supabase/functions/_shared/http/errors.ts";
+import { corsHeaders } from "../supabase/functions/_shared/http/respond.ts";
+import { redact } from "../supabase/functions/_shared/log.ts";
 
-const HANDLERS: Partial<Record<FunctionName, Handler>> = {
-  health,
-  "v1-test": v1Test,
-  me,
-  vaults,
-  "api-keys": apiKeys,
-  openapi,
-};
+const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
 
-// Paths no function owns still get the API's 404, headers and rate limit.
-const notFound = defineFunction("", []);
+/**
+ * What the gateway answers for a path outside the public route table: the API's 404, with a
+ * request id and CORS headers, and without touching any function (as Tyk's allow list does).
+ */
+function gatewayNotFound(started: number, req: Request, url: URL, log: Log): Response {
+  const requestId = crypto.randomUUID();
+  const headers = new Headers({
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "X-Request-ID": requestId,
+    "X-Response-Time": (performance.now() - started).toFixed(2),
+  });
+  corsHeaders(headers);
+  const body = errorBody("NOT_FOUND", requestId, { message: "Route not found" });
+  // The gateway's access log line, shaped like the functions' request lines.
+  log("info", "request", {
+    request_id: requestId,
+    function: null,
+    method: String(req.method).slice(0, 16),
+    path: redact(url.pathname.slice(0, 1024)),
+    status: 404,
+    code: "NOT_FOUND",
+  });
+  return new Response(JSON.stringify(body), { status: 404, headers });
+}
 
-/** Routes a request to its function, as the gateway and Supabase's router would. */
-export function createDevHandler(passForwarded: boolean): Handler {
-  return async (req, info) => {
+type Log = (
+  level: "info" | "warn" | "error",
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** Options of {@link createDevServer}. */
+export interface DevServerOptions {
+  passForwarded: boolean;
+  control: boolean;
+  limits?: RuntimeLimits;
+  log?: Log;
+}
+
+/** The request handler and the runtime behind it. */
+export function createDevServer(options: DevServerOptions): {
+  handler: (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response>;
+  runtime: EdgeRuntime;
+} {
+  const entries = Object.fromEntries(
+    FUNCTIONS.map((name) => [name, new URL(`${name}/index.ts`, FUNCTIONS_DIR)]),
+  );
+  const log: Log = options.log ?? (() => {});
+  const runtime = new EdgeRuntime(entries, options.limits ?? DEFAULT_LIMITS, log);
+
+  const control = async (req: Request, path: string): Promise<Response> => {
+    if (path === "/_runtime/stats" && req.method === "GET") return Response.json(runtime.stats());
+    const drop = /^\/_runtime\/functions\/([^/]+)\/drop$/.exec(path);
+    if (drop && req.method === "POST") {
+      const dropped = await runtime.drop(drop[1]!);
+      return Response.json({ dropped }, { status: dropped ? 200 : 404 });
+    }
+    return Response.json({ error: "not_found" }, { status: 404 });
+  };
+
+  const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
+    const started = performance.now();
     const url = new URL(req.url);
     if (url.pathname === "/auth/v1/.well-known/jwks.json") {
       return Response.json(await publicJwks(), {
         headers: { "Cache-Control": "public, max-age=600" },
       });
     }
-    let target = url.pathname;
+    if (options.control && url.pathname.startsWith("/_runtime/")) {
+      return await control(req, url.pathname);
+    }
     const gateway = resolveGatewayPath(url.pathname);
-    if (gateway) target = gateway.functionPath;
+    const target = gateway?.functionPath ?? url.pathname;
     const name = /^\/functions\/v1\/([^/]+)/.exec(target)?.[1];
-    const fn = name && (FUNCTIONS as readonly string[]).includes(name)
-      ? HANDLERS[name as FunctionName]
-      : undefined;
+    if (name === undefined || !runtime.has(name)) return gatewayNotFound(started, req, url, log);
 
     const headers = new Headers(req.headers);
-    const peer = info?.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined;
-    if (!passForwarded || !headers.has("x-forwarded-for")) {
+    const peer = info.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined;
+    if (!options.passForwarded || !headers.has("x-forwarded-for")) {
       if (peer) headers.set("x-forwarded-for", peer);
       else headers.delete("x-forwarded-for");
     }
     // Set the path, never parse it: "//x" as a URL reference would name a host.
     const forwardedUrl = new URL(url);
     forwardedUrl.pathname = target;
-    const forwarded = new Request(forwardedUrl, {
+    const body = await readBody(req);
+    if (body === undefined) {
+      return runtimeError(413, "PAYLOAD_TOO_LARGE", "Request body is too large");
+    }
+    return await runtime.fetch(name, {
       method: req.method,
-      headers,
-      body: req.body,
+      url: forwardedUrl.href,
+      headers: [...headers],
+      body,
     });
-    return await (fn ?? notFound)(forwarded, info);
+  };
+  return { handler, runtime };
+}
+
+/** Limits from `TORVUS_RUNTIME_*` settings, defaulting to the hosted runtime's. */
+function limitsFromEnv(): RuntimeLimits {
+  const read = (name: string, fallback: number) => {
+    const raw = Deno.env.get(name);
+    const value = raw === undefined || raw === "" ? fallback : Number(raw);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+    return value;
+  };
+  return {
+    wallClockMs: read("TORVUS_RUNTIME_WALL_CLOCK_MS", DEFAULT_LIMITS.wallClockMs),
+    cpuSoftMs: read("TORVUS_RUNTIME_CPU_SOFT_MS", DEFAULT_LIMITS.cpuSoftMs),
+    cpuHardMs: read("TORVUS_RUNTIME_CPU_HARD_MS", DEFAULT_LIMITS.cpuHardMs),
+    memoryMb: read("TORVUS_RUNTIME_MEMORY_MB", DEFAULT_LIMITS.memoryMb),
   };
 }
 
@@ -84,28 +157,44 @@ if (import.meta.main) {
   loadLocalEnv();
   const hostname = Deno.env.get("TORVUS_HOST") ?? "127.0.0.1";
   const port = Number(Deno.env.get("TORVUS_PORT") ?? "54321");
-  const passForwarded = Deno.env.get("TORVUS_DEV_PASS_FORWARDED") === "true";
-  // Fail at start-up on a bad configuration, not on the first request.
-  getServices();
+  const write = (level: string, msg: string, fields: Record<string, unknown> = {}) => {
+    const line = redact(JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields }));
+    if (level === "info") console.log(line);
+    else console.error(line);
+  };
+  const { handler, runtime } = createDevServer({
+    passForwarded: Deno.env.get("TORVUS_DEV_PASS_FORWARDED") === "true",
+    control: Deno.env.get("TORVUS_RUNTIME_CONTROL") === "true",
+    limits: limitsFromEnv(),
+    log: write,
+  });
   const server = Deno.serve({
     hostname,
     port,
     onListen: ({ hostname, port }) => {
-      log.info("dev server listening", { url: `http://${hostname}:${port}` });
+      write("info", "dev server listening", {
+        url: `http://${hostname}:${port}`,
+        runtime: `Deno ${Deno.version.deno}, one isolate per function`,
+      });
     },
     onError: (error) => {
-      log.error("unhandled server error", { err: error });
-      return Response.json({ error: "internal_error", code: "INTERNAL_ERROR" }, { status: 500 });
+      write("error", "unhandled server error", { error: String(error) });
+      return Response.json({ code: "INTERNAL_ERROR" }, { status: 500 });
     },
-  }, createDevHandler(passForwarded));
+  }, handler);
 
   const stop = async () => {
-    log.info("dev server stopping");
-    await server.shutdown();
-    await shutdownServices();
+    write("info", "dev server stopping");
+    // Requests in flight may finish; a client that never ends its request does not hold us up.
+    const closed = await Promise.race([
+      server.shutdown().then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ]);
+    if (!closed) write("warn", "requests still open after 5 s; stopping anyway");
+    // Each isolate finishes its requests and its waitUntil work (the request log), then ends.
+    await runtime.shutdown();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  installCrashGuards();
 }

@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { devServerArgs, EDGE_DENO, EDGE_DENO_ENV } from "./runtime/edge_deno.ts";
 import postgres from "postgres";
 import { fileURLToPath } from "node:url";
 import { createApiKey, createTier, mintTokenFor } from "./admin/ops.ts";
@@ -264,6 +265,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     TORVUS_PORT: String(options.port),
     TORVUS_REDIS_PREFIX: options.redisPrefix,
     TORVUS_DEV_PASS_FORWARDED: "true",
+    TORVUS_RUNTIME_CONTROL: "true",
     TORVUS_TRUST_PROXY: "true",
     TORVUS_KEY_MODES: "live,test",
     // A profile without a settings file: nothing is filled in from .local/<profile>.env.
@@ -273,8 +275,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
   const log = `${LOG_DIR}/${options.logName}-server.log`;
   await Deno.writeTextFile(log, "");
-  const child = spawnLogged("dev server", Deno.execPath(), ["run", "-A", "tools/dev_server.ts"], {
-    env,
+  const child = spawnLogged("dev server", EDGE_DENO, devServerArgs(), {
+    env: { ...env, ...EDGE_DENO_ENV },
     log,
   });
   const server: DevServer = Object.assign(child, {

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { devServerArgs, EDGE_DENO, EDGE_DENO_ENV } from "../runtime/edge_deno.ts";
 import { Redis } from "@upstash/redis";
 import { randomToken, ROOT } from "../stack/config.ts";
 import { ensurePostgres } from "../stack/postgres.ts";
@@ -174,16 +175,9 @@ export async function startServer(
 ): Promise<Proc> {
   if (!portFree(BENCH.serverPort)) throw new Error(`port ${BENCH.serverPort} is taken`);
   const prof = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
-  const flags = [
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-write=.local",
-    "--allow-sys",
-  ];
-  const proc = spawnLogged("dev server", DENO, ["run", ...flags, ...prof, "tools/dev_server.ts"], {
+  const proc = spawnLogged("dev server", EDGE_DENO, devServerArgs(prof), {
     cwd: ROOT,
-    env: childEnv(env),
+    env: childEnv({ ...env, ...EDGE_DENO_ENV }),
     logPath: `${LOGS}/server.log`,
   });
   const jwks = `${env.SUPABASE_URL}/auth/v1/.well-known/jwks.json`;

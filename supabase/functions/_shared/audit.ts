@@ -1,13 +1,19 @@
 /**
  * The request log: every authenticated or failed request becomes a row of `api_request_log`,
- * written in batches off the response path.
+ * written after the response.
  *
- * Records wait in memory and are flushed in one multi-row INSERT when a batch fills or a
- * short interval passes; the same flush moves `last_used_at` of the keys seen, at most once a
- * minute per key, so a busy key costs no write per request. A failed flush puts its batch back
- * and retries with backoff, so a database restart loses nothing; only a queue over its bound
- * drops its oldest rows, counted in a warning. {@link AuditSink.close} flushes what is left
- * (the dev server calls it on SIGTERM; the edge runtime on `beforeunload`).
+ * No timer decides when rows are written: the first record starts a flush at once, registered
+ * with the runtime's `waitUntil` (via `background`) when it is created, and records that arrive
+ * while a write is in flight join the next batch of the same flush. So a quiet isolate writes
+ * each row right after its response, a busy one writes batches of whatever accumulated during
+ * one round trip, and the edge runtime never drops an isolate early while rows are unwritten
+ * (it waits for `waitUntil` work; see tools/runtime). The same write moves `last_used_at` of the
+ * keys seen, at most once a minute per key.
+ *
+ * A failed write keeps its batch and retries with backoff for a bounded time
+ * ({@link AuditOptions.retryForMs}), so a database restart loses nothing; rows still unwritten
+ * after that, or beyond the queue's bound, are dropped and counted in an error line.
+ * `beforeunload` is a last resort: it starts a flush of whatever is queued.
  *
  * @module
  */
@@ -30,12 +36,12 @@ export interface AuditRecord {
   at: Date;
 }
 
-/** Accepts records and persists them eventually. */
+/** Accepts records and persists them soon after. */
 export interface AuditSink {
   record(entry: AuditRecord): void;
-  /** Writes everything queued now; resolves when done or failed (failed rows stay queued). */
+  /** Writes everything queued now; resolves when the queue is empty or retries ran out. */
   flush(): Promise<void>;
-  /** Flushes and stops the timer. */
+  /** Flushes and resolves when done. */
   close(): Promise<void>;
   /** Rows waiting to be written. */
   readonly pending: number;
@@ -45,37 +51,26 @@ export interface AuditSink {
 export interface AuditOptions {
   sql: Sql;
   log: Logger;
+  /** Registers work that must finish after the response (the runtime's waitUntil). */
+  background: (work: Promise<unknown>) => void;
   batchSize?: number;
-  intervalMs?: number;
   maxQueue?: number;
+  /** How long a failing batch is retried before it is dropped (with an error line). */
+  retryForMs?: number;
 }
 
 const MAX_USER_AGENT = 512;
 const MAX_PATH = 1024;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Creates the isolate's audit sink. */
 export function createAuditSink(options: AuditOptions): AuditSink {
   const { sql, log } = options;
   const batchSize = options.batchSize ?? 500;
-  const intervalMs = options.intervalMs ?? 1000;
   const maxQueue = options.maxQueue ?? 50_000;
+  const retryForMs = options.retryForMs ?? 60_000;
   let queue: AuditRecord[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
   let flushing: Promise<void> | undefined;
-  let failures = 0;
-  let dropped = 0;
-
-  const schedule = (delay: number) => {
-    if (timer !== undefined) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void sink.flush();
-    }, delay);
-    // A pending audit batch must not keep a CLI or test process alive; close() flushes it.
-    if (typeof Deno !== "undefined" && typeof Deno.unrefTimer === "function") {
-      Deno.unrefTimer(timer as unknown as number);
-    }
-  };
 
   const write = async (batch: AuditRecord[]) => {
     const rows = batch.map((r) => ({
@@ -105,45 +100,67 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     }));
   };
 
+  /** Writes one batch, retrying with backoff until it succeeds or `retryForMs` passes. */
+  const writeWithRetries = async (batch: AuditRecord[]) => {
+    const giveUpAt = Date.now() + retryForMs;
+    for (let attempt = 0;; attempt++) {
+      try {
+        await write(batch);
+        return;
+      } catch (error) {
+        const wait = Math.min(5_000, 100 * 2 ** attempt);
+        if (Date.now() + wait > giveUpAt) {
+          log.error("request log rows dropped after retries", {
+            err: error,
+            dropped: batch.length,
+          });
+          return;
+        }
+        log.warn("request log write failed, will retry", {
+          err: error,
+          attempt: attempt + 1,
+          pending: queue.length + batch.length,
+        });
+        await sleep(wait);
+      }
+    }
+  };
+
+  const drain = async () => {
+    try {
+      // Let the response that produced the first record leave before the write starts.
+      await Promise.resolve();
+      while (queue.length > 0) {
+        const batch = queue.slice(0, batchSize);
+        queue = queue.slice(batch.length);
+        await writeWithRetries(batch);
+      }
+    } finally {
+      flushing = undefined;
+    }
+  };
+
   const sink: AuditSink = {
     record(entry) {
       queue.push(entry);
       if (queue.length > maxQueue) {
         const excess = queue.length - maxQueue;
         queue.splice(0, excess);
-        dropped += excess;
-        log.warn("audit queue over its bound, oldest records dropped", { dropped });
+        log.error("request log queue over its bound, oldest rows dropped", { dropped: excess });
       }
-      schedule(queue.length >= batchSize ? 0 : intervalMs);
+      if (!flushing) {
+        flushing = drain();
+        options.background(flushing);
+      }
     },
     flush() {
       if (flushing) return flushing;
-      flushing = (async () => {
-        while (queue.length > 0) {
-          const batch = queue.slice(0, batchSize);
-          queue = queue.slice(batch.length);
-          try {
-            await write(batch);
-            failures = 0;
-          } catch (error) {
-            queue = batch.concat(queue);
-            failures++;
-            log.warn("audit flush failed, will retry", { err: error, pending: queue.length });
-            schedule(Math.min(30_000, intervalMs * 2 ** Math.min(failures, 5)));
-            return;
-          }
-        }
-      })().finally(() => {
-        flushing = undefined;
-      });
+      if (queue.length === 0) return Promise.resolve();
+      flushing = drain();
       return flushing;
     },
-    async close() {
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      await sink.flush();
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
+    close() {
+      return sink.flush();
     },
     get pending() {
       return queue.length;

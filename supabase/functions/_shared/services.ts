@@ -128,7 +128,7 @@ export function buildServices(config: Config): Services {
         })
       ),
     }),
-    audit: createAuditSink({ sql, log }),
+    audit: createAuditSink({ sql, log, background }),
     reporter: config.sentry ? lazySentry({ ...config.sentry, background }) : noopReporter,
     background,
   };

@@ -86,7 +86,8 @@ async function parseBody<S extends z.ZodType>(
   if (type !== "application/json") throw new ApiError("UNSUPPORTED_MEDIA_TYPE");
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw new ApiError("PAYLOAD_TOO_LARGE");
-  const bytes = await readLimited(req, maxBytes);
+  const bytes = await readUpTo(req.body, maxBytes);
+  if (bytes === undefined) throw new ApiError("PAYLOAD_TOO_LARGE");
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -134,18 +135,25 @@ function nulPath(root: unknown): Array<string | number> | undefined {
   return undefined;
 }
 
-async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
-  if (!req.body) return new Uint8Array();
+/**
+ * Reads a body of at most `maxBytes`; undefined as soon as it is larger (the rest is not read).
+ * Shared with the local runtime, which bounds what it passes to an isolate the same way.
+ */
+export async function readUpTo(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+): Promise<Uint8Array | undefined> {
+  if (!body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const reader = req.body.getReader();
+  const reader = body.getReader();
   while (true) {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
     if (size > maxBytes) {
       await reader.cancel().catch(() => {});
-      throw new ApiError("PAYLOAD_TOO_LARGE");
+      return undefined;
     }
     chunks.push(value);
   }
