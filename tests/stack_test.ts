@@ -44,11 +44,15 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
     BRIDGE_PORT: "8089",
     TORVUS_HOST: "127.0.0.1",
     TORVUS_PORT: "29331",
+    TORVUS_DB_URL: "postgresql://postgres@127.0.0.1:6543/torvus_test?sslmode=disable",
+    TORVUS_GATEWAY_SECRET: TOKEN,
+    TORVUS_DIRECT_ACCESS: "allow",
+    TORVUS_DIRECT_IP_SOURCE: "header:cf-connecting-ip",
     TORVUS_KEY_MODES: "live,test",
-    TORVUS_TRUST_PROXY: "true",
     TORVUS_REDIS_PREFIX: "torvus-test",
     TORVUS_DEV_PASS_FORWARDED: "true",
     TORVUS_RUNTIME_CONTROL: "true",
+    TORVUS_LOG_REQUESTS_PER_10S: "1000000",
     TORVUS_PROFILE: "test",
   });
   const dev = resolveSettings("dev", new Map(), noEnv, () => TOKEN);
@@ -77,7 +81,11 @@ Deno.test("stack settings: the token is generated once, then kept from the file"
 });
 
 Deno.test("stack settings: the environment overrides, derived URLs follow the ports", () => {
-  const file = new Map([["UPSTASH_REDIS_REST_TOKEN", TOKEN], ["MY_EXTRA", "kept"]]);
+  const file = new Map([
+    ["UPSTASH_REDIS_REST_TOKEN", TOKEN],
+    ["TORVUS_GATEWAY_SECRET", TOKEN],
+    ["MY_EXTRA", "kept"],
+  ]);
   const env: Record<string, string> = { TORVUS_PORT: "60001", BRIDGE_PORT: "60002" };
   const settings = resolveSettings("test", file, (name) => env[name], noGenerate);
   assert.equal(settings.values.get("TORVUS_PORT"), "60001");

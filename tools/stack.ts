@@ -40,9 +40,22 @@ import {
   prepareDatabase,
   stopPostgres,
 } from "./stack/postgres.ts";
-import { httpStatus, isRecordedProcess, readPidFile, redact, StackError } from "./stack/process.ts";
+import {
+  httpStatus,
+  isRecordedProcess,
+  readPidFile,
+  redact,
+  StackError,
+  tcpOpen,
+} from "./stack/process.ts";
 import { ensureRedis, REDIS_MARKER, redisPing, stopRedis } from "./stack/redis.ts";
 import { ensureCommands, TOOL_REQUIREMENTS } from "./stack/packages.ts";
+import {
+  ensurePgbouncer,
+  PGBOUNCER_MARKER,
+  PGBOUNCER_PORT,
+  stopPgbouncer,
+} from "./stack/pgbouncer.ts";
 
 const USAGE = "usage: deno task stack <up|down|status|env> [--profile dev|test]";
 
@@ -87,6 +100,7 @@ async function up(profile: Profile): Promise<void> {
   await ensureRedis(REDIS_HOST, REDIS_PORT, log);
   await ensureCommands(TOOL_REQUIREMENTS, log);
   await prepareDatabase(profile, settings, log);
+  await ensurePgbouncer(db.host, db.port, log);
 
   const { path, changed } = writeSettings(settings);
   const overridden = [...settings.sources].filter(([, source]) => source === "environment");
@@ -115,6 +129,7 @@ async function down(profile: Profile): Promise<void> {
     if (readPidFile(POSTGRES_MARKER) !== undefined) log(`postgres: left running (${still})`);
     if (readPidFile(REDIS_MARKER) !== undefined) log(`redis: left running (${still})`);
   } else {
+    await stopPgbouncer(log);
     await stopRedis(log);
     await stopPostgres(log);
   }
@@ -151,6 +166,14 @@ async function status(profile: Profile): Promise<number> {
   ]);
   const database = pgUp ? await databaseStatus(settings) : { up: false, detail: "no server" };
   lines.push(["database", database.up, database.detail]);
+  const poolerUp = await tcpOpen("127.0.0.1", PGBOUNCER_PORT);
+  lines.push([
+    "pgbouncer",
+    poolerUp,
+    `127.0.0.1:${PGBOUNCER_PORT} (transaction mode)${
+      poolerUp ? marker(PGBOUNCER_MARKER, "pgbouncer") : ""
+    }`,
+  ]);
 
   const bridgePort = portOf(settings, "BRIDGE_PORT");
   const bridgePid = runningBridge(profile);
@@ -176,7 +199,7 @@ async function status(profile: Profile): Promise<number> {
     console.log(`${name.padEnd(width)}  ${isUp ? "up  " : "down"}  ${detail}`);
   }
   // The dev server runs separately (deno task dev), so it does not decide the exit code.
-  return lines.slice(0, 4).every(([, isUp]) => isUp) ? 0 : 1;
+  return lines.slice(0, 5).every(([, isUp]) => isUp) ? 0 : 1;
 }
 
 function env(profile: Profile): number {

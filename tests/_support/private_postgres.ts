@@ -23,6 +23,8 @@ export interface PrivatePostgres {
   start(): Promise<void>;
   /** Stops the server and deletes its data directory. */
   destroy(): Promise<void>;
+  /** The root certificate (PEM) the server's TLS certificate chains to, when it serves TLS. */
+  certificate: string | undefined;
 }
 
 /** The newest installed PostgreSQL's bin directory (Debian: /usr/lib/postgresql/<v>/bin). */
@@ -53,7 +55,15 @@ function asOwner(cmd: string, args: string[]): [string, string[]] {
  * test profile does). `log` receives one line per step.
  */
 export async function startPrivatePostgres(
-  options: { port: number; database: string; log: (line: string) => void },
+  options: {
+    port: number;
+    database: string;
+    log: (line: string) => void;
+    /** Serve TLS with a self-signed certificate made for this server. */
+    tls?: boolean;
+    /** Apply bootstrap.sql and the migrations (default true). */
+    migrate?: boolean;
+  },
 ): Promise<PrivatePostgres> {
   const { port, database, log } = options;
   const bin = binDir();
@@ -77,6 +87,31 @@ export async function startPrivatePostgres(
   const init = await run(initCmd, initArgs, { timeoutMs: 60_000 });
   if (!init.success) throw new StackError(`initdb failed: ${init.stderr.trim()}`);
   log(`private PostgreSQL: initdb ${data}`);
+  const tlsArgs: string[] = [];
+  if (options.tls) {
+    // A root CA of its own and a server certificate it signs, as a hosted database has.
+    const steps: string[][] = [
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test Root CA"]
+        .concat(["-keyout", `${data}/ca.key`, "-out", `${data}/ca.crt`]),
+      ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
+        .concat(["-keyout", `${data}/server.key`, "-out", `${data}/server.csr`]),
+      ["x509", "-req", "-in", `${data}/server.csr`, "-CA", `${data}/ca.crt`]
+        .concat(["-CAkey", `${data}/ca.key`, "-CAcreateserial", "-days", "1"])
+        .concat(["-out", `${data}/server.crt`, "-extfile", `${data}/san.cnf`]),
+    ];
+    Deno.writeTextFileSync(
+      `${dir}/san.cnf`,
+      "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    );
+    const [mv, mvArgs] = asOwner("cp", [`${dir}/san.cnf`, `${data}/san.cnf`]);
+    await run(mv, mvArgs);
+    for (const step of steps) {
+      const [cmd, args] = asOwner("openssl", step);
+      const made = await run(cmd, args, { timeoutMs: 60_000 });
+      if (!made.success) throw new StackError(`openssl failed: ${made.stderr.trim()}`);
+    }
+    tlsArgs.push("-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key");
+  }
 
   let child: Deno.ChildProcess | undefined;
   const ready = async () =>
@@ -102,6 +137,7 @@ export async function startPrivatePostgres(
       "full_page_writes=off",
       "-c",
       `logging_collector=off`,
+      ...tlsArgs,
     ]);
     const logFile = await Deno.open(`${dir}/server.log`, {
       create: true,
@@ -153,12 +189,15 @@ export async function startPrivatePostgres(
     `create database "${database}"`,
   ]);
   if (!create.success) throw new StackError(`create database failed: ${create.stderr.trim()}`);
-  await migrateDatabase(url, "reset", log);
-  log(`private PostgreSQL: ${database} on ${port} migrated from the working tree`);
+  if (options.migrate ?? true) {
+    await migrateDatabase(url, "reset", log);
+    log(`private PostgreSQL: ${database} on ${port} migrated from the working tree`);
+  }
 
   return {
     port,
     url,
+    certificate: options.tls ? Deno.readTextFileSync(`${data}/ca.crt`) : undefined,
     stop,
     start,
     async destroy() {

@@ -3,15 +3,16 @@
  *
  * The settings file `.local/<profile>.env` (KEY=VALUE lines, read by tools/local_env.ts) is
  * created by the first `up` and kept: each `up` rewrites it with
- * - `UPSTASH_REDIS_REST_TOKEN`: the environment's value, else the file's, else 32 random bytes
- *   in hex (so the token is generated once and then stable);
- * - `BRIDGE_PORT`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_TRUST_PROXY`,
+ * - `UPSTASH_REDIS_REST_TOKEN`, `TORVUS_GATEWAY_SECRET`: the environment's value, else the
+ *   file's, else 32 random bytes in hex (so each is generated once and then stable);
+ * - `BRIDGE_PORT`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
  *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
  *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
  *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`): the
  *   environment's value, else the file's (edits are kept), else the profile's default;
- * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`: the environment's value, else
- *   derived from the values above and the profile's database, so they follow a changed port;
+ * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`, `TORVUS_DB_URL` (the same
+ *   database through the local PgBouncer on 6543): the environment's value, else derived from
+ *   the values above and the profile's database, so they follow a changed port;
  * - `TORVUS_PROFILE`: always the profile.
  * Other keys someone added to the file are kept as they are.
  *
@@ -41,6 +42,8 @@ export interface ProfileDefaults {
   passForwarded: boolean;
   /** The dev server answers `/_runtime/...` (isolate stats, early drop) for tests and bench. */
   runtimeControl: boolean;
+  /** Request log lines per isolate and 10 s (tests read every line, so they get them all). */
+  logRequestsPer10s: number;
 }
 
 export const PROFILES: Record<Profile, ProfileDefaults> = {
@@ -51,6 +54,7 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     redisPrefix: "torvus",
     passForwarded: false,
     runtimeControl: false,
+    logRequestsPer10s: 50,
   },
   test: {
     database: "torvus_test",
@@ -62,6 +66,7 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     redisPrefix: "torvus-test",
     passForwarded: true,
     runtimeControl: true,
+    logRequestsPer10s: 1_000_000,
   },
 };
 
@@ -94,11 +99,15 @@ export const SETTING_KEYS = [
   "BRIDGE_PORT",
   "TORVUS_HOST",
   "TORVUS_PORT",
+  "TORVUS_DB_URL",
+  "TORVUS_GATEWAY_SECRET",
+  "TORVUS_DIRECT_ACCESS",
+  "TORVUS_DIRECT_IP_SOURCE",
   "TORVUS_KEY_MODES",
-  "TORVUS_TRUST_PROXY",
   "TORVUS_REDIS_PREFIX",
   "TORVUS_DEV_PASS_FORWARDED",
   "TORVUS_RUNTIME_CONTROL",
+  "TORVUS_LOG_REQUESTS_PER_10S",
   "TORVUS_PROFILE",
 ] as const;
 
@@ -115,6 +124,20 @@ export interface Settings {
   sources: Map<string, Source>;
   /** Whether environment overrides were ignored because the environment is another profile's. */
   ignoredForeignEnv: boolean;
+}
+
+/** The local PgBouncer's port: Supavisor's transaction mode port, by which the functions know it. */
+export const PGBOUNCER_PORT = 6543;
+
+/** The pooler's URL for a database of the local PostgreSQL. */
+export function pooledUrl(database: string): string {
+  return `postgresql://postgres@127.0.0.1:${PGBOUNCER_PORT}/${database}?sslmode=disable`;
+}
+
+/** The database a postgresql:// URL names (the profile's default when it names none). */
+function databaseOf(url: string | undefined): string {
+  const name = url === undefined ? "" : decodeURIComponent(new URL(url).pathname.slice(1));
+  return name === "" ? "postgres" : name;
 }
 
 /** 32 random bytes, hex. */
@@ -166,7 +189,17 @@ export function resolveSettings(
     kept("UPSTASH_REDIS_REST_TOKEN", () => [generate(), "generated"]),
   );
   pick("TORVUS_KEY_MODES", kept("TORVUS_KEY_MODES", () => ["live,test", "default"]));
-  pick("TORVUS_TRUST_PROXY", kept("TORVUS_TRUST_PROXY", () => ["true", "default"]));
+  pick(
+    "TORVUS_GATEWAY_SECRET",
+    kept("TORVUS_GATEWAY_SECRET", () => [generate(), "generated"]),
+  );
+  // Direct calls stay possible locally (supabase.functions.invoke goes around the gateway).
+  pick("TORVUS_DIRECT_ACCESS", kept("TORVUS_DIRECT_ACCESS", () => ["allow", "default"]));
+  // The dev server, as the platform, overwrites this header with the client's address.
+  pick(
+    "TORVUS_DIRECT_IP_SOURCE",
+    kept("TORVUS_DIRECT_IP_SOURCE", () => ["header:cf-connecting-ip", "default"]),
+  );
   pick("TORVUS_REDIS_PREFIX", kept("TORVUS_REDIS_PREFIX", () => [defaults.redisPrefix, "default"]));
   pick(
     "TORVUS_DEV_PASS_FORWARDED",
@@ -175,6 +208,10 @@ export function resolveSettings(
   pick(
     "TORVUS_RUNTIME_CONTROL",
     kept("TORVUS_RUNTIME_CONTROL", () => [String(defaults.runtimeControl), "default"]),
+  );
+  pick(
+    "TORVUS_LOG_REQUESTS_PER_10S",
+    kept("TORVUS_LOG_REQUESTS_PER_10S", () => [String(defaults.logRequestsPer10s), "default"]),
   );
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;
@@ -187,6 +224,8 @@ export function resolveSettings(
     `postgresql://postgres@127.0.0.1:5432/${defaults.database}?sslmode=disable`,
     "default",
   ]);
+  // The functions go through the pooler, as Supabase recommends for edge functions.
+  pick("TORVUS_DB_URL", () => [pooledUrl(databaseOf(values.get("SUPABASE_DB_URL"))), "default"]);
   set("TORVUS_PROFILE", profile, "default");
 
   // Fixed order for the known keys, then whatever else the file holds.

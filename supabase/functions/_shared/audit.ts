@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { type Sql, withDbDeadline } from "./db/client.ts";
+import { inTransaction, type Sql } from "./db/client.ts";
 import { type Logger, redact } from "./log.ts";
 
 /** One request, as logged. Never holds a credential. */
@@ -91,13 +91,13 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     const keyIds = [
       ...new Set(batch.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
     ];
-    await withDbDeadline(sql.begin(async (tx) => {
+    await inTransaction(sql, {}, async (tx) => {
       await tx`insert into public.api_request_log ${tx(rows)} on conflict (request_id) do nothing`;
       if (keyIds.length > 0) {
         await tx`update public.api_keys set last_used_at = now()
           where id = any(${keyIds}) and (last_used_at is null or last_used_at < now() - interval '1 minute')`;
       }
-    }));
+    });
   };
 
   /** Writes one batch, retrying with backoff until it succeeds or `retryForMs` passes. */

@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import type { KeyMode } from "./auth/key_format.ts";
+import { pemCertificates } from "./db/tls_socket.ts";
 
 /** The version reported by the health endpoint. */
 export const API_VERSION = "0.1.0";
@@ -20,9 +21,25 @@ const url = z.string().refine(
   "must be an http(s) URL",
 );
 
+const pgUrl = z.string().regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL");
+
+/** Where a direct request's client address comes from (one not vouched for by the gateway). */
+export type DirectIpSource = { kind: "none" } | { kind: "peer" } | { kind: "header"; name: string };
+
+const directIpSource = z.string().transform((v, ctx): DirectIpSource => {
+  if (v === "none" || v === "peer") return { kind: v };
+  const header = /^header:([A-Za-z0-9-]{1,64})$/.exec(v);
+  if (header) return { kind: "header", name: header[1]!.toLowerCase() };
+  ctx.addIssue({ code: "custom", message: 'must be "none", "peer" or "header:<name>"' });
+  return z.NEVER;
+});
+
 const schema = z.object({
   SUPABASE_URL: url,
-  SUPABASE_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL"),
+  SUPABASE_DB_URL: pgUrl.optional(),
+  // Hosted Supabase provides SUPABASE_DB_URL (the direct connection) and reserves the prefix, so
+  // the pooler's URL comes in a name of our own, and wins.
+  TORVUS_DB_URL: pgUrl.optional(),
   // Legacy symmetric secret; Supabase's minimum is 32 characters.
   SUPABASE_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   SUPABASE_JWT_ISSUER: url.optional(),
@@ -41,15 +58,26 @@ const schema = z.object({
     }
     return modes as KeyMode[];
   }),
-  TORVUS_TRUST_PROXY: bool.default(true),
+  // A shared secret the gateway sends in X-Torvus-Gateway-Secret; it vouches for X-Torvus-Client-IP.
+  TORVUS_GATEWAY_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  TORVUS_DIRECT_ACCESS: z.enum(["allow", "deny"]).optional(),
+  TORVUS_DIRECT_IP_SOURCE: directIpSource.default({ kind: "none" }),
   TORVUS_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default("torvus"),
   TORVUS_RATELIMIT_TIMEOUT_MS: intIn(10, 5000).default(300),
   TORVUS_RATELIMIT_FAIL_MODE: z.enum(["open", "closed"]).default("open"),
   TORVUS_JWKS_COOLDOWN_MS: intIn(1000, 600_000).default(30_000),
-  TORVUS_DB_POOL_MAX: intIn(1, 100).default(10),
-  TORVUS_DB_PREPARE: bool.default(true),
+  TORVUS_DB_POOL_MAX: intIn(1, 100).default(3),
+  TORVUS_DB_POOL_MODE: z.enum(["session", "transaction"]).optional(),
+  // Root certificate(s) the database's TLS certificate chains to (PEM), e.g. Supabase's.
+  TORVUS_DB_CA_CERT: z.string().refine(
+    (v) => pemCertificates(v).length > 0,
+    "must hold PEM certificates (-----BEGIN CERTIFICATE-----)",
+  ).optional(),
+  TORVUS_DB_PREPARE: bool.optional(),
   TORVUS_DB_TIMEOUT_MS: intIn(100, 60_000).default(1500),
   TORVUS_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // Request lines written per isolate and 10 s; beyond it they are counted in a summary line.
+  TORVUS_LOG_REQUESTS_PER_10S: intIn(0, 1_000_000).default(50),
   // Error tracking; off unless a DSN is set.
   SENTRY_DSN: url.refine((v) => {
     const dsn = URL.parse(v);
@@ -60,10 +88,38 @@ const schema = z.object({
   SENTRY_TRACES_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0),
 });
 
+/** The database connection. */
+export interface DbConfig {
+  url: string;
+  poolMax: number;
+  prepare: boolean;
+  timeoutMs: number;
+  /**
+   * Behind a transaction pooler (Supavisor on 6543, PgBouncer): no prepared statements and no
+   * startup parameters beyond the application name; settings go in each transaction.
+   */
+  transactionPooler: boolean;
+  /**
+   * TLS, from the URL's `sslmode` (none on loopback unless asked for). Whatever the mode, the
+   * certificate chain and host name are verified (see db/tls_socket.ts).
+   */
+  ssl: false | "require" | "verify-ca" | "verify-full";
+  /** Root certificates trusted besides the runtime's (TORVUS_DB_CA_CERT). */
+  caCerts: readonly string[];
+}
+
+/** Where client addresses come from. */
+export interface ClientAddressConfig {
+  /** The gateway's shared secret; requests that carry it are trusted for X-Torvus-Client-IP. */
+  gatewaySecret: string | undefined;
+  /** Whether requests that do not come through the gateway are served at all. */
+  directAccess: "allow" | "deny";
+  directIpSource: DirectIpSource;
+}
+
 /** The validated configuration. */
 export interface Config {
   supabaseUrl: string;
-  dbUrl: string;
   jwt: {
     issuer: string;
     audience: string;
@@ -74,9 +130,13 @@ export interface Config {
   redis: { url: string; token: string; prefix: string };
   rateLimit: { timeoutMs: number; failMode: "open" | "closed" };
   keyModes: readonly KeyMode[];
-  trustProxy: boolean;
-  db: { poolMax: number; prepare: boolean; timeoutMs: number };
+  clientAddress: ClientAddressConfig;
+  db: DbConfig;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Request lines per isolate and 10 s before sampling. */
+  logRequestsPer10s: number;
+  /** Settings that were accepted but deserve a line in the log (e.g. retired names). */
+  warnings: readonly string[];
   /** Error tracking, when `SENTRY_DSN` is set. */
   sentry:
     | { dsn: string; environment: string; release: string | undefined; tracesSampleRate: number }
@@ -100,9 +160,25 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const e = result.data;
   const base = e.SUPABASE_URL.replace(/\/+$/, "");
+  const problems: string[] = [];
+  const dbUrl = e.TORVUS_DB_URL ?? e.SUPABASE_DB_URL;
+  if (dbUrl === undefined) problems.push("TORVUS_DB_URL or SUPABASE_DB_URL: is required");
+  const db = dbUrl === undefined ? undefined : dbConfig(dbUrl, e, problems);
+  if (e.TORVUS_DIRECT_ACCESS === "deny" && e.TORVUS_GATEWAY_SECRET === undefined) {
+    problems.push("TORVUS_DIRECT_ACCESS: deny needs TORVUS_GATEWAY_SECRET (or nothing is served)");
+  }
+  if (problems.length > 0 || db === undefined) {
+    throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
+  }
+  const warnings: string[] = [];
+  if (env.TORVUS_TRUST_PROXY !== undefined && env.TORVUS_TRUST_PROXY !== "") {
+    warnings.push(
+      "TORVUS_TRUST_PROXY is no longer read: client-sent X-Forwarded-For is never trusted; " +
+        "the gateway vouches for addresses with TORVUS_GATEWAY_SECRET (see docs/DEPLOY.md)",
+    );
+  }
   return {
     supabaseUrl: base,
-    dbUrl: e.SUPABASE_DB_URL,
     jwt: {
       issuer: e.TORVUS_JWT_ISSUER ?? e.SUPABASE_JWT_ISSUER ?? `${base}/auth/v1`,
       audience: "authenticated",
@@ -117,19 +193,76 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     },
     rateLimit: { timeoutMs: e.TORVUS_RATELIMIT_TIMEOUT_MS, failMode: e.TORVUS_RATELIMIT_FAIL_MODE },
     keyModes: e.TORVUS_KEY_MODES,
-    trustProxy: e.TORVUS_TRUST_PROXY,
-    db: {
-      poolMax: e.TORVUS_DB_POOL_MAX,
-      prepare: e.TORVUS_DB_PREPARE,
-      timeoutMs: e.TORVUS_DB_TIMEOUT_MS,
+    clientAddress: {
+      gatewaySecret: e.TORVUS_GATEWAY_SECRET,
+      directAccess: e.TORVUS_DIRECT_ACCESS ??
+        (e.TORVUS_GATEWAY_SECRET === undefined ? "allow" : "deny"),
+      directIpSource: e.TORVUS_DIRECT_IP_SOURCE,
     },
+    db,
     logLevel: e.TORVUS_LOG_LEVEL,
+    logRequestsPer10s: e.TORVUS_LOG_REQUESTS_PER_10S,
+    warnings,
     sentry: e.SENTRY_DSN === undefined ? undefined : {
       dsn: e.SENTRY_DSN,
       environment: e.SENTRY_ENVIRONMENT,
       release: e.SENTRY_RELEASE,
       tracesSampleRate: e.SENTRY_TRACES_SAMPLE_RATE,
     },
+  };
+}
+
+/** Supavisor's transaction mode listens on 6543; its session mode and Postgres on 5432. */
+const TRANSACTION_POOLER_PORT = "6543";
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The database settings: the pool mode from TORVUS_DB_POOL_MODE or the port, prepared
+ * statements only without a transaction pooler (unless TORVUS_DB_PREPARE says otherwise), and
+ * TLS required for every host but loopback.
+ */
+function dbConfig(
+  url: string,
+  e: z.output<typeof schema>,
+  problems: string[],
+): DbConfig | undefined {
+  const parsed = URL.parse(url.replace(/^postgres(ql)?:/, "http:"));
+  if (parsed === null || parsed.hostname === "") {
+    problems.push("TORVUS_DB_URL / SUPABASE_DB_URL: must name a host");
+    return undefined;
+  }
+  const transactionPooler = e.TORVUS_DB_POOL_MODE === undefined
+    ? parsed.port === TRANSACTION_POOLER_PORT
+    : e.TORVUS_DB_POOL_MODE === "transaction";
+  const sslmode = parsed.searchParams.get("sslmode");
+  let ssl: DbConfig["ssl"];
+  if (isLoopbackHost(parsed.hostname)) {
+    ssl = sslmode === "require" || sslmode === "verify-ca" || sslmode === "verify-full"
+      ? sslmode
+      : false;
+  } else if (sslmode === null || sslmode === "require") {
+    ssl = "require";
+  } else if (sslmode === "verify-ca" || sslmode === "verify-full") {
+    ssl = sslmode;
+  } else {
+    problems.push(
+      `TORVUS_DB_URL / SUPABASE_DB_URL: sslmode=${sslmode} for ${parsed.hostname}: ` +
+        "connections beyond loopback must use TLS (require, verify-ca or verify-full)",
+    );
+    return undefined;
+  }
+  return {
+    url,
+    poolMax: e.TORVUS_DB_POOL_MAX,
+    prepare: e.TORVUS_DB_PREPARE ?? !transactionPooler,
+    timeoutMs: e.TORVUS_DB_TIMEOUT_MS,
+    transactionPooler,
+    ssl,
+    caCerts: e.TORVUS_DB_CA_CERT === undefined ? [] : pemCertificates(e.TORVUS_DB_CA_CERT),
   };
 }
 

@@ -14,7 +14,8 @@ import { createSqlKeyStore } from "./db/keys.ts";
 import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
 import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
-import { log, setLogLevel } from "./log.ts";
+import { createRequestLineSampler, log, type RequestLineSampler, setLogLevel } from "./log.ts";
+import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
 
@@ -28,7 +29,11 @@ export interface Services {
   /** Bumped after a key's state changes, so cached lookups everywhere are re-checked. */
   keyEpoch: RedisKeyEpoch;
   limiter: RateLimiter;
+  /** Where a request comes from: the gateway (vouched for by its secret) or directly. */
+  addresses: AddressPolicy;
   audit: AuditSink;
+  /** Which per-request log lines are written (the platform caps log events per function). */
+  requestLines: RequestLineSampler;
   /** Where unexpected errors are reported (Sentry when configured; a no-op otherwise). */
   reporter: ErrorReporter;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
@@ -95,7 +100,8 @@ export function throttled(
 /** Builds the services from a configuration. */
 export function buildServices(config: Config): Services {
   setLogLevel(config.logLevel);
-  const sql = createSql(config.dbUrl, config.db);
+  for (const warning of config.warnings) log.warn(warning);
+  const sql = createSql(config.db);
   setDbDeadline(config.db.timeoutMs + 500);
   const redis = createRedis(config.redis.url, config.redis.token);
   const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix, config.rateLimit.timeoutMs);
@@ -128,6 +134,8 @@ export function buildServices(config: Config): Services {
         })
       ),
     }),
+    addresses: addressPolicy(config.clientAddress),
+    requestLines: createRequestLineSampler(config.logRequestsPer10s, log),
     audit: createAuditSink({ sql, log, background }),
     reporter: config.sentry ? lazySentry({ ...config.sentry, background }) : noopReporter,
     background,
@@ -159,9 +167,12 @@ export async function shutdownServices(): Promise<void> {
   await s.sql.end({ timeout: 5 });
 }
 
-// The edge runtime announces an isolate's end; flush what the audit log still holds.
+// The edge runtime announces an isolate's end; flush what the audit log still holds, and the
+// count of request lines left out.
 globalThis.addEventListener?.("beforeunload", () => {
-  if (current) background(current.audit.flush());
+  if (!current) return;
+  current.requestLines.flush();
+  background(current.audit.flush());
 });
 
 /**

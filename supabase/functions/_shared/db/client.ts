@@ -10,58 +10,106 @@
  */
 import postgres from "postgres";
 import { withTimeout } from "../deadline.ts";
+import type { DbConfig } from "../config.ts";
+import { tlsSocketFactory } from "./tls_socket.ts";
 
-/** A postgres.js client or transaction. */
-export type Sql = postgres.Sql;
+/** A postgres.js client or transaction, with the timeouts its transactions set. */
+export type Sql = postgres.Sql & { readonly timeouts?: Timeouts };
 /** A transaction handle inside {@link asCaller}. */
 export type Tx = postgres.TransactionSql;
 
-/** Options of {@link createSql}. */
-export interface SqlOptions {
-  poolMax: number;
-  prepare: boolean;
-  timeoutMs: number;
-}
-
-/** Creates the isolate's pool. Connections open lazily, so creation never fails. */
-export function createSql(url: string, options: SqlOptions): Sql {
-  return postgres(url, {
-    max: options.poolMax,
-    // Transaction-mode poolers (Supavisor on 6543) need unnamed statements.
-    prepare: options.prepare,
-    idle_timeout: 30,
-    // Seconds, fractions allowed: a database that does not answer costs a request this long.
-    connect_timeout: options.timeoutMs / 1000,
-    max_lifetime: 60 * 30,
-    onnotice: () => {},
-    connection: {
-      application_name: "torvus-api",
-      statement_timeout: options.timeoutMs,
-      idle_in_transaction_session_timeout: options.timeoutMs * 2,
-    },
-  });
+/** Server-side limits every transaction sets for itself, in ms. */
+export interface Timeouts {
+  statementMs: number;
+  idleInTransactionMs: number;
 }
 
 /**
- * Runs `fn` in a transaction as the `authenticated` role with the caller's claims, so that
- * RLS applies. The settings are transaction-local and vanish at commit or rollback.
+ * Creates the isolate's pool. Connections open lazily, so creation never fails.
+ *
+ * Behind a transaction pooler a connection is shared between transactions of many clients, so
+ * nothing may live in the session: statements are unnamed (no prepared statements), and the
+ * only startup parameter is the application name (PgBouncer refuses others, Supavisor drops
+ * them). The statement and idle-in-transaction timeouts are therefore set inside each
+ * transaction ({@link inTransaction}); on a direct connection they are startup parameters too.
+ */
+export function createSql(db: DbConfig): Sql {
+  const timeouts: Timeouts = { statementMs: db.timeoutMs, idleInTransactionMs: db.timeoutMs * 2 };
+  const sql = postgres(withoutSslmode(db.url), {
+    max: db.poolMax,
+    prepare: db.prepare,
+    // TLS through Deno's own TLS (see tls_socket.ts), so postgres.js sees a ready socket.
+    ssl: false,
+    ...(db.ssl === false
+      ? {}
+      : { socket: tlsSocketFactory({ caCerts: db.caCerts, timeoutMs: db.timeoutMs }) }),
+    idle_timeout: 30,
+    // Seconds, fractions allowed: a database that does not answer costs a request this long.
+    connect_timeout: db.timeoutMs / 1000,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: db.transactionPooler ? { application_name: "torvus-api" } : {
+      application_name: "torvus-api",
+      statement_timeout: timeouts.statementMs,
+      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    },
+  });
+  return Object.assign(sql, { timeouts });
+}
+
+/** The URL without `sslmode`, which the configuration has already turned into `ssl`. */
+function withoutSslmode(url: string): string {
+  const at = url.indexOf("?");
+  if (at < 0) return url;
+  const params = new URLSearchParams(url.slice(at + 1));
+  params.delete("sslmode");
+  const rest = params.toString();
+  return url.slice(0, at) + (rest === "" ? "" : `?${rest}`);
+}
+
+/**
+ * Runs `fn` in a transaction that first sets its own timeouts and the given settings
+ * (transaction-local: they vanish at commit or rollback, and survive a transaction pooler).
+ * The settings and the first query of `fn` leave in one write and share one round trip.
+ */
+export function inTransaction<T>(
+  sql: Sql,
+  settings: Record<string, string>,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  const timeouts = sql.timeouts ?? { statementMs: 5_000, idleInTransactionMs: 10_000 };
+  const all: Record<string, string> = {
+    statement_timeout: String(timeouts.statementMs),
+    idle_in_transaction_session_timeout: String(timeouts.idleInTransactionMs),
+    ...settings,
+  };
+  const names = Object.keys(all);
+  const values = Object.values(all);
+  return withDbDeadline(
+    sql.begin(async (tx) => {
+      const applied = tx`select set_config(name, value, true)
+        from unnest(${names}::text[], ${values}::text[]) as s(name, value)`.execute();
+      const result = Promise.resolve(fn(tx));
+      result.catch(() => {}); // if the settings fail, their error is the one reported
+      await applied;
+      return await result;
+    }) as Promise<T>,
+  );
+}
+
+/**
+ * Runs `fn` in a transaction as the `authenticated` role with the caller's claims, exactly as
+ * PostgREST does, so that RLS applies.
  */
 export function asCaller<T>(
   sql: Sql,
   claims: Record<string, unknown>,
   fn: (tx: Tx) => Promise<T>,
 ): Promise<T> {
-  return withDbDeadline(
-    sql.begin(async (tx) => {
-      // Pipelined: the settings and the caller's first query leave in one write and share one
-      // round trip; the transaction's connection runs them in order.
-      const settings = tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute();
-      const result = Promise.resolve(fn(tx));
-      result.catch(() => {}); // if the settings fail, their error is the one reported
-      await settings;
-      return await result;
-    }) as Promise<T>,
+  return inTransaction(
+    sql,
+    { role: "authenticated", "request.jwt.claims": JSON.stringify(claims) },
+    fn,
   );
 }
 
@@ -103,6 +151,8 @@ const CONNECTION_CODES = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
+  "TLS_REFUSED",
+  "TLS_HANDSHAKE_FAILED",
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig } from "./config.ts";
+
+const base = {
+  SUPABASE_URL: "https://abc.supabase.co",
+  SUPABASE_DB_URL: "postgresql://postgres:pw@db.abc.supabase.co:5432/postgres",
+  UPSTASH_REDIS_REST_URL: "https://eu1.upstash.io",
+  UPSTASH_REDIS_REST_TOKEN: "t".repeat(32),
+};
+const SECRET = "s".repeat(40);
+
+Deno.test("parseConfig() takes TORVUS_DB_URL over SUPABASE_DB_URL", () => {
+  const pooled = "postgresql://postgres.abc:pw@aws-0-eu.pooler.supabase.com:6543/postgres";
+  assert.equal(parseConfig(base).db.url, base.SUPABASE_DB_URL);
+  assert.equal(parseConfig({ ...base, TORVUS_DB_URL: pooled }).db.url, pooled);
+  assert.equal(parseConfig({ TORVUS_DB_URL: pooled, ...base, SUPABASE_DB_URL: "" }).db.url, pooled);
+});
+
+Deno.test("parseConfig() needs one database URL", () => {
+  assert.throws(
+    () => parseConfig({ ...base, SUPABASE_DB_URL: undefined }),
+    (e: unknown) => e instanceof ConfigError && /TORVUS_DB_URL or SUPABASE_DB_URL/.test(e.message),
+  );
+});
+
+Deno.test("parseConfig() treats port 6543 as a transaction pooler: no prepared statements", () => {
+  const direct = parseConfig(base).db;
+  assert.deepEqual([direct.transactionPooler, direct.prepare], [false, true]);
+  const pooled = parseConfig({
+    ...base,
+    TORVUS_DB_URL: "postgresql://u:p@aws-0-eu.pooler.supabase.com:6543/postgres",
+  }).db;
+  assert.deepEqual([pooled.transactionPooler, pooled.prepare], [true, false]);
+  // Named explicitly, for a pooler on another port (PgBouncer's 6432).
+  const named = parseConfig({
+    ...base,
+    TORVUS_DB_URL: "postgresql://u:p@bouncer.internal:6432/postgres",
+    TORVUS_DB_POOL_MODE: "transaction",
+  }).db;
+  assert.deepEqual([named.transactionPooler, named.prepare], [true, false]);
+  // A pooler that keeps statements may say so.
+  const prepared = parseConfig({
+    ...base,
+    TORVUS_DB_URL: "postgresql://u:p@aws-0-eu.pooler.supabase.com:6543/postgres",
+    TORVUS_DB_PREPARE: "true",
+  }).db;
+  assert.equal(prepared.prepare, true);
+});
+
+Deno.test("parseConfig() keeps a small pool per isolate by default", () => {
+  assert.equal(parseConfig(base).db.poolMax, 3);
+});
+
+Deno.test("parseConfig() requires TLS for every database host but loopback", () => {
+  assert.equal(parseConfig(base).db.ssl, "require");
+  const url = (q: string) => ({ ...base, SUPABASE_DB_URL: `${base.SUPABASE_DB_URL}${q}` });
+  assert.equal(parseConfig(url("?sslmode=verify-full")).db.ssl, "verify-full");
+  for (const weak of ["disable", "allow", "prefer"]) {
+    assert.throws(
+      () => parseConfig(url(`?sslmode=${weak}`)),
+      (e: unknown) =>
+        e instanceof ConfigError && e.message.includes("must use TLS") &&
+        !e.message.includes("pw@"),
+    );
+  }
+  for (const host of ["127.0.0.1", "localhost", "[::1]", "127.0.0.9"]) {
+    const local = parseConfig({
+      ...base,
+      SUPABASE_DB_URL: `postgresql://postgres@${host}:5432/torvus?sslmode=disable`,
+    });
+    assert.equal(local.db.ssl, false, host);
+  }
+});
+
+Deno.test("parseConfig() serves direct requests unless a gateway secret is set", () => {
+  assert.equal(parseConfig(base).clientAddress.directAccess, "allow");
+  const guarded = parseConfig({ ...base, TORVUS_GATEWAY_SECRET: SECRET });
+  assert.equal(guarded.clientAddress.directAccess, "deny");
+  assert.equal(guarded.clientAddress.gatewaySecret, SECRET);
+  const open = parseConfig({
+    ...base,
+    TORVUS_GATEWAY_SECRET: SECRET,
+    TORVUS_DIRECT_ACCESS: "allow",
+  });
+  assert.equal(open.clientAddress.directAccess, "allow");
+  assert.throws(() => parseConfig({ ...base, TORVUS_DIRECT_ACCESS: "deny" }), ConfigError);
+  assert.throws(
+    () => parseConfig({ ...base, TORVUS_GATEWAY_SECRET: "short" }),
+    (e: unknown) => e instanceof ConfigError && !e.message.includes("short"),
+  );
+});
+
+Deno.test("parseConfig() reads TORVUS_DIRECT_IP_SOURCE", () => {
+  assert.deepEqual(parseConfig(base).clientAddress.directIpSource, { kind: "none" });
+  assert.deepEqual(
+    parseConfig({ ...base, TORVUS_DIRECT_IP_SOURCE: "peer" }).clientAddress.directIpSource,
+    { kind: "peer" },
+  );
+  assert.deepEqual(
+    parseConfig({ ...base, TORVUS_DIRECT_IP_SOURCE: "header:CF-Connecting-IP" }).clientAddress
+      .directIpSource,
+    { kind: "header", name: "cf-connecting-ip" },
+  );
+  for (const bad of ["header:", "xff", "header:a b"]) {
+    assert.throws(() => parseConfig({ ...base, TORVUS_DIRECT_IP_SOURCE: bad }), ConfigError);
+  }
+});
+
+Deno.test("parseConfig() warns that TORVUS_TRUST_PROXY is no longer read", () => {
+  assert.deepEqual(parseConfig(base).warnings, []);
+  const [warning] = parseConfig({ ...base, TORVUS_TRUST_PROXY: "true" }).warnings;
+  assert.match(warning ?? "", /TORVUS_TRUST_PROXY is no longer read/);
+});
