@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { addressPolicy } from "../supabase/functions/_shared/http/ip.ts";
 import { Buffer } from "node:buffer";
 import {
   base64url,
@@ -762,8 +763,14 @@ export function stubServices(audit: unknown[] = []): Services {
     degraded: false,
   };
   return {
-    config: { trustProxy: true, rateLimit: { failMode: "open", timeoutMs: 100 } },
+    config: { rateLimit: { failMode: "open", timeoutMs: 100 } },
+    addresses: addressPolicy({
+      gatewaySecret: undefined,
+      directAccess: "allow",
+      directIpSource: { kind: "peer" },
+    }),
     limiter: { check: () => Promise.resolve(decision), refund() {} },
+    requestLines: { admit: () => true, flush() {} },
     reporter: { capture() {}, flush: () => Promise.resolve(true) },
     audit: {
       record: (entry: unknown) => void audit.push(entry),

@@ -13,11 +13,8 @@
  */
 import assert from "node:assert/strict";
 import { api, BASE_URL, closeDb, db, e2e, newKey, newTier, newUser, uniqueIp } from "./_harness.ts";
-import { EDGE_DENO, EDGE_DENO_ENV } from "../tools/runtime/edge_deno.ts";
-
-const FUNCTIONS = new URL("../supabase/functions/", import.meta.url);
-/** Where `Deno.serve` listens when a function runs alone (Deno 2.1 has no way to move it). */
-const ALONE_PORT = 8000;
+import { EDGE_DENO } from "../tools/runtime/edge_deno.ts";
+import { alone } from "./_support/alone.ts";
 
 e2e(
   "early drop after a burst: every request-log row and last_used_at are written first",
@@ -64,63 +61,6 @@ e2e("the runtime's Deno is 2.1", async () => {
   const out = await new Deno.Command(EDGE_DENO, { args: ["--version"] }).output();
   assert.match(new TextDecoder().decode(out.stdout), /^deno 2\.1\.\d+ /);
 });
-
-/** Runs `supabase/functions/<name>/index.ts` alone on Deno 2.1 until `use` returns. */
-async function alone(name: string, use: (base: string) => Promise<void>): Promise<void> {
-  try {
-    Deno.listen({ hostname: "0.0.0.0", port: ALONE_PORT }).close();
-  } catch {
-    assert.fail(`port ${ALONE_PORT} is taken: a function served alone listens there`);
-  }
-  const child = new Deno.Command(EDGE_DENO, {
-    args: [
-      "run",
-      "--no-lock",
-      "--config",
-      new URL(`${name}/deno.json`, FUNCTIONS).pathname,
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      new URL(`${name}/index.ts`, FUNCTIONS).pathname,
-    ],
-    env: EDGE_DENO_ENV,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
-  const base = `http://127.0.0.1:${ALONE_PORT}`;
-  try {
-    const deadline = Date.now() + 30_000;
-    while (true) {
-      try {
-        await (await fetch(`${base}/${name}`, { signal: AbortSignal.timeout(1000) })).body
-          ?.cancel();
-        break;
-      } catch {
-        if (Date.now() > deadline) {
-          child.kill("SIGKILL");
-          assert.fail(`${name} did not start on Deno 2.1:\n${(await output).join("\n")}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-    await use(base);
-  } finally {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await child.status;
-    const [stdout, stderr] = await output;
-    assert.ok(!/unstable|ReferenceError/i.test(stdout + stderr), stderr);
-  }
-}
 
 e2e("Deno 2.1 serves v1-test/index.ts alone: a valid key gets 200", async () => {
   const key = await newKey({ mode: "test" });

@@ -12,9 +12,8 @@
  *   `POST /_runtime/functions/<name>/drop` (retire the function's isolate; it is dropped early
  *   once idle), for tests and the benchmark.
  *
- * It plays the gateway's part for client addresses: it sets `X-Forwarded-For` to the peer
- * address, unless `TORVUS_DEV_PASS_FORWARDED=true` (the test profile), which lets tests act
- * as many clients.
+ * On the public paths it plays the gateway's part for client addresses (see `asGateway`); on
+ * `/functions/v1/...` the platform's, which vouches for nothing (see `asPlatform`).
  *
  * Runs on the Deno the hosted runtime is compatible with (2.1, `deno task dev`); settings come
  * from `.local/<profile>.env` (see tools/stack.ts).
@@ -34,6 +33,7 @@ import {
 import { errorBody } from "../supabase/functions/_shared/http/errors.ts";
 import { corsHeaders } from "../supabase/functions/_shared/http/respond.ts";
 import { redact } from "../supabase/functions/_shared/log.ts";
+import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
 
 const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
 
@@ -69,9 +69,53 @@ type Log = (
   fields?: Record<string, unknown>,
 ) => void;
 
+/**
+ * What the gateway sends a function (as the exported Tyk definition does): whatever the client
+ * said about addresses or the gateway removed, then the client's address and the shared secret
+ * that vouches for it. With `passForwarded` (the test profile) the client's address is the first
+ * hop of its X-Forwarded-For, so tests can act as many clients; otherwise the TCP peer.
+ */
+function asGateway(from: Headers, peer: string, options: DevServerOptions): Headers {
+  const headers = new Headers(from);
+  for (const name of ["x-forwarded-for", "x-real-ip", CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER]) {
+    headers.delete(name);
+  }
+  headers.set(CLIENT_IP_HEADER, clientOf(from, peer, options));
+  if (options.gatewaySecret) headers.set(GATEWAY_SECRET_HEADER, options.gatewaySecret);
+  return headers;
+}
+
+/**
+ * What Supabase's platform sends a function called at its own URL: the client's headers as
+ * they are (a forged X-Forwarded-For included) with the peer appended to X-Forwarded-For, and
+ * `cf-connecting-ip`, which Cloudflare in front of the platform overwrites with the client's
+ * address (with `passForwarded`, the simulated client's). Functions trust it only when told to
+ * (`TORVUS_DIRECT_IP_SOURCE=header:cf-connecting-ip`, as the local profiles do).
+ */
+function asPlatform(from: Headers, peer: string, options: DevServerOptions): Headers {
+  const headers = new Headers(from);
+  const forwarded = from.get("x-forwarded-for");
+  headers.set("x-forwarded-for", forwarded ? `${forwarded}, ${peer}` : peer);
+  headers.set(PLATFORM_IP_HEADER, clientOf(from, peer, options));
+  return headers;
+}
+
+/** The address the local front ends state for a client. */
+function clientOf(from: Headers, peer: string, options: DevServerOptions): string {
+  const claimed = options.passForwarded
+    ? from.get("x-forwarded-for")?.split(",")[0]?.trim()
+    : undefined;
+  return claimed || peer;
+}
+
+/** The header the emulated platform sets to the client's address. */
+export const PLATFORM_IP_HEADER = "cf-connecting-ip";
+
 /** Options of {@link createDevServer}. */
 export interface DevServerOptions {
   passForwarded: boolean;
+  /** The secret the gateway part sends (TORVUS_GATEWAY_SECRET). */
+  gatewaySecret: string | undefined;
   control: boolean;
   limits?: RuntimeLimits;
   log?: Log;
@@ -114,12 +158,10 @@ export function createDevServer(options: DevServerOptions): {
     const name = /^\/functions\/v1\/([^/]+)/.exec(target)?.[1];
     if (name === undefined || !runtime.has(name)) return gatewayNotFound(started, req, url, log);
 
-    const headers = new Headers(req.headers);
-    const peer = info.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined;
-    if (!options.passForwarded || !headers.has("x-forwarded-for")) {
-      if (peer) headers.set("x-forwarded-for", peer);
-      else headers.delete("x-forwarded-for");
-    }
+    const peer = info.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : "";
+    const headers = gateway
+      ? asGateway(req.headers, peer, options)
+      : asPlatform(req.headers, peer, options);
     // Set the path, never parse it: "//x" as a URL reference would name a host.
     const forwardedUrl = new URL(url);
     forwardedUrl.pathname = target;
@@ -164,6 +206,7 @@ if (import.meta.main) {
   };
   const { handler, runtime } = createDevServer({
     passForwarded: Deno.env.get("TORVUS_DEV_PASS_FORWARDED") === "true",
+    gatewaySecret: Deno.env.get("TORVUS_GATEWAY_SECRET") || undefined,
     control: Deno.env.get("TORVUS_RUNTIME_CONTROL") === "true",
     limits: limitsFromEnv(),
     log: write,

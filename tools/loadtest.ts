@@ -31,6 +31,7 @@ import postgres from "postgres";
 import { fileURLToPath } from "node:url";
 import { createApiKey, createTier, mintTokenFor } from "./admin/ops.ts";
 import { parseEnvFile } from "./local_env.ts";
+import { randomToken } from "./stack/config.ts";
 
 // --- child processes -------------------------------------------------------------------------
 
@@ -266,7 +267,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     TORVUS_REDIS_PREFIX: options.redisPrefix,
     TORVUS_DEV_PASS_FORWARDED: "true",
     TORVUS_RUNTIME_CONTROL: "true",
-    TORVUS_TRUST_PROXY: "true",
+    TORVUS_GATEWAY_SECRET: randomToken(),
+    TORVUS_DIRECT_ACCESS: "allow",
+    TORVUS_DIRECT_IP_SOURCE: "header:cf-connecting-ip",
+    TORVUS_LOG_REQUESTS_PER_10S: "1000000",
     TORVUS_KEY_MODES: "live,test",
     // A profile without a settings file: nothing is filled in from .local/<profile>.env.
     TORVUS_PROFILE: options.logName,
@@ -554,9 +558,16 @@ export async function runLoadTest(options: LoadOptions): Promise<LoadReport> {
       redisPrefix: stack.redisPrefix,
       keyFile: stack.keyFile,
       logName: "loadtest",
-      ...(options.maxHeapMiB
-        ? { extraEnv: { DENO_V8_FLAGS: `--max-old-space-size=${options.maxHeapMiB}` } }
-        : {}),
+      extraEnv: {
+        // What is measured is the functions under load, not the runtime replacing isolates
+        // for CPU time (a cold start on these shared cores takes seconds under load, see
+        // tests/runtime_test.ts for the recycling itself): the soft limit is an hour's CPU.
+        TORVUS_RUNTIME_CPU_SOFT_MS: "3600000",
+        TORVUS_RUNTIME_CPU_HARD_MS: "7200000",
+        ...(options.maxHeapMiB
+          ? { DENO_V8_FLAGS: `--max-old-space-size=${options.maxHeapMiB}` }
+          : {}),
+      },
     });
     say(`server: ${server.url} (pid ${server.pid}), stack from ${stack.source}`);
     const rssStart = rssKiB(server.pid) ?? 0;

@@ -10,7 +10,7 @@
  */
 import type { KeyPrincipal, Principal, Scope, UserPrincipal } from "../auth/principal.ts";
 import { ApiError, errorBody, type ErrorCode, type ErrorOptions, statusOf } from "./errors.ts";
-import { clientIp } from "./ip.ts";
+import type { Origin } from "./ip.ts";
 import {
   ALLOWED_HEADERS,
   corsHeaders,
@@ -57,6 +57,12 @@ export interface RouteSpec {
   path: string;
   auth: AuthKind;
   methods: Partial<Record<Method, Operation>>;
+  /**
+   * `false` for routes that monitors and tools poll (health, the reference): never counted
+   * against the unauthenticated budget, never refused with 429, no rate-limit headers. Only
+   * for routes without credentials whose answer is cheap.
+   */
+  rateLimited?: false;
 }
 
 /** Options of {@link defineFunction}. */
@@ -107,6 +113,7 @@ export function defineFunction(
     let outcome: Outcome;
     let s: Services | undefined;
     let ip: string | undefined;
+    let via: Origin["via"] | undefined;
     let jwtRoute = false;
     let internalError: unknown;
     // Who the request acts for, once known: kept for the log line, the audit record and the
@@ -116,21 +123,24 @@ export function defineFunction(
     try {
       s = services();
       const peer = info?.remoteAddr?.transport === "tcp" ? info.remoteAddr.hostname : undefined;
-      ip = clientIp(req.headers, peer, s.config.trustProxy);
+      const origin = s.addresses.origin(req.headers, peer);
+      ({ ip, via } = origin);
       const match = matchRoute(compiled, functionPath(url.pathname, name));
       jwtRoute = match?.route.spec.auth === "jwt";
-      outcome = await pipeline(req, url, s, match, {
-        requestId,
-        ip,
-        timing,
-        log: reqLog,
-        authenticated: (p) => {
-          principal = p;
-        },
-        decided: (d) => {
-          decision = d;
-        },
-      });
+      outcome = origin.via === "refused"
+        ? refusedDirect(requestId, jwtRoute)
+        : await pipeline(req, url, s, match, {
+          requestId,
+          ip,
+          timing,
+          log: reqLog,
+          authenticated: (p) => {
+            principal = p;
+          },
+          decided: (d) => {
+            decision = d;
+          },
+        });
     } catch (error) {
       outcome = {
         response: failure(error, requestId, reqLog, jwtRoute),
@@ -157,17 +167,22 @@ export function defineFunction(
       user_id: p?.userId ?? outcome.refused?.userId,
       mode: p?.mode,
     };
-    // One structured line per request; never a credential (and log.ts redacts as a backstop).
-    reqLog[response.status >= 500 ? "error" : "info"]("request", {
-      function: name,
-      method: req.method,
-      path: url.pathname,
-      status: response.status,
-      code: outcome.code,
-      latency_ms: Math.round(elapsed * 100) / 100,
-      ip,
-      ...identity,
-    });
+    // One structured line per request, sampled under load (5xx never); never a credential (and
+    // log.ts redacts as a backstop).
+    const written = s?.requestLines.admit(response.status) ?? true;
+    if (written) {
+      reqLog[response.status >= 500 ? "error" : "info"]("request", {
+        function: name,
+        method: req.method,
+        path: url.pathname,
+        status: response.status,
+        code: outcome.code,
+        latency_ms: Math.round(elapsed * 100) / 100,
+        ip,
+        via,
+        ...identity,
+      });
+    }
     if (internalError !== undefined) {
       s?.reporter.capture(internalError, {
         requestId,
@@ -199,6 +214,15 @@ export function defineFunction(
     }
     return response;
   };
+}
+
+/**
+ * A direct request where only the gateway may call: answered before anything else, with no
+ * I/O, so a flood of them costs nothing but this.
+ */
+function refusedDirect(requestId: string, jwtRoute: boolean): Outcome {
+  const code = "GATEWAY_REQUIRED";
+  return { response: json(errorBody(code, requestId, { jwtRoute }), statusOf(code)), code };
 }
 
 interface PipelineContext {
@@ -253,6 +277,7 @@ async function pipeline(
   const route: CompiledRoute = match.route;
   const jwtRoute = route.spec.auth === "jwt";
   const allow = [...route.methods, "OPTIONS"].join(", ");
+  const unlimited = route.spec.rateLimited === false && route.spec.auth === "none";
 
   if (req.method === "OPTIONS") {
     const headers = new Headers({
@@ -268,6 +293,7 @@ async function pipeline(
     ? route.spec.methods[req.method as Method]
     : undefined;
   if (!operation) {
+    if (unlimited) return errorOutcome("METHOD_NOT_ALLOWED", undefined, {}, { Allow: allow });
     // Answered before authentication, so it counts as an unauthenticated request.
     const d = await anonymousLimit();
     if (!d.allowed) return limited(d, jwtRoute);
@@ -332,13 +358,17 @@ async function pipeline(
     pc.authenticated(principal);
   }
 
-  decision ??= await anonymousLimit();
-  pc.decided(decision);
-  if (failClosed(decision)) {
-    const o = errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, { "Retry-After": "1" });
-    return { ...o, principal };
+  if (!unlimited) {
+    decision ??= await anonymousLimit();
+    pc.decided(decision);
+    if (failClosed(decision)) {
+      const o = errorOutcome("SERVICE_UNAVAILABLE", undefined, { jwtRoute }, {
+        "Retry-After": "1",
+      });
+      return { ...o, principal };
+    }
+    if (!decision.allowed) return { ...limited(decision, jwtRoute), principal };
   }
-  if (!decision.allowed) return { ...limited(decision, jwtRoute), principal };
 
   // Authorise the key's scope for this method.
   if (
@@ -370,6 +400,6 @@ async function pipeline(
     const o = errorOutcome(error.code, decision, { ...error.options, jwtRoute });
     return { ...o, principal };
   }
-  rateLimitHeaders(response.headers, decision, now());
+  if (decision) rateLimitHeaders(response.headers, decision, now());
   return { response, principal, decision };
 }

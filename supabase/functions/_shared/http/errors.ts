@@ -45,6 +45,12 @@ export const ERRORS = {
     message: "API key lacks the required scope",
     family: "api_key",
   },
+  GATEWAY_REQUIRED: {
+    status: 403,
+    error: "forbidden",
+    message: "Requests must come through the API gateway",
+    family: "generic",
+  },
   MISSING_AUTH_TOKEN: {
     status: 401,
     error: "Unauthorized",

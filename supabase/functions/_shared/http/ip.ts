@@ -1,42 +1,77 @@
 /**
- * Client addresses: which one a request comes from, and whether it is in an allowlist.
+ * Client addresses: where a request comes from, and whether an address is in an allowlist.
  *
- * Behind the gateway (Supabase's edge, or the project's API gateway) the peer address is the
- * gateway's, and the client's is the first hop of `X-Forwarded-For`. That header is trusted
- * only when `TORVUS_TRUST_PROXY` says a gateway sets it; otherwise the connection's peer address
- * is used, so a client cannot choose its own rate-limit bucket.
+ * Functions are reachable at the project's own URL around any gateway, so nothing a client
+ * sends is believed on its own word: `X-Forwarded-For` and `X-Real-IP` are never read. The
+ * gateway proves itself with a shared secret (`X-Torvus-Gateway-Secret`, compared in constant
+ * time) and only then is its `X-Torvus-Client-IP` taken as the client's address. A request
+ * without the secret is direct: refused when `TORVUS_DIRECT_ACCESS=deny`, otherwise its address
+ * comes from `TORVUS_DIRECT_IP_SOURCE` (`none` by default: no address, so no allowlist passes
+ * and its anonymous requests share one bucket; `peer` for a runtime whose connection peer is
+ * the client; `header:<name>` for a platform that overwrites that header itself).
  *
  * @module
  */
 import ipaddr from "ipaddr.js";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { ClientAddressConfig } from "../config.ts";
 
-/** Parses an address, normalising IPv4-mapped IPv6 to IPv4; undefined when it is not one. */
+/** The header that carries the gateway's shared secret. */
+export const GATEWAY_SECRET_HEADER = "x-torvus-gateway-secret";
+/** The header in which the gateway states the client's address. */
+export const CLIENT_IP_HEADER = "x-torvus-client-ip";
+
+/** Where a request came from, as far as can be proven. */
+export type Origin =
+  | { via: "gateway" | "direct"; ip: string | undefined }
+  /** A direct request where only the gateway is allowed. */
+  | { via: "refused"; ip: undefined };
+
+/** The client-address rules of an isolate, prepared once. */
+export interface AddressPolicy {
+  origin(headers: Headers, peer: string | undefined): Origin;
+}
+
+const digest = (value: string) => createHash("sha256").update(value).digest();
+
+/** Prepares the rules of a configuration (the secret is kept only as its digest). */
+export function addressPolicy(config: ClientAddressConfig): AddressPolicy {
+  const secret = config.gatewaySecret === undefined ? undefined : digest(config.gatewaySecret);
+  const source = config.directIpSource;
+  return {
+    origin(headers, peer) {
+      const presented = headers.get(GATEWAY_SECRET_HEADER);
+      // Digests of equal length: the comparison's time says nothing about the secret.
+      if (
+        secret !== undefined && presented !== null && timingSafeEqual(digest(presented), secret)
+      ) {
+        const stated = headers.get(CLIENT_IP_HEADER);
+        return { via: "gateway", ip: stated === null ? undefined : normalizeIp(stated) };
+      }
+      if (config.directAccess === "deny") return { via: "refused", ip: undefined };
+      const raw = source.kind === "peer"
+        ? peer
+        : source.kind === "header"
+        ? headers.get(source.name) ?? undefined
+        : undefined;
+      return { via: "direct", ip: raw === undefined ? undefined : normalizeIp(raw) };
+    },
+  };
+}
+
+/**
+ * Parses an address, normalising IPv4-mapped IPv6 to IPv4; undefined when it is not one, or is
+ * unspecified (0.0.0.0, ::), which is what the hosted runtime reports as every peer.
+ */
 export function normalizeIp(text: string): string | undefined {
   const trimmed = text.trim().replace(/^\[(.*)\]$/, "$1");
   if (!ipaddr.isValid(trimmed)) return undefined;
   try {
     const parsed = ipaddr.process(trimmed);
-    return parsed.toString();
+    return parsed.range() === "unspecified" ? undefined : parsed.toString();
   } catch {
     return undefined;
   }
-}
-
-/** The client address of a request, or undefined when none can be determined. */
-export function clientIp(
-  headers: Headers,
-  peer: string | undefined,
-  trustProxy: boolean,
-): string | undefined {
-  if (trustProxy) {
-    const forwarded = headers.get("x-forwarded-for");
-    const first = forwarded?.split(",")[0];
-    if (first !== undefined) {
-      const ip = normalizeIp(first);
-      if (ip !== undefined) return ip;
-    }
-  }
-  return peer === undefined ? undefined : normalizeIp(peer);
 }
 
 /** True when `ip` lies in one of the CIDR ranges (malformed ranges match nothing). */
