@@ -392,7 +392,15 @@ e2e("the conformance check catches answers the document does not allow", async (
     ],
     [
       /header X-RateLimit-Remaining: "-1"/,
-      () => c.check("GET", "/api/v1/health", fake(200, {}, { "X-RateLimit-Remaining": "-1" })),
+      () =>
+        c.check(
+          "GET",
+          "/api/v1/test",
+          fake(401, error("MISSING_API_KEY"), {
+            "WWW-Authenticate": "ApiKey",
+            "X-RateLimit-Remaining": "-1",
+          }),
+        ),
     ],
     [/status not documented/, () => c.check("GET", "/api/v1/health", fake(418, {}))],
   ];

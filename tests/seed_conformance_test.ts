@@ -445,9 +445,10 @@ e2e(
       assertRateLimitHeaders(r, 1000);
       assert.equal(r.headers.get("x-ratelimit-remaining"), String(1000 - i));
     }
+    // Unauthenticated API calls: a request without credentials is refused and counted.
     for (let i = 1; i <= 3; i++) {
-      const r = await api("/api/v1/health", { ip });
-      assert.equal(r.status, 200, r.text);
+      const r = await api("/api/vaults", { ip });
+      assert.equal(r.status, 401, r.text);
       assertRateLimitHeaders(r, 100);
       assert.equal(r.headers.get("x-ratelimit-remaining"), String(100 - i));
       const reset = Number(r.headers.get("x-ratelimit-reset"));
@@ -462,7 +463,7 @@ e2e(
   "CORS: OPTIONS preflight on every route is 204 without credentials and not counted",
   async () => {
     const ip = freshIp();
-    const before = await api("/api/v1/health", { ip });
+    const before = await api("/api/vaults", { ip });
     assert.equal(before.headers.get("x-ratelimit-remaining"), "99");
     const routes = [
       { method: "GET", path: "/api/v1/health" },
@@ -491,7 +492,7 @@ e2e(
       assert.match(r.headers.get("x-request-id") ?? "", UUID);
       assert.equal(r.headers.get("x-ratelimit-remaining"), null, `${where} is not counted`);
     }
-    const after = await api("/api/v1/health", { ip });
+    const after = await api("/api/vaults", { ip });
     assert.equal(after.headers.get("x-ratelimit-remaining"), "98", "preflights were not counted");
   },
 );
@@ -502,12 +503,14 @@ e2e("GET /api/v1/health answers 200 with its checks, without credentials", async
   assert.equal(r.body.status, "ok");
   assert.equal(typeof r.body.version, "string");
   assertIsoNow(r.body.timestamp);
+  assertIsoNow(r.body.checked_at);
   for (const name of ["database", "redis"]) {
     assert.equal(r.body.checks?.[name]?.status, "ok", `${name} check`);
     assert.equal(typeof r.body.checks[name].latency_ms, "number");
   }
   assertCommonHeaders(r);
-  assertRateLimitHeaders(r, 100);
+  // Monitors poll it: never rate limited, so no rate-limit headers.
+  assert.equal(r.headers.get("x-ratelimit-limit"), null);
 });
 
 e2e(

@@ -3,6 +3,11 @@
  * authentication. 200 when both answer; 503 naming the failed dependency otherwise. Each check
  * is bounded, so the endpoint answers within about a second even when a dependency hangs.
  *
+ * Monitors and load balancers poll it every few seconds: it is never rate limited, and the
+ * dependency checks are shared, one probe at a time and its result reused for
+ * {@link PROBE_REUSE_MS}, so a flood of health requests costs the database and Redis at most
+ * one round trip each per second. `checked_at` says when the checks ran.
+ *
  * @module
  */
 import { defineFunction, type RequestContext, type RouteSpec } from "../_shared/http/app.ts";
@@ -13,6 +18,8 @@ import { withTimeout } from "../_shared/deadline.ts";
 
 /** How long each dependency check may take. */
 export const CHECK_TIMEOUT_MS = 1000;
+/** How long one probe's result answers every health request. */
+export const PROBE_REUSE_MS = 1000;
 
 interface Check {
   status: "ok" | "unavailable";
@@ -37,15 +44,39 @@ async function check(what: string, probe: () => Promise<unknown>): Promise<Check
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-async function health(ctx: RequestContext): Promise<Response> {
-  const { sql, redis } = ctx.services;
-  const [database, redisCheck] = await Promise.all([
+interface Probe {
+  at: number;
+  checks: Promise<{ database: Check; redis: Check; checkedAt: string }>;
+}
+
+let last: Probe | undefined;
+
+/** The dependency checks: the running or recent probe's, or a new one. */
+function probe(services: RequestContext["services"]): Probe["checks"] {
+  const now = Date.now();
+  if (last && now - last.at < PROBE_REUSE_MS) return last.checks;
+  const { sql, redis } = services;
+  const checks = Promise.all([
     check("database", () => sql`select 1`.execute()),
     check("redis", () => redis.ping()),
-  ]);
-  const checks = { database, redis: redisCheck };
+  ]).then(([database, redisCheck]) => ({
+    database,
+    redis: redisCheck,
+    checkedAt: new Date(now).toISOString(),
+  }));
+  last = { at: now, checks };
+  return checks;
+}
+
+async function health(ctx: RequestContext): Promise<Response> {
+  const { checkedAt, ...checks } = await probe(ctx.services);
   const failed = (["database", "redis"] as const).filter((n) => checks[n].status !== "ok");
-  const base = { version: API_VERSION, timestamp: new Date().toISOString(), checks };
+  const base = {
+    version: API_VERSION,
+    timestamp: new Date().toISOString(),
+    checked_at: checkedAt,
+    checks,
+  };
   if (failed.length === 0) return respond(HealthOkSchema, { status: "ok", ...base });
   return respond(HealthUnavailableSchema, {
     status: "unavailable",
@@ -60,7 +91,7 @@ async function health(ctx: RequestContext): Promise<Response> {
 
 /** The health function's routes. */
 export const routes: readonly RouteSpec[] = [
-  { path: "/", auth: "none", methods: { GET: { handler: health } } },
+  { path: "/", auth: "none", rateLimited: false, methods: { GET: { handler: health } } },
 ];
 
 /** The health function's handler. */

@@ -194,9 +194,13 @@ const AUTH_CODES: Readonly<Record<RouteSpec["auth"], readonly ErrorCode[]>> = {
 };
 
 /** The headers an error answer carries, as `app.ts` builds it. */
-function errorHeaders(code: ErrorCode, auth: RouteSpec["auth"]): Set<string> {
+function errorHeaders(code: ErrorCode, auth: RouteSpec["auth"], limited: boolean): Set<string> {
+  if (!limited) {
+    return new Set(code === "SERVICE_UNAVAILABLE" ? [...COMMON, "Retry-After"] : COMMON);
+  }
   switch (code) {
     case "INTERNAL_ERROR":
+    case "GATEWAY_REQUIRED":
       return new Set(COMMON);
     case "SERVICE_UNAVAILABLE":
       return new Set([...COMMON, "Retry-After"]);
@@ -278,13 +282,15 @@ function errorCodes(doc: OperationDoc, spec: RouteSpec, scoped: boolean): ErrorC
     }
   }
   for (const c of doc.errors ?? []) codes.add(c);
-  for (const c of ["RATE_LIMIT_EXCEEDED", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"] as const) {
-    codes.add(c);
-  }
+  if (spec.rateLimited !== false) codes.add("RATE_LIMIT_EXCEEDED");
+  // Where the deployment serves its gateway only (TORVUS_DIRECT_ACCESS=deny).
+  codes.add("GATEWAY_REQUIRED");
+  for (const c of ["INTERNAL_ERROR", "SERVICE_UNAVAILABLE"] as const) codes.add(c);
   return [...codes];
 }
 
 function responses(doc: OperationDoc, spec: RouteSpec, scoped: boolean): Json {
+  const limited = spec.rateLimited !== false;
   const byStatus = new Map<number, { descriptions: string[]; variants: Variant[] }>();
   const add = (status: number, description: string | undefined, variant: Variant) => {
     const entry = byStatus.get(status) ?? { descriptions: [], variants: [] };
@@ -295,7 +301,7 @@ function responses(doc: OperationDoc, spec: RouteSpec, scoped: boolean): Json {
   for (const answer of [doc.success, ...doc.otherResponses ?? []]) {
     add(answer.status, answer.description, {
       ...(answer.schema ? { schema: ref(componentName(RESPONSE_SCHEMAS, answer.schema)) } : {}),
-      headers: decided(),
+      headers: limited ? decided() : new Set(COMMON),
     });
   }
   const grouped = new Map<number, ErrorCode[]>();
@@ -310,7 +316,7 @@ function responses(doc: OperationDoc, spec: RouteSpec, scoped: boolean): Json {
     codes.forEach((code, i) => {
       add(status, i === 0 ? description : undefined, {
         ...(i === 0 ? { schema } : {}),
-        headers: errorHeaders(code, spec.auth),
+        headers: errorHeaders(code, spec.auth, limited),
       });
     });
   }
@@ -447,7 +453,11 @@ every path without credentials (CORS preflight).
 \`X-RateLimit-Remaining\`, \`X-RateLimit-Reset\` (epoch seconds, tightest window) and the IETF
 \`RateLimit\` / \`RateLimit-Policy\` headers. API keys are limited per minute and per day by
 tier, users 1,000 requests per hour, anonymous callers and failed authentications 100 per hour
-per IP. 429 carries \`Retry-After\` and \`retry_after\`.
+per IP. 429 carries \`Retry-After\` and \`retry_after\`. \`GET /api/v1/health\` and this
+document are never rate limited (monitors poll them) and carry no rate-limit headers.
+
+**Gateway.** A deployment may serve its gateway only: a request that reaches a function around
+it is answered 403 \`GATEWAY_REQUIRED\`.
 
 **Error codes**
 
@@ -471,10 +481,11 @@ export function buildOpenApiDocument(functions: FunctionRoutes): Json {
     components: {
       schemas: schemaComponents(),
       responses: {
-        MethodNotAllowed: responseObject("Method not allowed on this path", [{
-          schema: ref("MethodNotAllowedError"),
-          headers: decided("Allow"),
-        }]),
+        // Rate-limit headers where the path is rate limited (not on health and the reference).
+        MethodNotAllowed: responseObject("Method not allowed on this path", [
+          { schema: ref("MethodNotAllowedError"), headers: decided("Allow") },
+          { headers: new Set([...COMMON, "Allow"]) },
+        ]),
       },
       headers: HEADERS,
       securitySchemes: {

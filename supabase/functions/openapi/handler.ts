@@ -47,7 +47,7 @@ function serve(_ctx: RequestContext): Promise<Response> {
 
 /** The openapi function's routes. */
 export const routes: readonly RouteSpec[] = [
-  { path: "/", auth: "none", methods: { GET: { handler: serve } } },
+  { path: "/", auth: "none", rateLimited: false, methods: { GET: { handler: serve } } },
 ];
 
 /** The openapi function's handler. */

@@ -17,12 +17,16 @@ export const HealthCheckSchema = z.object({
 });
 
 const checks = z.object({ database: HealthCheckSchema, redis: HealthCheckSchema });
+const checkedAt = Timestamp.meta({
+  description: "When the checks ran: one probe answers every health request for a second",
+});
 
 /** 200: every dependency answered. */
 export const HealthOkSchema = z.object({
   status: z.literal("ok"),
   version: z.string(),
   timestamp: Timestamp,
+  checked_at: checkedAt,
   checks,
 }).meta({ description: "The API and its dependencies answer" });
 
@@ -31,6 +35,7 @@ export const HealthUnavailableSchema = z.object({
   status: z.literal("unavailable"),
   version: z.string(),
   timestamp: Timestamp,
+  checked_at: checkedAt,
   checks,
   error: z.literal("service_unavailable"),
   code: z.literal("DEPENDENCY_UNAVAILABLE"),
