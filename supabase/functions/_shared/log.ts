@@ -146,3 +146,71 @@ export function createLogger(bound: Record<string, unknown> = {}): Logger {
 
 /** The process-wide logger. */
 export const log: Logger = createLogger();
+
+/** Decides which per-request lines are written; the rest are counted. */
+export interface RequestLineSampler {
+  /** Whether the line of a request answered with `status` is written. */
+  admit(status: number): boolean;
+  /** Writes the summary of the current window now (isolate shutdown). */
+  flush(): void;
+}
+
+/** The window the platform's log quota is counted in (about 100 events per 10 s per function). */
+const SAMPLE_WINDOW_MS = 10_000;
+
+/**
+ * Keeps request lines within the platform's log quota: Supabase accepts a bounded number of
+ * log events per function and drops the excess at random, errors included. Up to `perWindow`
+ * request lines are written per 10 s; beyond that they are counted, and one summary line per
+ * window says how many were left out, by status. Lines of 5xx answers are always written, and
+ * nothing else (warnings, errors) goes through this.
+ */
+export function createRequestLineSampler(
+  perWindow: number,
+  logger: Logger,
+  now: () => number = Date.now,
+): RequestLineSampler {
+  let windowStart = now();
+  let written = 0;
+  let suppressed = 0;
+  let byStatus: Record<string, number> = {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  const flush = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (suppressed > 0) {
+      logger.info("request lines sampled", {
+        suppressed,
+        by_status: byStatus,
+        window_s: SAMPLE_WINDOW_MS / 1000,
+        written,
+      });
+    }
+    suppressed = 0;
+    byStatus = {};
+  };
+
+  return {
+    admit(status) {
+      const t = now();
+      if (t - windowStart >= SAMPLE_WINDOW_MS) {
+        flush();
+        windowStart = t;
+        written = 0;
+      }
+      if (status >= 500 || written < perWindow) {
+        written++;
+        return true;
+      }
+      suppressed++;
+      byStatus[status] = (byStatus[status] ?? 0) + 1;
+      if (timer === undefined) {
+        timer = setTimeout(flush, Math.max(0, windowStart + SAMPLE_WINDOW_MS - t));
+        if (typeof Deno !== "undefined") Deno.unrefTimer(timer as unknown as number);
+      }
+      return false;
+    },
+    flush,
+  };
+}
