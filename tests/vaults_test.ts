@@ -449,6 +449,57 @@ e2e("test/live: a test key's vaults are invisible to live keys and the JWT, and 
   }
 });
 
+e2e(
+  "a string that is not valid Unicode is refused with 400 naming its field, never changed",
+  async () => {
+    const user = await newUser();
+    const key = await newKey({ mode: "test", scopes: ALL });
+    for (const caller of [viaJwt(user), viaKey(key)]) {
+      const v = vaults(caller, uniqueIp());
+      const before = (await v.list()).body.pagination.total;
+      // Raw bodies: the lone surrogates are JSON escapes, which JSON.parse turns into
+      // UTF-16 code units that no UTF-8 encoding (PostgreSQL's) can hold.
+      const cases: Array<[string, string]> = [
+        ['{"name":"\\ud800"}', "name"],
+        ['{"name":"enc:\\udc00:x"}', "name"],
+        ['{"name":"ok","description":"a\\ud83d"}', "description"],
+        ['{"name":"ok","tags":["fine","\\udfff"]}', "tags.1"],
+        ['{"name":"ok","\\ud800":1}', "(a key)"],
+      ];
+      for (const [body, field] of cases) {
+        const r = await v.raw("", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body,
+        });
+        assertError(r, 400, "VALIDATION_FAILED");
+        assert.equal(r.body.details?.[0]?.path, field, `${caller.label} ${body}: ${r.text}`);
+        assert.match(r.body.details[0].message, /valid Unicode/);
+      }
+      const created = await v.create({ name: "enc:v1:ok" });
+      assert.equal(created.status, 201, created.text);
+      const patched = await v.raw(`/${created.body.id}`, {
+        method: "PATCH",
+        headers: { "Content-Type": "application/json" },
+        body: '{"name":"\\ud800"}',
+      });
+      assertError(patched, 400, "VALIDATION_FAILED");
+      assert.equal((await v.get(created.body.id)).body.name, "enc:v1:ok", "nothing was changed");
+      // A well-formed pair (an emoji) is stored exactly.
+      const pair = await v.create({ name: "enc:\ud83d\ude00:x", tags: ["\ud83d\udd12"] });
+      assert.equal(pair.status, 201, pair.text);
+      const stored = await v.get(pair.body.id);
+      assert.equal(stored.body.name, "enc:\u{1F600}:x");
+      assert.deepEqual(stored.body.tags, ["\u{1F512}"]);
+      assert.equal(
+        (await v.list()).body.pagination.total,
+        before + 2,
+        "only the valid ones stored",
+      );
+    }
+  },
+);
+
 e2e("vaults: close the database connection", async () => {
   await closeDb();
 });

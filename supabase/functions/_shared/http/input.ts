@@ -94,10 +94,10 @@ async function parseBody<S extends z.ZodType>(
   } catch {
     throw new ApiError("INVALID_JSON");
   }
-  const nul = nulPath(value);
-  if (nul !== undefined) {
-    const path = nul.map((p) => redact(String(p))).join(".") || "(root)";
-    throw invalid("body", [{ path, message: "must not contain NUL characters" }]);
+  const bad = unstorableString(value);
+  if (bad !== undefined) {
+    const path = bad.path.map((p) => redact(String(p))).join(".") || "(root)";
+    throw invalid("body", [{ path, message: bad.message }]);
   }
   const result = schema.safeParse(value);
   if (!result.success) throw validationError(result.error, "body");
@@ -105,10 +105,26 @@ async function parseBody<S extends z.ZodType>(
 }
 
 /**
- * The path of the first string (or object key) holding U+0000, which PostgreSQL text cannot
- * store. Iterative, so a deeply nested body cannot exhaust the stack.
+ * Why a string cannot be stored exactly as sent, if it cannot.
+ *
+ * Vault names and descriptions arrive encrypted by the client and must be kept to the bit, so a
+ * string is refused rather than changed: U+0000, which PostgreSQL text cannot hold, and lone
+ * surrogates (a JSON escape such as "\ud800"), which are not Unicode and which encoding to
+ * UTF-8 would silently replace with U+FFFD.
  */
-function nulPath(root: unknown): Array<string | number> | undefined {
+function stringProblem(text: string): string | undefined {
+  if (text.includes("\u0000")) return "must not contain NUL characters";
+  if (!text.isWellFormed()) return "must be valid Unicode (it holds a lone surrogate)";
+  return undefined;
+}
+
+/**
+ * The first string (or object key) that cannot be stored as sent, with its path. Iterative, so
+ * a deeply nested body cannot exhaust the stack.
+ */
+function unstorableString(
+  root: unknown,
+): { path: Array<string | number>; message: string } | undefined {
   interface Link {
     key: string | number;
     parent: Link | undefined;
@@ -122,12 +138,15 @@ function nulPath(root: unknown): Array<string | number> | undefined {
   while (stack.length > 0) {
     const [value, link] = stack.pop()!;
     if (typeof value === "string") {
-      if (value.includes("\u0000")) return pathOf(link);
+      const message = stringProblem(value);
+      if (message) return { path: pathOf(link), message };
     } else if (Array.isArray(value)) {
       value.forEach((v, i) => stack.push([v, { key: i, parent: link }]));
     } else if (value !== null && typeof value === "object") {
       for (const [k, v] of Object.entries(value)) {
-        if (k.includes("\u0000")) return pathOf({ key: k, parent: link });
+        const message = stringProblem(k);
+        // A bad key is named by its position among its siblings: it cannot be echoed as is.
+        if (message) return { path: pathOf({ key: "(a key)", parent: link }), message };
         stack.push([v, { key: k, parent: link }]);
       }
     }
