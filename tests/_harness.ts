@@ -62,6 +62,8 @@ export interface ApiResponse {
 /** Options of {@link api}: fetch options plus the client address to act from. */
 export interface ApiInit extends RequestInit {
   ip?: string;
+  /** A client of its own, for a request that must not reuse pooled connections. */
+  client?: Deno.HttpClient;
 }
 
 /** Calls the API and reads the whole answer. */

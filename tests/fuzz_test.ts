@@ -692,25 +692,23 @@ function check(b: Built, res: ApiResponse, hashes: readonly string[]): void {
   }
 }
 
-/** Whether the HTTP layer refused the previous request (and closed its connection). */
-let layerClosed = false;
-
 async function send(b: Built): Promise<ApiResponse> {
-  const refused = REFUSED_BY_HTTP_LAYER.test(b.init.method ?? "");
-  const attempt = () => api(b.path, { ...b.init, signal: AbortSignal.timeout(10_000) });
+  if (!REFUSED_BY_HTTP_LAYER.test(b.init.method ?? "")) {
+    return await api(b.path, { ...b.init, signal: AbortSignal.timeout(10_000) });
+  }
+  // The HTTP layer answers such a method 400 and closes the connection, which the client may
+  // see as a failed fetch while it still sends the body. Sent on a connection of its own, so
+  // the closed one never sits in the shared pool for a later request.
+  const client = Deno.createHttpClient({});
   try {
-    return await attempt();
+    return await api(b.path, { ...b.init, client, signal: AbortSignal.timeout(10_000) });
   } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    // The HTTP layer answers such a method 400 and closes the connection, which the client
-    // may see as a failed fetch while it still sends the body.
-    if (refused) return { status: 400, headers: new Headers(), text: "", body: undefined };
-    // The connection it closed may still sit in the client's pool, for the next request: that
-    // one is sent again, once, on a new connection.
-    if (layerClosed) return await attempt();
+    if (error instanceof TypeError) {
+      return { status: 400, headers: new Headers(), text: "", body: undefined };
+    }
     throw error;
   } finally {
-    layerClosed = refused;
+    client.close();
   }
 }
 

@@ -177,7 +177,7 @@ async function makeFixtures(): Promise<Fixtures> {
 
 /** Supabase-shaped claims for the fixture user (the matrix's), issued by the fixture issuer. */
 function claims(f: Fixtures, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return claimsOf(f.user, { iss: f.issuer, ...overrides });
+  return claimsOf({ issuer: f.issuer, now: Date.now, user: f.user }, overrides);
 }
 
 const trustedHeader = (f: Fixtures) => ({ alg: "ES256", kid: f.signing.kid, typ: "JWT" });

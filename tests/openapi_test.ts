@@ -19,13 +19,9 @@ import {
   resolveGatewayPath,
 } from "../supabase/functions/_shared/routes.ts";
 import { type ErrorCode, ERRORS } from "../supabase/functions/_shared/http/errors.ts";
-import type { RouteSpec } from "../supabase/functions/_shared/http/app.ts";
-import { routes as healthRoutes } from "../supabase/functions/health/handler.ts";
-import { routes as v1TestRoutes } from "../supabase/functions/v1-test/handler.ts";
-import { routes as meRoutes } from "../supabase/functions/me/handler.ts";
-import { routes as vaultRoutes } from "../supabase/functions/vaults/handler.ts";
-import { routes as keyRoutes } from "../supabase/functions/api-keys/handler.ts";
-import { openApiDocument, routes as openapiRoutes } from "../supabase/functions/openapi/handler.ts";
+import type { RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
+import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
+import { openApiDocument } from "../supabase/functions/openapi/handler.ts";
 import { setKeyExpiry, setKeyStatus } from "../tools/admin/ops.ts";
 import {
   api,
@@ -45,14 +41,7 @@ type Json = Record<string, unknown>;
 // ajv-formats' CommonJS default export, as Deno's npm interop presents it.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 
-const FUNCTION_ROUTES: Record<FunctionName, readonly RouteSpec[]> = {
-  health: healthRoutes,
-  "v1-test": v1TestRoutes,
-  me: meRoutes,
-  vaults: vaultRoutes,
-  "api-keys": keyRoutes,
-  openapi: openapiRoutes,
-};
+const routesOf = (name: FunctionName) => MANIFEST[name].routes as readonly RouteSpec[];
 
 /** Codes the catalogue holds that no code path raises (so no operation documents them). */
 const NOT_RAISED: readonly ErrorCode[] = [];
@@ -232,7 +221,7 @@ e2e("every gateway route and method is documented with its credentials", async (
   const expected = new Map<string, { methods: Set<string>; credentials: string }>();
   for (const gateway of GATEWAY_ROUTES) {
     const target = gateway.target.split("/").filter((s) => s !== "");
-    for (const spec of FUNCTION_ROUTES[gateway.function]) {
+    for (const spec of routesOf(gateway.function)) {
       if (spec.auth !== gateway.credentials) continue;
       const parts = spec.path.split("/").filter((s) => s !== "");
       if (target.some((t, i) => parts[i] !== t)) continue;

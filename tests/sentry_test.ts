@@ -9,8 +9,8 @@
  * DSN pointing at the local endpoint, so authentication is real (database, Redis).
  */
 import assert from "node:assert/strict";
-import { defineFunction, type RouteSpec } from "../supabase/functions/_shared/http/app.ts";
-import { buildServices, type Services } from "../supabase/functions/_shared/services.ts";
+import { createHandler } from "../supabase/functions/_shared/http/pipeline.ts";
+import { buildServices, type Isolate } from "../supabase/functions/_shared/services.ts";
 import { ConfigError, parseConfig } from "../supabase/functions/_shared/config.ts";
 import { scrubEvent } from "../supabase/functions/_shared/observability/sentry.ts";
 import { closeDb, newKey, newUser } from "./_harness.ts";
@@ -50,17 +50,30 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /** A function whose every route fails with a message quoting the caller's credentials. */
-function failingFunction(services: Services) {
+function failingFunction(isolate: Isolate) {
   const boom = (ctx: { req: Request }): Promise<Response> => {
     const key = ctx.req.headers.get("x-api-key");
     const auth = ctx.req.headers.get("authorization");
     throw new Error(`database said no for ${key} (${auth}) token=${auth?.slice(7)}`);
   };
-  const routes: RouteSpec[] = [
-    { path: "/", auth: "api_key", methods: { GET: { handler: boom } } },
-    { path: "/me", auth: "jwt", methods: { GET: { handler: boom } } },
-  ];
-  return defineFunction("sentry-probe", routes, { services: () => services });
+  const op = (id: string) => ({
+    id,
+    tag: "Probe",
+    summary: "Fails",
+    success: { status: 200, description: "never" },
+  });
+  return createHandler({
+    name: "sentry-probe",
+    spec: {
+      gateway: [],
+      routes: [
+        { path: "/", auth: "api_key", methods: { GET: op("keyed") } },
+        { path: "/me", auth: "jwt", methods: { GET: op("signedIn") } },
+      ],
+    },
+    implementations: { keyed: boom, signedIn: boom },
+    boot: isolate,
+  });
 }
 
 const eventsOf = (envelopes: Envelope[]) =>
@@ -143,12 +156,13 @@ Deno.test({
       error: console.error,
       toString: Function.prototype.toString,
     };
-    let services: Services | undefined;
+    let isolate: Isolate | undefined;
     let appServer: Deno.HttpServer | undefined;
     try {
       const env = { ...Deno.env.toObject(), SENTRY_DSN: ingest.dsn, SENTRY_RELEASE: "test" };
-      services = buildServices(parseConfig(env));
-      const handler = failingFunction(services);
+      isolate = buildServices(parseConfig(env));
+      const services = isolate.services;
+      const handler = failingFunction(isolate);
       const key = await newKey({ scopes: ["read"] });
       const user = await newUser();
 
@@ -243,8 +257,7 @@ Deno.test({
     } finally {
       globalThis.fetch = originalFetch;
       await appServer?.shutdown();
-      await services?.audit.close();
-      await services?.sql.end({ timeout: 5 });
+      await isolate?.shutdown();
       await ingest.server.shutdown();
       await closeDb();
     }

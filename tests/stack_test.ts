@@ -285,6 +285,10 @@ Deno.test({
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.equal(Deno.readTextFileSync(logPath), "started\n");
+      // The shell writes before it execs: wait for the exec too.
+      while (!isRecordedProcess(pid, "sleep 30") && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       assert.ok(isRecordedProcess(pid, "sleep 30"));
       const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");

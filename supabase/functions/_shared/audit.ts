@@ -57,6 +57,8 @@ export interface AuditOptions {
   maxQueue?: number;
   /** How long a failing batch is retried before it is dropped (with an error line). */
   retryForMs?: number;
+  /** The clock, epoch ms. */
+  now?: () => number;
 }
 
 const MAX_USER_AGENT = 512;
@@ -69,6 +71,7 @@ export function createAuditSink(options: AuditOptions): AuditSink {
   const batchSize = options.batchSize ?? 500;
   const maxQueue = options.maxQueue ?? 50_000;
   const retryForMs = options.retryForMs ?? 60_000;
+  const now = options.now ?? Date.now;
   let queue: AuditRecord[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -102,14 +105,14 @@ export function createAuditSink(options: AuditOptions): AuditSink {
 
   /** Writes one batch, retrying with backoff until it succeeds or `retryForMs` passes. */
   const writeWithRetries = async (batch: AuditRecord[]) => {
-    const giveUpAt = Date.now() + retryForMs;
+    const giveUpAt = now() + retryForMs;
     for (let attempt = 0;; attempt++) {
       try {
         await write(batch);
         return;
       } catch (error) {
         const wait = Math.min(5_000, 100 * 2 ** attempt);
-        if (Date.now() + wait > giveUpAt) {
+        if (now() + wait > giveUpAt) {
           log.error("request log rows dropped after retries", {
             err: error,
             dropped: batch.length,

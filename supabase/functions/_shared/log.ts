@@ -83,18 +83,12 @@ let sink: LogSink = (line, level) => {
   if (level === "error" || level === "warn") console.error(line);
   else console.log(line);
 };
-let threshold = LEVELS.info;
 
-/** Replaces the sink (tests) and returns the previous one. */
+/** Replaces where every logger writes (tests) and returns the previous sink. */
 export function setLogSink(next: LogSink): LogSink {
   const previous = sink;
   sink = next;
   return previous;
-}
-
-/** Sets the minimum level written. */
-export function setLogLevel(level: LogLevel): void {
-  threshold = LEVELS[level];
 }
 
 /** A logger with fields bound to every line it writes. */
@@ -119,8 +113,15 @@ function describeError(error: unknown): Record<string, unknown> {
   return { type: typeof error, message: String(error) };
 }
 
-/** Creates a logger; `err` fields holding errors are expanded to type, message and stack. */
-export function createLogger(bound: Record<string, unknown> = {}): Logger {
+/**
+ * Creates a logger writing lines of `level` and above; `err` fields holding errors are expanded
+ * to type, message and stack. Its children share its level.
+ */
+export function createLogger(
+  bound: Record<string, unknown> = {},
+  level: LogLevel = "info",
+): Logger {
+  const threshold = LEVELS[level];
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (LEVELS[level] < threshold) return;
     const entry: Record<string, unknown> = { level, time: new Date().toISOString(), msg, ...bound };
@@ -140,11 +141,14 @@ export function createLogger(bound: Record<string, unknown> = {}): Logger {
     info: (m, f) => write("info", m, f),
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
-    child: (fields) => createLogger({ ...bound, ...fields }),
+    child: (fields) => createLogger({ ...bound, ...fields }, level),
   };
 }
 
-/** The process-wide logger. */
+/**
+ * The logger of code that runs before or outside an isolate's services (start-up, crash
+ * guards); everything else logs through `Services.log`, whose level is configured.
+ */
 export const log: Logger = createLogger();
 
 /** Decides which per-request lines are written; the rest are counted. */

@@ -1,17 +1,17 @@
 /**
- * The public route table: which gateway path reaches which function, and where inside it.
+ * The public route table, derived from the manifest: which gateway path reaches which function,
+ * where inside it, and with which credentials. The dev server, the gateway export, the OpenAPI
+ * document and the tests read it; nothing here is written twice.
  *
- * One table serves the dev server, the tests and the gateway configuration shipped with the
- * project. A gateway path `P` with target `T` maps `P/rest` to `/functions/v1/<fn>T/rest`.
- * Entries are matched in order, so longer paths come before their prefixes.
+ * A gateway path `P` with target `T` maps `P/rest` to `/functions/v1/<fn>T/rest`. Entries are
+ * matched longest prefix first.
  *
  * @module
  */
+import { type FunctionName, FUNCTIONS, MANIFEST } from "./manifest.ts";
+import type { AuthKind, RouteSpec } from "./http/spec.ts";
 
-/** The deployable functions. */
-export const FUNCTIONS = ["health", "v1-test", "me", "vaults", "api-keys", "openapi"] as const;
-/** A function's name. */
-export type FunctionName = (typeof FUNCTIONS)[number];
+export { type FunctionName, FUNCTIONS };
 
 /** One public route. */
 export interface GatewayRoute {
@@ -20,19 +20,48 @@ export interface GatewayRoute {
   function: FunctionName;
   /** Path inside the function that the prefix maps to. */
   target: string;
-  credentials: "none" | "jwt" | "api_key";
+  credentials: AuthKind;
 }
 
-/** Every public route. */
-export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
-  { path: "/api/v1/health", function: "health", target: "", credentials: "none" },
-  { path: "/api/v1/test", function: "v1-test", target: "", credentials: "api_key" },
-  { path: "/api/v1/vaults", function: "vaults", target: "/v1", credentials: "api_key" },
-  { path: "/api/vaults", function: "vaults", target: "", credentials: "jwt" },
-  { path: "/api/keys", function: "api-keys", target: "", credentials: "jwt" },
-  { path: "/api/me", function: "me", target: "", credentials: "jwt" },
-  { path: "/api/openapi.json", function: "openapi", target: "", credentials: "none" },
-];
+const segments = (path: string) => path.split("/").filter((s) => s !== "");
+
+/** Whether `path`'s segments start with `prefix`'s. */
+export function isBelow(path: string, prefix: string): boolean {
+  const p = segments(path);
+  return segments(prefix).every((s, i) => p[i] === s);
+}
+
+/**
+ * The credentials of the routes a mount serves: those below its target that no deeper mount of
+ * the same function owns. One kind per mount, or the manifest is refused at start-up.
+ */
+function credentialsOf(name: FunctionName, target: string): AuthKind {
+  const deeper = MANIFEST[name].gateway.filter((m) =>
+    m.target !== target && segments(m.target).length > segments(target).length &&
+    isBelow(m.target, target)
+  );
+  const kinds = new Set(
+    (MANIFEST[name].routes as readonly RouteSpec[])
+      .filter((r) => isBelow(r.path, target) && !deeper.some((m) => isBelow(r.path, m.target)))
+      .map((r) => r.auth),
+  );
+  if (kinds.size !== 1) {
+    throw new Error(`mount "${target}" of ${name} serves ${kinds.size} kinds of credentials`);
+  }
+  return [...kinds][0]!;
+}
+
+/** Every public route, longest prefix first. */
+export const GATEWAY_ROUTES: readonly GatewayRoute[] = FUNCTIONS
+  .flatMap((name) =>
+    MANIFEST[name].gateway.map((m) => ({
+      path: m.prefix,
+      function: name,
+      target: m.target,
+      credentials: credentialsOf(name, m.target),
+    }))
+  )
+  .sort((a, b) => b.path.length - a.path.length);
 
 /** The function path a public path maps to, or undefined when no route has it. */
 export function resolveGatewayPath(
@@ -44,8 +73,8 @@ export function resolveGatewayPath(
       const inner = (route.target + pathname.slice(route.path.length)).replace(/\/{2,}/g, "/");
       // `/api/vaults/v1` must not reach the API-key routes that `/api/v1/vaults` maps to.
       const shadowed = GATEWAY_ROUTES.some((other) =>
-        other !== route && other.function === route.function && other.target.length >
-          route.target.length &&
+        other !== route && other.function === route.function &&
+        other.target.length > route.target.length &&
         (inner === other.target || inner.startsWith(other.target + "/"))
       );
       if (shadowed) return undefined;

@@ -1,12 +1,14 @@
 /**
- * The isolate's dependencies, built once on first use: configuration, database pool, Redis,
- * verifiers, rate limiter and audit sink. Tests replace them with {@link setServices}.
+ * An isolate's dependencies and state: configuration, clock, logger, database pool, Redis,
+ * verifiers, rate limiter, request log and error reporter. Everything an isolate keeps between
+ * requests lives here (nothing in module globals), built once when the isolate starts; tests
+ * build their own from fakes (`_shared/testing/`).
  *
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import { type Config, getConfig } from "./config.ts";
-import { createSql, setDbDeadline, type Sql } from "./db/client.ts";
+import { type Config, ConfigError, parseConfig } from "./config.ts";
+import { createSql, type Sql } from "./db/client.ts";
 import { createRedis } from "./redis.ts";
 import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
@@ -14,14 +16,24 @@ import { createSqlKeyStore } from "./db/keys.ts";
 import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
 import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
-import { createRequestLineSampler, log, type RequestLineSampler, setLogLevel } from "./log.ts";
-import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
+import {
+  createLogger,
+  createRequestLineSampler,
+  log as startupLog,
+  type Logger,
+  type RequestLineSampler,
+} from "./log.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
+import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
 
 /** Everything a request needs beyond itself. */
 export interface Services {
   config: Config;
+  /** The time, in epoch ms. Every time decision reads it, so tests can set the clock. */
+  now: () => number;
+  /** The isolate's logger, at the configured level. */
+  log: Logger;
   sql: Sql;
   redis: Redis;
   jwt: JwtVerifier;
@@ -31,9 +43,9 @@ export interface Services {
   limiter: RateLimiter;
   /** Where a request comes from: the gateway (vouched for by its secret) or directly. */
   addresses: AddressPolicy;
-  audit: AuditSink;
   /** Which per-request log lines are written (the platform caps log events per function). */
   requestLines: RequestLineSampler;
+  audit: AuditSink;
   /** Where unexpected errors are reported (Sentry when configured; a no-op otherwise). */
   reporter: ErrorReporter;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
@@ -44,25 +56,28 @@ interface EdgeRuntimeGlobal {
   EdgeRuntime?: { waitUntil?: (p: Promise<unknown>) => void };
 }
 
-const inFlight = new Set<Promise<unknown>>();
-
-/** Runs `work` after the response: handed to the edge runtime, or tracked for shutdown. */
-export function background(work: Promise<unknown>): void {
-  const guarded = work.catch((error) => log.warn("background task failed", { err: error }));
-  const edge = (globalThis as EdgeRuntimeGlobal).EdgeRuntime;
-  if (edge?.waitUntil) {
-    edge.waitUntil(guarded);
-    return;
-  }
-  inFlight.add(guarded);
-  void guarded.finally(() => inFlight.delete(guarded));
+/**
+ * Registers work that must survive the response: with the edge runtime's `waitUntil` (which
+ * keeps the isolate until it settles), or, elsewhere, in `inFlight` for a clean shutdown.
+ */
+function backgroundRunner(log: Logger, inFlight: Set<Promise<unknown>>) {
+  return (work: Promise<unknown>): void => {
+    const guarded = work.catch((error) => log.warn("background task failed", { err: error }));
+    const edge = (globalThis as EdgeRuntimeGlobal).EdgeRuntime;
+    if (edge?.waitUntil) {
+      edge.waitUntil(guarded);
+      return;
+    }
+    inFlight.add(guarded);
+    void guarded.finally(() => inFlight.delete(guarded));
+  };
 }
 
 /**
  * The Sentry reporter, its SDK imported only when a DSN is configured: a static import costs
  * every cold start ~40 ms of module loading, DSN or not.
  */
-function lazySentry(options: SentryOptions): ErrorReporter {
+function lazySentry(options: SentryOptions, log: Logger): ErrorReporter {
   const reporter = import("./observability/sentry.ts")
     .then((m) => m.createSentryReporter(options))
     .catch((error) => {
@@ -81,32 +96,43 @@ function lazySentry(options: SentryOptions): ErrorReporter {
  */
 export function throttled(
   report: (error: unknown, suppressed: number) => void,
+  now: () => number,
   intervalMs = 5000,
 ): (error: unknown) => void {
   let last = -Infinity;
   let suppressed = 0;
   return (error) => {
-    const now = Date.now();
-    if (now - last < intervalMs) {
+    const t = now();
+    if (t - last < intervalMs) {
       suppressed++;
       return;
     }
-    last = now;
+    last = t;
     report(error, suppressed);
     suppressed = 0;
   };
 }
 
-/** Builds the services from a configuration. */
-export function buildServices(config: Config): Services {
-  setLogLevel(config.logLevel);
+/** Services and what shutting them down must wait for. */
+export interface Isolate {
+  services: Services;
+  /** Flushes the request log, waits for background work and closes the pool. */
+  shutdown(): Promise<void>;
+}
+
+/** Builds an isolate's services from a configuration. */
+export function buildServices(config: Config, now: () => number = Date.now): Isolate {
+  const log = createLogger({}, config.logLevel);
   for (const warning of config.warnings) log.warn(warning);
+  const inFlight = new Set<Promise<unknown>>();
+  const background = backgroundRunner(log, inFlight);
   const sql = createSql(config.db);
-  setDbDeadline(config.db.timeoutMs + 500);
   const redis = createRedis(config.redis.url, config.redis.token);
   const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix, config.rateLimit.timeoutMs);
-  return {
+  const services: Services = {
     config,
+    now,
+    log,
     sql,
     redis,
     jwt: createJwtVerifier({
@@ -115,11 +141,13 @@ export function buildServices(config: Config): Services {
       jwks: new URL(config.jwt.jwksUrl),
       hsSecret: config.jwt.hsSecret,
       cooldownMs: config.jwt.jwksCooldownMs,
+      now,
     }),
     keys: createKeyAuthenticator({
       store: createSqlKeyStore(sql),
       acceptedModes: config.keyModes,
       epoch: keyEpoch,
+      now,
     }),
     keyEpoch,
     limiter: createRateLimiter({
@@ -127,61 +155,72 @@ export function buildServices(config: Config): Services {
       prefix: config.redis.prefix,
       timeoutMs: config.rateLimit.timeoutMs,
       background,
-      onError: throttled((error, suppressed) =>
-        log.warn("rate limiter unavailable; requests pass (fail mode open) or get 503", {
-          err: error,
-          suppressed,
-        })
+      now,
+      onError: throttled(
+        (error, suppressed) =>
+          log.warn("rate limiter unavailable; requests pass (fail mode open) or get 503", {
+            err: error,
+            suppressed,
+          }),
+        now,
       ),
     }),
     addresses: addressPolicy(config.clientAddress),
-    requestLines: createRequestLineSampler(config.logRequestsPer10s, log),
-    audit: createAuditSink({ sql, log, background }),
-    reporter: config.sentry ? lazySentry({ ...config.sentry, background }) : noopReporter,
+    requestLines: createRequestLineSampler(config.logRequestsPer10s, log, now),
+    audit: createAuditSink({ sql, log, background, now }),
+    reporter: config.sentry ? lazySentry({ ...config.sentry, background }, log) : noopReporter,
     background,
+  };
+  return {
+    services,
+    async shutdown() {
+      services.requestLines.flush();
+      await Promise.allSettled([...inFlight]);
+      await services.reporter.flush();
+      await services.audit.close();
+      await services.sql.end({ timeout: 5 });
+    },
   };
 }
 
-let current: Services | undefined;
+/** What an isolate's start produced: its services, or why it has none. */
+export type Boot = Isolate | ConfigError;
 
-/** The isolate's services, built on first use. Throws `ConfigError` when misconfigured. */
-export function getServices(): Services {
-  current ??= buildServices(getConfig());
-  return current;
+let booted: Boot | undefined;
+
+/**
+ * The isolate's services, built from the environment the first time an isolate asks (when its
+ * function module loads). An invalid configuration is logged once, here, naming each setting
+ * and never its value; the pipeline then answers every request with 503.
+ */
+export function bootIsolate(env: Record<string, string | undefined> = Deno.env.toObject()): Boot {
+  if (booted) return booted;
+  try {
+    booted = buildServices(parseConfig(env));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    startupLog.error("invalid configuration: every request is answered 503", {
+      problems: error.message,
+    });
+    booted = error;
+  }
+  const boot = booted;
+  if (!(boot instanceof ConfigError)) {
+    // The edge runtime announces an isolate's end; the request log's work is already in
+    // waitUntil, so this only writes the count of request lines left out.
+    globalThis.addEventListener?.("beforeunload", () => boot.services.requestLines.flush());
+    if ((globalThis as EdgeRuntimeGlobal).EdgeRuntime) installCrashGuards(boot.services.log);
+  }
+  return boot;
 }
-
-/** Replaces the services (tests); returns the previous ones. */
-export function setServices(next: Services | undefined): Services | undefined {
-  const previous = current;
-  current = next;
-  return previous;
-}
-
-/** Flushes the audit log, waits for background work and closes the pool (clean shutdown). */
-export async function shutdownServices(): Promise<void> {
-  if (!current) return;
-  const s = current;
-  await Promise.allSettled([...inFlight]);
-  await s.reporter.flush();
-  await s.audit.close();
-  await s.sql.end({ timeout: 5 });
-}
-
-// The edge runtime announces an isolate's end; flush what the audit log still holds, and the
-// count of request lines left out.
-globalThis.addEventListener?.("beforeunload", () => {
-  if (!current) return;
-  current.requestLines.flush();
-  background(current.audit.flush());
-});
 
 /**
  * Keeps a process (or isolate) alive through an exception thrown from a library's timer, such as
  * postgres.js writing to a closed socket (porsager/postgres#1154), or a promise nobody awaited:
- * logged, not fatal to every request in flight. The dev server installs it at start; the edge
- * runtime gets it below. Tests keep Deno's default, which fails loudly.
+ * logged, not fatal to every request in flight. The edge runtime's isolates install it when they
+ * boot; tests keep Deno's default, which fails loudly.
  */
-export function installCrashGuards(): void {
+export function installCrashGuards(log: Logger): void {
   globalThis.addEventListener("error", (event) => {
     event.preventDefault();
     log.error("uncaught exception", { err: event.error });
@@ -191,5 +230,3 @@ export function installCrashGuards(): void {
     log.error("unhandled rejection", { err: event.reason });
   });
 }
-
-if ((globalThis as EdgeRuntimeGlobal).EdgeRuntime) installCrashGuards();

@@ -13,30 +13,32 @@
  * @module
  */
 import type { z } from "zod";
-import {
-  defineFunction,
-  type RequestContext,
-  type RouteSpec,
-  userOf,
-} from "../_shared/http/app.ts";
+import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
+import type { MANIFEST } from "../_shared/manifest.ts";
 import {
   ApiKeySchema,
   CreatedKeySchema,
+  type CreateKey,
   KeyListSchema,
+  type ListKeysQuery,
   RolledKeySchema,
+  type RollKey,
 } from "../_shared/schemas/keys.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
-import { parseQuery, readJson, readOptionalJson } from "../_shared/http/input.ts";
+import { invalidField } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
-import type { Scope } from "../_shared/auth/principal.ts";
-import { CreateKey, expiryOf, ListKeys, RollKey } from "./schemas.ts";
+import type { Scope, UserPrincipal } from "../_shared/auth/principal.ts";
+
+/** A request of a key operation: always a signed-in user's. */
+type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
 
 /** Most active keys one user may hold. */
 export const MAX_ACTIVE_KEYS = 100;
 const KEY_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-const BODY_LIMIT = 16 * 1024;
+/** Furthest expiry a key may be given: 5 years. */
+const MAX_EXPIRY_MS = 5 * 366 * 86_400_000;
 
 interface KeyRow {
   id: string;
@@ -61,7 +63,7 @@ const COLUMNS = "id, name, mode, start, scopes, status, tier_id, expires_at, las
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 /** A key's metadata as the API shows it; `status` is `expired` once `expires_at` has passed. */
-function present(row: KeyRow, now = Date.now()): z.input<typeof ApiKeySchema> {
+function present(row: KeyRow, now: number): z.input<typeof ApiKeySchema> {
   const lapsed = row.status === "active" && row.expires_at !== null &&
     row.expires_at.getTime() <= now;
   return {
@@ -81,11 +83,10 @@ function present(row: KeyRow, now = Date.now()): z.input<typeof ApiKeySchema> {
   };
 }
 
-function asUser<T>(ctx: RequestContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const user = userOf(ctx);
+function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return ctx.timing.measure("db", async () => {
     try {
-      return await asCaller(ctx.services.sql, user.claims, fn);
+      return await asCaller(ctx.services.sql, ctx.principal.claims, fn);
     } catch (error) {
       // The guard trigger's refusals (migration: api_keys_guard) become catalogued errors.
       switch (sqlState(error)) {
@@ -101,7 +102,7 @@ function asUser<T>(ctx: RequestContext, fn: (tx: Tx) => Promise<T>): Promise<T> 
   });
 }
 
-function keyId(ctx: RequestContext): string {
+function keyId(ctx: Ctx): string {
   const id = ctx.params.id?.toUpperCase() ?? "";
   if (!KEY_ID.test(id)) throw new ApiError("NOT_FOUND", { message: "API key not found" });
   return id;
@@ -121,8 +122,27 @@ function statusFilter(tx: Tx, status: KeyRow["status"] | undefined) {
   }
 }
 
-async function list(ctx: RequestContext): Promise<Response> {
-  const q = parseQuery(ctx.url, ListKeys);
+/** The expiry instant a create request asks for, or null for never. */
+function expiryOf(body: z.output<typeof CreateKey>, now: number): Date | null {
+  if (body.expires_at !== undefined) {
+    const at = Date.parse(body.expires_at);
+    if (at <= now || at > now + MAX_EXPIRY_MS) {
+      throw invalidField("body", "expires_at", "must be in the future and within 5 years");
+    }
+    return new Date(at);
+  }
+  switch (body.expires_in) {
+    case "90d":
+      return new Date(now + 90 * 86_400_000);
+    case "1y":
+      return new Date(now + 365 * 86_400_000);
+    default:
+      return null;
+  }
+}
+
+async function list(ctx: Ctx<z.output<typeof ListKeysQuery>>): Promise<Response> {
+  const q = ctx.query;
   const rows = await asUser(
     ctx,
     (tx) =>
@@ -133,25 +153,27 @@ async function list(ctx: RequestContext): Promise<Response> {
       order by created_at desc, id desc
       limit ${q.limit} offset ${q.offset}`,
   );
+  const now = ctx.services.now();
   return respond(KeyListSchema, {
-    data: rows.map((r) => present(r)),
+    data: rows.map((r) => present(r, now)),
     pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
   });
 }
 
-async function get(ctx: RequestContext): Promise<Response> {
+async function get(ctx: Ctx): Promise<Response> {
   const id = keyId(ctx);
   const [row] = await asUser(
     ctx,
     (tx) => tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys where id = ${id}`,
   );
   if (!row) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-  return respond(ApiKeySchema, present(row));
+  return respond(ApiKeySchema, present(row, ctx.services.now()));
 }
 
-async function create(ctx: RequestContext): Promise<Response> {
-  const body = await readJson(ctx.req, CreateKey, BODY_LIMIT);
-  const user = userOf(ctx);
+async function create(ctx: Ctx<unknown, z.output<typeof CreateKey>>): Promise<Response> {
+  const body = ctx.body;
+  const user = ctx.principal;
+  const expiresAt = expiryOf(body, ctx.services.now());
   const generated = await generateApiKey(body.mode);
   const row = await asUser(ctx, async (tx) => {
     // One creation at a time per user, so concurrent requests cannot pass the bound together.
@@ -162,12 +184,16 @@ async function create(ctx: RequestContext): Promise<Response> {
     const [inserted] = await tx<KeyRow[]>`insert into public.api_keys
         (user_id, name, mode, start, key_hash, scopes, expires_at, ip_allowlist)
       values (${user.userId}, ${body.name}, ${body.mode}, ${generated.start},
-        ${generated.hash as never}, ${body.scopes}::text[], ${expiryOf(body)},
+        ${generated.hash as never}, ${body.scopes}::text[], ${expiresAt},
         ${body.ip_allowlist ?? null}::cidr[])
       returning ${tx.unsafe(COLUMNS)}`;
     return inserted!;
   });
-  return respond(CreatedKeySchema, { ...present(row), key: generated.key }, 201);
+  return respond(
+    CreatedKeySchema,
+    { ...present(row, ctx.services.now()), key: generated.key },
+    201,
+  );
 }
 
 /**
@@ -175,7 +201,7 @@ async function create(ctx: RequestContext): Promise<Response> {
  * caller's next request anywhere sees it. If Redis cannot be told, cached lookups still expire
  * within `KEY_CACHE_TTL_MS` (30 s); the failure is logged.
  */
-async function announce(ctx: RequestContext): Promise<void> {
+async function announce(ctx: Ctx): Promise<void> {
   try {
     await ctx.services.keyEpoch.bump();
   } catch (error) {
@@ -183,7 +209,7 @@ async function announce(ctx: RequestContext): Promise<void> {
   }
 }
 
-async function revoke(ctx: RequestContext): Promise<Response> {
+async function revoke(ctx: Ctx): Promise<Response> {
   const id = keyId(ctx);
   const row = await asUser(ctx, async (tx) => {
     const [current] = await tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys
@@ -196,18 +222,19 @@ async function revoke(ctx: RequestContext): Promise<Response> {
     return updated!;
   });
   await announce(ctx);
-  return respond(ApiKeySchema, present(row));
+  return respond(ApiKeySchema, present(row, ctx.services.now()));
 }
 
-async function roll(ctx: RequestContext): Promise<Response> {
+async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Response> {
   const id = keyId(ctx);
-  const { grace_period_seconds: grace } = await readOptionalJson(ctx.req, RollKey, BODY_LIMIT);
-  const user = userOf(ctx);
+  const { grace_period_seconds: grace } = ctx.body;
+  const user = ctx.principal;
+  const now = ctx.services.now();
   const result = await asUser(ctx, async (tx) => {
     const [old] = await tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys
       where id = ${id} for update`;
     if (!old) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-    const lapsed = old.expires_at !== null && old.expires_at.getTime() <= Date.now();
+    const lapsed = old.expires_at !== null && old.expires_at.getTime() <= now;
     if (old.status !== "active" || lapsed) throw new ApiError("KEY_NOT_ACTIVE");
     const generated = await generateApiKey(old.mode);
     const [created] = await tx<KeyRow[]>`insert into public.api_keys
@@ -224,20 +251,20 @@ async function roll(ctx: RequestContext): Promise<Response> {
     return { created: created!, previous: previous!, key: generated.key };
   });
   await announce(ctx);
+  // Shown as of now, after the change: a grace of 0 has already expired the old key.
+  const shown = ctx.services.now();
   return respond(RolledKeySchema, {
-    ...present(result.created),
+    ...present(result.created, shown),
     key: result.key,
-    previous_key: present(result.previous),
+    previous_key: present(result.previous, shown),
   }, 201);
 }
 
-/** The api-keys function's routes. */
-export const routes: readonly RouteSpec[] = [
-  { path: "/", auth: "jwt", methods: { GET: { handler: list }, POST: { handler: create } } },
-  { path: "/:id", auth: "jwt", methods: { GET: { handler: get } } },
-  { path: "/:id/revoke", auth: "jwt", methods: { POST: { handler: revoke } } },
-  { path: "/:id/roll", auth: "jwt", methods: { POST: { handler: roll } } },
-];
-
-/** The api-keys function's handler. */
-export const handler = defineFunction("api-keys", routes);
+/** The api-keys function's operations. */
+export const operations: Implementations<typeof MANIFEST["api-keys"]> = {
+  listApiKeys: list,
+  createApiKey: create,
+  getApiKey: get,
+  revokeApiKey: revoke,
+  rollApiKey: roll,
+};

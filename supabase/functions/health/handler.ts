@@ -10,7 +10,9 @@
  *
  * @module
  */
-import { defineFunction, type RequestContext, type RouteSpec } from "../_shared/http/app.ts";
+import type { Implementations } from "../_shared/http/spec.ts";
+import type { MANIFEST } from "../_shared/manifest.ts";
+import type { Services } from "../_shared/services.ts";
 import { HealthOkSchema, HealthUnavailableSchema } from "../_shared/schemas/health.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { API_VERSION } from "../_shared/config.ts";
@@ -49,11 +51,13 @@ interface Probe {
   checks: Promise<{ database: Check; redis: Check; checkedAt: string }>;
 }
 
-let last: Probe | undefined;
+/** The last probe of each isolate (its services). */
+const probes = new WeakMap<Services, Probe>();
 
 /** The dependency checks: the running or recent probe's, or a new one. */
-function probe(services: RequestContext["services"]): Probe["checks"] {
-  const now = Date.now();
+function probe(services: Services): Probe["checks"] {
+  const now = services.now();
+  const last = probes.get(services);
   if (last && now - last.at < PROBE_REUSE_MS) return last.checks;
   const { sql, redis } = services;
   const checks = Promise.all([
@@ -64,16 +68,21 @@ function probe(services: RequestContext["services"]): Probe["checks"] {
     redis: redisCheck,
     checkedAt: new Date(now).toISOString(),
   }));
-  last = { at: now, checks };
+  probes.set(services, { at: now, checks });
   return checks;
 }
 
-async function health(ctx: RequestContext): Promise<Response> {
-  const { checkedAt, ...checks } = await probe(ctx.services);
+/** The health function's operations. */
+export const operations: Implementations<typeof MANIFEST["health"]> = {
+  getHealth: async ({ services, requestId }) => await health(services, requestId),
+};
+
+async function health(services: Services, requestId: string): Promise<Response> {
+  const { checkedAt, ...checks } = await probe(services);
   const failed = (["database", "redis"] as const).filter((n) => checks[n].status !== "ok");
   const base = {
     version: API_VERSION,
-    timestamp: new Date().toISOString(),
+    timestamp: new Date(services.now()).toISOString(),
     checked_at: checkedAt,
     checks,
   };
@@ -85,14 +94,6 @@ async function health(ctx: RequestContext): Promise<Response> {
     code: "DEPENDENCY_UNAVAILABLE",
     message: `Unavailable: ${failed.join(", ")}`,
     failed,
-    request_id: ctx.requestId,
+    request_id: requestId,
   }, 503);
 }
-
-/** The health function's routes. */
-export const routes: readonly RouteSpec[] = [
-  { path: "/", auth: "none", rateLimited: false, methods: { GET: { handler: health } } },
-];
-
-/** The health function's handler. */
-export const handler = defineFunction("health", routes);

@@ -4,12 +4,8 @@
  *
  * @module
  */
-import {
-  defineFunction,
-  type RequestContext,
-  type RouteSpec,
-  userOf,
-} from "../_shared/http/app.ts";
+import type { Implementations } from "../_shared/http/spec.ts";
+import type { MANIFEST } from "../_shared/manifest.ts";
 import { MeSchema } from "../_shared/schemas/identity.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
@@ -21,30 +17,24 @@ interface ProfileRow {
   created_at: Date;
 }
 
-async function me(ctx: RequestContext): Promise<Response> {
-  const user = userOf(ctx);
-  const rows = await ctx.timing.measure(
-    "db",
-    () =>
-      asCaller(
-        ctx.services.sql,
-        user.claims,
-        (tx) => tx<ProfileRow[]>`select id, email, created_at from public.current_user_profile()`,
-      ),
-  );
-  const row = rows[0];
-  if (!row) throw new ApiError("NOT_FOUND", { message: "User not found" });
-  return respond(MeSchema, {
-    id: row.id,
-    email: row.email,
-    created_at: row.created_at.toISOString(),
-  });
-}
-
-/** The me function's routes. */
-export const routes: readonly RouteSpec[] = [
-  { path: "/", auth: "jwt", methods: { GET: { handler: me } } },
-];
-
-/** The me function's handler. */
-export const handler = defineFunction("me", routes);
+/** The me function's operations. */
+export const operations: Implementations<typeof MANIFEST["me"]> = {
+  async getMe({ principal: user, services, timing }) {
+    const rows = await timing.measure(
+      "db",
+      () =>
+        asCaller(
+          services.sql,
+          user.claims,
+          (tx) => tx<ProfileRow[]>`select id, email, created_at from public.current_user_profile()`,
+        ),
+    );
+    const row = rows[0];
+    if (!row) throw new ApiError("NOT_FOUND", { message: "User not found" });
+    return respond(MeSchema, {
+      id: row.id,
+      email: row.email,
+      created_at: row.created_at.toISOString(),
+    });
+  },
+};

@@ -1,31 +1,27 @@
 /**
- * The OpenAPI 3.1 document of the API, generated from what the code already holds: the public
- * route table (`_shared/routes.ts`), each function's routes (credentials, methods, scopes), the
- * zod schemas that validate requests and type responses, and the error catalogue. Nothing in it
- * is a hand-kept copy, so it cannot drift from the code without a test noticing.
+ * The OpenAPI 3.1 document of the API, generated from what the code already holds: the route
+ * manifest (`_shared/manifest.ts`: each operation's credentials, scope, documentation and
+ * schemas), the public route table derived from it, the zod schemas that validate requests and
+ * type responses, and the error catalogue. Nothing in it is a hand-kept copy, so it cannot
+ * drift from the code without a test noticing.
  *
- * Which errors an operation documents follows from the pipeline (`_shared/http/app.ts`): its
- * credentials (401/403/419), an `{id}` in its path (404), a query or body (400/413/415), the
- * errors its handler raises itself (`operations.ts`), and 429/500/503 everywhere. 405, answered
- * for any method a path lacks, is `components.responses.MethodNotAllowed`.
+ * Which errors an operation documents follows from the pipeline (`_shared/http/pipeline.ts`):
+ * its credentials (401/403/419), an `{id}` in its path (404), a query or body (400/413/415),
+ * the errors its handler raises itself (`errors` in the manifest), and 429/500/503 everywhere.
+ * 405, answered for any method a path lacks, is `components.responses.MethodNotAllowed`.
  *
  * @module
  */
 import { z } from "zod";
-import type { Method, RouteSpec } from "../_shared/http/app.ts";
+import type { Method, OperationSpec, RouteSpec } from "../_shared/http/spec.ts";
 import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
-import { type FunctionName, GATEWAY_ROUTES } from "../_shared/routes.ts";
+import { GATEWAY_ROUTES } from "../_shared/routes.ts";
+import { MANIFEST, TAGS } from "../_shared/manifest.ts";
 import { API_VERSION } from "../_shared/config.ts";
 import * as S from "../_shared/schemas/mod.ts";
-import { CreateVault, UpdateVault } from "../vaults/handler.ts";
-import { CreateKey, RollKey } from "../api-keys/schemas.ts";
-import { type OperationDoc, OPERATIONS, TAGS } from "./operations.ts";
 
 /** A JSON object of the document. */
 export type Json = Record<string, unknown>;
-
-/** The routes of every function, as their handlers declare them. */
-export type FunctionRoutes = Readonly<Record<FunctionName, readonly RouteSpec[]>>;
 
 /** Response bodies, by component name. */
 const RESPONSE_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
@@ -55,10 +51,10 @@ const RESPONSE_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
 
 /** Request bodies, by component name (documented as clients send them: zod's input side). */
 const REQUEST_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
-  CreateVaultRequest: CreateVault,
-  UpdateVaultRequest: UpdateVault,
-  CreateApiKeyRequest: CreateKey,
-  RollApiKeyRequest: RollKey,
+  CreateVaultRequest: S.CreateVault,
+  UpdateVaultRequest: S.UpdateVault,
+  CreateApiKeyRequest: S.CreateKey,
+  RollApiKeyRequest: S.RollKey,
 };
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
@@ -271,7 +267,7 @@ const REASONS: Readonly<Record<number, string>> = {
 };
 
 /** Every error code an operation can answer. */
-function errorCodes(doc: OperationDoc, spec: RouteSpec, scoped: boolean): ErrorCode[] {
+function errorCodes(doc: OperationSpec, spec: RouteSpec, scoped: boolean): ErrorCode[] {
   const codes = new Set<ErrorCode>(AUTH_CODES[spec.auth]);
   if (scoped) codes.add("INSUFFICIENT_SCOPE");
   if (spec.path.includes(":")) codes.add("NOT_FOUND");
@@ -285,11 +281,13 @@ function errorCodes(doc: OperationDoc, spec: RouteSpec, scoped: boolean): ErrorC
   if (spec.rateLimited !== false) codes.add("RATE_LIMIT_EXCEEDED");
   // Where the deployment serves its gateway only (TORVUS_DIRECT_ACCESS=deny).
   codes.add("GATEWAY_REQUIRED");
-  for (const c of ["INTERNAL_ERROR", "SERVICE_UNAVAILABLE"] as const) codes.add(c);
+  for (const c of ["INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "CONFIGURATION_INVALID"] as const) {
+    codes.add(c);
+  }
   return [...codes];
 }
 
-function responses(doc: OperationDoc, spec: RouteSpec, scoped: boolean): Json {
+function responses(doc: OperationSpec, spec: RouteSpec, scoped: boolean): Json {
   const limited = spec.rateLimited !== false;
   const byStatus = new Map<number, { descriptions: string[]; variants: Variant[] }>();
   const add = (status: number, description: string | undefined, variant: Variant) => {
@@ -341,22 +339,14 @@ function queryParameters(schema: z.ZodObject): Json[] {
   }));
 }
 
-const PATH_IDS: Readonly<Partial<Record<FunctionName, Json>>> = {
-  vaults: { description: "The vault's id", schema: { type: "string", format: "uuid" } },
-  "api-keys": {
-    description: "The API key's id (a ULID, case-insensitive)",
-    schema: { type: "string", pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$" },
-  },
-};
-
 const SECURITY: Readonly<Record<RouteSpec["auth"], string | undefined>> = {
   none: undefined,
   api_key: "apiKeyAuth",
   jwt: "bearerAuth",
 };
 
-function operation(doc: OperationDoc, spec: RouteSpec, method: Method): Json {
-  const scope = spec.methods[method]?.scope;
+function operation(doc: OperationSpec, spec: RouteSpec): Json {
+  const scope = doc.scope;
   const scheme = SECURITY[spec.auth];
   const notes = [
     doc.description,
@@ -366,7 +356,7 @@ function operation(doc: OperationDoc, spec: RouteSpec, method: Method): Json {
     tags: [doc.tag],
     summary: doc.summary,
     ...(notes.length > 0 ? { description: notes.join(" ") } : {}),
-    operationId: doc.operationId,
+    operationId: doc.id,
     // OpenAPI 3.1 lets an apiKey requirement list roles: the key's scope.
     security: scheme ? [{ [scheme]: scope ? [scope] : [] }] : [],
   };
@@ -392,11 +382,12 @@ function below(path: string, target: string): string | undefined {
   return rest.length === 0 ? "" : "/" + rest.join("/");
 }
 
-function paths(functions: FunctionRoutes): Json {
+function paths(): Json {
   const out: Json = {};
-  const documented = new Set<string>();
+  const documented = new Set<OperationSpec>();
   for (const gateway of GATEWAY_ROUTES) {
-    for (const spec of functions[gateway.function]) {
+    const fn = MANIFEST[gateway.function];
+    for (const spec of fn.routes as readonly RouteSpec[]) {
       // A gateway path serves only the routes of its credentials (`/api/v1/vaults` the
       // API-key routes of `vaults`, `/api/vaults` the JWT ones).
       if (spec.auth !== gateway.credentials) continue;
@@ -405,24 +396,24 @@ function paths(functions: FunctionRoutes): Json {
       const path = (gateway.path + rest).replace(/:([A-Za-z_]+)/g, "{$1}");
       if (path in out) throw new Error(`path "${path}" is reached by two routes`);
       const item: Json = {};
-      const id = PATH_IDS[gateway.function];
       if (path.includes("{id}")) {
+        const id = "pathId" in fn ? fn.pathId : undefined;
         if (!id) throw new Error(`no schema for the {id} of function "${gateway.function}"`);
         item.parameters = [{ name: "id", in: "path", required: true, ...id }];
       }
-      for (const method of Object.keys(spec.methods) as Method[]) {
-        const key = `${gateway.function} ${method} ${spec.path}`;
-        const doc = OPERATIONS[key];
-        if (!doc) throw new Error(`operation "${key}" has no entry in openapi/operations.ts`);
-        documented.add(key);
-        item[method.toLowerCase()] = operation(doc, spec, method);
+      for (const [method, doc] of Object.entries(spec.methods) as Array<[Method, OperationSpec]>) {
+        documented.add(doc);
+        item[method.toLowerCase()] = operation(doc, spec);
       }
       out[path] = item;
     }
   }
-  const orphans = Object.keys(OPERATIONS).filter((k) => !documented.has(k));
-  if (orphans.length > 0) {
-    throw new Error(`openapi/operations.ts documents unknown operations: ${orphans.join(", ")}`);
+  // Every operation of the manifest is reachable through the gateway.
+  const unreachable = (Object.values(MANIFEST) as Array<{ routes: readonly RouteSpec[] }>)
+    .flatMap((fn) => fn.routes.flatMap((r) => Object.values(r.methods) as OperationSpec[]))
+    .filter((op) => !documented.has(op)).map((op) => op.id);
+  if (unreachable.length > 0) {
+    throw new Error(`operations no gateway path reaches: ${unreachable.join(", ")}`);
   }
   return out;
 }
@@ -463,8 +454,8 @@ it is answered 403 \`GATEWAY_REQUIRED\`.
 
 `;
 
-/** Builds the document from the functions' routes (pure; see `openapi/handler.ts`). */
-export function buildOpenApiDocument(functions: FunctionRoutes): Json {
+/** Builds the document from the manifest (pure; see `openapi/handler.ts`). */
+export function buildOpenApiDocument(): Json {
   return {
     openapi: "3.1.1",
     info: {
@@ -477,7 +468,7 @@ export function buildOpenApiDocument(functions: FunctionRoutes): Json {
       { url: "https://api.torvussecurity.com", description: "Production" },
     ],
     tags: TAGS.map((t) => ({ ...t })),
-    paths: paths(functions),
+    paths: paths(),
     components: {
       schemas: schemaComponents(),
       responses: {

@@ -1,3 +1,4 @@
-import { handler } from "./handler.ts";
+import { operations } from "./handler.ts";
+import { serveFunction } from "../_shared/http/pipeline.ts";
 
-Deno.serve(handler);
+Deno.serve(serveFunction("v1-test", operations));

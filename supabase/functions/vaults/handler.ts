@@ -8,42 +8,19 @@
  * @module
  */
 import { z } from "zod";
+import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
+import type { MANIFEST } from "../_shared/manifest.ts";
 import {
-  defineFunction,
-  type Operation,
-  type RequestContext,
-  type RouteSpec,
-} from "../_shared/http/app.ts";
-import { VaultListSchema, VaultSchema } from "../_shared/schemas/vaults.ts";
+  type CreateVault,
+  type ListVaultsQuery,
+  type UpdateVault,
+  VaultListSchema,
+  VaultSchema,
+} from "../_shared/schemas/vaults.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
-import { parseQuery, readJson } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
-import { claimsOf } from "../_shared/auth/principal.ts";
-
-const Tag = z.string().min(1).max(64);
-
-/** Query of the list operation. */
-export const ListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
-  status: z.enum(["active", "inactive"]).optional(),
-});
-
-/** Body of the create operation. Names arrive encrypted by the client; stored as given. */
-export const CreateVault = z.strictObject({
-  name: z.string().min(1).max(10_000),
-  description: z.string().max(100_000).nullable().optional(),
-  tags: z.array(Tag).max(50).default([]),
-});
-
-/** Body of the update operation: at least one field. */
-export const UpdateVault = z.strictObject({
-  name: z.string().min(1).max(10_000).optional(),
-  description: z.string().max(100_000).nullable().optional(),
-  tags: z.array(Tag).max(50).optional(),
-  status: z.enum(["active", "inactive"]).optional(),
-}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
+import { claimsOf, type KeyPrincipal, type UserPrincipal } from "../_shared/auth/principal.ts";
 
 const VaultId = z.uuid();
 
@@ -74,21 +51,23 @@ function present(row: VaultRow): z.input<typeof VaultSchema> {
   };
 }
 
-function asOwner<T>(ctx: RequestContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  if (!ctx.principal) throw new Error("vault routes are authenticated");
+/** A request of a vault operation: a user's or an API key's. */
+type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal | KeyPrincipal, Q, B>;
+
+function asOwner<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const claims = claimsOf(ctx.principal);
   return ctx.timing.measure("db", () => asCaller(ctx.services.sql, claims, fn));
 }
 
-function vaultId(ctx: RequestContext): string {
+function vaultId(ctx: Ctx): string {
   const parsed = VaultId.safeParse(ctx.params.id);
   // A malformed id names no vault; answering 404 keeps ids opaque.
   if (!parsed.success) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
   return parsed.data;
 }
 
-async function list(ctx: RequestContext): Promise<Response> {
-  const q = parseQuery(ctx.url, ListQuery);
+async function list(ctx: Ctx<z.output<typeof ListVaultsQuery>>): Promise<Response> {
+  const q = ctx.query;
   const rows = await asOwner(
     ctx,
     (tx) =>
@@ -108,7 +87,7 @@ async function list(ctx: RequestContext): Promise<Response> {
 }
 
 // An offset past the end returns no rows, and with them no window count: count separately.
-function countAll(ctx: RequestContext, status: string | undefined): Promise<number> {
+function countAll(ctx: Ctx, status: string | undefined): Promise<number> {
   return asOwner(ctx, async (tx) => {
     const [row] = await tx<{ n: string }[]>`select count(*) as n from public.vaults
       where ${status ? tx`status = ${status}` : tx`true`}`;
@@ -116,8 +95,8 @@ function countAll(ctx: RequestContext, status: string | undefined): Promise<numb
   });
 }
 
-async function create(ctx: RequestContext): Promise<Response> {
-  const body = await readJson(ctx.req, CreateVault);
+async function create(ctx: Ctx<unknown, z.output<typeof CreateVault>>): Promise<Response> {
+  const body = ctx.body;
   let row: VaultRow | undefined;
   try {
     [row] = await asOwner(
@@ -135,7 +114,7 @@ async function create(ctx: RequestContext): Promise<Response> {
   return respond(VaultSchema, present(row!), 201);
 }
 
-async function get(ctx: RequestContext): Promise<Response> {
+async function get(ctx: Ctx): Promise<Response> {
   const id = vaultId(ctx);
   const [row] = await asOwner(
     ctx,
@@ -145,12 +124,12 @@ async function get(ctx: RequestContext): Promise<Response> {
   return respond(VaultSchema, present(row));
 }
 
-async function update(ctx: RequestContext): Promise<Response> {
+async function update(ctx: Ctx<unknown, z.output<typeof UpdateVault>>): Promise<Response> {
   const id = vaultId(ctx);
-  const body = await readJson(ctx.req, UpdateVault);
+  const body = ctx.body;
   // Deactivating is a delete (the API's delete is a soft one): an API key needs that scope.
   const p = ctx.principal;
-  if (body.status === "inactive" && p?.kind === "api_key" && !p.scopes.includes("delete")) {
+  if (body.status === "inactive" && p.kind === "api_key" && !p.scopes.includes("delete")) {
     throw new ApiError("INSUFFICIENT_SCOPE", {
       message: "API key lacks the 'delete' scope",
       extra: { required_scope: "delete" },
@@ -168,7 +147,7 @@ async function update(ctx: RequestContext): Promise<Response> {
   return respond(VaultSchema, present(row));
 }
 
-async function remove(ctx: RequestContext): Promise<Response> {
+async function remove(ctx: Ctx): Promise<Response> {
   const id = vaultId(ctx);
   const rows = await asOwner(
     ctx,
@@ -178,27 +157,19 @@ async function remove(ctx: RequestContext): Promise<Response> {
   return new Response(null, { status: 204 });
 }
 
-const collection = (scoped: boolean): RouteSpec["methods"] => ({
-  GET: op(list, scoped ? "read" : undefined),
-  POST: op(create, scoped ? "write" : undefined),
-});
-const item = (scoped: boolean): RouteSpec["methods"] => ({
-  GET: op(get, scoped ? "read" : undefined),
-  PATCH: op(update, scoped ? "write" : undefined),
-  DELETE: op(remove, scoped ? "delete" : undefined),
-});
-
-function op(handler: Operation["handler"], scope: Operation["scope"] | undefined): Operation {
-  return scope ? { handler, scope } : { handler };
-}
-
-/** The vaults function's routes: `/v1…` for API keys first, so `v1` is never taken for an id. */
-export const routes: readonly RouteSpec[] = [
-  { path: "/v1", auth: "api_key", methods: collection(true) },
-  { path: "/v1/:id", auth: "api_key", methods: item(true) },
-  { path: "/", auth: "jwt", methods: collection(false) },
-  { path: "/:id", auth: "jwt", methods: item(false) },
-];
-
-/** The vaults function's handler. */
-export const handler = defineFunction("vaults", routes);
+/**
+ * The vaults function's operations: the same five for a user's JWT (`/api/vaults…`) and for an
+ * API key (`/api/v1/vaults…`, scopes checked by admission from the manifest).
+ */
+export const operations: Implementations<typeof MANIFEST["vaults"]> = {
+  listVaults: list,
+  createVault: create,
+  getVault: get,
+  updateVault: update,
+  deleteVault: remove,
+  v1ListVaults: list,
+  v1CreateVault: create,
+  v1GetVault: get,
+  v1UpdateVault: update,
+  v1DeleteVault: remove,
+};

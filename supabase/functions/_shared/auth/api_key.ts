@@ -21,7 +21,7 @@
  */
 import { hashApiKey, KEY_PREFIX, type KeyMode, parseApiKey } from "./key_format.ts";
 import type { AuthResult, KeyPrincipal, Scope } from "./principal.ts";
-import { ipInAnyCidr } from "../http/ip.ts";
+import { ipInAnyCidr } from "./allowlist.ts";
 import { BoundedCache } from "../cache.ts";
 
 /** A key as the verification function returns it. */

@@ -140,18 +140,3 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     },
   };
 }
-
-/**
- * Extracts the token of an `Authorization: Bearer` header (RFC 6750 §2.1). `missing` when there
- * is no bearer credential at all, `malformed` when the header is not a single b64token.
- */
-export function bearerToken(
-  header: string | null,
-): { kind: "token"; token: string } | { kind: "missing" } | { kind: "malformed" } {
-  if (header === null || header.trim() === "") return { kind: "missing" };
-  const match = /^\s*([A-Za-z]+)(?:\s+(.*))?$/.exec(header);
-  if (!match || match[1]!.toLowerCase() !== "bearer") return { kind: "missing" };
-  const token = (match[2] ?? "").trim();
-  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) return { kind: "malformed" };
-  return { kind: "token", token };
-}

@@ -13,8 +13,11 @@ import { withTimeout } from "../deadline.ts";
 import type { DbConfig } from "../config.ts";
 import { tlsSocketFactory } from "./tls_socket.ts";
 
-/** A postgres.js client or transaction, with the timeouts its transactions set. */
-export type Sql = postgres.Sql & { readonly timeouts?: Timeouts };
+/**
+ * A postgres.js client, with the timeouts its transactions set and the deadline after which
+ * any of its operations counts as unavailable.
+ */
+export type Sql = postgres.Sql & { readonly timeouts?: Timeouts; readonly deadlineMs?: number };
 /** A transaction handle inside {@link asCaller}. */
 export type Tx = postgres.TransactionSql;
 
@@ -54,7 +57,8 @@ export function createSql(db: DbConfig): Sql {
       idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
     },
   });
-  return Object.assign(sql, { timeouts });
+  // A call that outlives the server-side timeout by half a second is cut off client-side.
+  return Object.assign(sql, { timeouts, deadlineMs: db.timeoutMs + 500 });
 }
 
 /** The URL without `sslmode`, which the configuration has already turned into `ssl`. */
@@ -86,6 +90,7 @@ export function inTransaction<T>(
   const names = Object.keys(all);
   const values = Object.values(all);
   return withDbDeadline(
+    sql,
     sql.begin(async (tx) => {
       const applied = tx`select set_config(name, value, true)
         from unnest(${names}::text[], ${values}::text[]) as s(name, value)`.execute();
@@ -113,13 +118,8 @@ export function asCaller<T>(
   );
 }
 
-/** The longest any database operation may take before it counts as unavailable. */
-let deadlineMs = 5500;
-
-/** Sets the deadline of {@link withDbDeadline} (the configured timeout plus a margin). */
-export function setDbDeadline(ms: number): void {
-  deadlineMs = ms;
-}
+/** The deadline of a client without one of its own (one made outside {@link createSql}). */
+const DEFAULT_DEADLINE_MS = 5500;
 
 /** Raised when a database operation outlives its deadline. */
 export class DatabaseTimeoutError extends Error {
@@ -128,11 +128,12 @@ export class DatabaseTimeoutError extends Error {
 }
 
 /**
- * Bounds a database operation. postgres.js 3.4.9 can leave a promise pending forever when its
- * connection closes mid-transaction (porsager/postgres#1186, #1216); this turns that into
- * SERVICE_UNAVAILABLE instead of a request that never ends.
+ * Bounds a database operation by its client's deadline. postgres.js 3.4.9 can leave a promise
+ * pending forever when its connection closes mid-transaction (porsager/postgres#1186, #1216);
+ * this turns that into SERVICE_UNAVAILABLE instead of a request that never ends.
  */
-export function withDbDeadline<T>(work: Promise<T>, ms = deadlineMs): Promise<T> {
+export function withDbDeadline<T>(sql: Sql, work: Promise<T>): Promise<T> {
+  const ms = sql.deadlineMs ?? DEFAULT_DEADLINE_MS;
   return withTimeout(
     work,
     ms,

@@ -27,6 +27,7 @@ export function createSqlKeyStore(sql: Sql): KeyStore {
   return {
     async findByHash(hash) {
       const rows = await withDbDeadline(
+        sql,
         sql<Row[]>`select * from public.verify_api_key(${hash as never})`.execute(),
       );
       const row = rows[0];

@@ -130,6 +130,12 @@ export const ERRORS = {
     message: "Request body must be application/json",
     family: "generic",
   },
+  CONFIGURATION_INVALID: {
+    status: 503,
+    error: "service_unavailable",
+    message: "The API is not configured correctly; its operators have been told",
+    family: "generic",
+  },
   SERVICE_UNAVAILABLE: {
     status: 503,
     error: "service_unavailable",

@@ -26,6 +26,11 @@ function details(error: z.ZodError): Array<{ path: string; message: string }> {
   });
 }
 
+/** The 400 of one offending field a handler finds itself (a check against the clock, say). */
+export function invalidField(where: "body" | "query", path: string, message: string): ApiError {
+  return invalid(where, [{ path, message }]);
+}
+
 /** The 400 for these offending fields; the message names the first. */
 function invalid(where: string, found: Array<{ path: string; message: string }>): ApiError {
   const first = found[0];

@@ -73,27 +73,3 @@ export function normalizeIp(text: string): string | undefined {
     return undefined;
   }
 }
-
-/** True when `ip` lies in one of the CIDR ranges (malformed ranges match nothing). */
-export function ipInAnyCidr(ip: string, cidrs: readonly string[]): boolean {
-  let address: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    address = ipaddr.process(ip);
-  } catch {
-    return false;
-  }
-  for (const cidr of cidrs) {
-    try {
-      const [range, bits] = ipaddr.parseCIDR(cidr);
-      const candidate = address.kind() === range.kind()
-        ? address
-        : address.kind() === "ipv4"
-        ? (address as ipaddr.IPv4).toIPv4MappedAddress()
-        : undefined;
-      if (candidate && candidate.match([range, bits] as [typeof candidate, number])) return true;
-    } catch {
-      continue;
-    }
-  }
-  return false;
-}

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Method, RouteSpec } from "./app.ts";
+import type { Method, RouteSpec } from "./spec.ts";
 
 /** A route with its pattern split into segments. */
 export interface CompiledRoute {

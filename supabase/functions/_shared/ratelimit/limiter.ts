@@ -55,6 +55,8 @@ export interface LimiterOptions {
   /** Runs work after the response (refunds); defaults to fire-and-forget. */
   background?: (work: Promise<unknown>) => void;
   onError?: (error: unknown) => void;
+  /** The clock, epoch ms. */
+  now?: () => number;
 }
 
 const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -74,11 +76,11 @@ function policiesOf(windows: readonly Window[]): Decision["policies"] {
 
 /** The ephemeral cache's map: identifier -> blocked until; every block capped at `maxMs`. */
 class CappedBlocks extends Map<string, number> {
-  constructor(private readonly maxMs: number) {
+  constructor(private readonly maxMs: number, private readonly now: () => number) {
     super();
   }
   override set(identifier: string, until: number): this {
-    return super.set(identifier, Math.min(until, Date.now() + this.maxMs));
+    return super.set(identifier, Math.min(until, this.now() + this.maxMs));
   }
 }
 
@@ -86,6 +88,7 @@ class CappedBlocks extends Map<string, number> {
 export function createRateLimiter(options: LimiterOptions): RateLimiter {
   const limiters = new Map<string, Ratelimit>();
   const background = options.background ?? ((work) => void work.catch(() => {}));
+  const now = options.now ?? Date.now;
 
   const limiterFor = (scope: string, w: Window): Ratelimit => {
     const id = `${scope}/${w.name}/${w.limit}/${w.duration}`;
@@ -105,6 +108,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         // saturating client's rate (N in one minute, 1 in the next).
         ephemeralCache: new CappedBlocks(
           Math.max(1000, Math.ceil(durationMs(w.duration) / w.limit)),
+          now,
         ),
       });
       limiters.set(id, limiter);
@@ -127,7 +131,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
           // A memory block ends early (see CappedBlocks); the window still resets at its end.
           if (r.reason !== "cacheBlock") return r;
           const ms = durationMs(windows[i]!.duration);
-          return { ...r, reset: (Math.floor(Date.now() / ms) + 1) * ms };
+          return { ...r, reset: (Math.floor(now() / ms) + 1) * ms };
         });
         const denied = results.some((r) => !r.success);
         if (denied) {
@@ -160,7 +164,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
           allowed: true,
           limit: first.limit,
           remaining: first.limit,
-          reset: Date.now() + durationMs(first.duration),
+          reset: now() + durationMs(first.duration),
           window: first.name,
           policies: policiesOf(windows),
           degraded: true,

@@ -1,15 +1,83 @@
 /**
- * API-key bodies: a key's metadata (never the key or its hash), the created key (the only time
- * the key is shown), the rolled key and a page of keys.
+ * API keys: what clients send (create, roll, list) and what they get back: a key's metadata
+ * (never the key or its hash), the created key (the only time the key is shown), the rolled key
+ * and a page of keys.
  *
  * @module
  */
 import { z } from "zod";
+import ipaddr from "ipaddr.js";
 import type { Scope } from "../auth/principal.ts";
 import { ModeSchema, PaginationSchema, Timestamp, Ulid } from "./common.ts";
 
 /** A permission of a key. */
 export const KeyScopeSchema = z.enum(["read", "write", "delete"] as const satisfies Scope[]);
+
+/** Most ranges one key's allowlist may hold. */
+export const MAX_ALLOWLIST = 100;
+/** Longest grace period a rolled key may keep working: 30 days. */
+export const MAX_GRACE_SECONDS = 30 * 86_400;
+/** Default grace period of a roll: 24 hours. */
+export const DEFAULT_GRACE_SECONDS = 86_400;
+
+/** A CIDR range (or a single address, taken as /32 or /128) without host bits set. */
+export const Cidr = z.string().max(64).transform((value, ctx) => {
+  try {
+    const [address, bits] = value.includes("/") ? ipaddr.parseCIDR(value) : (() => {
+      const a = ipaddr.parse(value);
+      return [a, a.kind() === "ipv4" ? 32 : 128] as const;
+    })();
+    const network = address.kind() === "ipv4"
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${bits}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${bits}`);
+    if (network.toString() !== address.toString()) {
+      ctx.addIssue({ code: "custom", message: `host bits set; did you mean ${network}/${bits}?` });
+      return z.NEVER;
+    }
+    return `${address}/${bits}`;
+  } catch {
+    ctx.addIssue({ code: "custom", message: "must be an IPv4 or IPv6 CIDR range" });
+    return z.NEVER;
+  }
+});
+
+/**
+ * Body of `POST /api/keys`. Whether `expires_at` lies in the future is the handler's check, on
+ * the service clock.
+ */
+export const CreateKey = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  mode: z.enum(["live", "test"]),
+  scopes: z.array(KeyScopeSchema).min(1).max(3).default(["read"])
+    .transform((s) => [...new Set(s)]),
+  expires_in: z.enum(["90d", "1y", "never"]).optional(),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+  ip_allowlist: z.array(Cidr).min(1).max(MAX_ALLOWLIST).optional(),
+}).check((ctx) => {
+  const v = ctx.value;
+  if (v.expires_in !== undefined && v.expires_at !== undefined) {
+    ctx.issues.push({
+      code: "custom",
+      path: ["expires_at"],
+      message: "give expires_in or expires_at, not both",
+      input: v.expires_at,
+    });
+  }
+});
+
+/** Body of `POST /api/keys/{id}/roll` (may be empty). */
+export const RollKey = z.strictObject({
+  grace_period_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS)
+    .default(DEFAULT_GRACE_SECONDS),
+});
+
+/** Query of `GET /api/keys`. */
+export const ListKeysQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  mode: z.enum(["live", "test"]).optional(),
+  status: z.enum(["active", "revoked", "suspended", "expired"]).optional(),
+});
 
 /** A key's metadata. */
 export const ApiKeySchema = z.object({

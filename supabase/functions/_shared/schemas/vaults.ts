@@ -1,10 +1,35 @@
 /**
- * Vault bodies: one vault, and a page of them.
+ * Vaults: what clients send (list query, create and update bodies) and what they get back (one
+ * vault, a page of them).
  *
  * @module
  */
 import { z } from "zod";
 import { ModeSchema, PaginationSchema, Timestamp, Uuid } from "./common.ts";
+
+const Tag = z.string().min(1).max(64);
+
+/** Query of the list operation. */
+export const ListVaultsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  status: z.enum(["active", "inactive"]).optional(),
+});
+
+/** Body of the create operation. Names arrive encrypted by the client; stored as given. */
+export const CreateVault = z.strictObject({
+  name: z.string().min(1).max(10_000),
+  description: z.string().max(100_000).nullable().optional(),
+  tags: z.array(Tag).max(50).default([]),
+});
+
+/** Body of the update operation: at least one field. */
+export const UpdateVault = z.strictObject({
+  name: z.string().min(1).max(10_000).optional(),
+  description: z.string().max(100_000).nullable().optional(),
+  tags: z.array(Tag).max(50).optional(),
+  status: z.enum(["active", "inactive"]).optional(),
+}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
 
 /** A vault. Name and description are stored as the client sent them (encrypted client-side). */
 export const VaultSchema = z.object({

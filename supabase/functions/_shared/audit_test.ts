@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { type AuditRecord, createAuditSink } from "./audit.ts";
+import { createLogger } from "./log.ts";
+import type { Sql } from "./db/client.ts";
+
+/**
+ * A database that records the request-log rows each transaction inserts, failing the first
+ * `failures` transactions, and answering each after `delayMs`.
+ */
+function fakeSql(options: { failures?: number; delayMs?: number } = {}) {
+  const batches: Array<Array<Record<string, unknown>>> = [];
+  let failures = options.failures ?? 0;
+  let transactions = 0;
+  const query = (result: unknown) =>
+    Object.assign(Promise.resolve(result), {
+      execute: () => Promise.resolve(result),
+    });
+  const tx = (first: unknown, ...values: unknown[]) => {
+    if (!Array.isArray(first) || !("raw" in first)) return { rows: first };
+    const text = (first as string[]).join("?");
+    if (text.includes("insert into public.api_request_log")) {
+      batches.push((values[0] as { rows: Array<Record<string, unknown>> }).rows);
+    }
+    return query([]);
+  };
+  const sql = {
+    timeouts: { statementMs: 1000, idleInTransactionMs: 2000 },
+    deadlineMs: 5000,
+    async begin(fn: (t: typeof tx) => Promise<unknown>) {
+      transactions++;
+      await new Promise((r) => setTimeout(r, options.delayMs ?? 0));
+      if (failures > 0) {
+        failures--;
+        throw Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" });
+      }
+      return await fn(tx);
+    },
+  };
+  return { sql: sql as unknown as Sql, batches, transactions: () => transactions };
+}
+
+const record = (i: number): AuditRecord => ({
+  requestId: crypto.randomUUID(),
+  keyId: "01JBG7XKQM9F3Y8W2Z5N4P1R6T",
+  method: "GET",
+  path: `/v1-test/${i}`,
+  status: 200,
+  latencyMs: 1,
+  at: new Date(0),
+});
+
+const quiet = createLogger({}, "error");
+
+Deno.test("createAuditSink() writes at once, registering the write as background work", async () => {
+  const db = fakeSql();
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  sink.record(record(1));
+  assert.equal(background.length, 1, "registered when the first record arrived");
+  await Promise.all(background);
+  assert.equal(db.batches.length, 1);
+  assert.equal(db.batches[0]!.length, 1);
+  assert.equal(sink.pending, 0);
+});
+
+Deno.test("createAuditSink() joins records that arrive during a write into the next batch", async () => {
+  const db = fakeSql({ delayMs: 20 });
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  sink.record(record(0));
+  await new Promise((r) => setTimeout(r, 5));
+  for (let i = 1; i <= 50; i++) sink.record(record(i));
+  assert.equal(background.length, 1, "one flush carries them all");
+  await Promise.all(background);
+  assert.deepEqual(db.batches.map((b) => b.length), [1, 50]);
+});
+
+Deno.test("createAuditSink() retries a failed write with backoff and loses nothing", async () => {
+  const db = fakeSql({ failures: 2 });
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const ids = [record(1), record(2)].map((r) => (sink.record(r), r.requestId));
+  await Promise.all(background);
+  assert.equal(db.transactions(), 3, "two failures, then the write");
+  assert.deepEqual(db.batches.flat().map((r) => r.request_id), ids);
+});
+
+Deno.test("createAuditSink() gives a failing batch up after its retry window, with an error line", async () => {
+  const db = fakeSql({ failures: 1_000 });
+  const lines: string[] = [];
+  const log = { ...quiet, error: (msg: string) => void lines.push(msg), warn: () => {} };
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({
+    sql: db.sql,
+    log: log as typeof quiet,
+    background: (p) => background.push(p),
+    retryForMs: 250,
+  });
+  sink.record(record(1));
+  await Promise.all(background);
+  assert.deepEqual(lines, ["request log rows dropped after retries"]);
+  assert.equal(sink.pending, 0);
+});
+
+Deno.test("createAuditSink() keeps no credential a client put in its User-Agent", async () => {
+  const db = fakeSql();
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const key = `sk_live_${"A".repeat(48)}`;
+  sink.record({ ...record(1), userAgent: `curl ${key}` });
+  await Promise.all(background);
+  assert.equal(db.batches[0]![0]!.user_agent, "curl sk_live_[redacted]");
+});

@@ -1,0 +1,182 @@
+/**
+ * Admission: whether a request may reach its handler, decided before any handler code runs.
+ *
+ * From the route's credentials and the client's address it authenticates the caller (a bearer
+ * token or an API key), counts the request against the right rate-limit windows (the key's
+ * minute and day, the user's hour, or the address's hour for anonymous and failed requests),
+ * confirms a key served from the isolate's cache against the key-state epoch in the same Redis
+ * round trip, and checks the operation's scope. The answer is a value the pipeline maps to a
+ * response; nothing here builds one.
+ *
+ * @module
+ */
+import type { AuthFailure, Principal, Scope } from "./principal.ts";
+import type { ErrorCode } from "../http/errors.ts";
+import type { AuthKind } from "../http/spec.ts";
+import type { Decision } from "../ratelimit/limiter.ts";
+import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
+import type { Services } from "../services.ts";
+import type { Timing } from "../http/respond.ts";
+
+/** What admission decided. */
+export type Admission =
+  /** On to the handler; `decision` is absent where nothing is counted. */
+  | { kind: "admitted"; principal: Principal | undefined; decision: Decision | undefined }
+  /** Refused with a catalogued code (credentials, scope). */
+  | {
+    kind: "refused";
+    code: ErrorCode;
+    message?: string | undefined;
+    extra?: Record<string, unknown> | undefined;
+    /** RFC 6750 / API-key challenge for `WWW-Authenticate`. */
+    challenge?: string | undefined;
+    decision: Decision | undefined;
+    principal: Principal | undefined;
+    /** A refused key's id and owner, for the request log. */
+    refusedKey?: { keyId?: string | undefined; userId?: string | undefined } | undefined;
+  }
+  /** Over a rate limit. */
+  | { kind: "limited"; decision: Decision; principal: Principal | undefined }
+  /** A dependency could not answer (key store down, or the limiter with fail mode closed). */
+  | { kind: "unavailable"; principal: Principal | undefined };
+
+/** What admission needs to know of a request. */
+export interface AdmissionRequest {
+  auth: AuthKind;
+  /** The scope the operation needs, if any (API keys). */
+  scope?: Scope | undefined;
+  headers: Headers;
+  ip: string | undefined;
+  /** Routes that are never rate limited (health, the reference). */
+  unlimited?: boolean;
+}
+
+const REALM = 'realm="torvus"';
+
+/** The `WWW-Authenticate` value of a refused credential, if its scheme has one. */
+export function challengeOf(auth: AuthKind, failure: AuthFailure): string | undefined {
+  if (auth === "api_key") return `ApiKey ${REALM}, header="X-API-Key"`;
+  if (auth !== "jwt") return undefined;
+  if (failure.bearerError === undefined) return `Bearer ${REALM}`;
+  const description = failure.code === "TOKEN_EXPIRED"
+    ? "The access token expired"
+    : failure.bearerError === "insufficient_scope"
+    ? "The access token does not grant access to this resource"
+    : failure.bearerError === "invalid_request"
+    ? "The Authorization header is malformed"
+    : "The access token is invalid";
+  return `Bearer ${REALM}, error="${failure.bearerError}", error_description="${description}"`;
+}
+
+/**
+ * The token of an `Authorization: Bearer` header (RFC 6750 §2.1): `missing` when there is no
+ * bearer credential at all, `malformed` when the header is not a single b64token.
+ */
+export function bearerToken(
+  header: string | null,
+): { kind: "token"; token: string } | { kind: "missing" } | { kind: "malformed" } {
+  if (header === null || header.trim() === "") return { kind: "missing" };
+  const match = /^\s*([A-Za-z]+)(?:\s+(.*))?$/.exec(header);
+  if (!match || match[1]!.toLowerCase() !== "bearer") return { kind: "missing" };
+  const token = (match[2] ?? "").trim();
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) return { kind: "malformed" };
+  return { kind: "token", token };
+}
+
+type Authenticated = ({ ok: true; principal: Principal } | AuthFailure) & {
+  confirm?: (() => Promise<boolean>) | undefined;
+};
+
+async function authenticate(s: Services, r: AdmissionRequest): Promise<Authenticated> {
+  if (r.auth === "api_key") return await s.keys.authenticate(r.headers.get("x-api-key"), r.ip);
+  const bearer = bearerToken(r.headers.get("authorization"));
+  if (bearer.kind === "missing") return { ok: false, code: "MISSING_AUTH_TOKEN" };
+  if (bearer.kind === "malformed") {
+    return { ok: false, code: "INVALID_AUTH_TOKEN", bearerError: "invalid_request" };
+  }
+  return await s.jwt.verify(bearer.token);
+}
+
+/** Decides whether a request may reach its handler. */
+export async function admit(s: Services, r: AdmissionRequest, timing: Timing): Promise<Admission> {
+  const anonymous = () =>
+    timing.measure("rl", () => s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS));
+
+  let principal: Principal | undefined;
+  let decision: Decision | undefined;
+  if (r.auth !== "none") {
+    const auth = () => timing.measure("auth", () => authenticate(s, r));
+    let result = await auth();
+    if (result.ok) {
+      const { scope, identifier, windows } = windowsOf(result.principal);
+      const confirm = result.confirm;
+      // A key served from cache is confirmed in the same Redis round trip as its limits.
+      const [d, confirmed] = await timing.measure(
+        "rl",
+        () =>
+          Promise.all([s.limiter.check(scope, identifier, windows), confirm ? confirm() : true]),
+      );
+      decision = d;
+      if (!confirmed) {
+        // The key changed since it was cached: look it up again. If it is still valid but its
+        // limits changed, the decision made under the old limits is given back and redone.
+        result = await auth();
+        const fresh = result.ok ? windowsOf(result.principal) : undefined;
+        const sameLimits = fresh !== undefined && fresh.identifier === identifier &&
+          JSON.stringify(fresh.windows) === JSON.stringify(windows);
+        if (!sameLimits && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
+        if (fresh && !sameLimits) {
+          decision = await timing.measure(
+            "rl",
+            () => s.limiter.check(fresh.scope, fresh.identifier, fresh.windows),
+          );
+        }
+      }
+    }
+    if (!result.ok) {
+      if (result.unavailable) return { kind: "unavailable", principal: undefined };
+      // Failed authentications count against the client's address, so guessing is slow.
+      const d = await anonymous();
+      if (!d.allowed) return { kind: "limited", decision: d, principal: undefined };
+      return {
+        kind: "refused",
+        code: result.code,
+        message: result.message,
+        challenge: challengeOf(r.auth, result),
+        decision: d,
+        principal: undefined,
+        refusedKey: { keyId: result.keyId, userId: result.userId },
+      };
+    }
+    principal = result.principal;
+  }
+
+  if (!r.unlimited) {
+    decision ??= await anonymous();
+    if (decision.degraded && s.config.rateLimit.failMode === "closed") {
+      return { kind: "unavailable", principal };
+    }
+    if (!decision.allowed) return { kind: "limited", decision, principal };
+  }
+
+  if (principal?.kind === "api_key" && r.scope && !principal.scopes.includes(r.scope)) {
+    return {
+      kind: "refused",
+      code: "INSUFFICIENT_SCOPE",
+      message: `API key lacks the '${r.scope}' scope`,
+      extra: { required_scope: r.scope },
+      decision,
+      principal,
+    };
+  }
+  return { kind: "admitted", principal, decision };
+}
+
+/** Counts an anonymous request that no route admits (an unknown path, a missing method). */
+export async function countAnonymous(
+  s: Services,
+  ip: string | undefined,
+  timing: Timing,
+): Promise<Decision> {
+  return await timing.measure("rl", () => s.limiter.check("ip", ip ?? "unknown", IP_WINDOWS));
+}

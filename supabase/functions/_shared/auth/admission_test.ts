@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { admit, bearerToken, challengeOf } from "./admission.ts";
+import { fakeServices, storedKey } from "../testing/fakes.ts";
+import { generateApiKey } from "./key_format.ts";
+import { Timing } from "../http/respond.ts";
+
+const timing = () => new Timing();
+
+Deno.test("bearerToken() reads RFC 6750's b64token, and nothing else", () => {
+  assert.deepEqual(bearerToken(null), { kind: "missing" });
+  assert.deepEqual(bearerToken("Basic abc"), { kind: "missing" });
+  assert.deepEqual(bearerToken("bearer a.b.c"), { kind: "token", token: "a.b.c" });
+  assert.deepEqual(bearerToken("Bearer a.b c"), { kind: "malformed" });
+  assert.deepEqual(bearerToken("Bearer"), { kind: "malformed" });
+});
+
+Deno.test("challengeOf() names the RFC 6750 error of a refused bearer token", () => {
+  assert.equal(
+    challengeOf("jwt", { ok: false, code: "MISSING_AUTH_TOKEN" }),
+    'Bearer realm="torvus"',
+  );
+  assert.match(
+    challengeOf("jwt", { ok: false, code: "TOKEN_EXPIRED", bearerError: "invalid_token" })!,
+    /error="invalid_token", error_description="The access token expired"/,
+  );
+  assert.equal(challengeOf("none", { ok: false, code: "NOT_FOUND" }), undefined);
+});
+
+Deno.test("admit() counts a failed authentication against the client's address", async () => {
+  const f = await fakeServices();
+  const a = await admit(f.services, {
+    auth: "api_key",
+    headers: new Headers({ "x-api-key": "sk_live_nope" }),
+    ip: "203.0.113.9",
+  }, timing());
+  assert.equal(a.kind, "refused");
+  assert.equal(a.kind === "refused" && a.code, "INVALID_API_KEY");
+  assert.equal(a.kind === "refused" && a.decision?.limit, 100);
+  assert.deepEqual([...f.limiter.counts.keys()].map((k) => k.split(":").slice(0, 2).join(":")), [
+    "ip:203.0.113.9",
+  ]);
+});
+
+Deno.test("admit() refuses a key without the operation's scope, after counting it", async () => {
+  const f = await fakeServices();
+  const { key } = await generateApiKey("test");
+  await f.store.add(key, storedKey({ scopes: ["read"] }));
+  const a = await admit(f.services, {
+    auth: "api_key",
+    scope: "delete",
+    headers: new Headers({ "x-api-key": key }),
+    ip: undefined,
+  }, timing());
+  assert.equal(a.kind, "refused");
+  if (a.kind !== "refused") return;
+  assert.equal(a.code, "INSUFFICIENT_SCOPE");
+  assert.deepEqual(a.extra, { required_scope: "delete" });
+  assert.equal(a.decision?.remaining, 19, "the request was counted");
+  assert.equal(a.principal?.kind, "api_key");
+});
+
+Deno.test("admit() re-reads a key whose state changed since it was cached", async () => {
+  const f = await fakeServices();
+  const { key } = await generateApiKey("test");
+  await f.store.add(key, storedKey());
+  const request = {
+    auth: "api_key" as const,
+    headers: new Headers({ "x-api-key": key }),
+    ip: undefined,
+  };
+  assert.equal((await admit(f.services, request, timing())).kind, "admitted");
+  // Revoked elsewhere, announced through the epoch.
+  await f.store.add(key, storedKey({ status: "revoked" }));
+  await f.epoch.bump();
+  const after = await admit(f.services, request, timing());
+  assert.equal(after.kind, "refused");
+  assert.equal(after.kind === "refused" && after.code, "API_KEY_NOT_ACTIVE");
+  assert.equal(after.kind === "refused" && after.message, "API key is revoked");
+  assert.equal(f.store.lookups, 2, "looked up again, once");
+  assert.equal(f.limiter.refunds, 1, "the cached decision's token was given back");
+});
+
+Deno.test("admit() lets a route that is never limited through without counting", async () => {
+  const f = await fakeServices();
+  const a = await admit(f.services, {
+    auth: "none",
+    headers: new Headers(),
+    ip: "x",
+    unlimited: true,
+  }, timing());
+  assert.deepEqual(a, { kind: "admitted", principal: undefined, decision: undefined });
+  assert.equal(f.limiter.counts.size, 0);
+});

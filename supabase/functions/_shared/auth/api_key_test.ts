@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { KEY_CASES } from "../testing/hostile.ts";
+import {
+  catalogueFixtures,
+  fakeEpoch,
+  fakeKeyStore,
+  fakeServices,
+  storedKey,
+} from "../testing/fakes.ts";
+import { routeOfKind, runCase } from "../testing/run_case.ts";
+import { createKeyAuthenticator } from "./api_key.ts";
+import { generateApiKey } from "./key_format.ts";
+
+Deno.test("createKeyAuthenticator() refuses every hostile key of the catalogue as documented", async (t) => {
+  const f = await fakeServices();
+  const fixtures = await catalogueFixtures(f);
+  const handler = routeOfKind(f.services, "api_key");
+  for (const c of KEY_CASES) {
+    await t.step(c.name, () => runCase(handler, c, fixtures));
+  }
+});
+
+async function setup(modes: Array<"live" | "test"> = ["live", "test"]) {
+  const store = fakeKeyStore();
+  const epoch = fakeEpoch();
+  let t = Date.UTC(2026, 0, 1);
+  const keys = createKeyAuthenticator({ store, acceptedModes: modes, epoch, now: () => t });
+  const { key } = await generateApiKey("test");
+  await store.add(key, storedKey());
+  return { store, epoch, keys, key, advance: (ms: number) => void (t += ms) };
+}
+
+Deno.test("authenticate() refuses a corrupted key without any lookup", async () => {
+  const { store, keys, key } = await setup();
+  const corrupted = key.slice(0, 20) + (key[20] === "A" ? "B" : "A") + key.slice(21);
+  assert.deepEqual(await keys.authenticate(corrupted, undefined), {
+    ok: false,
+    code: "INVALID_API_KEY",
+  });
+  assert.deepEqual(await keys.authenticate("pk_test_x", undefined), {
+    ok: false,
+    code: "INVALID_API_KEY_FORMAT",
+  });
+  assert.equal(store.lookups, 0);
+});
+
+Deno.test("authenticate() serves a key of a mode the deployment does not accept as unknown", async () => {
+  const { store, keys, key } = await setup(["live"]);
+  assert.deepEqual(await keys.authenticate(key, undefined), { ok: false, code: "INVALID_API_KEY" });
+  assert.equal(store.lookups, 0);
+});
+
+Deno.test("authenticate() caches a key, confirmed by an unchanged epoch", async () => {
+  const { store, epoch, keys, key } = await setup();
+  const first = await keys.authenticate(key, undefined);
+  assert.ok(first.ok && first.confirm === undefined, "a lookup, not a cached answer");
+  const second = await keys.authenticate(key, undefined);
+  assert.ok(second.ok && second.confirm, "served from cache, to confirm");
+  assert.equal(await second.confirm!(), true);
+  assert.equal(store.lookups, 1);
+  await epoch.bump();
+  const third = await keys.authenticate(key, undefined);
+  assert.ok(third.ok && third.confirm);
+  assert.equal(await third.confirm!(), false, "the epoch moved: the entry is dropped");
+  const fourth = await keys.authenticate(key, undefined);
+  assert.ok(fourth.ok && fourth.confirm === undefined, "looked up again");
+  assert.equal(store.lookups, 2);
+});
+
+Deno.test("authenticate() caches nothing while the epoch cannot be read", async () => {
+  const { store, epoch, keys, key } = await setup();
+  epoch.failing = true;
+  for (let i = 0; i < 3; i++) assert.equal((await keys.authenticate(key, undefined)).ok, true);
+  assert.equal(store.lookups, 3);
+});
+
+Deno.test("authenticate() lets a cached key lapse at its expires_at", async () => {
+  const store = fakeKeyStore();
+  let t = Date.UTC(2026, 0, 1);
+  const keys = createKeyAuthenticator({
+    store,
+    acceptedModes: ["test"],
+    epoch: fakeEpoch(),
+    now: () => t,
+  });
+  const { key } = await generateApiKey("test");
+  await store.add(key, storedKey({ expiresAt: new Date(t + 5_000) }));
+  assert.equal((await keys.authenticate(key, undefined)).ok, true);
+  t += 5_000;
+  const lapsed = await keys.authenticate(key, undefined);
+  assert.equal(lapsed.ok, false);
+  assert.equal(!lapsed.ok && lapsed.code, "API_KEY_EXPIRED");
+});
+
+Deno.test("authenticate() checks an allowlist against the proven client address", async () => {
+  const store = fakeKeyStore();
+  const keys = createKeyAuthenticator({ store, acceptedModes: ["test"], epoch: fakeEpoch() });
+  const { key } = await generateApiKey("test");
+  await store.add(key, storedKey({ ipAllowlist: ["198.51.100.0/24", "2001:db8::/32"] }));
+  assert.equal((await keys.authenticate(key, "198.51.100.7")).ok, true);
+  assert.equal((await keys.authenticate(key, "2001:db8::5")).ok, true);
+  assert.equal((await keys.authenticate(key, "::ffff:198.51.100.7")).ok, true);
+  for (const ip of ["203.0.113.1", undefined]) {
+    const refused = await keys.authenticate(key, ip);
+    assert.equal(!refused.ok && refused.code, "IP_NOT_ALLOWED", String(ip));
+  }
+});

@@ -1,0 +1,335 @@
+/**
+ * The route manifest: every function, where the gateway mounts it, its routes with their
+ * credentials, and each operation with its id, documentation, scope, input schemas and answers.
+ *
+ * It is the one place these facts stand. The functions' pipeline routes and validates with it
+ * (each function binds implementations to its operation ids, typed by the route's credentials),
+ * and the gateway route table (`routes.ts`), the dev server, the gateway export, the OpenAPI
+ * document and the security test matrix are all derived from it. It holds no handler: no
+ * function reaches into another's code through it.
+ *
+ * @module
+ */
+import {
+  ApiKeySchema,
+  CreatedKeySchema,
+  CreateKey,
+  CreateVault,
+  HealthOkSchema,
+  HealthUnavailableSchema,
+  KeyListSchema,
+  ListKeysQuery,
+  ListVaultsQuery,
+  MeSchema,
+  OpenApiDocumentSchema,
+  RolledKeySchema,
+  RollKey,
+  UpdateVault,
+  V1TestSchema,
+  VaultListSchema,
+  VaultSchema,
+} from "./schemas/mod.ts";
+import type { FunctionSpec, OperationSpec, RouteSpec } from "./http/spec.ts";
+
+/** Sections of the reference, in the order it shows them. */
+export const TAGS = [
+  { name: "Health", description: "Whether the API and its dependencies answer" },
+  { name: "Authentication", description: "Check a credential and see who it belongs to" },
+  { name: "Vaults", description: "Vaults of the signed-in user (bearer token)" },
+  {
+    name: "Vaults (API key)",
+    description: "The same vaults with an API key: scopes `read`, `write`, `delete`; a test " +
+      "key sees test vaults only",
+  },
+  { name: "API keys", description: "Create, list, revoke and roll API keys (bearer token)" },
+  { name: "Reference", description: "This document" },
+] as const;
+
+/** A small JSON body: key management takes a few hundred bytes at most. */
+const KEY_BODY_BYTES = 16 * 1024;
+
+/** The vault operations, for one kind of caller (ids, tag and scopes differ). */
+function vaultRoutes<
+  const A extends "jwt" | "api_key",
+  const L extends string,
+  const C extends string,
+  const G extends string,
+  const U extends string,
+  const R extends string,
+>(base: "" | "/v1", auth: A, ids: { list: L; create: C; get: G; update: U; remove: R }) {
+  // The ids as literal types: a property of a generic object would widen to string.
+  const [list, create, get, update, remove] = [
+    ids.list,
+    ids.create,
+    ids.get,
+    ids.update,
+    ids.remove,
+  ] as [L, C, G, U, R];
+  const keyed = auth === "api_key";
+  const tag = keyed ? "Vaults (API key)" : "Vaults";
+  const scope = <S extends "read" | "write" | "delete">(s: S) => (keyed ? { scope: s } : {});
+  return [
+    {
+      path: base || "/",
+      auth,
+      methods: {
+        GET: {
+          id: list,
+          tag,
+          summary: "List vaults",
+          description: "Newest first, `limit` (1-100, default 20) from `offset`.",
+          ...scope("read"),
+          query: ListVaultsQuery,
+          success: { status: 200, description: "A page of vaults", schema: VaultListSchema },
+        },
+        POST: {
+          id: create,
+          tag,
+          summary: "Create a vault",
+          ...scope("write"),
+          body: { schema: CreateVault, required: true },
+          success: { status: 201, description: "The created vault", schema: VaultSchema },
+        },
+      },
+    },
+    {
+      path: `${base}/:id`,
+      auth,
+      methods: {
+        GET: {
+          id: get,
+          tag,
+          summary: "Get a vault",
+          ...scope("read"),
+          success: { status: 200, description: "The vault", schema: VaultSchema },
+        },
+        PATCH: {
+          id: update,
+          tag,
+          summary: "Update a vault",
+          description: "Changes the fields given; at least one is required." +
+            (keyed ? " Setting `status` to `inactive` is a delete: it needs `delete`." : ""),
+          ...scope("write"),
+          body: { schema: UpdateVault, required: true },
+          success: { status: 200, description: "The updated vault", schema: VaultSchema },
+          ...(keyed ? { errors: ["INSUFFICIENT_SCOPE"] as const } : {}),
+        },
+        DELETE: {
+          id: remove,
+          tag,
+          summary: "Delete a vault",
+          description: "A soft delete: the vault's status becomes `inactive`.",
+          ...scope("delete"),
+          success: { status: 204, description: "Deleted" },
+        },
+      },
+    },
+  ] as const;
+}
+
+// Built outside the manifest's literal, whose context would widen their credentials and ids.
+const VAULTS_BY_KEY = vaultRoutes("/v1", "api_key", {
+  list: "v1ListVaults",
+  create: "v1CreateVault",
+  get: "v1GetVault",
+  update: "v1UpdateVault",
+  remove: "v1DeleteVault",
+});
+const VAULTS_BY_TOKEN = vaultRoutes("", "jwt", {
+  list: "listVaults",
+  create: "createVault",
+  get: "getVault",
+  update: "updateVault",
+  remove: "deleteVault",
+});
+
+/** Every function of the API. */
+export const MANIFEST = {
+  health: {
+    gateway: [{ prefix: "/api/v1/health", target: "" }],
+    routes: [{
+      path: "/",
+      auth: "none",
+      rateLimited: false,
+      methods: {
+        GET: {
+          id: "getHealth",
+          tag: "Health",
+          summary: "Health check",
+          description: "200 when the database and Redis answer, 503 naming the one that does " +
+            "not. No credentials needed; never rate limited.",
+          success: { status: 200, description: "Healthy", schema: HealthOkSchema },
+          otherResponses: [{
+            status: 503,
+            description: "A dependency is unavailable",
+            schema: HealthUnavailableSchema,
+          }],
+        },
+      },
+    }],
+  },
+  "v1-test": {
+    gateway: [{ prefix: "/api/v1/test", target: "" }],
+    routes: [{
+      path: "/",
+      auth: "api_key",
+      methods: {
+        GET: {
+          id: "testApiKey",
+          tag: "Authentication",
+          summary: "Test an API key",
+          description: "Verifies the `X-API-Key` header and describes the key and its rate " +
+            "limits.",
+          success: { status: 200, description: "The key is valid", schema: V1TestSchema },
+        },
+      },
+    }],
+  },
+  me: {
+    gateway: [{ prefix: "/api/me", target: "" }],
+    routes: [{
+      path: "/",
+      auth: "jwt",
+      methods: {
+        GET: {
+          id: "getMe",
+          tag: "Authentication",
+          summary: "The signed-in user",
+          success: { status: 200, description: "The user's profile", schema: MeSchema },
+          errors: ["NOT_FOUND"],
+        },
+      },
+    }],
+  },
+  vaults: {
+    // `/api/v1/vaults` first: `v1` below the JWT routes is never taken for an id.
+    gateway: [
+      { prefix: "/api/v1/vaults", target: "/v1" },
+      { prefix: "/api/vaults", target: "" },
+    ],
+    pathId: { description: "The vault's id", schema: { type: "string", format: "uuid" } },
+    routes: [...VAULTS_BY_KEY, ...VAULTS_BY_TOKEN],
+  },
+  "api-keys": {
+    gateway: [{ prefix: "/api/keys", target: "" }],
+    pathId: {
+      description: "The API key's id (a ULID, case-insensitive)",
+      schema: { type: "string", pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$" },
+    },
+    routes: [
+      {
+        path: "/",
+        auth: "jwt",
+        methods: {
+          GET: {
+            id: "listApiKeys",
+            tag: "API keys",
+            summary: "List API keys",
+            description: "Newest first; filter by `mode` and `status`. Never the keys themselves.",
+            query: ListKeysQuery,
+            success: { status: 200, description: "A page of keys", schema: KeyListSchema },
+          },
+          POST: {
+            id: "createApiKey",
+            tag: "API keys",
+            summary: "Create an API key",
+            description: "The response holds the key, shown this once. An IP allowlist needs " +
+              "the Enterprise tier; `expires_in` and `expires_at` are exclusive.",
+            body: { schema: CreateKey, required: true, maxBytes: KEY_BODY_BYTES },
+            success: { status: 201, description: "The created key", schema: CreatedKeySchema },
+            errors: ["KEY_LIMIT_REACHED", "IP_ALLOWLIST_REQUIRES_ENTERPRISE", "NOT_FOUND"],
+          },
+        },
+      },
+      {
+        path: "/:id",
+        auth: "jwt",
+        methods: {
+          GET: {
+            id: "getApiKey",
+            tag: "API keys",
+            summary: "Get an API key's metadata",
+            success: { status: 200, description: "The key's metadata", schema: ApiKeySchema },
+          },
+        },
+      },
+      {
+        path: "/:id/revoke",
+        auth: "jwt",
+        methods: {
+          POST: {
+            id: "revokeApiKey",
+            tag: "API keys",
+            summary: "Revoke an API key",
+            description: "Takes effect on the next request everywhere. Revoking twice is not " +
+              "an error.",
+            success: { status: 200, description: "The revoked key", schema: ApiKeySchema },
+            errors: ["KEY_NOT_ACTIVE"],
+          },
+        },
+      },
+      {
+        path: "/:id/roll",
+        auth: "jwt",
+        methods: {
+          POST: {
+            id: "rollApiKey",
+            tag: "API keys",
+            summary: "Roll an API key",
+            description: "Issues a replacement with the same name, scopes, expiry and " +
+              "allowlist; the old key keeps working for `grace_period_seconds` (default " +
+              "86400, 0: stops now).",
+            body: { schema: RollKey, required: false, maxBytes: KEY_BODY_BYTES },
+            success: {
+              status: 201,
+              description: "The replacement key",
+              schema: RolledKeySchema,
+            },
+            errors: ["KEY_NOT_ACTIVE", "IP_ALLOWLIST_REQUIRES_ENTERPRISE"],
+          },
+        },
+      },
+    ],
+  },
+  openapi: {
+    gateway: [{ prefix: "/api/openapi.json", target: "" }],
+    routes: [{
+      path: "/",
+      auth: "none",
+      rateLimited: false,
+      methods: {
+        GET: {
+          id: "getOpenApiDocument",
+          tag: "Reference",
+          summary: "This API reference",
+          description: "The OpenAPI 3.1 document of the API, generated from the schemas that " +
+            "validate requests and shape responses.",
+          success: { status: 200, description: "The document", schema: OpenApiDocumentSchema },
+        },
+      },
+    }],
+  },
+} as const satisfies Record<string, FunctionSpec>;
+
+/** A function's name. */
+export type FunctionName = keyof typeof MANIFEST;
+/** The deployable functions, in the manifest's order. */
+export const FUNCTIONS = Object.keys(MANIFEST) as FunctionName[];
+
+/** A route of the manifest with its function. */
+export interface ManifestRoute {
+  function: FunctionName;
+  route: RouteSpec;
+}
+
+/** Every operation of the manifest: its function, route, method and spec. */
+export function operations(): Array<
+  ManifestRoute & { method: keyof RouteSpec["methods"]; operation: OperationSpec }
+> {
+  return FUNCTIONS.flatMap((name) =>
+    (MANIFEST[name].routes as readonly RouteSpec[]).flatMap((route) =>
+      (Object.entries(route.methods) as Array<[keyof RouteSpec["methods"], OperationSpec]>)
+        .map(([method, operation]) => ({ function: name, route, method, operation }))
+    )
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * Runs a case of the hostile catalogue in-process: a route of the case's kind behind the real
+ * pipeline and admission, with fake services, and checks the answer the case expects.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { createHandler, type Handler } from "../http/pipeline.ts";
+import type { Services } from "../services.ts";
+import type { CatalogueFixtures, HostileCase } from "./hostile.ts";
+
+/** A function of one route of this kind, whose handler answers 200. */
+export function routeOfKind(services: Services, auth: "jwt" | "api_key"): Handler {
+  return createHandler({
+    name: "probe",
+    spec: {
+      gateway: [],
+      routes: [{
+        path: "/",
+        auth,
+        methods: {
+          GET: {
+            id: "probe",
+            tag: "T",
+            summary: "probe",
+            success: { status: 200, description: "" },
+          },
+        },
+      }],
+    },
+    implementations: { probe: () => Response.json({ reached: true }) },
+    boot: { services, shutdown: () => Promise.resolve() },
+  });
+}
+
+/** Presents a case's credentials and checks the documented answer, in-process. */
+export async function runCase(
+  handler: Handler,
+  c: HostileCase,
+  f: CatalogueFixtures,
+): Promise<void> {
+  const presented = await c.build(f);
+  const response = await handler(
+    new Request(`http://localhost/functions/v1/probe${presented.query ?? ""}`, {
+      headers: presented.headers,
+    }),
+  );
+  const text = await response.text();
+  // Without an HTTP server in front, an oversized token reaches the API and is refused there.
+  const expect = c.expect ?? {
+    status: 401,
+    code: "INVALID_AUTH_TOKEN",
+    error: "Unauthorized",
+    message: "Invalid or missing authentication token",
+  };
+  const body = JSON.parse(text);
+  assert.equal(response.status, expect.status, `${c.name}: ${text}`);
+  assert.equal(body.code, expect.code, c.name);
+  assert.equal(body.error, expect.error, c.name);
+  assert.equal(body.message, expect.message, c.name);
+  assert.equal(body.request_id, response.headers.get("x-request-id"));
+  if (c.credential === "jwt") assert.equal(body.statusCode, expect.status);
+  const challenge = response.headers.get("www-authenticate") ?? "";
+  if (expect.challenge && "exact" in expect.challenge) {
+    assert.equal(challenge, expect.challenge.exact, c.name);
+  } else if (expect.challenge) {
+    assert.ok(
+      challenge.includes(`error="${expect.challenge.bearerError}"`),
+      `${c.name}: ${challenge}`,
+    );
+  }
+  const echoed = [text, ...[...response.headers].map(([k, v]) => `${k}: ${v}`)].join("\n");
+  for (const secret of presented.secrets) {
+    assert.ok(!echoed.includes(secret), `${c.name}: a credential came back`);
+  }
+}
