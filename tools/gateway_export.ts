@@ -2,44 +2,96 @@
  * Exports the public route table (`supabase/functions/_shared/routes.ts`) for a gateway:
  *
  * - `supabase/gateway/routes.json`: neutral, one entry per public path prefix (function,
- *   target inside it, upstream, credentials, methods, excluded sub-paths);
- * - `supabase/gateway/tyk-api-definition.json`: a Tyk classic API definition whose
- *   `url_rewrites` send each public path to its function at `{SUPABASE_FUNCTIONS_URL}`
- *   (`https://<project-ref>.supabase.co/functions/v1`; replace the placeholder on import).
+ *   target inside it, upstream, credentials, methods, excluded sub-paths, the anchored pattern
+ *   of the paths it admits) and the headers a gateway must remove and set;
+ * - `supabase/gateway/tyk-api-definition.json`: a Tyk classic API definition (Tyk Gateway 5.3+)
+ *   that admits only the public paths (`white_list`, anchored patterns), sends each to its
+ *   function at `{SUPABASE_FUNCTIONS_URL}` (`url_rewrites`), runs the JSVM pre middleware
+ *   `supabase/gateway/middleware/strip_client_addresses.js` (client-sent X-Real-IP and
+ *   X-Forwarded-For removed before Tyk derives the client's address; URLs with `$` refused), and
+ *   sends each function the shared secret (from the gateway's environment, `env://…`) and the
+ *   client's address, with no X-Forwarded-For or X-Real-IP. `{SUPABASE_FUNCTIONS_URL}` and
+ *   `{TORVUS_API_DOMAIN}` are replaced on import; see supabase/gateway/README.md.
  *
  * `deno task gateway:export` writes both; `--check` only compares them with the committed files
- * and exits 1 on a difference. `tests/gateway_export_test.ts` does the same and checks that every
- * rewrite sends sample paths where `resolveGatewayPath` does.
+ * and exits 1 on a difference. `tests/gateway_export_test.ts` does the same, and
+ * `tests/tyk_model_test.ts` runs requests through a model of Tyk over the definition.
  *
  * @module
  */
 import {
-  type FunctionName,
   GATEWAY_ROUTES,
   type GatewayRoute,
+  isBelow,
 } from "../supabase/functions/_shared/routes.ts";
-import type { Method, RouteSpec } from "../supabase/functions/_shared/http/app.ts";
-import { routes as health } from "../supabase/functions/health/handler.ts";
-import { routes as v1Test } from "../supabase/functions/v1-test/handler.ts";
-import { routes as me } from "../supabase/functions/me/handler.ts";
-import { routes as vaults } from "../supabase/functions/vaults/handler.ts";
-import { routes as apiKeys } from "../supabase/functions/api-keys/handler.ts";
-import { routes as openapi } from "../supabase/functions/openapi/handler.ts";
+import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
+import type { RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
+import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
 
 /** Replaced by the deployment's functions URL when the definition is imported. */
 export const FUNCTIONS_URL = "{SUPABASE_FUNCTIONS_URL}";
+/** Replaced by the API's public host name (e.g. `api.torvus.example`) on import. */
+export const API_DOMAIN = "{TORVUS_API_DOMAIN}";
+/**
+ * The gateway process's environment variable holding the shared secret. The definition says
+ * `env://TORVUS_GATEWAY_SECRET`, which Tyk (5.3+) replaces with its value when it loads the
+ * definition; the functions compare it with their own TORVUS_GATEWAY_SECRET.
+ */
+export const GATEWAY_SECRET_ENV = "TORVUS_GATEWAY_SECRET";
 
 /** Every method a gateway forwards: a function answers 405 itself for those it lacks. */
 export const FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-const FUNCTION_ROUTES: Record<FunctionName, readonly RouteSpec[]> = {
-  health,
-  "v1-test": v1Test,
-  me,
-  vaults,
-  "api-keys": apiKeys,
-  openapi,
-};
+/** Go's canonical form of a header name (`x-torvus-client-ip` → `X-Torvus-Client-Ip`). */
+export function canonicalHeader(name: string): string {
+  return name.toLowerCase().replace(
+    /(^|-)([a-z])/g,
+    (_, dash, c: string) => dash + c.toUpperCase(),
+  );
+}
+
+/** The headers, as the exported files spell them (names are case-insensitive). */
+export const HEADERS = {
+  secret: canonicalHeader(GATEWAY_SECRET_HEADER),
+  clientIp: canonicalHeader(CLIENT_IP_HEADER).replace(/-Ip$/, "-IP"),
+  forwardedFor: "X-Forwarded-For",
+  realIp: "X-Real-IP",
+} as const;
+
+/**
+ * The client-sent headers Tyk derives a client's address from (request/real_ip.go: X-Real-IP,
+ * then X-Forwarded-For, then the TCP peer). The pre middleware deletes them before Tyk does.
+ */
+export const CLIENT_ADDRESS_HEADERS = [HEADERS.realIp, HEADERS.forwardedFor] as const;
+
+/**
+ * Removed from every request before the gateway's own are set (`global_headers_remove`):
+ * X-Forwarded-For there also stops Tyk appending the peer to it when it proxies; `Connection`
+ * so a client cannot name the gateway's headers as hop-by-hop ones for the proxy to drop.
+ */
+export const REMOVED_HEADERS = [
+  HEADERS.forwardedFor,
+  HEADERS.realIp,
+  HEADERS.clientIp,
+  HEADERS.secret,
+  "Connection",
+] as const;
+
+/** The JSVM pre middleware: its object name in the file, and where Tyk loads it from. */
+export const PRE_MIDDLEWARE = {
+  name: "torvusStripClientAddresses",
+  /** In this repository. */
+  file: "supabase/gateway/middleware/strip_client_addresses.js",
+  /** In the definition: relative to the gateway's working directory (`/opt/tyk-gateway`). */
+  path: "middleware/strip_client_addresses.js",
+} as const;
+
+/**
+ * `config_data.torvus_client_address`, read by the pre middleware: `peer` (the TCP peer is the
+ * client: X-Real-IP is deleted too) or `x-real-ip` (a load balancer in front of Tyk, the only
+ * way to it, overwrites X-Real-IP with its own peer: X-Real-IP is kept).
+ */
+export const CLIENT_ADDRESS_MODES = ["peer", "x-real-ip"] as const;
 
 /** The files the export writes, relative to the repository root. */
 export const OUTPUT_FILES = {
@@ -66,33 +118,120 @@ export function excludedSegments(route: GatewayRoute): string[] {
   });
 }
 
-/** The methods the function implements below a prefix, for the credentials of the prefix. */
+/** The methods the function implements below a prefix (and OPTIONS, which it answers). */
 function methodsOf(route: GatewayRoute): string[] {
-  const target = segments(route.target);
-  const excluded = excludedSegments(route);
-  const methods = new Set<Method | "OPTIONS">();
-  for (const spec of FUNCTION_ROUTES[route.function]) {
-    const parts = segments(spec.path);
-    if (spec.auth !== route.credentials) continue;
-    if (target.some((t, i) => parts[i] !== t)) continue;
-    if (excluded.includes(parts[target.length] ?? "")) continue;
-    for (const m of Object.keys(spec.methods) as Method[]) methods.add(m);
+  const deeper = GATEWAY_ROUTES.filter((other) =>
+    other !== route && other.function === route.function &&
+    segments(other.target).length > segments(route.target).length &&
+    isBelow(other.target, route.target)
+  );
+  const methods = new Set<string>(["OPTIONS"]);
+  for (const spec of MANIFEST[route.function].routes as readonly RouteSpec[]) {
+    if (!isBelow(spec.path, route.target)) continue;
+    if (deeper.some((d) => isBelow(spec.path, d.target))) continue;
+    for (const m of Object.keys(spec.methods)) methods.add(m);
   }
-  if (methods.size === 0) throw new Error(`no route of "${route.function}" below ${route.path}`);
-  methods.add("OPTIONS");
-  return FORWARDED_METHODS.filter((m) => methods.has(m as Method));
+  if (methods.size === 1) throw new Error(`no route of "${route.function}" below ${route.path}`);
+  return FORWARDED_METHODS.filter((m) => methods.has(m));
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const escapeInClass = (text: string) => text.replace(/[\\\]^[-]/g, "\\$&");
+
+/** Characters that end a segment of a decoded path: `$` is never admitted (see the README). */
+const PATH_STOP = "/$";
+/** The same in the escaped URL Tyk's rewriter matches, where `?` starts the query. */
+const URL_STOP = "/?$";
+/** Segments no public path may have: a proxy or the platform could resolve them. */
+const DOT_SEGMENTS = [".", ".."];
+
+/**
+ * A regular expression for one non-empty path segment of characters other than `stop`, equal
+ * to none of `forbidden`. Spelled out as a tree of prefixes, since RE2 (Go) has no lookahead.
+ */
+export function segmentOtherThan(forbidden: readonly string[], stop: string): string {
+  const anyChar = `[^${escapeInClass(stop)}]`;
+  const node = (prefix: string): string => {
+    const next = [
+      ...new Set(
+        forbidden.filter((f) => f.length > prefix.length && f.startsWith(prefix))
+          .map((f) => f[prefix.length]!),
+      ),
+    ].sort();
+    const options = [`[^${escapeInClass(next.join("") + stop)}]${anyChar}*`];
+    for (const c of next) options.push(escape(c) + node(prefix + c));
+    const endsHere = prefix !== "" && !forbidden.includes(prefix);
+    if (endsHere) return `(?:${options.join("|")})?`;
+    return options.length === 1 ? options[0]! : `(?:${options.join("|")})`;
+  };
+  return node("");
+}
+
+/** The rest of a path below a prefix: nothing, `/`, or non-empty segments (and a final `/`). */
+function restPattern(route: GatewayRoute, stop: string): string {
+  const first = segmentOtherThan([...DOT_SEGMENTS, ...excludedSegments(route)], stop);
+  const next = segmentOtherThan(DOT_SEGMENTS, stop);
+  return `(?:/${first}(?:/${next})*)?/?`;
+}
+
+/** Refuses what Tyk's path compiler would rewrite: `{…}` (mux parameters) and `/*`. */
+function tykPath(pattern: string): string {
+  if (/[{}]/.test(pattern) || pattern.includes("/*")) {
+    throw new Error(`Tyk would rewrite the path pattern ${pattern}`);
+  }
+  return pattern;
+}
+
+/**
+ * The decoded request paths a route admits, anchored at both ends (so neither Tyk's
+ * unanchored matching nor its prefix/suffix options change it): the prefix, or the prefix and
+ * non-empty segments, none `.` or `..`, the first not one another route owns, without `$`.
+ * Tyk matches it (`white_list`, `url_rewrites[].path`) against the decoded `r.URL.Path`.
+ */
+export function pathPattern(route: GatewayRoute): string {
+  return tykPath(`^${escape(route.path)}${restPattern(route, PATH_STOP)}$`);
+}
+
+/**
+ * The regular expression a rewrite matches against the request URL (escaped path and query, as
+ * Tyk's rewriter sees it): `$1` the rest of the path, `$2` the query. Neither capture can hold
+ * `$`, which Tyk would expand as a `$secret_…`/`$tyk_…` label after substituting them.
+ */
+export function matchPattern(route: GatewayRoute): string {
+  return `^${escape(route.path)}(${restPattern(route, URL_STOP)})(\\?[^$]*)?$`;
+}
+
+/** Where a rewrite sends a route's paths: `$1` and `$2` from `matchPattern`. */
+export function rewriteTo(route: GatewayRoute): string {
+  return `${FUNCTIONS_URL}/${route.function}${route.target}$1$2`;
 }
 
 /** The neutral export. */
 export function routesExport(): Json {
   return {
     $comment: "Generated by `deno task gateway:export` from " +
-      "supabase/functions/_shared/routes.ts; do not edit. A request to `path` or below it goes " +
-      "to `upstream` + the rest of its path and its query, for every method (the function " +
-      "answers 405 itself), except below `excludes`, which other entries own.",
+      "supabase/functions/_shared/routes.ts; do not edit. A request whose decoded path matches " +
+      "a route's `path_pattern` goes to `upstream` + the rest of its path and its query, for " +
+      "every method in `methods` (the function answers 405 itself for the others it lacks); " +
+      "`excludes` are sub-paths other entries own. Any other path, and any URL with `$`, is " +
+      "answered by the gateway and never forwarded.",
     functions_url: FUNCTIONS_URL,
+    headers: {
+      $comment: "On every forwarded request: remove `remove` whatever the client sent, then set " +
+        "`set`. The functions never read X-Forwarded-For or X-Real-IP; they take " +
+        `${HEADERS.clientIp} as the client's address only with the right ${HEADERS.secret}. ` +
+        "The address is the gateway's own view of the client (its TCP peer, or a header a " +
+        "load balancer in front of it overwrites), never one the client sent. A gateway that " +
+        "honours `Connection` must not let it drop the headers it sets.",
+      remove: [HEADERS.forwardedFor, HEADERS.realIp, HEADERS.clientIp, HEADERS.secret],
+      set: {
+        [HEADERS.secret]: `the value of ${GATEWAY_SECRET_ENV} (the gateway's secret store)`,
+        [HEADERS.clientIp]: "the client's address as the gateway saw it",
+      },
+    },
     routes: GATEWAY_ROUTES.map((route) => ({
       path: route.path,
+      path_pattern: pathPattern(route),
       function: route.function,
       target: route.target,
       upstream: `${FUNCTIONS_URL}/${route.function}${route.target}`,
@@ -103,40 +242,10 @@ export function routesExport(): Json {
   };
 }
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
-/** RE2 (Go) has no lookahead: a path segment other than `literal`, spelled out. */
-function segmentOtherThan(literal: string): string {
-  const options = [`[^${escape(literal[0]!)}/?][^/?]*`];
-  for (let k = 1; k < literal.length; k++) {
-    options.push(`${escape(literal.slice(0, k))}(?:[^${escape(literal[k]!)}/?][^/?]*)?`);
-  }
-  options.push(`${escape(literal)}[^/?]+`);
-  return `(?:${options.join("|")})?`;
-}
-
-/**
- * The regular expression a rewrite matches against the request URL (path and query, as Tyk's
- * URL rewriter sees it): `$1` the rest of the path, `$2` the query.
- */
-export function matchPattern(route: GatewayRoute): string {
-  const [excluded, ...more] = excludedSegments(route);
-  if (more.length > 0) throw new Error(`${route.path}: one excluded segment per prefix at most`);
-  const rest = excluded === undefined
-    ? "(?:/[^?]*)?"
-    : `(?:/${segmentOtherThan(excluded)}(?:/[^?]*)?)?`;
-  return `^${escape(route.path)}(${rest})(\\?.*)?$`;
-}
-
 /** The Tyk classic API definition. */
 export function tykExport(): Json {
-  const rewrites = GATEWAY_ROUTES.flatMap((route) =>
-    FORWARDED_METHODS.map((method) => ({
-      path: route.path,
-      method,
-      match_pattern: matchPattern(route),
-      rewrite_to: `${FUNCTIONS_URL}/${route.function}${route.target}$1$2`,
-    }))
+  const entries = GATEWAY_ROUTES.flatMap((route) =>
+    FORWARDED_METHODS.map((method) => ({ route, method }))
   );
   return {
     name: "Torvus API",
@@ -148,13 +257,29 @@ export function tykExport(): Json {
     strip_auth_data: false,
     disable_rate_limit: true,
     disable_quota: true,
-    CORS: { enable: false },
+    // The functions answer CORS and preflights; OPTIONS is on the allow list for every path.
+    CORS: { enable: false, options_passthrough: false },
+    // `$tyk_context.remote_addr` below.
     enable_context_vars: true,
+    // Effective only with `enable_custom_domains` in tyk.conf.
+    domain: API_DOMAIN,
+    config_data: { torvus_client_address: CLIENT_ADDRESS_MODES[0] },
+    custom_middleware: {
+      driver: "otto",
+      pre: [{
+        name: PRE_MIDDLEWARE.name,
+        path: PRE_MIDDLEWARE.path,
+        require_session: false,
+        raw_body_only: false,
+      }],
+    },
     proxy: {
       listen_path: "/",
+      // Only for a request no rewrite takes, which the allow list leaves none of.
       target_url: FUNCTIONS_URL,
       strip_listen_path: false,
       preserve_host_header: false,
+      disable_strip_slash: false,
     },
     version_data: {
       not_versioned: true,
@@ -163,10 +288,29 @@ export function tykExport(): Json {
         Default: {
           name: "Default",
           use_extended_paths: true,
-          // The client's address as the gateway saw it, never one the client sent: the
-          // functions take the first hop of X-Forwarded-For (TORVUS_TRUST_PROXY=true).
-          global_headers: { "X-Forwarded-For": "$tyk_context.remote_addr" },
-          extended_paths: { url_rewrites: rewrites },
+          ignore_endpoint_case: false,
+          global_headers_disabled: false,
+          global_headers_remove: [...REMOVED_HEADERS],
+          global_headers: {
+            [HEADERS.secret]: `env://${GATEWAY_SECRET_ENV}`,
+            // Computed after the pre middleware deleted X-Real-IP and X-Forwarded-For.
+            [HEADERS.clientIp]: "$tyk_context.remote_addr",
+          },
+          extended_paths: {
+            white_list: entries.map(({ route, method }) => ({
+              disabled: false,
+              path: pathPattern(route),
+              method,
+              ignore_case: false,
+            })),
+            url_rewrites: entries.map(({ route, method }) => ({
+              disabled: false,
+              path: pathPattern(route),
+              method,
+              match_pattern: matchPattern(route),
+              rewrite_to: rewriteTo(route),
+            })),
+          },
         },
       },
     },
