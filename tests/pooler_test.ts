@@ -1,7 +1,7 @@
 /**
  * The database through the pooler Supabase recommends for edge functions: the test profile's
  * functions reach PostgreSQL only through PgBouncer in transaction mode (the local stand-in for
- * Supavisor on 6543), which keeps nothing of a client's session between transactions. Bursts
+ * Supavisor's transaction mode, the profile's own on POOLER_PORT), which keeps nothing of a client's session between transactions. Bursts
  * that broke on prepared statements and startup parameters are served, and the timeouts each
  * transaction sets for itself hold there.
  *
@@ -23,7 +23,7 @@ async function transactions(): Promise<number> {
       "-h",
       "127.0.0.1",
       "-p",
-      "6543",
+      new URL(POOLED.replace(/^postgresql:/, "http:")).port,
       "-U",
       "postgres",
       "pgbouncer",
@@ -41,7 +41,8 @@ async function transactions(): Promise<number> {
 }
 
 e2e("the functions' database URL is PgBouncer's, in transaction mode", () => {
-  assert.match(POOLED, /^postgresql:\/\/postgres@127\.0\.0\.1:6543\//);
+  assert.match(POOLED, /^postgresql:\/\/postgres@127\.0\.0\.1:6544\//);
+  assert.equal(Deno.env.get("TORVUS_DB_POOL_MODE"), "transaction");
   const config = parseConfig(Deno.env.toObject());
   assert.equal(config.db.url, POOLED, "TORVUS_DB_URL wins over SUPABASE_DB_URL");
   assert.equal(config.db.transactionPooler, true);

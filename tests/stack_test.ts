@@ -42,9 +42,11 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
     UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8089",
     UPSTASH_REDIS_REST_TOKEN: TOKEN,
     BRIDGE_PORT: "8089",
+    POOLER_PORT: "6544",
     TORVUS_HOST: "127.0.0.1",
     TORVUS_PORT: "29331",
-    TORVUS_DB_URL: "postgresql://postgres@127.0.0.1:6543/torvus_test?sslmode=disable",
+    TORVUS_DB_URL: "postgresql://postgres@127.0.0.1:6544/torvus_test?sslmode=disable",
+    TORVUS_DB_POOL_MODE: "transaction",
     TORVUS_GATEWAY_SECRET: TOKEN,
     TORVUS_DIRECT_ACCESS: "allow",
     TORVUS_DIRECT_IP_SOURCE: "header:cf-connecting-ip",
@@ -62,6 +64,10 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
     "postgresql://postgres@127.0.0.1:5432/torvus?sslmode=disable",
   );
   assert.equal(dev.values.get("UPSTASH_REDIS_REST_URL"), "http://127.0.0.1:8079");
+  assert.equal(
+    dev.values.get("TORVUS_DB_URL"),
+    "postgresql://postgres@127.0.0.1:6543/torvus?sslmode=disable",
+  );
   assert.equal(dev.values.get("TORVUS_REDIS_PREFIX"), "torvus");
   assert.equal(dev.values.get("TORVUS_DEV_PASS_FORWARDED"), "false");
   assert.equal(dev.values.get("TORVUS_RUNTIME_CONTROL"), "false");
@@ -86,11 +92,19 @@ Deno.test("stack settings: the environment overrides, derived URLs follow the po
     ["TORVUS_GATEWAY_SECRET", TOKEN],
     ["MY_EXTRA", "kept"],
   ]);
-  const env: Record<string, string> = { TORVUS_PORT: "60001", BRIDGE_PORT: "60002" };
+  const env: Record<string, string> = {
+    TORVUS_PORT: "60001",
+    BRIDGE_PORT: "60002",
+    POOLER_PORT: "60004",
+  };
   const settings = resolveSettings("test", file, (name) => env[name], noGenerate);
   assert.equal(settings.values.get("TORVUS_PORT"), "60001");
   assert.equal(settings.values.get("SUPABASE_URL"), "http://127.0.0.1:60001");
   assert.equal(settings.values.get("UPSTASH_REDIS_REST_URL"), "http://127.0.0.1:60002");
+  assert.equal(
+    settings.values.get("TORVUS_DB_URL"),
+    "postgresql://postgres@127.0.0.1:60004/torvus_test?sslmode=disable",
+  );
   assert.equal(settings.sources.get("TORVUS_PORT"), "environment");
   assert.equal(settings.values.get("UPSTASH_REDIS_REST_TOKEN"), TOKEN);
   assert.equal(settings.values.get("MY_EXTRA"), "kept");

@@ -50,12 +50,7 @@ import {
 } from "./stack/process.ts";
 import { ensureRedis, REDIS_MARKER, redisPing, stopRedis } from "./stack/redis.ts";
 import { ensureCommands, TOOL_REQUIREMENTS } from "./stack/packages.ts";
-import {
-  ensurePgbouncer,
-  PGBOUNCER_MARKER,
-  PGBOUNCER_PORT,
-  stopPgbouncer,
-} from "./stack/pgbouncer.ts";
+import { ensurePgbouncer, pgbouncerMarker, stopPgbouncer } from "./stack/pgbouncer.ts";
 
 const USAGE = "usage: deno task stack <up|down|status|env> [--profile dev|test]";
 
@@ -100,7 +95,7 @@ async function up(profile: Profile): Promise<void> {
   await ensureRedis(REDIS_HOST, REDIS_PORT, log);
   await ensureCommands(TOOL_REQUIREMENTS, log);
   await prepareDatabase(profile, settings, log);
-  await ensurePgbouncer(db.host, db.port, log);
+  await ensurePgbouncer(profile, portOf(settings, "POOLER_PORT"), db.host, db.port, log);
 
   const { path, changed } = writeSettings(settings);
   const overridden = [...settings.sources].filter(([, source]) => source === "environment");
@@ -123,13 +118,13 @@ function otherProfilesUp(profile: Profile): Profile[] {
 
 async function down(profile: Profile): Promise<void> {
   await stopBridge(profile, log);
+  await stopPgbouncer(profile, log);
   const others = otherProfilesUp(profile);
   if (others.length > 0) {
     const still = `profile ${others.join(", ")} is still up`;
     if (readPidFile(POSTGRES_MARKER) !== undefined) log(`postgres: left running (${still})`);
     if (readPidFile(REDIS_MARKER) !== undefined) log(`redis: left running (${still})`);
   } else {
-    await stopPgbouncer(log);
     await stopRedis(log);
     await stopPostgres(log);
   }
@@ -166,12 +161,13 @@ async function status(profile: Profile): Promise<number> {
   ]);
   const database = pgUp ? await databaseStatus(settings) : { up: false, detail: "no server" };
   lines.push(["database", database.up, database.detail]);
-  const poolerUp = await tcpOpen("127.0.0.1", PGBOUNCER_PORT);
+  const poolerPort = portOf(settings, "POOLER_PORT");
+  const poolerUp = await tcpOpen("127.0.0.1", poolerPort);
   lines.push([
     "pgbouncer",
     poolerUp,
-    `127.0.0.1:${PGBOUNCER_PORT} (transaction mode)${
-      poolerUp ? marker(PGBOUNCER_MARKER, "pgbouncer") : ""
+    `127.0.0.1:${poolerPort} (transaction mode)${
+      poolerUp ? marker(pgbouncerMarker(profile), "pgbouncer") : ""
     }`,
   ]);
 

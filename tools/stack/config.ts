@@ -5,13 +5,13 @@
  * created by the first `up` and kept: each `up` rewrites it with
  * - `UPSTASH_REDIS_REST_TOKEN`, `TORVUS_GATEWAY_SECRET`: the environment's value, else the
  *   file's, else 32 random bytes in hex (so each is generated once and then stable);
- * - `BRIDGE_PORT`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
+ * - `BRIDGE_PORT`, `POOLER_PORT` (the profile's PgBouncer), `TORVUS_DB_POOL_MODE`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
  *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
  *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
  *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`): the
  *   environment's value, else the file's (edits are kept), else the profile's default;
  * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`, `TORVUS_DB_URL` (the same
- *   database through the local PgBouncer on 6543): the environment's value, else derived from
+ *   database through the profile's PgBouncer): the environment's value, else derived from
  *   the values above and the profile's database, so they follow a changed port;
  * - `TORVUS_PROFILE`: always the profile.
  * Other keys someone added to the file are kept as they are.
@@ -37,6 +37,8 @@ export interface ProfileDefaults {
   database: string;
   torvusPort: number;
   bridgePort: number;
+  /** The profile's own PgBouncer (so two clones running different profiles never share one). */
+  poolerPort: number;
   redisPrefix: string;
   /** The dev server trusts X-Forwarded-For from clients (tests act as many clients). */
   passForwarded: boolean;
@@ -51,6 +53,8 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     database: "torvus",
     torvusPort: 54321,
     bridgePort: 8079,
+    // Supavisor's transaction mode port.
+    poolerPort: 6543,
     redisPrefix: "torvus",
     passForwarded: false,
     runtimeControl: false,
@@ -63,6 +67,7 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     // Supabase's local API uses it.
     torvusPort: 29331,
     bridgePort: 8089,
+    poolerPort: 6544,
     redisPrefix: "torvus-test",
     passForwarded: true,
     runtimeControl: true,
@@ -97,9 +102,11 @@ export const SETTING_KEYS = [
   "UPSTASH_REDIS_REST_URL",
   "UPSTASH_REDIS_REST_TOKEN",
   "BRIDGE_PORT",
+  "POOLER_PORT",
   "TORVUS_HOST",
   "TORVUS_PORT",
   "TORVUS_DB_URL",
+  "TORVUS_DB_POOL_MODE",
   "TORVUS_GATEWAY_SECRET",
   "TORVUS_DIRECT_ACCESS",
   "TORVUS_DIRECT_IP_SOURCE",
@@ -126,12 +133,9 @@ export interface Settings {
   ignoredForeignEnv: boolean;
 }
 
-/** The local PgBouncer's port: Supavisor's transaction mode port, by which the functions know it. */
-export const PGBOUNCER_PORT = 6543;
-
 /** The pooler's URL for a database of the local PostgreSQL. */
-export function pooledUrl(database: string): string {
-  return `postgresql://postgres@127.0.0.1:${PGBOUNCER_PORT}/${database}?sslmode=disable`;
+export function pooledUrl(port: string | undefined, database: string): string {
+  return `postgresql://postgres@127.0.0.1:${port}/${database}?sslmode=disable`;
 }
 
 /** The database a postgresql:// URL names (the profile's default when it names none). */
@@ -184,6 +188,7 @@ export function resolveSettings(
   pick("TORVUS_HOST", kept("TORVUS_HOST", () => ["127.0.0.1", "default"]));
   pick("TORVUS_PORT", kept("TORVUS_PORT", () => [String(defaults.torvusPort), "default"]));
   pick("BRIDGE_PORT", kept("BRIDGE_PORT", () => [String(defaults.bridgePort), "default"]));
+  pick("POOLER_PORT", kept("POOLER_PORT", () => [String(defaults.poolerPort), "default"]));
   pick(
     "UPSTASH_REDIS_REST_TOKEN",
     kept("UPSTASH_REDIS_REST_TOKEN", () => [generate(), "generated"]),
@@ -225,7 +230,12 @@ export function resolveSettings(
     "default",
   ]);
   // The functions go through the pooler, as Supabase recommends for edge functions.
-  pick("TORVUS_DB_URL", () => [pooledUrl(databaseOf(values.get("SUPABASE_DB_URL"))), "default"]);
+  pick("TORVUS_DB_URL", () => [
+    pooledUrl(values.get("POOLER_PORT"), databaseOf(values.get("SUPABASE_DB_URL"))),
+    "default",
+  ]);
+  // Said outright: the functions would only infer it from Supavisor's port, 6543.
+  pick("TORVUS_DB_POOL_MODE", kept("TORVUS_DB_POOL_MODE", () => ["transaction", "default"]));
   set("TORVUS_PROFILE", profile, "default");
 
   // Fixed order for the known keys, then whatever else the file holds.

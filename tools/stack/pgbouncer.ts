@@ -1,18 +1,18 @@
 /**
- * The local stand-in for Supavisor's transaction mode: PgBouncer from Debian on 127.0.0.1:6543
- * (Supavisor's transaction port), `pool_mode = transaction`, in front of the local PostgreSQL.
- * The functions reach the database through it (`TORVUS_DB_URL`), so anything that needs a
- * session of its own (prepared statements, startup parameters, session settings) fails here as
- * it would against Supabase's pooler. One PgBouncer serves every profile's database.
+ * The local stand-in for Supavisor's transaction mode: PgBouncer from Debian,
+ * `pool_mode = transaction`, in front of the local PostgreSQL, one per profile on its
+ * `POOLER_PORT` (dev 6543, Supavisor's transaction port; test 6544), so a clone running its
+ * tests never collides with another clone's dev stack. The functions reach the database through
+ * it (`TORVUS_DB_URL`), so anything that needs a session of its own (prepared statements,
+ * startup parameters, session settings) fails here as it would against Supabase's pooler.
  *
- * Its configuration lives in `.local/pgbouncer/`; as root it is started with `-u postgres`
- * (PgBouncer refuses to run as root), and `stack down` stops it when no profile needs it.
+ * Its configuration lives in `.local/pgbouncer-<profile>/`; as root it is started with
+ * `-u postgres` (PgBouncer refuses to run as root), and `stack down` stops it.
  *
  * @module
  */
 
-import { LOCAL, LOGS_DIR, PGBOUNCER_PORT, PIDS_DIR } from "./config.ts";
-export { PGBOUNCER_PORT };
+import { LOCAL, LOGS_DIR, PIDS_DIR, type Profile } from "./config.ts";
 import {
   isRecordedProcess,
   isRoot,
@@ -32,16 +32,23 @@ type Log = (line: string) => void;
 
 /** Server connections per database and user: few, so contention shows as it would. */
 export const PGBOUNCER_POOL_SIZE = 8;
-export const PGBOUNCER_MARKER = `${PIDS_DIR}/pgbouncer.pid`;
-const DIR = `${LOCAL}/pgbouncer`;
-const CONFIG = `${DIR}/pgbouncer.ini`;
 
-function writeConfig(pgHost: string, pgPort: number): void {
-  Deno.mkdirSync(DIR, { recursive: true });
+/** The pid file of a profile's PgBouncer. */
+export function pgbouncerMarker(profile: Profile): string {
+  return `${PIDS_DIR}/pgbouncer-${profile}.pid`;
+}
+
+function configDir(profile: Profile): string {
+  return `${LOCAL}/pgbouncer-${profile}`;
+}
+
+function writeConfig(profile: Profile, port: number, pgHost: string, pgPort: number): string {
+  const dir = configDir(profile);
+  Deno.mkdirSync(dir, { recursive: true });
   // With auth_type trust PgBouncer still wants the user listed.
-  Deno.writeTextFileSync(`${DIR}/userlist.txt`, '"postgres" ""\n');
+  Deno.writeTextFileSync(`${dir}/userlist.txt`, '"postgres" ""\n');
   Deno.writeTextFileSync(
-    CONFIG,
+    `${dir}/pgbouncer.ini`,
     [
       "; Written by `deno task stack up` (tools/stack/pgbouncer.ts): Supavisor's transaction mode.",
       "[databases]",
@@ -49,10 +56,10 @@ function writeConfig(pgHost: string, pgPort: number): void {
       "",
       "[pgbouncer]",
       "listen_addr = 127.0.0.1",
-      `listen_port = ${PGBOUNCER_PORT}`,
+      `listen_port = ${port}`,
       "unix_socket_dir =",
       "auth_type = trust",
-      `auth_file = ${DIR}/userlist.txt`,
+      `auth_file = ${dir}/userlist.txt`,
       "pool_mode = transaction",
       `default_pool_size = ${PGBOUNCER_POOL_SIZE}`,
       "max_client_conn = 2000",
@@ -63,53 +70,77 @@ function writeConfig(pgHost: string, pgPort: number): void {
       "",
     ].join("\n"),
   );
+  return `${dir}/pgbouncer.ini`;
 }
 
-/** Makes sure the pooler answers on 6543 in front of pgHost:pgPort, starting it if needed. */
-export async function ensurePgbouncer(pgHost: string, pgPort: number, log: Log): Promise<void> {
-  const previous = readPidFile(PGBOUNCER_MARKER);
+/**
+ * Makes sure the profile's pooler answers on `port` in front of pgHost:pgPort, starting it if
+ * needed (a running one is restarted when its configuration changed).
+ */
+export async function ensurePgbouncer(
+  profile: Profile,
+  port: number,
+  pgHost: string,
+  pgPort: number,
+  log: Log,
+): Promise<void> {
+  const marker = pgbouncerMarker(profile);
+  const configPath = `${configDir(profile)}/pgbouncer.ini`;
+  const before = readText(configPath);
+  const config = writeConfig(profile, port, pgHost, pgPort);
+  const previous = readPidFile(marker);
   if (previous !== undefined && isRecordedProcess(previous, "pgbouncer")) {
-    if (await tcpOpen("127.0.0.1", PGBOUNCER_PORT)) {
-      log(`pgbouncer: reusing pid ${previous} on 127.0.0.1:${PGBOUNCER_PORT} (transaction mode)`);
+    if (before === readText(configPath) && await tcpOpen("127.0.0.1", port)) {
+      log(`pgbouncer: reusing pid ${previous} on 127.0.0.1:${port} (transaction mode)`);
       return;
     }
     await stopProcess(previous, ["SIGTERM", "SIGKILL"], 5_000);
   }
-  removeFile(PGBOUNCER_MARKER);
-  if (await tcpOpen("127.0.0.1", PGBOUNCER_PORT)) {
-    throw new StackError(`port ${PGBOUNCER_PORT} is in use by another process (not our pgbouncer)`);
+  removeFile(marker);
+  if (await tcpOpen("127.0.0.1", port)) {
+    throw new StackError(
+      `port ${port} is in use by another process (set POOLER_PORT to move the pooler)`,
+    );
   }
   const binary = which("pgbouncer");
   if (binary === undefined) {
     throw new StackError("pgbouncer is not installed (apt-get install pgbouncer)");
   }
-  writeConfig(pgHost, pgPort);
-  const logPath = `${LOGS_DIR}/pgbouncer.log`;
-  const args = isRoot() ? ["-u", "postgres", CONFIG] : [CONFIG];
-  const pid = spawnDetached(binary, args, { cwd: DIR, env: {}, logPath });
-  writePidFile(PGBOUNCER_MARKER, pid);
+  const logPath = `${LOGS_DIR}/pgbouncer-${profile}.log`;
+  const args = isRoot() ? ["-u", "postgres", config] : [config];
+  const pid = spawnDetached(binary, args, { cwd: configDir(profile), env: {}, logPath });
+  writePidFile(marker, pid);
   const up = await waitUntil(
-    async () => !isRecordedProcess(pid, "pgbouncer") || await tcpOpen("127.0.0.1", PGBOUNCER_PORT),
+    async () => !isRecordedProcess(pid, "pgbouncer") || await tcpOpen("127.0.0.1", port),
     10_000,
     50,
   );
   if (!up || !isRecordedProcess(pid, "pgbouncer")) {
     await stopProcess(pid, ["SIGTERM", "SIGKILL"], 3_000);
-    removeFile(PGBOUNCER_MARKER);
+    removeFile(marker);
     throw new StackError(`pgbouncer did not start (log ${logPath}):\n${logTail(logPath, 10)}`);
   }
   log(
-    `pgbouncer: started pid ${pid} on 127.0.0.1:${PGBOUNCER_PORT}, transaction mode (log ${logPath})`,
+    `pgbouncer: started pid ${pid} on 127.0.0.1:${port}, transaction mode (log ${logPath})`,
   );
 }
 
-/** Stops the pooler if the stack started it. */
-export async function stopPgbouncer(log: Log): Promise<void> {
-  const pid = readPidFile(PGBOUNCER_MARKER);
+function readText(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stops the profile's pooler if the stack started it. */
+export async function stopPgbouncer(profile: Profile, log: Log): Promise<void> {
+  const marker = pgbouncerMarker(profile);
+  const pid = readPidFile(marker);
   if (pid === undefined) return;
   if (isRecordedProcess(pid, "pgbouncer")) {
     const by = await stopProcess(pid, ["SIGTERM", "SIGKILL"], 5_000);
     log(`pgbouncer: stopped pid ${pid} (${by ?? "still running"})`);
   }
-  removeFile(PGBOUNCER_MARKER);
+  removeFile(marker);
 }
