@@ -7,7 +7,8 @@
  * startup parameters, session settings) fails here as it would against Supabase's pooler.
  *
  * Its configuration lives in `.local/pgbouncer-<profile>/`; as root it is started with
- * `-u postgres` (PgBouncer refuses to run as root), and `stack down` stops it.
+ * `-u postgres` (PgBouncer refuses to run as root), and `stack down` stops it. `deno task bench`
+ * runs one of its own under the name `bench` and stops it at the end.
  *
  * @module
  */
@@ -30,19 +31,22 @@ import {
 
 type Log = (line: string) => void;
 
+/** Whose pooler: a stack profile's, or the benchmark's. */
+export type PoolerName = Profile | "bench";
+
 /** Server connections per database and user: few, so contention shows as it would. */
 export const PGBOUNCER_POOL_SIZE = 8;
 
 /** The pid file of a profile's PgBouncer. */
-export function pgbouncerMarker(profile: Profile): string {
+export function pgbouncerMarker(profile: PoolerName): string {
   return `${PIDS_DIR}/pgbouncer-${profile}.pid`;
 }
 
-function configDir(profile: Profile): string {
+function configDir(profile: PoolerName): string {
   return `${LOCAL}/pgbouncer-${profile}`;
 }
 
-function writeConfig(profile: Profile, port: number, pgHost: string, pgPort: number): string {
+function writeConfig(profile: PoolerName, port: number, pgHost: string, pgPort: number): string {
   const dir = configDir(profile);
   Deno.mkdirSync(dir, { recursive: true });
   // With auth_type trust PgBouncer still wants the user listed.
@@ -78,7 +82,7 @@ function writeConfig(profile: Profile, port: number, pgHost: string, pgPort: num
  * needed (a running one is restarted when its configuration changed).
  */
 export async function ensurePgbouncer(
-  profile: Profile,
+  profile: PoolerName,
   port: number,
   pgHost: string,
   pgPort: number,
@@ -134,7 +138,7 @@ function readText(path: string): string | undefined {
 }
 
 /** Stops the profile's pooler if the stack started it. */
-export async function stopPgbouncer(profile: Profile, log: Log): Promise<void> {
+export async function stopPgbouncer(profile: PoolerName, log: Log): Promise<void> {
   const marker = pgbouncerMarker(profile);
   const pid = readPidFile(marker);
   if (pid === undefined) return;

@@ -219,12 +219,13 @@ export function removeFile(path: string): void {
 /**
  * Starts a command in its own session (so Ctrl-C in the calling terminal and the end of the
  * calling shell do not reach it), stdin from /dev/null, stdout and stderr to `logPath`
- * (truncated). Returns its pid; the caller may exit while it runs.
+ * (truncated), with only `env` as its environment when `clearEnv`. Returns its pid; the caller
+ * may exit while it runs.
  */
 export function spawnDetached(
   cmd: string,
   args: string[],
-  options: { cwd: string; env: Record<string, string>; logPath: string },
+  options: { cwd: string; env: Record<string, string>; logPath: string; clearEnv?: boolean },
 ): number {
   Deno.mkdirSync(options.logPath.slice(0, options.logPath.lastIndexOf("/")), { recursive: true });
   // sh replaces itself with the command (exec), so the child's pid is the command's pid.
@@ -239,6 +240,7 @@ export function spawnDetached(
     ],
     cwd: options.cwd,
     env: options.env,
+    clearEnv: options.clearEnv ?? false,
     stdin: "null",
     stdout: "null",
     stderr: "null",
