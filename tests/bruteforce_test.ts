@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { base64url } from "jose";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
-import { type DevServer, freePort, stackEnv, startDevServer, tail } from "../tools/loadtest.ts";
+import { type DevServer, freePort, stackEnv, startDevServer, tail } from "./_support/dev_server.ts";
 import {
   api,
   type ApiResponse,

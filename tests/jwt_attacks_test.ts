@@ -27,7 +27,7 @@ import {
 import { loadOrCreateSigningKey, type SigningKey } from "../tools/local_auth.ts";
 import { claimsOf } from "./_matrix.ts";
 import { mintTokenFor } from "../tools/admin/ops.ts";
-import { type DevServer, freePort, stackEnv, startDevServer } from "../tools/loadtest.ts";
+import { type DevServer, freePort, stackEnv, startDevServer } from "./_support/dev_server.ts";
 import {
   api,
   type ApiResponse,
