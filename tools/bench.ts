@@ -1,241 +1,257 @@
 /**
- * The performance benchmark of issue 6: `deno task bench [options]`.
+ * The performance benchmark of issue 13: `deno task bench [options]` (`--help` lists them).
  *
- * Starts the `bench` profile's stack (database `torvus_bench` reset, Redis bridge on 8090,
- * dev server on 29351, Redis prefix `torvus-bench`, no forwarded client addresses) and a bare
- * `Deno.serve` baseline on 29352, creates its data (tools/bench/setup.ts), then measures with
- * one load tool and one set of settings (wrk, else autocannon):
- * - closed loop, each case `--duration` s after a `--warmup` s warm-up: req/s, p50, p99,
- *   non-2xx by status, ratio to the baseline, peak RSS of the server (VmRSS every 200 ms), and
- *   CPU use of the server, the bridge, PostgreSQL, Redis and the machine (server CPU per
- *   request is the figure that compares best on a busy machine); `/api/me` rotates many users'
- *   tokens, since one user may make only 1,000 requests an hour;
- * - added median latency over the baseline at a fixed 1,000 req/s (tools/bench/fixed_rate.ts),
- *   with the server's own `X-Response-Time` / `Server-Timing` medians;
- * - cold start of `supabase/functions/v1-test/index.ts` and the handler's import time;
- * - with `--soak N`: RSS over an N-second run of /api/v1/test, sampled each second.
- * Prints markdown tables and the goals of issue 6, writes everything to
- * `.local/bench/<timestamp>.json`, and stops what it started (also on Ctrl-C or failure).
- * PostgreSQL and Redis are left running. `--cpu-prof` profiles the dev server
- * (tools/bench/profile.ts summarises the profile).
+ * Starts its own production-shaped stack (tools/bench/stack.ts: each function served alone on
+ * Deno 2.1, PgBouncer in transaction mode, a Redis bridge and prefix of its own), creates its
+ * data, then loads each case with wrk (1 thread) beside a bare `Deno.serve` baseline on the
+ * same Deno and wrapper, after a warm-up, and reads around the measured seconds: req/s, p50,
+ * p99 (wrk); requests by status and REST calls to Redis (the served function's counters); CPU
+ * time of the function's process, the bridge, redis-server, the whole PostgreSQL cluster,
+ * PgBouncer and wrk (/proc); calls of `public.verify_api_key` (pg_stat_user_functions), hence
+ * the key cache's hit ratio. Prints markdown tables and the goals of issue 13, writes the run
+ * to `.local/bench/<timestamp>.json`, and stops what it started (also on Ctrl-C or failure).
  *
  * @module
  */
-import { ROOT } from "./stack/config.ts";
-import { type LoadSettings, pickTool, runLoad, type Tool } from "./bench/load.ts";
-import { CASE_IDS, type Options, parseArgs } from "./bench/options.ts";
-import { caseDefs, expectStatus } from "./bench/cases.ts";
-import { onInterrupt, type Proc, stop, stopAll } from "./bench/procs.ts";
-import { meterCpu, sampleRss } from "./bench/rss.ts";
-import { runFixedRate } from "./bench/fixed_rate.ts";
-import { type ColdResult, measureColdStart } from "./bench/cold.ts";
-import { summariseFile } from "./bench/profile.ts";
-import {
-  BENCH,
-  benchSettings,
-  clearRedisPrefix,
-  createFixtures,
-  ensureBridge,
-  prepareDatabase,
-  startBaseline,
-  startServer,
-} from "./bench/setup.ts";
-import {
-  type CaseReport,
-  caseTable,
-  checkGoals,
-  coldLines,
-  type FixedReport,
-  fixedTable,
-  goalTable,
-  soakLines,
-  type SoakReport,
-} from "./bench/report.ts";
+import { parseArgs } from "node:util";
+import { LOCAL } from "./stack/config.ts";
+import { BENCH, portOf, type Served, type Stack, startStack } from "./bench/stack.ts";
+import { createFixtures, type Fixtures, startChurn } from "./bench/fixtures.ts";
+import * as meter from "./bench/meter.ts";
+import { runWrk, type WrkLoad } from "./bench/wrk.ts";
+import { type CaseResult, goals, goalTable, tables } from "./bench/report.ts";
+
+/** A case: what wrk sends to which served process. */
+interface CaseDef {
+  id: string;
+  label: string;
+  fn: Served;
+  headers: Record<string, string>;
+  expect: readonly number[];
+  rotate?: Array<Record<string, string>>;
+  connections?: number;
+  /** Key-state changes in the background. */
+  churn?: boolean;
+}
+/** Where a served process is asked: the gateway's path below `/functions/v1`. */
+const PATHS: Record<Served, string> = {
+  baseline: "/",
+  "v1-test": "/v1-test",
+  me: "/me",
+  vaults: "/vaults/v1",
+  "api-keys": "/api-keys",
+};
+const CASES = ["baseline", "v1-test", "bad-key", "limited-key", "anonymous", "me", "vaults"]
+  .concat(["cache", "latency"]);
+
+function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
+  const T = "/api/v1/test";
+  const labels: Record<string, string> = {
+    baseline: "bare Deno.serve",
+    "v1-test": `${T}, valid key`,
+    "bad-key": `${T}, bad checksum (401, then 429)`,
+    "limited-key": `${T}, rate-limited key (429)`,
+    anonymous: "/api/me, no credentials, address over budget (429)",
+    me: `/api/me, ES256 tokens of ${fx.tokens.length} users`,
+    vaults: `/api/v1/vaults, read key (${fx.vaults} vaults)`,
+    cache: `${T}, ${fx.churnKeys.length} keys, ${o.changes} key changes/s`,
+    "baseline-1c": "bare Deno.serve, 1 connection",
+    "v1-test-1c": `${T}, 1 connection`,
+  };
+  const at = (n: number, h = {}) => ({ ...stack.gateway(`203.0.113.${n}`), ...h });
+  const key = (k: string) => ({ "X-API-Key": k });
+  const c = (id: string, fn: Served, headers: object, expect: number[], more = {}) =>
+    ({ id, label: labels[id], fn, headers, expect, ...more }) as CaseDef;
+  const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
+  return [
+    c("baseline", "baseline", at(1), [200]),
+    c("v1-test", "v1-test", at(2, key(fx.validKey)), [200]),
+    c("bad-key", "v1-test", at(3, key(fx.invalidKey)), [401, 429]),
+    c("limited-key", "v1-test", at(4, key(fx.limitedKey)), [429]),
+    c("anonymous", "me", at(5), [401, 429]),
+    c("me", "me", at(6), [200], { rotate: fx.tokens.map(bearer) }),
+    c("vaults", "vaults", at(7, key(fx.readKey)), [200]),
+    c("cache", "v1-test", at(8), [200], { rotate: fx.churnKeys.map(key), churn: true }),
+    c("baseline-1c", "baseline", at(1), [200], { connections: 1 }),
+    c("v1-test-1c", "v1-test", at(2, key(fx.validKey)), [200], { connections: 1 }),
+  ].filter((d) => o.cases.includes(d.id.endsWith("-1c") ? "latency" : d.id));
+}
+
+/** The options: default and meaning. */
+const FLAGS = {
+  duration: ["8", "measured seconds per case"],
+  warmup: ["2", "warm-up seconds before each case"],
+  connections: ["50", "wrk connections of the loaded cases"],
+  "latency-seconds": ["5", "seconds of each 1-connection run of the latency case"],
+  users: ["300", "users whose tokens /api/me rotates, 1,000 requests/h each"],
+  "cache-keys": ["1000", "API keys the cache case rotates"],
+  changes: ["10", "key-state changes per second during the cache case"],
+} as const;
+type Flag = keyof typeof FLAGS;
+type Options = Record<Flag, number> & { cases: string[] };
+
+function options(args: string[]): Options {
+  const spec = Object.fromEntries(
+    Object.entries(FLAGS).map(([k, [d]]) => [k, { type: "string" as const, default: d }]),
+  );
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...spec,
+      cases: { type: "string", default: CASES.join(",") },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const usage = "usage: deno task bench [options]\n" +
+    Object.entries(FLAGS).map(([k, [d, what]]) => `  --${k.padEnd(16)} ${what} (default ${d})`)
+      .join("\n") +
+    `\n  --cases            comma-separated, default all: ${CASES.join(",")}`;
+  if (values.help) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  const cases = String(values.cases).split(",").filter((c) => c !== "");
+  const unknown = cases.filter((c) => !CASES.includes(c));
+  if (unknown.length > 0) throw new Error(`unknown case(s): ${unknown.join(", ")}\n${usage}`);
+  const o = { cases } as Options;
+  for (const k of Object.keys(FLAGS) as Flag[]) {
+    o[k] = Number((values as Record<string, unknown>)[k]);
+    const min = k === "warmup" ? 0 : 1;
+    if (!Number.isInteger(o[k]) || o[k] < min) throw new Error(`--${k} needs an integer ≥ ${min}`);
+  }
+  return o;
+}
 
 const log = (line: string) => console.log(`[bench] ${line}`);
 
+const calls = (stack: Stack) => meter.verifyCalls(stack.sql, BENCH.database, BENCH.poolerPort);
+
+async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareRps?: number) {
+  const port = portOf(c.fn);
+  const connections = c.connections ?? o.connections;
+  const seconds = connections === 1 ? o["latency-seconds"] : o.duration;
+  const url = `http://127.0.0.1:${port}${PATHS[c.fn]}`;
+  const load: WrkLoad = { url, connections, seconds, headers: c.headers };
+  if (c.rotate) load.rotate = c.rotate;
+  log(`${c.label}: ${connections} connection(s), ${o.warmup} s warm-up + ${seconds} s`);
+  const stopChurn = c.churn ? startChurn(stack, fx.changers, o.changes) : undefined;
+  try {
+    if (o.warmup > 0) await runWrk({ ...load, seconds: o.warmup });
+    const keys = c.fn === "v1-test" || c.fn === "vaults";
+    const calls0 = keys ? await calls(stack) : 0;
+    await meter.takeCounters(port);
+    const p = stack.pids;
+    const stopCpu = meter.meterCpu({
+      server: () => meter.cpuSeconds(p[c.fn]),
+      bridge: () => meter.cpuSeconds(p.bridge),
+      redis: () => meter.cpuSeconds(p.redis),
+      postgres: () => meter.clusterCpuSeconds(p.postgres),
+      pgbouncer: () => meter.cpuSeconds(p.pgbouncer),
+      wrk: () => meter.cpuSeconds("self", "children"),
+    });
+    const w = await runWrk(load);
+    const cpu = stopCpu();
+    const k = await meter.takeCounters(port);
+    const lookups = keys ? await calls(stack) - calls0 : undefined;
+    const n = Math.max(1, k.requests);
+    const unexpected = Object.entries(k.statuses).filter(([s]) => !c.expect.includes(Number(s)));
+    const result: CaseResult = {
+      id: c.id,
+      label: c.label,
+      connections,
+      seconds: w.seconds,
+      rps: w.rps,
+      ratio: bareRps === undefined ? undefined : w.rps / bareRps,
+      latencyMs: w.latencyMs,
+      statuses: k.statuses,
+      unexpected: [...Object.values(w.socketErrors), ...unexpected.map(([, v]) => v)]
+        .reduce((a, b) => a + b, 0),
+      requests: k.requests,
+      cpuUs: Object.fromEntries(
+        Object.entries(cpu.seconds).map(([name, s]) => [name, (s * 1e6) / n]),
+      ) as CaseResult["cpuUs"],
+      busyCores: cpu.busyCores,
+      redis: { single: k.redis, pipelines: k.pipelines, perRequest: (k.redis + k.pipelines) / n },
+      hitRatio: lookups === undefined ? undefined : 1 - lookups / n,
+      verifyCalls: lookups,
+      churn: await stopChurn?.(),
+    };
+    const server = Math.round(result.cpuUs.server);
+    log(`  ${Math.round(w.rps)} req/s, p50 ${w.latencyMs.p50} ms, server ${server} µs/request`);
+    return result;
+  } finally {
+    await stopChurn?.();
+  }
+}
+
+/** Checks that a key lookup shows in pg_stat_user_functions, so the hit ratio means something. */
+async function checkCounting(stack: Stack, fx: Fixtures): Promise<void> {
+  const before = await calls(stack);
+  const headers = { ...stack.gateway("203.0.113.9"), "X-API-Key": fx.churnKeys[0]! };
+  await (await fetch(`http://127.0.0.1:${portOf("v1-test")}/v1-test`, { headers })).text();
+  const counted = await calls(stack) - before;
+  if (counted < 1) throw new Error("pg_stat_user_functions does not count verify_api_key calls");
+}
+
 async function main(o: Options): Promise<void> {
   const startedAt = new Date();
-  const loadAtStart = Deno.loadavg();
-  const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
-  const outDir = `${ROOT}/.local/bench`;
-  const profDir = o.cpuProf ? `${outDir}/prof-${stamp}` : undefined;
-  const settings: LoadSettings = { connections: o.connections, threads: o.threads, timeoutS: 5 };
-  const cleanup = () => stopAll(log);
-  onInterrupt(cleanup);
-
-  const cases: CaseReport[] = [];
-  let fixed: FixedReport | undefined;
-  let cold: ColdResult | undefined;
-  let soak: SoakReport | undefined;
-  let tool: Tool = "wrk";
-  let server: Proc | undefined;
+  const loadavg = Deno.loadavg();
+  if (loadavg[0]! > 1) {
+    log(`WARNING: load average ${loadavg[0]} before the run: figures will be lower`);
+  }
+  const started: { stop?: () => Promise<void> } = {};
+  const interrupted = async () => {
+    log("interrupted: stopping what the bench started");
+    await started.stop?.();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
+  Deno.addSignalListener("SIGTERM", interrupted);
+  const results: CaseResult[] = [];
   try {
-    const load1 = loadAtStart[0] ?? 0;
-    if (load1 > 1) {
-      log(`WARNING: load average ${load1.toFixed(2)} before the run: other processes use the CPU,`);
-      log("WARNING: so the figures will be lower and noisier than on an idle machine");
+    const stack = await startStack(log, started);
+    const changes = o.cases.includes("cache") ? o.changes * (o.warmup + o.duration + 5) : 0;
+    const sizes = { users: o.users, churnKeys: o["cache-keys"], changes };
+    const fx = await createFixtures(stack, sizes, log);
+    await checkCounting(stack, fx);
+    const bare: Record<number, number> = {};
+    for (const c of caseDefs(stack, fx, o)) {
+      const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections]);
+      if (c.fn === "baseline") bare[r.connections] = r.rps;
+      results.push(r);
     }
-    tool = await pickTool(log, o.tool);
-    log(
-      `load tool: ${tool}, ${o.threads} thread(s), ${o.connections} connections, ` +
-        `${o.warmup} s warm-up + ${o.duration} s per case`,
-    );
-    const env = benchSettings();
-    await prepareDatabase(env, log);
-    const bridge = await ensureBridge(env, log);
-    log(`redis: cleared ${await clearRedisPrefix(env)} keys under ${BENCH.redisPrefix}:`);
-    server = await startServer({ ...env, ...o.serverEnv }, log, profDir);
-    const baseline = await startBaseline(log);
-    const fx = await createFixtures(env, o.users, 20, log);
-    const defs = caseDefs(fx);
-    for (const c of defs) await expectStatus(c);
-    const byId = new Map(defs.map((c) => [c.id, c]));
-
-    if (!o.skip.includes("load")) {
-      let baseRps = NaN;
-      for (const c of defs.filter((d) => (o.cases ?? CASE_IDS).includes(d.id))) {
-        log(`${c.label}: warm-up ${o.warmup} s, then ${o.duration} s`);
-        if (o.warmup > 0) await runLoad(tool, c.target, settings, o.warmup);
-        const pid = c.id === "baseline" ? baseline.pid : server.pid;
-        const pids: Record<string, number> = { server: pid };
-        if (bridge && c.id !== "baseline") pids.bridge = bridge.pid;
-        const stopRss = sampleRss(pid, 200);
-        const stopCpu = meterCpu(pids, ["postgres", "redis-server"]);
-        const result = await runLoad(tool, c.target, settings, o.duration);
-        const cpu = stopCpu();
-        const rss = stopRss();
-        if (c.id === "baseline") baseRps = result.rps;
-        cases.push({
-          id: c.id,
-          label: c.label,
-          url: c.target.url,
-          result,
-          rss,
-          cpu,
-          ratio: result.rps / baseRps,
-        });
-        log(
-          `  ${
-            Math.round(result.rps)
-          } req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms`,
-        );
-      }
-    }
-
-    if (!o.skip.includes("fixed")) {
-      fixed = { cases: {}, addedMedianMs: {}, serverCpuUsPerRequest: {} };
-      for (const id of ["baseline", "v1-test", "me"]) {
-        log(`fixed rate: ${id} at ${o.rate}/s, ${o.fixedRequests} requests`);
-        const warmup = Math.min(1000, Math.ceil(o.fixedRequests / 10));
-        const stopCpu = meterCpu({ server: id === "baseline" ? baseline.pid : server.pid });
-        const r = await runFixedRate(byId.get(id)!.target, {
-          rate: o.rate,
-          count: o.fixedRequests,
-          warmup,
-        });
-        // Warm-up and measurement run at the same rate, so CPU over both is per-request fair.
-        fixed.serverCpuUsPerRequest[id] = Math.round(
-          (stopCpu().procs.server ?? NaN) / 100 * 1e6 / r.achievedRate,
-        );
-        fixed.cases[id] = r;
-      }
-      const base = fixed.cases.baseline!.latencyMs.p50;
-      for (const id of ["v1-test", "me"]) {
-        fixed.addedMedianMs[id] = Math.round((fixed.cases[id]!.latencyMs.p50 - base) * 1000) / 1000;
-      }
-    }
-
-    if (!o.skip.includes("cold")) {
-      log(`cold start: supabase/functions/v1-test/index.ts, ${o.coldRuns} runs`);
-      cold = await measureColdStart({
-        root: ROOT,
-        entry: "supabase/functions/v1-test/index.ts",
-        handlerModule: "supabase/functions/v1-test/handler.ts",
-        env,
-        port: BENCH.coldPort,
-        path: "/v1-test",
-        headers: { "X-API-Key": fx.validKey },
-        runs: o.coldRuns,
-      });
-    }
-
-    if (o.soak > 0) {
-      log(`soak: /api/v1/test for ${o.soak} s, RSS each second`);
-      const stopRss = sampleRss(server.pid, 1000);
-      const result = await runLoad(tool, byId.get("v1-test")!.target, settings, o.soak);
-      const rss = stopRss();
-      const first = rss.firstKb ?? NaN;
-      const pct = (kb: number | undefined) =>
-        Math.round((((kb ?? NaN) - first) / first) * 1000) / 10;
-      soak = {
-        seconds: o.soak,
-        result,
-        rss,
-        changePct: pct(rss.lastKb),
-        peakChangePct: pct(rss.peakKb),
-      };
-    }
-    if (profDir) await stop(server);
   } finally {
-    await cleanup();
+    await started.stop?.();
+    Deno.removeSignalListener("SIGINT", interrupted);
+    Deno.removeSignalListener("SIGTERM", interrupted);
   }
 
-  const goals = checkGoals(cases, fixed, cold, soak);
-  const out = [
+  const goalList = goals(results);
+  console.log([
+    "",
     `## Torvus benchmark ${startedAt.toISOString()}`,
     "",
-    `${tool}, ${o.threads} thread(s), ${o.connections} connections, ${o.duration} s per case ` +
-    `after ${o.warmup} s warm-up; ${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno}`,
+    `wrk 1 thread, ${o.warmup} s warm-up + ${o.duration} s per case; each function alone on ` +
+    `Deno 2.1 through PgBouncer (transaction mode); ${navigator.hardwareConcurrency} CPUs, ` +
+    `load average ${loadavg.map((l) => l.toFixed(2)).join(" ")} at start`,
     "",
-  ];
-  if (cases.length > 0) out.push(caseTable(cases), "");
-  if (fixed) out.push(fixedTable(fixed), "");
-  if (cold) out.push(coldLines(cold), "");
-  if (soak) out.push(soakLines(soak), "");
-  if (goals.length > 0) out.push(goalTable(goals), "");
-  console.log("\n" + out.join("\n"));
-
-  Deno.mkdirSync(outDir, { recursive: true });
-  const file = `${outDir}/${stamp}.json`;
-  const report = {
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    machine: {
-      cpus: navigator.hardwareConcurrency,
-      deno: Deno.version,
-      os: Deno.osRelease(),
-      loadavgAtStart: loadAtStart,
-    },
-    settings: {
-      tool,
-      serverEnv: o.serverEnv,
-      ...settings,
-      durationS: o.duration,
-      warmupS: o.warmup,
-      users: o.users,
-      ...BENCH,
-    },
-    cases,
-    fixedRate: fixed,
-    coldStart: cold,
-    soak,
-    goals,
-  };
-  Deno.writeTextFileSync(file, JSON.stringify(report, null, 2) + "\n");
+    tables(results),
+    "",
+    goalTable(goalList),
+    "",
+  ].join("\n"));
+  const dir = `${LOCAL}/bench`;
+  Deno.mkdirSync(dir, { recursive: true });
+  const file = `${dir}/${startedAt.toISOString().replace(/[:.]/g, "-")}.json`;
+  const machine = { cpus: navigator.hardwareConcurrency, loadavg, deno: Deno.version };
+  const run = { startedAt, finishedAt: new Date(), machine, options: o, BENCH, results };
+  Deno.writeTextFileSync(file, JSON.stringify({ ...run, goals: goalList }, null, 2) + "\n");
   log(`written ${file}`);
-  if (profDir) {
-    for (const entry of Deno.readDirSync(profDir)) {
-      if (!entry.name.endsWith(".cpuprofile")) continue;
-      console.log(`\nCPU profile of the dev server (${profDir}/${entry.name}):`);
-      console.log(summariseFile(`${profDir}/${entry.name}`, 25));
-    }
-  }
 }
 
 if (import.meta.main) {
   try {
-    await main(parseArgs(Deno.args));
+    await main(options(Deno.args));
     Deno.exit(0);
   } catch (error) {
     console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,0 +1,166 @@
+/**
+ * The benchmark's data (tiers, keys, users and their tokens, vaults) and the background client
+ * that changes key states through the public API while the cache case runs.
+ *
+ * @module
+ */
+import { createApiKey, createTier, mintTokenFor } from "../admin/ops.ts";
+import { portOf, type Stack } from "./stack.ts";
+
+/** The credentials the cases use. */
+export interface Fixtures {
+  /** A live key of a tier whose limits cannot be exhausted. */
+  validKey: string;
+  /** A read-scoped key of that tier, owner of the vaults. */
+  readKey: string;
+  /** A well-formed key whose checksum fails. */
+  invalidKey: string;
+  /** A key of a tier of 1 a minute and a day, already used once. */
+  limitedKey: string;
+  /** ES256 tokens of distinct users (each user may make 1,000 requests an hour). */
+  tokens: string[];
+  /** Keys of the unlimited tier that the cache case rotates. */
+  churnKeys: string[];
+  /** Owners of throwaway keys (their tokens and the keys' ids) whose keys the churn changes. */
+  changers: Array<{ token: string; keyIds: string[] }>;
+  vaults: number;
+}
+
+/** Sizes of the data. */
+export interface FixtureSizes {
+  users: number;
+  churnKeys: number;
+  /** Key changes the churn client may make. */
+  changes: number;
+}
+
+/** The status of a request (its body is not read). */
+async function status(url: string, init: RequestInit): Promise<number> {
+  const res = await fetch(url, init);
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** Breaks a key's checksum: its last character encodes only checksum bits. */
+function corruptKey(key: string): string {
+  return key.slice(0, -1) + (key.at(-1) === "A" ? "B" : "A");
+}
+
+/** Creates the data in the freshly reset database. */
+export async function createFixtures(
+  stack: Stack,
+  sizes: FixtureSizes,
+  log: (line: string) => void,
+): Promise<Fixtures> {
+  const { sql } = stack;
+  const huge = 1_000_000_000;
+  await createTier(sql, { name: "bench-huge", perMinute: huge, perDay: huge });
+  await createTier(sql, { name: "bench-exhausted", perMinute: 1, perDay: 1 });
+  const key = (email: string, tier: string, scopes: ("read" | "write")[] = ["read"]) =>
+    createApiKey(sql, { email, tier, mode: "live", scopes });
+  const owner = "bench@torvus.local";
+  const valid = await key(owner, "bench-huge");
+  const read = await key(owner, "bench-huge");
+  const writer = await key(owner, "bench-huge", ["read", "write"]);
+  const limited = await key(owner, "bench-exhausted");
+  const token = async (email: string) =>
+    (await mintTokenFor(sql, email, 3600, { issuer: stack.issuer })).token;
+  const tokens: string[] = [];
+  for (let i = 0; i < sizes.users; i++) tokens.push(await token(`bench-user-${i}@torvus.local`));
+  const churnKeys: string[] = [];
+  for (let i = 0; i < sizes.churnKeys; i++) {
+    churnKeys.push((await key("bench-cache@torvus.local", "bench-huge")).key);
+  }
+  const changers: Fixtures["changers"] = [];
+  const perUser = Math.ceil(sizes.changes / 20);
+  for (let u = 0; u < 20; u++) {
+    const email = `bench-changer-${u}@torvus.local`;
+    const keyIds: string[] = [];
+    for (let i = 0; i < perUser; i++) keyIds.push((await key(email, "bench-huge")).id);
+    changers.push({ token: await token(email), keyIds });
+  }
+
+  const headers = { ...stack.gateway("198.51.100.1"), "Content-Type": "application/json" };
+  const vaults = 20;
+  for (let i = 0; i < vaults; i++) {
+    const body = JSON.stringify({ name: `bench vault ${i}` });
+    const init = { method: "POST", headers: { ...headers, "X-API-Key": writer.key }, body };
+    const created = await status(`http://127.0.0.1:${portOf("vaults")}/vaults/v1`, init);
+    if (created !== 201) throw new Error(`creating a vault answered ${created}`);
+  }
+  const url = `http://127.0.0.1:${portOf("v1-test")}/v1-test`;
+  const first = await status(url, { headers: { ...headers, "X-API-Key": limited.key } });
+  if (first !== 200) throw new Error(`the limited key's one request answered ${first}`);
+  log(
+    `fixtures: ${sizes.users} users with tokens, ${sizes.churnKeys} keys for the cache case, ` +
+      `${20 * perUser} throwaway keys of 20 other users, ${vaults} vaults`,
+  );
+  return {
+    validKey: valid.key,
+    readKey: read.key,
+    invalidKey: corruptKey(valid.key),
+    limitedKey: limited.key,
+    tokens,
+    churnKeys,
+    changers,
+    vaults,
+  };
+}
+
+/** What the churn client did. */
+export interface ChurnResult {
+  seconds: number;
+  /** Changes answered 200/201, per second. */
+  perSecond: number;
+  statuses: Record<string, number>;
+}
+
+/**
+ * Starts revoking and rolling (grace 0) the changers' keys through the api-keys function,
+ * `perSecond` changes a second, each owner in turn; the returned function stops it.
+ */
+export function startChurn(
+  stack: Stack,
+  changers: Fixtures["changers"],
+  perSecond: number,
+): () => Promise<ChurnResult> {
+  const base = `http://127.0.0.1:${portOf("api-keys")}/api-keys`;
+  const statuses: Record<string, number> = {};
+  const inFlight = new Set<Promise<void>>();
+  const started = performance.now();
+  const change = async (n: number) => {
+    const owner = changers[n % changers.length]!;
+    const id = owner.keyIds.pop();
+    const roll = n % 2 === 1;
+    const init = {
+      method: "POST",
+      headers: {
+        ...stack.gateway("198.51.100.2"),
+        Authorization: `Bearer ${owner.token}`,
+        "Content-Type": "application/json",
+      },
+      ...(roll ? { body: '{"grace_period_seconds":0}' } : {}),
+    };
+    const outcome = id === undefined
+      ? "no key left"
+      : await status(`${base}/${id}/${roll ? "roll" : "revoke"}`, init).then(
+        String,
+        () => "failed",
+      );
+    statuses[outcome] = (statuses[outcome] ?? 0) + 1;
+  };
+  let i = 0;
+  const timer = setInterval(() => {
+    const p = change(i++).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  }, 1000 / perSecond);
+  let stopped: Promise<ChurnResult> | undefined;
+  return () =>
+    stopped ??= (async () => {
+      clearInterval(timer);
+      const seconds = (performance.now() - started) / 1000;
+      await Promise.all(inFlight);
+      const ok = (statuses["200"] ?? 0) + (statuses["201"] ?? 0);
+      return { seconds, perSecond: ok / seconds, statuses };
+    })();
+}
