@@ -14,8 +14,10 @@ import {
   INCOMPLETE,
   RespError,
   RespParser,
+  RespProtocolError,
   type RespReply,
   RespStatus,
+  RespWriter,
 } from "../tools/redis_bridge/resp.ts";
 import { sha1Hex, stripUpstashFlags } from "../tools/redis_bridge/scripts.ts";
 
@@ -497,4 +499,187 @@ Deno.test("unreachable Redis: 503 JSON quickly", async () => {
     { redisUrl: "redis://127.0.0.1:1" },
     false,
   );
+});
+
+/** The encoder the bridge used before RespWriter: TextEncoder per argument, then concatenate. */
+function referenceEncode(args: readonly (string | Uint8Array)[]): Uint8Array {
+  const parts: Uint8Array[] = [enc.encode(`*${args.length}\r\n`)];
+  for (const arg of args) {
+    const bytes = typeof arg === "string" ? enc.encode(arg) : arg;
+    parts.push(enc.encode(`$${bytes.length}\r\n`), bytes, enc.encode("\r\n"));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
+  return out;
+}
+
+Deno.test("resp: RespWriter writes the same bytes as TextEncoder, for any text", () => {
+  const pieces = ["", "a", "key:1", "é", "日本", "😀", "\ud800", "\udc00x", "\u0000", "\r\n", "~"];
+  let seed = 42;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const randomText = () => {
+    const repeat = [1, 2, 9, 10, 99, 100, 300][random(7)] as number;
+    return Array.from({ length: repeat }, () => pieces[random(pieces.length)]).join("");
+  };
+  const writer = new RespWriter(64); // tiny, so growth is exercised too
+  const expected: Uint8Array[] = [];
+  for (let i = 0; i < 500; i++) {
+    const args: (string | Uint8Array)[] = Array.from({ length: 1 + random(12) }, randomText);
+    if (i % 7 === 0) args.push(new Uint8Array([0, 255, 13, 10]));
+    writer.command(args);
+    expected.push(referenceEncode(args));
+    assert.deepEqual(encodeCommand(args), referenceEncode(args), JSON.stringify(args));
+  }
+  const all = new Uint8Array(expected.reduce((n, p) => n + p.length, 0));
+  expected.reduce((offset, p) => (all.set(p, offset), offset + p.length), 0);
+  assert.deepEqual(writer.bytes(), all);
+  const big = "€".repeat(1024 * 1024);
+  writer.command(["SET", "k", big]);
+  writer.reset();
+  assert.equal(writer.length, 0);
+  writer.command(["GET", "k"]);
+  assert.deepEqual(writer.bytes(), referenceEncode(["GET", "k"]));
+});
+
+Deno.test("resp: integers, lengths and status lines parse exactly; bad ones are refused", () => {
+  const wire = ":0\r\n:00012\r\n:-7\r\n:123456789012345\r\n:9007199254740991\r\n" +
+    ":9007199254740992\r\n:-9007199254740993\r\n:9223372036854775807\r\n" +
+    "+h\u00e9llo\r\n-ERR a rather long error message with \u00fc in it, past 32 bytes\r\n";
+  const parser = new RespParser();
+  parser.feed(enc.encode(wire));
+  const got: RespReply[] = [];
+  for (let r = parser.next(); r !== INCOMPLETE; r = parser.next()) got.push(r);
+  assert.deepEqual(got, [
+    0,
+    12,
+    -7,
+    123456789012345,
+    9007199254740991,
+    9007199254740992n,
+    -9007199254740993n,
+    9223372036854775807n,
+    new RespStatus("h\u00e9llo"),
+    new RespError("ERR a rather long error message with \u00fc in it, past 32 bytes"),
+  ]);
+  for (const bad of [":12a\r\n", ":\r\n", ":-\r\n", ":+5\r\n", "$x\r\n", "$-2\r\n", "*1.5\r\n"]) {
+    const p = new RespParser();
+    p.feed(enc.encode(bad));
+    assert.throws(() => p.next(), RespProtocolError, bad);
+  }
+});
+
+Deno.test("scripts: sha1Hex is the SHA-1 of the UTF-8 text", async () => {
+  for (const text of ["", "return 1", "#!lua flags=allow-key-locking\nreturn '😀 é'"]) {
+    const digest = await crypto.subtle.digest("SHA-1", enc.encode(text));
+    assert.equal(sha1Hex(text), new Uint8Array(digest).toHex());
+  }
+});
+
+Deno.test("http: bearer token, paths and streamed bodies", async () => {
+  await withBridge(async ({ url, call }) => {
+    const ping = async (authorization: string) =>
+      (await fetch(`${url}/`, { method: "POST", headers: { authorization }, body: '["PING"]' }))
+        .text();
+    const last = TOKEN.at(-1) === "a" ? "b" : "a";
+    for (const header of [`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `Bearer   ${TOKEN}  `]) {
+      assert.equal(await ping(header), '{"result":"PONG"}', header);
+    }
+    for (
+      const header of [
+        `Bearer ${TOKEN}${TOKEN}`, // matches position by position modulo the length
+        `Bearer ${TOKEN.slice(0, -1)}${last}`,
+        `Basic ${TOKEN}`,
+        `Bearer ${TOKEN} x`,
+        `Bearer`,
+      ]
+    ) {
+      assert.equal(await ping(header), '{"error":"Unauthorized"}', header);
+    }
+    for (const path of ["/pipeline/", "/pipeline?x=1", "/pipeline//"]) {
+      const res = await call(path, [["PING"]]);
+      assert.equal(res.text, '[{"result":"PONG"}]', path);
+    }
+    assert.equal((await call("/pipe%6Cine", [["PING"]])).status, 404);
+    // Bodies without Content-Length (chunked) are read in chunks and capped while streaming.
+    const streamed = (text: string) =>
+      fetch(`${url}/pipeline`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: ReadableStream.from([enc.encode(text.slice(0, 5)), enc.encode(text.slice(5))]),
+      });
+    const ok = await streamed('\ufeff[["ECHO","é"]]');
+    assert.equal(await ok.text(), '[{"result":"é"}]');
+    const big = await streamed(JSON.stringify([["ECHO", "x".repeat(2000)]]));
+    assert.equal(big.status, 413);
+    assert.match((await big.json()).error, /exceeds the limit of 1024 bytes/);
+    // The same BOM-prefixed body with a Content-Length takes the one-piece path.
+    const withLength = await call("/pipeline", undefined, { rawBody: '\ufeff[["ECHO","é"]]' });
+    assert.equal(withLength.text, '[{"result":"é"}]');
+  }, { maxBodyBytes: 1024 });
+});
+
+Deno.test("pool: one turn's calls share a connection until a blocking one", async () => {
+  const pool = new RedisPool({ url: REDIS_URL, size: 4 });
+  try {
+    const [a, b, blocked, c] = [
+      pool.command(["CLIENT", "ID"]),
+      pool.command(["CLIENT", "ID"]),
+      pool.command(["BLPOP", `${PREFIX}none`, "0.5"]),
+      pool.command(["CLIENT", "ID"]),
+    ];
+    const started = Date.now();
+    assert.equal(await a, await b);
+    assert.notEqual(await c, await a, "a call after BLPOP must not queue behind it");
+    assert.ok(Date.now() - started < 400, "answered while BLPOP still blocks");
+    assert.equal(await blocked, null);
+    // A batch with a bad argument is refused whole; the connection's stream stays in step.
+    const k = `${PREFIX}partial`;
+    const bad = ["GET", 5] as unknown as string[];
+    await assert.rejects(pool.pipeline([["SET", k, "v"], bad]), TypeError);
+    assert.equal(await pool.command(["GET", k]), null, "nothing of the bad batch was sent");
+    assert.deepEqual(await pool.command(["PING"]), new RespStatus("PONG"));
+    // Many calls of one turn: replies line up with their calls.
+    const n = `${PREFIX}turn`;
+    const incrs = Array.from({ length: 300 }, () => pool.command(["INCR", n]));
+    assert.deepEqual(await Promise.all(incrs), Array.from({ length: 300 }, (_, i) => i + 1));
+    await pool.command(["DEL", n]);
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("pool: the deadline timer follows the oldest call", async () => {
+  const pool = new RedisPool({ url: REDIS_URL, size: 1, commandTimeoutMs: 300 });
+  try {
+    const first = pool.command(["BLPOP", `${PREFIX}none1`, "0.2"]);
+    await new Promise((r) => setTimeout(r, 150));
+    const started = Date.now();
+    const second = assert.rejects(
+      pool.command(["BLPOP", `${PREFIX}none2`, "2"]),
+      /timed out after 300 ms/,
+    );
+    assert.equal(await first, null, "the first call ends in time");
+    await second;
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 250 && elapsed < 1000, `second call timed out after ${elapsed} ms`);
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("bridge: concurrent pipelines each get their own replies", async () => {
+  await withBridge(async ({ call }) => {
+    const results = await Promise.all(Array.from({ length: 60 }, async (_, i) => {
+      const k = `${PREFIX}c${i}`;
+      const body = [["SET", k, `v${i}`], ["GET", k], ["INCRBY", `${k}:n`, i], ["DEL", k]];
+      return [i, await call("/pipeline", body, { base64: i % 2 === 0 })] as const;
+    }));
+    for (const [i, res] of results) {
+      const value = i % 2 === 0 ? b64(`v${i}`) : `v${i}`;
+      assert.equal(
+        res.text,
+        `[{"result":"OK"},{"result":"${value}"},{"result":${i}},{"result":1}]`,
+      );
+    }
+  });
 });

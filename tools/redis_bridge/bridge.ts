@@ -33,6 +33,16 @@
  * @module
  */
 
+import {
+  entry,
+  errorResponse,
+  HttpError,
+  jsonResponse,
+  readJson,
+  render,
+  toCommand,
+  toCommands,
+} from "./json.ts";
 import { RedisPool, RedisUnavailableError } from "./pool.ts";
 import { RespError, type RespReply, RespStatus } from "./resp.ts";
 import { type RewrittenCommand, ScriptRegistry } from "./scripts.ts";
@@ -68,100 +78,21 @@ const CONNECTION_STATE_COMMANDS = new Set(
     "PUNSUBSCRIBE SUNSUBSCRIBE MONITOR QUIT RESET HELLO AUTH SYNC PSYNC").split(" "),
 );
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
+/** Request URL -> route path (no trailing slashes). Clients repeat the same few URLs, and the
+ * URL parser is a native call per request; a small memo keeps its exact behaviour (errors
+ * included) at the cost of a map lookup. */
+const paths = new Map<string, string>();
+
+function pathOf(url: string): string {
+  let path = paths.get(url);
+  if (path === undefined) {
+    path = new URL(url).pathname.replace(/\/+$/, "") || "/";
+    if (paths.size >= 64) paths.clear();
+    paths.set(url, path);
   }
-}
-
-const jsonResponse = (
-  status: number,
-  body: string,
-  headers: Record<string, string> = {},
-): Response =>
-  new Response(body, { status, headers: { "content-type": "application/json", ...headers } });
-
-const errorResponse = (
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): Response => jsonResponse(status, JSON.stringify({ error: message }), headers);
-
-/** Renders a reply as JSON text (hand-written so bulk bytes and big integers stay exact). */
-function render(reply: RespReply, base64: boolean, top: boolean): string {
-  if (reply === null) return "null";
-  if (typeof reply === "number" || typeof reply === "bigint") return reply.toString();
-  if (reply instanceof Uint8Array) {
-    return JSON.stringify(base64 ? reply.toBase64() : decoder.decode(reply));
-  }
-  if (Array.isArray(reply)) return `[${reply.map((r) => render(r, base64, false)).join(",")}]`;
-  // Status or (nested, e.g. from Lua) error: plain text.
-  const text = reply instanceof RespStatus ? reply.value : reply.message;
-  const literal = !base64 || (top && reply instanceof RespStatus && text === "OK");
-  return JSON.stringify(literal ? text : encoder.encode(text).toBase64());
-}
-
-const entry = (reply: RespReply, base64: boolean): string =>
-  reply instanceof RespError
-    ? JSON.stringify({ error: reply.message })
-    : `{"result":${render(reply, base64, true)}}`;
-
-const describe = (v: unknown): string =>
-  v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
-
-function toCommand(value: unknown, where: string): string[] {
-  if (!Array.isArray(value)) {
-    throw new HttpError(400, `${where} must be a JSON array like ["SET","key","value"]`);
-  }
-  if (value.length === 0) throw new HttpError(400, `${where} must not be an empty array`);
-  return value.map((arg: unknown, i) => {
-    if (typeof arg === "string") return arg;
-    if (typeof arg === "number" || typeof arg === "boolean") return String(arg);
-    throw new HttpError(
-      400,
-      `${where}: argument ${i} must be a string or number, not ${describe(arg)}`,
-    );
-  });
-}
-
-function toCommands(value: unknown): string[][] {
-  if (!Array.isArray(value) || value.length === 0) {
-    throw new HttpError(
-      400,
-      'Request body must be a non-empty JSON array of commands like [["SET","k","v"],["GET","k"]]',
-    );
-  }
-  return value.map((cmd: unknown, i) => toCommand(cmd, `Command ${i}`));
-}
-
-/** Reads the body with a hard size cap (checked while streaming, not just via Content-Length). */
-async function readJson(req: Request, limit: number): Promise<unknown> {
-  const tooLarge = () => new HttpError(413, `Request body exceeds the limit of ${limit} bytes`);
-  if (Number(req.headers.get("content-length") ?? 0) > limit) throw tooLarge();
-  if (!req.body) throw new HttpError(400, "Request body is required (a JSON array)");
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  chunks.reduce((offset, c) => (bytes.set(c, offset), offset + c.length), 0);
-  try {
-    return JSON.parse(decoder.decode(bytes));
-  } catch (e) {
-    throw new HttpError(400, `Request body is not valid JSON: ${(e as Error).message}`);
-  }
+  return path;
 }
 
 /** Creates the request handler and its Redis connection pool. Throws on invalid options. */
@@ -176,35 +107,37 @@ export function createBridge(options: BridgeOptions): Bridge {
   });
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const scripts = new ScriptRegistry();
-  const sha256 = async (s: string) =>
-    new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(s)));
-  const expectedDigest = sha256(options.token);
+  const token = options.token;
 
-  async function authorized(req: Request): Promise<boolean> {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.get("authorization") ?? "");
-    if (!match?.[1]) return false;
-    // Equal-length digests compared without early exit: timing reveals nothing about the token.
-    const [got, want] = await Promise.all([sha256(match[1]), expectedDigest]);
-    let diff = 0;
-    for (let i = 0; i < want.length; i++) diff |= (got[i] ?? 0) ^ (want[i] ?? 0);
+  function authorized(req: Request): boolean {
+    const match = BEARER.exec(req.headers.get("authorization") ?? "");
+    const got = match?.[1];
+    if (!got) return false;
+    // No early exit and no branch on the token: the loop runs over what the client sent and
+    // folds in the length difference, so timing depends only on the client's own input.
+    // (Header values hold no surrogates, so comparing UTF-16 units equals comparing UTF-8.)
+    let diff = got.length ^ token.length;
+    for (let i = 0; i < got.length; i++) {
+      diff |= got.charCodeAt(i) ^ token.charCodeAt(i % token.length);
+    }
     return diff === 0;
   }
 
-  async function prepare(args: string[]): Promise<RewrittenCommand | RespError> {
+  function prepare(args: string[]): RewrittenCommand | RespError {
     const name = args[0]?.toUpperCase() ?? "";
     if (
       CONNECTION_STATE_COMMANDS.has(name) || (name === "CLIENT" && /^reply$/i.test(args[1] ?? ""))
     ) {
       return new RespError(`ERR command '${args[0]}' is not supported by the REST bridge`);
     }
-    return await scripts.rewrite(args);
+    return scripts.rewrite(args, name);
   }
 
   const fix = (cmd: RewrittenCommand, reply: RespReply | undefined): RespReply =>
     cmd.fixReply ? cmd.fixReply(reply ?? null) : reply ?? null;
 
   async function single(body: unknown, b64: boolean): Promise<Response> {
-    const cmd = await prepare(toCommand(body, "Request body"));
+    const cmd = prepare(toCommand(body, "Request body"));
     if (cmd instanceof RespError) return errorResponse(400, cmd.message);
     const reply = fix(cmd, await pool.command(cmd.args));
     if (reply instanceof RespError) return errorResponse(400, reply.message);
@@ -212,19 +145,22 @@ export function createBridge(options: BridgeOptions): Bridge {
   }
 
   async function pipeline(body: unknown, b64: boolean): Promise<Response> {
-    const prepared = await Promise.all(toCommands(body).map(prepare));
-    const runnable = prepared.filter((c): c is RewrittenCommand => !(c instanceof RespError));
-    const replies = await pool.pipeline(runnable.map((c) => c.args));
+    const prepared = toCommands(body).map(prepare);
+    const runnable: string[][] = [];
+    for (const c of prepared) if (!(c instanceof RespError)) runnable.push(c.args);
+    const replies = await pool.pipeline(runnable);
     let next = 0;
-    const entries = prepared.map((c) => {
-      if (c instanceof RespError) return entry(c, b64);
-      return entry(fix(c, replies[next++]), b64);
-    });
-    return jsonResponse(200, `[${entries.join(",")}]`);
+    let out = "[";
+    for (let i = 0; i < prepared.length; i++) {
+      const c = prepared[i] as RewrittenCommand | RespError;
+      out += (i === 0 ? "" : ",") +
+        entry(c instanceof RespError ? c : fix(c, replies[next++]), b64);
+    }
+    return jsonResponse(200, out + "]");
   }
 
   async function multiExec(body: unknown, b64: boolean): Promise<Response> {
-    const prepared = await Promise.all(toCommands(body).map(prepare));
+    const prepared = toCommands(body).map(prepare);
     const refused = prepared.find((c) => c instanceof RespError);
     if (refused) return errorResponse(400, refused.message);
     const cmds = prepared as RewrittenCommand[];
@@ -262,7 +198,7 @@ export function createBridge(options: BridgeOptions): Bridge {
 
   async function handler(req: Request): Promise<Response> {
     try {
-      const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
+      const path = pathOf(req.url);
       if (path === "/health") {
         if (req.method !== "GET" && req.method !== "HEAD") {
           return errorResponse(405, "Method not allowed; use GET", { allow: "GET, HEAD" });
@@ -271,7 +207,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       }
       const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
       if (!route) return errorResponse(404, `Not found: ${path}`);
-      if (!(await authorized(req))) return errorResponse(401, "Unauthorized");
+      if (!authorized(req)) return errorResponse(401, "Unauthorized");
       if (req.method !== "POST") {
         return errorResponse(405, "Method not allowed; use POST", { allow: "POST" });
       }

@@ -1,31 +1,22 @@
 /**
- * A small pool of pipelined RESP2 connections to one redis-server, built on `Deno.connect`.
+ * A small pool of pipelined RESP2 connections to one redis-server (sessions, see session.ts).
  *
- * - Each connection ("session") writes requests in FIFO order and matches replies in the same
- *   order, so many HTTP requests can share one socket without waiting for each other.
  * - A batch of commands handed to {@link RedisPool.pipeline} is written as one contiguous chunk
  *   on one connection. That is what makes `MULTI ... EXEC` safe: nothing can be interleaved.
- * - A session lives exactly as long as its socket. When the socket fails, every command still
- *   waiting on it is rejected and the slot is refilled by a fresh session on the next call.
- * - Every call has a deadline; on expiry the whole session is torn down, because its reply
- *   stream can no longer be trusted to line up with the queue.
+ * - A dead session's slot is refilled by a fresh session on the next call.
+ * - Calls made in the same event-loop turn go to the same connection, so they share one write
+ *   and one reply read: per-call syscalls and wake-ups cost more than Redis itself. The first
+ *   call of a turn picks: an idle connection first, else a new one in a free slot, else the
+ *   least busy. A call that may block (BLPOP, ...) ends the turn's sharing, so nothing made
+ *   later waits behind it on a connection it holds.
  *
  * @module
  */
 
-import {
-  concatBytes,
-  encodeCommand,
-  INCOMPLETE,
-  RespError,
-  RespParser,
-  type RespReply,
-} from "./resp.ts";
+import type { RespReply } from "./resp.ts";
+import { type Endpoint, RedisUnavailableError, Session } from "./session.ts";
 
-/** Redis could not be reached, the connection dropped, or a command timed out. */
-export class RedisUnavailableError extends Error {
-  override name = "RedisUnavailableError";
-}
+export { RedisUnavailableError } from "./session.ts";
 
 /** Options for {@link RedisPool}. */
 export interface RedisPoolOptions {
@@ -36,22 +27,6 @@ export interface RedisPoolOptions {
   /** Deadline per call (connect included), in milliseconds; default 2000. */
   commandTimeoutMs?: number;
 }
-
-interface Endpoint {
-  hostname: string;
-  port: number;
-  /** AUTH / SELECT commands sent first on every new connection. */
-  setup: string[][];
-}
-
-interface Pending {
-  count: number;
-  replies: RespReply[];
-  resolve(replies: RespReply[]): void;
-  reject(error: Error): void;
-}
-
-const errorText = (e: unknown): string => e instanceof Error ? e.message : String(e);
 
 /** Parses a `redis://` URL into host, port and the AUTH/SELECT commands it implies. */
 export function parseRedisUrl(url: string): Endpoint {
@@ -74,127 +49,21 @@ export function parseRedisUrl(url: string): Endpoint {
   return { hostname, port, setup };
 }
 
-/** One socket's lifetime: connect, pipelined writes, in-order reply matching, teardown. */
-class Session {
-  readonly closed: Promise<void>;
-  readonly #pending: Pending[] = [];
-  readonly #parser = new RespParser();
-  readonly #abort = new AbortController();
-  #outbox: Uint8Array[] = [];
-  #conn: Deno.TcpConn | null = null;
-  #writing = false;
-  #error: Error | null = null;
+/** Commands that can hold a connection for a while (BLPOP ..., XREAD ... BLOCK, WAIT). */
+const BLOCKING = new Set(
+  ("BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP XREAD XREADGROUP WAIT " +
+    "WAITAOF").split(" "),
+);
 
-  constructor(endpoint: Endpoint) {
-    if (endpoint.setup.length > 0) {
-      // Queued before any caller's command, so it is the first thing written on the socket.
-      const setupFailed = (e: Error) => this.destroy(e);
-      this.enqueue({
-        count: endpoint.setup.length,
-        replies: [],
-        resolve: (replies) => {
-          const bad = replies.find((r) => r instanceof RespError);
-          if (bad) {
-            setupFailed(new RedisUnavailableError(`connection setup failed: ${bad.message}`));
-          }
-        },
-        reject: () => {},
-      }, concatBytes(endpoint.setup.map(encodeCommand)));
-    }
-    this.closed = this.#run(endpoint);
+function mayBlock(commands: readonly (readonly (string | Uint8Array)[])[]): boolean {
+  for (const [name] of commands) {
+    if (typeof name !== "string") continue;
+    // Cheap pre-filter on the first letter (b, x or w, any case) before the set lookup.
+    const first = name.charCodeAt(0) | 0x20;
+    const candidate = first === 0x62 || first === 0x78 || first === 0x77;
+    if (candidate && BLOCKING.has(name.toUpperCase())) return true;
   }
-
-  get alive(): boolean {
-    return this.#error === null;
-  }
-
-  /** Commands written but not yet answered (used to pick the least busy connection). */
-  get load(): number {
-    return this.#pending.length;
-  }
-
-  enqueue(pending: Pending, payload: Uint8Array): void {
-    if (this.#error) return pending.reject(this.#error);
-    this.#pending.push(pending);
-    this.#outbox.push(payload);
-    void this.#flush();
-  }
-
-  /** Closes the socket and fails everything still queued on it. Idempotent. */
-  destroy(error: Error): void {
-    if (this.#error) return;
-    this.#error = error;
-    this.#abort.abort(error);
-    try {
-      this.#conn?.close();
-    } catch { /* already closed by the abort signal or the peer */ }
-    this.#conn = null;
-    this.#outbox = [];
-    for (const p of this.#pending.splice(0)) p.reject(error);
-  }
-
-  async #run({ hostname, port }: Endpoint): Promise<void> {
-    let conn: Deno.TcpConn;
-    try {
-      conn = await Deno.connect({ hostname, port, signal: this.#abort.signal });
-    } catch (e) {
-      this.destroy(
-        new RedisUnavailableError(`cannot connect to ${hostname}:${port}: ${errorText(e)}`),
-      );
-      return;
-    }
-    if (this.#error) {
-      conn.close();
-      return;
-    }
-    conn.setNoDelay(true);
-    this.#conn = conn;
-    void this.#flush();
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) throw new RedisUnavailableError("connection closed by Redis");
-        this.#parser.feed(buf.subarray(0, n));
-        for (let r = this.#parser.next(); r !== INCOMPLETE; r = this.#parser.next()) {
-          this.#deliver(r);
-        }
-      }
-    } catch (e) {
-      this.destroy(
-        e instanceof RedisUnavailableError
-          ? e
-          : new RedisUnavailableError(`connection lost: ${errorText(e)}`),
-      );
-    }
-  }
-
-  #deliver(reply: RespReply): void {
-    const head = this.#pending[0];
-    if (!head) throw new RedisUnavailableError("protocol desync: reply without a request");
-    head.replies.push(reply);
-    if (head.replies.length === head.count) {
-      this.#pending.shift();
-      head.resolve(head.replies);
-    }
-  }
-
-  /** Single writer per socket; whatever queued up meanwhile is coalesced into one write. */
-  async #flush(): Promise<void> {
-    const conn = this.#conn;
-    if (this.#writing || !conn) return;
-    this.#writing = true;
-    try {
-      while (this.#outbox.length > 0 && !this.#error) {
-        let chunk = concatBytes(this.#outbox.splice(0));
-        while (chunk.length > 0) chunk = chunk.subarray(await conn.write(chunk));
-      }
-    } catch (e) {
-      this.destroy(new RedisUnavailableError(`write failed: ${errorText(e)}`));
-    } finally {
-      this.#writing = false;
-    }
-  }
+  return false;
 }
 
 /** Pool of pipelined Redis connections; see the module docs for the guarantees. */
@@ -203,6 +72,8 @@ export class RedisPool {
   readonly #slots: (Session | undefined)[];
   readonly #timeoutMs: number;
   readonly #running = new Set<Promise<void>>();
+  /** The connection picked in the current event-loop turn. */
+  #current: Session | undefined;
   #closed = false;
 
   constructor(options: RedisPoolOptions = {}) {
@@ -227,25 +98,16 @@ export class RedisPool {
   pipeline(commands: readonly (readonly (string | Uint8Array)[])[]): Promise<RespReply[]> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError("pool is closed"));
     if (commands.length === 0) return Promise.resolve([]);
-    const payload = concatBytes(commands.map(encodeCommand));
-    const session = this.#pick();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        session.destroy(new RedisUnavailableError(`command timed out after ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-      session.enqueue({
-        count: commands.length,
-        replies: [],
-        resolve: (replies) => {
-          clearTimeout(timer);
-          resolve(replies);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      }, payload);
+    // Calls of one event-loop turn join one connection (see the module docs).
+    let session = this.#current;
+    if (!session?.batching) session = this.#current = this.#pick();
+    const deadline = performance.now() + this.#timeoutMs;
+    const done = new Promise<RespReply[]>((resolve, reject) => {
+      session.enqueue(commands, { count: commands.length, deadline, replies: [], resolve, reject });
     });
+    // Later calls must not queue up behind a command that may block the connection.
+    if (mayBlock(commands)) this.#current = undefined;
+    return done;
   }
 
   /** Closes every connection and waits until their sockets are released. */
@@ -268,7 +130,7 @@ export class RedisPool {
       }
     }
     if (best && (best.load === 0 || free < 0)) return best;
-    const session = new Session(this.#endpoint);
+    const session = new Session(this.#endpoint, this.#timeoutMs);
     this.#slots[free] = session;
     this.#running.add(session.closed);
     void session.closed.then(() => this.#running.delete(session.closed));

@@ -3,6 +3,10 @@
  * replies (simple strings, errors, integers, bulk strings, arrays, including null and nested
  * forms). Independent of any socket so it can be unit-tested with arbitrary chunking.
  *
+ * Both directions work on bytes in place (they run for every relayed command): no strings for
+ * lengths or integers, no per-argument buffers, no TextEncoder/TextDecoder call (a native
+ * call each) for the ASCII that keys, SHAs, numbers, lengths and status lines are made of.
+ *
  * @module
  */
 
@@ -42,33 +46,124 @@ export class RespProtocolError extends Error {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const CRLF = encoder.encode("\r\n");
+
+/** Longer strings (scripts, big values) go through the native encoder, which wins once its
+ * call overhead is amortised; shorter ASCII ones are copied char by char. */
+const INLINE_STRING_MAX = 256;
+/** `$` + up to 20 digits + CRLF. */
+const MAX_HEADER = 23;
+const INITIAL_CAPACITY = 16 * 1024;
+const SHRINK_ABOVE = 1024 * 1024;
 
 /**
- * Encodes one command as a RESP array of bulk strings. Strings are sent as UTF-8 bytes.
- * Several encoded commands can simply be concatenated for pipelining.
+ * A growable byte buffer that commands are appended to as RESP. Appending a whole batch
+ * synchronously makes it one contiguous byte range, which `MULTI ... EXEC` relies on.
  */
-export function encodeCommand(args: readonly (string | Uint8Array)[]): Uint8Array {
-  const parts: Uint8Array[] = [encoder.encode(`*${args.length}\r\n`)];
-  for (const arg of args) {
-    const bytes = typeof arg === "string" ? encoder.encode(arg) : arg;
-    parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, CRLF);
+export class RespWriter {
+  #buf: Uint8Array;
+  #len = 0;
+
+  /** @param capacity initial buffer size in bytes; the buffer grows as needed */
+  constructor(capacity = INITIAL_CAPACITY) {
+    this.#buf = new Uint8Array(capacity);
   }
-  return concatBytes(parts);
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /** A view of the bytes written so far (valid until the next append or {@link reset}). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  /** Drops everything written after the first `length` bytes (undoes a partial batch). */
+  truncate(length: number): void {
+    if (length < this.#len) this.#len = length;
+  }
+
+  /** Forgets the content; gives back memory a huge command made the buffer grow to. */
+  reset(): void {
+    this.#len = 0;
+    if (this.#buf.length > SHRINK_ABOVE) this.#buf = new Uint8Array(INITIAL_CAPACITY);
+  }
+
+  /** Appends one command as a RESP array of bulk strings; strings are sent as UTF-8. */
+  command(args: readonly (string | Uint8Array)[]): void {
+    for (const arg of args) {
+      // Checked before writing anything: a half-written command would desync the stream.
+      if (typeof arg !== "string" && !(arg instanceof Uint8Array)) {
+        throw new TypeError(`RESP arguments must be strings or bytes, not ${typeof arg}`);
+      }
+    }
+    this.#reserve(MAX_HEADER);
+    this.#header(0x2a, args.length);
+    for (const arg of args) {
+      if (typeof arg !== "string") this.#bulk(arg);
+      else if (arg.length > INLINE_STRING_MAX || !this.#ascii(arg)) {
+        this.#bulk(encoder.encode(arg));
+      }
+    }
+  }
+
+  /** Writes `s` as a bulk string if it is all ASCII; else writes nothing and returns false. */
+  #ascii(s: string): boolean {
+    const n = s.length, start = this.#len;
+    this.#reserve(MAX_HEADER + n + 2);
+    this.#header(0x24, n);
+    const buf = this.#buf;
+    let p = this.#len;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        this.#len = start;
+        return false;
+      }
+      buf[p++] = c;
+    }
+    buf[p++] = 13;
+    buf[p++] = 10;
+    this.#len = p;
+    return true;
+  }
+
+  #bulk(bytes: Uint8Array): void {
+    this.#reserve(MAX_HEADER + bytes.length + 2);
+    this.#header(0x24, bytes.length);
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+    this.#buf[this.#len++] = 13;
+    this.#buf[this.#len++] = 10;
+  }
+
+  /** `<type><decimal n>\r\n`; the caller reserved MAX_HEADER bytes. */
+  #header(type: number, n: number): void {
+    const buf = this.#buf;
+    buf[this.#len++] = type;
+    let digits = 1;
+    for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+    let p = this.#len + digits;
+    for (let v = n, i = p - 1; i >= this.#len; i--, v = Math.floor(v / 10)) buf[i] = 48 + v % 10;
+    buf[p++] = 13;
+    buf[p++] = 10;
+    this.#len = p;
+  }
+
+  #reserve(extra: number): void {
+    const needed = this.#len + extra;
+    if (needed <= this.#buf.length) return;
+    const grown = new Uint8Array(Math.max(needed, this.#buf.length * 2));
+    grown.set(this.#buf.subarray(0, this.#len));
+    this.#buf = grown;
+  }
 }
 
-/** Concatenates byte chunks into one buffer (used to coalesce writes into a single syscall). */
-export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  if (chunks.length === 1 && chunks[0]) return chunks[0];
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+/** One command as a RESP array of bulk strings (UTF-8); concatenate several to pipeline. */
+export function encodeCommand(args: readonly (string | Uint8Array)[]): Uint8Array {
+  const writer = new RespWriter(256);
+  writer.command(args);
+  return writer.bytes();
 }
 
 /**
@@ -118,40 +213,33 @@ export class RespParser {
     return this.#end - this.#start;
   }
 
-  #readLine(): string | typeof INCOMPLETE {
-    const idx = this.#buf.subarray(this.#pos, this.#end).indexOf(13);
-    if (idx === -1) return INCOMPLETE;
-    const cr = this.#pos + idx;
-    if (cr + 1 >= this.#end) return INCOMPLETE;
-    if (this.#buf[cr + 1] !== 10) throw new RespProtocolError("expected CRLF in RESP stream");
-    const line = decoder.decode(this.#buf.subarray(this.#pos, cr));
-    this.#pos = cr + 2;
-    return line;
-  }
-
   #parse(): RespReply | typeof INCOMPLETE {
-    if (this.#pos >= this.#end) return INCOMPLETE;
-    const type = this.#buf[this.#pos++];
-    const line = this.#readLine();
-    if (line === INCOMPLETE) return INCOMPLETE;
+    const buf = this.#buf;
+    const from = this.#pos + 1; // first byte after the type byte
+    let cr = from;
+    while (cr < this.#end && buf[cr] !== 13) cr++;
+    if (cr + 1 >= this.#end) return INCOMPLETE;
+    if (buf[cr + 1] !== 10) throw new RespProtocolError("expected CRLF in RESP stream");
+    const type = buf[this.#pos];
+    this.#pos = cr + 2;
     switch (type) {
       case 0x2b: // '+'
-        return new RespStatus(line);
+        return new RespStatus(this.#text(from, cr));
       case 0x2d: // '-'
-        return new RespError(line);
+        return new RespError(this.#text(from, cr));
       case 0x3a: // ':'
-        return parseInteger(line);
+        return this.#integer(from, cr);
       case 0x24: { // '$'
-        const len = parseLength(line);
+        const len = this.#length(from, cr);
         if (len < 0) return null;
         if (this.#pos + len + 2 > this.#end) return INCOMPLETE;
         // Copy: the internal buffer is reused for later reads.
-        const bytes = this.#buf.slice(this.#pos, this.#pos + len);
+        const bytes = buf.slice(this.#pos, this.#pos + len);
         this.#pos += len + 2;
         return bytes;
       }
       case 0x2a: { // '*'
-        const count = parseLength(line);
+        const count = this.#length(from, cr);
         if (count < 0) return null;
         const items: RespReply[] = [];
         for (let i = 0; i < count; i++) {
@@ -165,16 +253,52 @@ export class RespParser {
         throw new RespProtocolError(`unexpected RESP type byte 0x${(type ?? 0).toString(16)}`);
     }
   }
-}
 
-function parseLength(line: string): number {
-  const n = Number(line);
-  if (!Number.isInteger(n) || n < -1) throw new RespProtocolError(`bad RESP length "${line}"`);
-  return n;
-}
+  /** UTF-8 text of `buf[from, to)`; short ASCII lines (OK, QUEUED, PONG) skip the decoder. */
+  #text(from: number, to: number): string {
+    const buf = this.#buf;
+    if (to - from > 32) return decoder.decode(buf.subarray(from, to));
+    let s = "";
+    for (let i = from; i < to; i++) {
+      const c = buf[i] as number;
+      if (c > 0x7f) return decoder.decode(buf.subarray(from, to));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
 
-function parseInteger(line: string): number | bigint {
-  if (!/^-?\d+$/.test(line)) throw new RespProtocolError(`bad RESP integer "${line}"`);
-  const n = Number(line);
-  return Number.isSafeInteger(n) ? n : BigInt(line);
+  /** `-?[0-9]+` as a number, a bigint outside the safe integer range, or undefined. */
+  #number(from: number, to: number): number | bigint | undefined {
+    const buf = this.#buf;
+    const first = buf[from] === 0x2d ? from + 1 : from;
+    if (first === to) return undefined;
+    let n = 0;
+    for (let i = first; i < to; i++) {
+      const d = (buf[i] as number) - 48;
+      if (d < 0 || d > 9) return undefined;
+      n = n * 10 + d;
+    }
+    // Up to 15 digits the accumulation is exact; longer ones may not be, so redo them exactly.
+    if (to - first > 15) {
+      const text = this.#text(from, to);
+      const exact = Number(text);
+      return Number.isSafeInteger(exact) ? exact : BigInt(text);
+    }
+    return first === from ? n : -n;
+  }
+
+  #integer(from: number, to: number): number | bigint {
+    const n = this.#number(from, to);
+    if (n !== undefined) return n;
+    throw new RespProtocolError(`bad RESP integer "${this.#text(from, to)}"`);
+  }
+
+  /** A bulk or array length: a non-negative integer, or -1 for null. */
+  #length(from: number, to: number): number {
+    const n = this.#number(from, to);
+    if (typeof n !== "number" || n < -1) {
+      throw new RespProtocolError(`bad RESP length "${this.#text(from, to)}"`);
+    }
+    return n;
+  }
 }

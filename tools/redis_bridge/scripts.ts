@@ -10,6 +10,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import type { RespReply } from "./resp.ts";
 
 /** Shebang flags understood by Upstash but unknown to open-source Redis. */
@@ -20,10 +21,12 @@ const MAX_MAPPINGS = 10_000;
 
 const encoder = new TextEncoder();
 
-/** Lower-case hex SHA-1 of the UTF-8 text, computed like Redis (and the Upstash clients) do. */
-export async function sha1Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * Lower-case hex SHA-1 of the UTF-8 text, computed like Redis (and the Upstash clients) do.
+ * Synchronous (node:crypto), so that rewriting a command never needs a promise.
+ */
+export function sha1Hex(text: string): string {
+  return createHash("sha1").update(text, "utf8").digest("hex");
 }
 
 /**
@@ -66,17 +69,18 @@ export class ScriptRegistry {
   /** The SHA Redis knows for a client-side SHA (unknown SHAs pass through, so Redis says
    * NOSCRIPT and the client falls back to EVAL, which re-creates the mapping). */
   translateSha(sha: string): string {
-    return this.#map.get(sha.toLowerCase()) ?? sha;
+    // Clients send lower case; only other spellings pay for the case conversion.
+    return this.#map.get(sha) ?? this.#map.get(sha.toLowerCase()) ?? sha;
   }
 
   /** Strips the script and records the SHA mapping if it changed. */
-  async prepareScript(script: string): Promise<{ script: string; originalSha?: string }> {
+  prepareScript(script: string): { script: string; originalSha?: string } {
     const stripped = stripUpstashFlags(script);
     if (stripped === script) return { script };
-    const [originalSha, strippedSha] = await Promise.all([sha1Hex(script), sha1Hex(stripped)]);
+    const originalSha = sha1Hex(script);
     // Re-insert to keep Map insertion order usable as a cheap LRU.
     this.#map.delete(originalSha);
-    this.#map.set(originalSha, strippedSha);
+    this.#map.set(originalSha, sha1Hex(stripped));
     if (this.#map.size > MAX_MAPPINGS) {
       const oldest = this.#map.keys().next();
       if (!oldest.done) this.#map.delete(oldest.value);
@@ -84,38 +88,40 @@ export class ScriptRegistry {
     return { script: stripped, originalSha };
   }
 
-  /** Applies the rewrite rules to EVAL/EVAL_RO, EVALSHA/EVALSHA_RO and SCRIPT LOAD/EXISTS. */
-  async rewrite(args: string[]): Promise<RewrittenCommand> {
-    const name = args[0]?.toUpperCase();
-    const out = [...args];
+  /**
+   * Applies the rewrite rules to EVAL/EVAL_RO, EVALSHA/EVALSHA_RO and SCRIPT LOAD/EXISTS.
+   * Rewrites `args` in place (callers pass a fresh array) and returns it. `name` is the
+   * upper-cased command name if the caller already has it.
+   */
+  rewrite(args: string[], name = args[0]?.toUpperCase()): RewrittenCommand {
     switch (name) {
       case "EVAL":
       case "EVAL_RO": {
-        if (out[1] !== undefined) out[1] = (await this.prepareScript(out[1])).script;
-        return { args: out };
+        if (args[1] !== undefined) args[1] = this.prepareScript(args[1]).script;
+        return { args };
       }
       case "EVALSHA":
       case "EVALSHA_RO": {
-        if (out[1] !== undefined) out[1] = this.translateSha(out[1]);
-        return { args: out };
+        if (args[1] !== undefined) args[1] = this.translateSha(args[1]);
+        return { args };
       }
       case "SCRIPT": {
-        const sub = out[1]?.toUpperCase();
-        if (sub === "LOAD" && out[2] !== undefined) {
-          const { script, originalSha } = await this.prepareScript(out[2]);
-          out[2] = script;
-          if (originalSha === undefined) return { args: out };
+        const sub = args[1]?.toUpperCase();
+        if (sub === "LOAD" && args[2] !== undefined) {
+          const { script, originalSha } = this.prepareScript(args[2]);
+          args[2] = script;
+          if (originalSha === undefined) return { args };
           // Redis answers with sha1(stripped); the client expects the SHA it computed itself.
           const shaBytes = encoder.encode(originalSha);
-          return { args: out, fixReply: (r) => (r instanceof Uint8Array ? shaBytes : r) };
+          return { args, fixReply: (r) => (r instanceof Uint8Array ? shaBytes : r) };
         }
         if (sub === "EXISTS") {
-          for (let i = 2; i < out.length; i++) out[i] = this.translateSha(out[i] ?? "");
+          for (let i = 2; i < args.length; i++) args[i] = this.translateSha(args[i] ?? "");
         }
-        return { args: out };
+        return { args };
       }
       default:
-        return { args: out };
+        return { args };
     }
   }
 }
