@@ -19,7 +19,7 @@ import { BENCH, portOf, type Served, type Stack, startStack } from "./bench/stac
 import { createFixtures, type Fixtures, startChurn } from "./bench/fixtures.ts";
 import * as meter from "./bench/meter.ts";
 import { runWrk, type WrkLoad } from "./bench/wrk.ts";
-import { type CaseResult, goals, goalTable, tables } from "./bench/report.ts";
+import { goals, goalTable, tables } from "./bench/report.ts";
 
 /** A case: what wrk sends to which served process. */
 interface CaseDef {
@@ -34,13 +34,9 @@ interface CaseDef {
   churn?: boolean;
 }
 /** Where a served process is asked: the gateway's path below `/functions/v1`. */
-const PATHS: Record<Served, string> = {
-  baseline: "/",
-  "v1-test": "/v1-test",
-  me: "/me",
-  vaults: "/vaults/v1",
-  "api-keys": "/api-keys",
-};
+const pathOf = (
+  fn: Served,
+) => (fn === "baseline" ? "/" : fn === "vaults" ? "/vaults/v1" : `/${fn}`);
 const CASES = ["baseline", "v1-test", "bad-key", "limited-key", "anonymous", "me", "vaults"]
   .concat(["cache", "latency"]);
 
@@ -126,11 +122,14 @@ const log = (line: string) => console.log(`[bench] ${line}`);
 
 const calls = (stack: Stack) => meter.verifyCalls(stack.sql, BENCH.database, BENCH.poolerPort);
 
+/** One measured case; per-request figures are over the requests the server counted. */
+export type CaseResult = Awaited<ReturnType<typeof measure>>;
+
 async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareRps?: number) {
   const port = portOf(c.fn);
   const connections = c.connections ?? o.connections;
   const seconds = connections === 1 ? o["latency-seconds"] : o.duration;
-  const url = `http://127.0.0.1:${port}${PATHS[c.fn]}`;
+  const url = `http://127.0.0.1:${port}${pathOf(c.fn)}`;
   const load: WrkLoad = { url, connections, seconds, headers: c.headers };
   if (c.rotate) load.rotate = c.rotate;
   log(`${c.label}: ${connections} connection(s), ${o.warmup} s warm-up + ${seconds} s`);
@@ -155,7 +154,7 @@ async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareR
     const lookups = keys ? await calls(stack) - calls0 : undefined;
     const n = Math.max(1, k.requests);
     const unexpected = Object.entries(k.statuses).filter(([s]) => !c.expect.includes(Number(s)));
-    const result: CaseResult = {
+    const result = {
       id: c.id,
       label: c.label,
       connections,
@@ -168,8 +167,8 @@ async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareR
         .reduce((a, b) => a + b, 0),
       requests: k.requests,
       cpuUs: Object.fromEntries(
-        Object.entries(cpu.seconds).map(([name, s]) => [name, (s * 1e6) / n]),
-      ) as CaseResult["cpuUs"],
+        Object.entries(cpu.seconds).map(([name, s]) => [name, (Number(s) * 1e6) / n]),
+      ) as typeof cpu.seconds,
       busyCores: cpu.busyCores,
       redis: { single: k.redis, pipelines: k.pipelines, perRequest: (k.redis + k.pipelines) / n },
       hitRatio: lookups === undefined ? undefined : 1 - lookups / n,
@@ -196,9 +195,7 @@ async function checkCounting(stack: Stack, fx: Fixtures): Promise<void> {
 async function main(o: Options): Promise<void> {
   const startedAt = new Date();
   const loadavg = Deno.loadavg();
-  if (loadavg[0]! > 1) {
-    log(`WARNING: load average ${loadavg[0]} before the run: figures will be lower`);
-  }
+  if (loadavg[0]! > 1) log(`WARNING: load average ${loadavg[0]} at the start: figures will suffer`);
   const started: { stop?: () => Promise<void> } = {};
   const interrupted = async () => {
     log("interrupted: stopping what the bench started");
@@ -227,19 +224,13 @@ async function main(o: Options): Promise<void> {
   }
 
   const goalList = goals(results);
-  console.log([
-    "",
-    `## Torvus benchmark ${startedAt.toISOString()}`,
-    "",
-    `wrk 1 thread, ${o.warmup} s warm-up + ${o.duration} s per case; each function alone on ` +
-    `Deno 2.1 through PgBouncer (transaction mode); ${navigator.hardwareConcurrency} CPUs, ` +
-    `load average ${loadavg.map((l) => l.toFixed(2)).join(" ")} at start`,
-    "",
-    tables(results),
-    "",
-    goalTable(goalList),
-    "",
-  ].join("\n"));
+  const setting = `wrk 1 thread, ${o.warmup} s warm-up + ${o.duration} s per case; each ` +
+    `function alone on Deno 2.1 through PgBouncer (transaction mode); ` +
+    `${navigator.hardwareConcurrency} CPUs, load average ${
+      loadavg.map((l) => l.toFixed(2)).join(" ")
+    } at the start`;
+  const title = `## Torvus benchmark ${startedAt.toISOString()}`;
+  console.log(`\n${title}\n\n${setting}\n\n${tables(results)}\n\n${goalTable(goalList)}\n`);
   const dir = `${LOCAL}/bench`;
   Deno.mkdirSync(dir, { recursive: true });
   const file = `${dir}/${startedAt.toISOString().replace(/[:.]/g, "-")}.json`;

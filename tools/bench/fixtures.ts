@@ -8,31 +8,9 @@ import { createApiKey, createTier, mintTokenFor } from "../admin/ops.ts";
 import { portOf, type Stack } from "./stack.ts";
 
 /** The credentials the cases use. */
-export interface Fixtures {
-  /** A live key of a tier whose limits cannot be exhausted. */
-  validKey: string;
-  /** A read-scoped key of that tier, owner of the vaults. */
-  readKey: string;
-  /** A well-formed key whose checksum fails. */
-  invalidKey: string;
-  /** A key of a tier of 1 a minute and a day, already used once. */
-  limitedKey: string;
-  /** ES256 tokens of distinct users (each user may make 1,000 requests an hour). */
-  tokens: string[];
-  /** Keys of the unlimited tier that the cache case rotates. */
-  churnKeys: string[];
-  /** Owners of throwaway keys (their tokens and the keys' ids) whose keys the churn changes. */
-  changers: Array<{ token: string; keyIds: string[] }>;
-  vaults: number;
-}
-
-/** Sizes of the data. */
-export interface FixtureSizes {
-  users: number;
-  churnKeys: number;
-  /** Key changes the churn client may make. */
-  changes: number;
-}
+export type Fixtures = Awaited<ReturnType<typeof createFixtures>>;
+/** Owners of throwaway keys, with their tokens and the keys' ids, whose keys the churn changes. */
+type Changers = Array<{ token: string; keyIds: string[] }>;
 
 /** The status of a request (its body is not read). */
 async function status(url: string, init: RequestInit): Promise<number> {
@@ -46,12 +24,17 @@ function corruptKey(key: string): string {
   return key.slice(0, -1) + (key.at(-1) === "A" ? "B" : "A");
 }
 
-/** Creates the data in the freshly reset database. */
+/**
+ * Creates the data in the freshly reset database: keys of a tier whose limits cannot be
+ * exhausted (valid; read-scoped, owner of the vaults; 1,000 for the cache case; throwaway keys
+ * of 20 other users for the churn), a key of a tier of 1 a minute and a day that has made its
+ * one request, a well-formed key whose checksum fails, and ES256 tokens of distinct users.
+ */
 export async function createFixtures(
   stack: Stack,
-  sizes: FixtureSizes,
+  sizes: { users: number; churnKeys: number; changes: number },
   log: (line: string) => void,
-): Promise<Fixtures> {
+) {
   const { sql } = stack;
   const huge = 1_000_000_000;
   await createTier(sql, { name: "bench-huge", perMinute: huge, perDay: huge });
@@ -71,7 +54,7 @@ export async function createFixtures(
   for (let i = 0; i < sizes.churnKeys; i++) {
     churnKeys.push((await key("bench-cache@torvus.local", "bench-huge")).key);
   }
-  const changers: Fixtures["changers"] = [];
+  const changers: Changers = [];
   const perUser = Math.ceil(sizes.changes / 20);
   for (let u = 0; u < 20; u++) {
     const email = `bench-changer-${u}@torvus.local`;
@@ -107,13 +90,8 @@ export async function createFixtures(
   };
 }
 
-/** What the churn client did. */
-export interface ChurnResult {
-  seconds: number;
-  /** Changes answered 200/201, per second. */
-  perSecond: number;
-  statuses: Record<string, number>;
-}
+/** What the churn client did: changes answered 200 or 201 per second, statuses. */
+type ChurnResult = { seconds: number; perSecond: number; statuses: Record<string, number> };
 
 /**
  * Starts revoking and rolling (grace 0) the changers' keys through the api-keys function,
@@ -121,7 +99,7 @@ export interface ChurnResult {
  */
 export function startChurn(
   stack: Stack,
-  changers: Fixtures["changers"],
+  changers: Changers,
   perSecond: number,
 ): () => Promise<ChurnResult> {
   const base = `http://127.0.0.1:${portOf("api-keys")}/api-keys`;

@@ -59,27 +59,21 @@ function machine(): [number, number] {
   return [(total - (v[3] ?? 0) - (v[4] ?? 0)) / HZ, total / HZ];
 }
 
-/** CPU seconds of named readers over an interval, and the machine's busy cores. */
-export interface CpuUse {
-  seconds: Record<string, number>;
-  /** Busy cores on average (2 = both cores of this machine busy). */
-  busyCores: number;
-}
-
-/** Starts metering; the returned function ends the interval. */
-export function meterCpu(readers: Record<string, () => number>): () => CpuUse {
-  const read = () => Object.fromEntries(Object.entries(readers).map(([k, f]) => [k, f()]));
+/**
+ * Starts metering CPU seconds of named readers; the returned function ends the interval and
+ * gives them with the machine's busy cores on average (2: both cores of this machine busy).
+ */
+export function meterCpu<K extends string>(readers: Record<K, () => number>) {
+  const names = Object.keys(readers) as K[];
+  const read = () => names.map((k) => readers[k]());
   const [b0, t0] = machine();
   const start = read();
   return () => {
     const end = read();
     const [b1, t1] = machine();
-    const seconds: Record<string, number> = {};
-    for (const k of Object.keys(end)) seconds[k] = end[k]! - start[k]!;
-    return {
-      seconds,
-      busyCores: ((b1 - b0) / Math.max(1e-9, t1 - t0)) * navigator.hardwareConcurrency,
-    };
+    const seconds = Object.fromEntries(names.map((k, i) => [k, end[i]! - start[i]!]));
+    const busyCores = ((b1 - b0) / Math.max(1e-9, t1 - t0)) * navigator.hardwareConcurrency;
+    return { seconds: seconds as Record<K, number>, busyCores };
   };
 }
 

@@ -3,34 +3,7 @@
  *
  * @module
  */
-import type { ChurnResult } from "./fixtures.ts";
-
-/** One measured case. Per-request figures are over the requests the server counted. */
-export interface CaseResult {
-  id: string;
-  label: string;
-  connections: number;
-  seconds: number;
-  rps: number;
-  /** req/s over the bare baseline's (same connections). */
-  ratio: number | undefined;
-  latencyMs: { p50: number; p99: number };
-  /** Requests the server answered, by status. */
-  statuses: Record<string, number>;
-  /** Statuses outside the case's expected ones, socket errors and timeouts. */
-  unexpected: number;
-  requests: number;
-  /** CPU µs per request of each process (wrk: the load tool). */
-  cpuUs: Record<"server" | "bridge" | "redis" | "postgres" | "pgbouncer" | "wrk", number>;
-  /** Busy cores of the machine on average. */
-  busyCores: number;
-  /** REST calls to Redis per request: single commands plus pipelines. */
-  redis: { single: number; pipelines: number; perRequest: number };
-  /** 1 − calls of verify_api_key per API-key request, for cases with API keys. */
-  hitRatio: number | undefined;
-  verifyCalls: number | undefined;
-  churn: ChurnResult | undefined;
-}
+import type { CaseResult } from "../bench.ts";
 
 /** A goal of issue 13 and whether this run met it. */
 export interface Goal {

@@ -26,6 +26,7 @@ import {
   waitUntil,
 } from "../stack/process.ts";
 import { publicJwks } from "../local_auth.ts";
+import { BRIDGE_MARKER } from "../stack/bridge.ts";
 import { parentPid } from "./meter.ts";
 
 type Log = (line: string) => void;
@@ -127,18 +128,13 @@ export async function startStack(
 
     const token = randomToken();
     const bridgeUrl = `http://127.0.0.1:${BENCH.bridgePort}`;
-    const bridge = await spawn(
-      "bridge",
-      Deno.execPath(),
-      ["run", "--allow-net", "--allow-env", "--allow-read", "tools/redis_bridge/main.ts"],
-      {
-        BRIDGE_PORT: String(BENCH.bridgePort),
-        BRIDGE_HOSTNAME: "127.0.0.1",
-        BRIDGE_TOKEN: token,
-        REDIS_URL: `redis://${REDIS_HOST}:${REDIS_PORT}`,
-      },
-      `${bridgeUrl}/health`,
-    );
+    const bridgeArgs = ["run", "--allow-net", "--allow-env", "--allow-read"];
+    const bridge = await spawn("bridge", Deno.execPath(), [...bridgeArgs, BRIDGE_MARKER], {
+      BRIDGE_PORT: String(BENCH.bridgePort),
+      BRIDGE_HOSTNAME: "127.0.0.1",
+      BRIDGE_TOKEN: token,
+      REDIS_URL: `redis://${REDIS_HOST}:${REDIS_PORT}`,
+    }, `${bridgeUrl}/health`);
     log(`bridge: pid ${bridge} on ${bridgeUrl}`);
 
     const secret = randomToken();
@@ -173,10 +169,6 @@ export async function startStack(
       readers[name] = await spawn(name, EDGE_DENO, args, env, ready);
     }
     log(`served alone on Deno 2.1: ${SERVED.map((n) => `${n} :${portOf(n)}`).join(", ")}`);
-    // Admin helpers announce key changes with the process environment's Redis settings.
-    Deno.env.set("UPSTASH_REDIS_REST_URL", bridgeUrl);
-    Deno.env.set("UPSTASH_REDIS_REST_TOKEN", token);
-    Deno.env.set("TORVUS_REDIS_PREFIX", BENCH.redisPrefix);
     return {
       sql,
       pids: readers,

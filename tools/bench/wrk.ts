@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { run } from "../stack/process.ts";
 
 /** What one wrk process sends. */
 export interface WrkLoad {
@@ -116,21 +117,10 @@ export async function runWrk(load: WrkLoad): Promise<WrkResult> {
     await Deno.writeTextFile(script, wrkScript(load), { mode: 0o600 });
     const args = ["-t1", `-c${load.connections}`, `-d${load.seconds}s`];
     args.push("--timeout", `${load.timeoutS ?? 2}s`, "-s", script, load.url);
-    const signal = AbortSignal.timeout((load.seconds + 30) * 1000);
-    const command = new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped", signal });
-    let child: Deno.ChildProcess;
-    try {
-      child = command.spawn();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      throw new Error("wrk is not installed (`deno task stack up` installs it)");
-    }
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout);
-    const line = text.split("\n").find((l) => l.startsWith("WRK-RESULT "));
+    const out = await run("wrk", args, { timeoutMs: (load.seconds + 30) * 1000 });
+    const line = out.stdout.split("\n").find((l) => l.startsWith("WRK-RESULT "));
     if (!out.success || line === undefined) {
-      const stderr = new TextDecoder().decode(out.stderr);
-      throw new Error(`wrk failed on ${load.url} (exit ${out.code}): ${stderr}${text}`);
+      throw new Error(`wrk failed on ${load.url} (exit ${out.code}): ${out.stderr}${out.stdout}`);
     }
     const r = JSON.parse(line.slice("WRK-RESULT ".length));
     const seconds = r.us / 1e6;
