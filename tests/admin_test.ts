@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createLocalJWKSet, errors, jwtVerify } from "jose";
-import { parseApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
+import { hashApiKey, parseApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
 import { clearSigningKeyCache, publicJwks } from "../tools/local_auth.ts";
 import { COMMANDS, commandsHelp } from "../tools/admin/commands.ts";
 import { createApiKey, setKeyStatus } from "../tools/admin/ops.ts";
@@ -325,7 +325,10 @@ function keyEpoch() {
   const token = Deno.env.get("UPSTASH_REDIS_REST_TOKEN");
   if (!url || !token) throw new Error("UPSTASH_REDIS_REST_URL/TOKEN are not set");
   const prefix = Deno.env.get("TORVUS_REDIS_PREFIX") ?? "torvus";
-  return createRedisKeyEpoch(createRedis(url, token), prefix, 2000);
+  const epoch = createRedisKeyEpoch(createRedis({ url, token, timeoutMs: 2000 }).redis, prefix);
+  /** The epochs of these keys, in order. */
+  return async (keys: string[]) =>
+    await Promise.all(keys.map(async (key) => epoch.current(await hashApiKey(key))));
 }
 
 /** Tier names of these keys, by id. */
@@ -344,17 +347,18 @@ async function tiersOf(ids: string[]): Promise<Record<string, string>> {
 Deno.test("key tier: moves one key to a tier, prints its id, announces the change", async () => {
   const address = email();
   const sql = connectTestDb(1);
-  let id: string, other: string;
+  let id: string, other: string, key: string;
   try {
-    id = (await createApiKey(sql, { email: address, tier: "free", mode: "live" })).id;
+    ({ id, key } = await createApiKey(sql, { email: address, tier: "free", mode: "live" }));
     other = (await createApiKey(sql, { email: address, tier: "free", mode: "test" })).id;
   } finally {
     await sql.end();
   }
-  const epoch = keyEpoch();
-  const before = await epoch.current();
+  const epochs = keyEpoch();
+  const [before] = await epochs([key]);
   assert.deepEqual(await ok(["key", "tier", id.toLowerCase(), "professional"]), [id]);
-  assert.ok(await epoch.current() > before, "the change is announced (key-state epoch bumped)");
+  const [after] = await epochs([key]);
+  assert.notEqual(after, before, "the change is announced (the key's epoch moved)");
   assert.deepEqual(await tiersOf([id, other]), { [id]: "professional", [other]: "free" });
 
   await fails(["key", "tier", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "free"], 2, /unknown key/);
@@ -370,9 +374,12 @@ Deno.test("user tier: moves the user's non-revoked keys too and announces it", a
   const bystander = email();
   const sql = connectTestDb(1);
   let active: string, suspended: string, revoked: string, theirs: string;
+  const presented: string[] = [];
   try {
-    active = (await createApiKey(sql, { email: address, tier: "free", mode: "live" })).id;
-    suspended = (await createApiKey(sql, { email: address, tier: "free", mode: "test" })).id;
+    const first = await createApiKey(sql, { email: address, tier: "free", mode: "live" });
+    const second = await createApiKey(sql, { email: address, tier: "free", mode: "test" });
+    [active, suspended] = [first.id, second.id];
+    presented.push(first.key, second.key);
     revoked = (await createApiKey(sql, { email: address, tier: "free", mode: "live" })).id;
     theirs = (await createApiKey(sql, { email: bystander, tier: "free", mode: "live" })).id;
     await setKeyStatus(sql, suspended, "suspended");
@@ -380,13 +387,14 @@ Deno.test("user tier: moves the user's non-revoked keys too and announces it", a
   } finally {
     await sql.end();
   }
-  const epoch = keyEpoch();
-  const before = await epoch.current();
+  const epochs = keyEpoch();
+  const before = await epochs(presented);
   const run = await admin(["user", "tier", address, "enterprise"]);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout, "");
   assert.match(run.stderr, /tier of .* is now enterprise; 2 keys moved to it/);
-  assert.ok(await epoch.current() > before, "the change is announced (key-state epoch bumped)");
+  const after = await epochs(presented);
+  before.forEach((epoch, i) => assert.notEqual(after[i], epoch, "each moved key's epoch moved"));
   assert.deepEqual(await tiersOf([active, suspended, revoked, theirs]), {
     [active]: "enterprise",
     [suspended]: "enterprise",

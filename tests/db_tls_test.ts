@@ -2,7 +2,7 @@
  * TLS to the database as the functions connect beyond loopback, on Deno 2.1 (the Edge Runtime's
  * version, whose `node:tls` cannot upgrade PostgreSQL's connection): a private PostgreSQL serving
  * TLS with a self-signed certificate, reached with the functions' own pool (`createSql`, through
- * db/tls_socket.ts). The session is encrypted when the certificate's root is given
+ * db/socket.ts). The session is encrypted when the certificate's root is given
  * (TORVUS_DB_CA_CERT), and refused, as unavailable, when it is not trusted.
  *
  * @module

@@ -12,8 +12,11 @@ import { createRedis } from "../../supabase/functions/_shared/redis.ts";
 import { createRedisKeyEpoch } from "../../supabase/functions/_shared/auth/key_epoch.ts";
 import { KEY_CACHE_TTL_MS } from "../../supabase/functions/_shared/auth/api_key.ts";
 
-/** Bumps the epoch; returns false (after a hint on stderr) when it could not. */
-export async function announceKeyChange(): Promise<boolean> {
+/**
+ * Bumps the epoch of these shards (`api_keys.epoch_shard` of the changed keys), or the global one
+ * without; returns false (after a hint on stderr) when it could not.
+ */
+export async function announceKeyChange(shards?: readonly number[]): Promise<boolean> {
   const url = Deno.env.get("UPSTASH_REDIS_REST_URL");
   const token = Deno.env.get("UPSTASH_REDIS_REST_TOKEN");
   const prefix = Deno.env.get("TORVUS_REDIS_PREFIX") ?? "torvus";
@@ -23,7 +26,8 @@ export async function announceKeyChange(): Promise<boolean> {
     return false;
   }
   try {
-    await createRedisKeyEpoch(createRedis(url, token), prefix, 2000).bump();
+    const { redis } = createRedis({ url, token, timeoutMs: 2000 });
+    await createRedisKeyEpoch(redis, prefix).bump(shards);
     return true;
   } catch {
     console.error(`admin: could not reach Redis; ${later}`);

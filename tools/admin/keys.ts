@@ -127,10 +127,10 @@ async function updateKey(
   id: string,
   changes: ReturnType<Queryable>,
 ): Promise<string> {
-  const [row] = await sql<{ id: string }[]>`
-    update public.api_keys set ${changes} where id = ${id} returning id`;
+  const [row] = await sql<{ id: string; epoch_shard: number }[]>`
+    update public.api_keys set ${changes} where id = ${id} returning id, epoch_shard`;
   if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
-  await announceKeyChange();
+  await announceKeyChange([row.epoch_shard]);
   return row.id;
 }
 

@@ -73,7 +73,7 @@ export async function setUserTier(
   const user = await findUser(sql, email);
   const tier = await findTier(sql, tierName);
   // One statement, so that the account and its keys never disagree about the tier.
-  const [row] = await sql<{ moved: number }[]>`
+  const [row] = await sql<{ moved: number; shards: number[] }[]>`
     with account as (
       insert into public.accounts (user_id, tier_id) values (${user.id}, ${tier.id})
       on conflict (user_id) do update set tier_id = excluded.tier_id, updated_at = now()
@@ -81,11 +81,12 @@ export async function setUserTier(
     ), moved as (
       update public.api_keys set tier_id = ${tier.id}
       where user_id = ${user.id} and status <> 'revoked' and tier_id <> ${tier.id}
-      returning id
+      returning epoch_shard
     )
-    select (select count(*) from moved)::int as moved, (select count(*) from account) as accounts`;
+    select (select count(*) from moved)::int as moved, (select count(*) from account) as accounts,
+      (select coalesce(array_agg(distinct epoch_shard), '{}') from moved) as shards`;
   const keysMoved = row?.moved ?? 0;
-  if (keysMoved > 0) await announceKeyChange();
+  if (keysMoved > 0) await announceKeyChange(row?.shards);
   return { ...tier, keysMoved };
 }
 

@@ -2,13 +2,15 @@
  * The request log: every authenticated or failed request becomes a row of `api_request_log`,
  * written after the response.
  *
- * No timer decides when rows are written: the first record starts a flush at once, registered
- * with the runtime's `waitUntil` (via `background`) when it is created, and records that arrive
- * while a write is in flight join the next batch of the same flush. So a quiet isolate writes
- * each row right after its response, a busy one writes batches of whatever accumulated during
- * one round trip, and the edge runtime never drops an isolate early while rows are unwritten
- * (it waits for `waitUntil` work; see tools/runtime). The same write moves `last_used_at` of the
- * keys seen, at most once a minute per key.
+ * The first record starts a flush at once, registered with the runtime's `waitUntil` (via
+ * `background`) when it is created, so the edge runtime never drops an isolate early while rows
+ * are unwritten (it waits for `waitUntil` work; see tools/runtime). The flush gathers rows for
+ * `gatherMs` (50 ms) before each write, unless a full batch is already waiting, and records that
+ * arrive while a write is in flight join the next batch of the same flush. The wait is after
+ * the response, so it costs a client nothing, and it makes a busy isolate write one batch of
+ * hundreds of rows where it wrote one of a few rows per round trip: each write is a transaction
+ * of several messages, whose socket writes and PostgreSQL work dominated the CPU of a request.
+ * The same write moves `last_used_at` of the keys seen, at most once a minute per key.
  *
  * A failed write keeps its batch and retries with backoff for a bounded time
  * ({@link AuditOptions.retryForMs}), so a database restart loses nothing; rows still unwritten
@@ -54,6 +56,8 @@ export interface AuditOptions {
   /** Registers work that must finish after the response (the runtime's waitUntil). */
   background: (work: Promise<unknown>) => void;
   batchSize?: number;
+  /** How long a flush gathers rows before each write (unless a full batch waits), in ms. */
+  gatherMs?: number;
   maxQueue?: number;
   /** How long a failing batch is retried before it is dropped (with an error line). */
   retryForMs?: number;
@@ -69,6 +73,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export function createAuditSink(options: AuditOptions): AuditSink {
   const { sql, log } = options;
   const batchSize = options.batchSize ?? 500;
+  const gatherMs = options.gatherMs ?? 50;
   const maxQueue = options.maxQueue ?? 50_000;
   const retryForMs = options.retryForMs ?? 60_000;
   const now = options.now ?? Date.now;
@@ -89,13 +94,23 @@ export function createAuditSink(options: AuditOptions): AuditSink {
       ip: r.ip ?? null,
       // Clients have put keys in their User-Agent; the log must never keep one.
       user_agent: r.userAgent === undefined ? null : redact(r.userAgent.slice(0, MAX_USER_AGENT)),
-      created_at: r.at,
+      created_at: r.at.toISOString(),
     }));
     const keyIds = [
       ...new Set(batch.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
     ];
+    // The whole batch is one JSON text parameter: the cheapest bulk path measured here (for
+    // batches of 20 and 200 rows: 29 and 9 µs of the writer's CPU a row, PostgreSQL 35 and 24,
+    // against 91 and 20 / 50 and 38 for a multi-row VALUES list and 16-120 µs a row and many
+    // times the wall time for postgres.js's COPY stream, whose PostgreSQL side is 19-95).
     await inTransaction(sql, {}, async (tx) => {
-      await tx`insert into public.api_request_log ${tx(rows)} on conflict (request_id) do nothing`;
+      await tx`insert into public.api_request_log (request_id, key_id, user_id, mode, method, path,
+          status, code, latency_ms, ip, user_agent, created_at)
+        select * from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
+          request_id uuid, key_id text, user_id uuid, mode text, method text, path text,
+          status smallint, code text, latency_ms real, ip inet, user_agent text,
+          created_at timestamptz)
+        on conflict (request_id) do nothing`;
       if (keyIds.length > 0) {
         await tx`update public.api_keys set last_used_at = now()
           where id = any(${keyIds}) and (last_used_at is null or last_used_at < now() - interval '1 minute')`;
@@ -134,6 +149,7 @@ export function createAuditSink(options: AuditOptions): AuditSink {
       // Let the response that produced the first record leave before the write starts.
       await Promise.resolve();
       while (queue.length > 0) {
+        if (queue.length < batchSize && gatherMs > 0) await sleep(gatherMs);
         const batch = queue.slice(0, batchSize);
         queue = queue.slice(batch.length);
         await writeWithRetries(batch);

@@ -19,7 +19,8 @@ function fakeSql(options: { failures?: number; delayMs?: number } = {}) {
     if (!Array.isArray(first) || !("raw" in first)) return { rows: first };
     const text = (first as string[]).join("?");
     if (text.includes("insert into public.api_request_log")) {
-      batches.push((values[0] as { rows: Array<Record<string, unknown>> }).rows);
+      // The batch travels as one JSON text parameter.
+      batches.push(JSON.parse(values[0] as string));
     }
     return query([]);
   };
@@ -63,10 +64,51 @@ Deno.test("createAuditSink() writes at once, registering the write as background
   assert.equal(sink.pending, 0);
 });
 
+Deno.test("createAuditSink() gathers the rows of the next moments into one write", async () => {
+  const db = fakeSql();
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({
+    sql: db.sql,
+    log: quiet,
+    background: (p) => background.push(p),
+    gatherMs: 500,
+  });
+  sink.record(record(0));
+  for (let i = 1; i < 5; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+    sink.record(record(i));
+  }
+  assert.equal(background.length, 1);
+  await Promise.all(background);
+  assert.deepEqual(db.batches.map((b) => b.length), [5], "one write for all five");
+});
+
+Deno.test("createAuditSink() writes a full batch without waiting", async () => {
+  const db = fakeSql();
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({
+    sql: db.sql,
+    log: quiet,
+    background: (p) => background.push(p),
+    batchSize: 10,
+    gatherMs: 60_000,
+  });
+  for (let i = 0; i < 10; i++) sink.record(record(i));
+  const started = performance.now();
+  await Promise.all(background);
+  assert.ok(performance.now() - started < 1000, "no gathering wait for a full batch");
+  assert.deepEqual(db.batches.map((b) => b.length), [10]);
+});
+
 Deno.test("createAuditSink() joins records that arrive during a write into the next batch", async () => {
   const db = fakeSql({ delayMs: 20 });
   const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const sink = createAuditSink({
+    sql: db.sql,
+    log: quiet,
+    background: (p) => background.push(p),
+    gatherMs: 0,
+  });
   sink.record(record(0));
   await new Promise((r) => setTimeout(r, 5));
   for (let i = 1; i <= 50; i++) sink.record(record(i));

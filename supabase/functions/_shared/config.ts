@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import type { KeyMode } from "./auth/key_format.ts";
-import { pemCertificates } from "./db/tls_socket.ts";
+import { pemCertificates } from "./db/socket.ts";
 
 /** The version reported by the health endpoint. */
 export const API_VERSION = "0.1.0";
@@ -101,7 +101,7 @@ export interface DbConfig {
   transactionPooler: boolean;
   /**
    * TLS, from the URL's `sslmode` (none on loopback unless asked for). Whatever the mode, the
-   * certificate chain and host name are verified (see db/tls_socket.ts).
+   * certificate chain and host name are verified (see db/socket.ts).
    */
   ssl: false | "require" | "verify-ca" | "verify-full";
   /** Root certificates trusted besides the runtime's (TORVUS_DB_CA_CERT). */

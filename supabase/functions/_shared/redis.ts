@@ -1,21 +1,192 @@
 /**
- * The Upstash Redis client, one per isolate.
+ * The Upstash Redis client of an isolate, over a requester that joins commands across requests.
  *
- * Auto-pipelining batches every command issued in the same tick into one REST request, which is
- * how the two rate-limit windows of a key cost one round trip. Retries are off: a slow or absent
- * Redis must cost a request a bounded wait (see ratelimit/limiter.ts), not five backoffs.
+ * `@upstash/redis` sends each command as its own REST call unless auto-pipelining catches other
+ * commands issued in the same tick, and requests arrive in different ticks: at 50 concurrent
+ * requests that is one HTTP round trip, with its fetch machinery, per command. The requester
+ * below keeps at most one REST call in flight: commands issued while it is out wait and leave
+ * together, as one `/pipeline` call, the moment it returns. Nothing waits on a timer: with nothing
+ * in flight a command leaves at the end of the current job (so the commands one request issues
+ * together, such as a key's two rate-limit windows and its key-state read, still share a call),
+ * and under load each call carries whatever accumulated during the previous one.
+ *
+ * Each command keeps its own answer: the pipeline's per-command `{ result } | { error }` goes back
+ * to the command that asked (a `NOSCRIPT` reply still makes @upstash/ratelimit load its script),
+ * and a failed call (network, HTTP status, timeout) fails every command it carried. No command
+ * waits longer than `timeoutMs` from the moment it was issued: each call is cut off when the
+ * earliest deadline of its commands passes (one timer per call, not one per command), so a hung
+ * connection never holds the commands queued behind it either. Retries are left to the callers:
+ * a slow or absent Redis must cost a request one bounded wait.
+ *
+ * Explicit pipelines and transactions (`redis.pipeline()`, `redis.multi()`) go out as they are.
+ * Responses are plain JSON (no `Upstash-Encoding: base64`): every value this API stores is ASCII.
+ * The `upstash-sync-token` of each answer is sent with the next call (read-your-writes on
+ * Upstash's replicated databases).
  *
  * @module
  */
-import { Redis } from "@upstash/redis";
+import { Redis, type Requester, type UpstashRequest, type UpstashResponse } from "@upstash/redis";
 
-/** Builds the client for the configured REST endpoint. */
-export function createRedis(url: string, token: string): Redis {
-  return new Redis({
-    url,
-    token,
-    enableAutoPipelining: true,
-    enableTelemetry: false,
-    retry: false,
-  });
+/** What the requester has done, for tests and diagnostics. */
+export interface RequesterStats {
+  /** REST calls made (single commands, joined pipelines and explicit pipelines). */
+  calls: number;
+  /** Commands sent in those calls. */
+  commands: number;
+}
+
+/** Options of {@link createRedis}. */
+export interface RedisOptions {
+  url: string;
+  token: string;
+  /** Bound of each REST call, in ms. */
+  timeoutMs: number;
+  /** The fetch to use (the platform's by default). */
+  fetch?: typeof fetch;
+}
+
+type Answer = UpstashResponse<unknown>;
+
+interface Waiting {
+  command: unknown;
+  /** When the command gives up, on `performance.now()`'s clock. */
+  deadline: number;
+  resolve: (answer: Answer) => void;
+  reject: (error: unknown) => void;
+}
+
+/** An error of the REST call itself (status, body or timeout), not of a command. */
+export class RedisCallError extends Error {
+  override name = "RedisCallError";
+}
+
+/** The requester: @upstash/redis calls `request` for every command it executes. */
+export class BatchingRequester implements Requester {
+  readonly readYourWrites = true;
+  upstashSyncToken = "";
+  readonly stats: RequesterStats = { calls: 0, commands: 0 };
+  readonly #base: string;
+  readonly #authorization: string;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+  #queue: Waiting[] = [];
+  #inFlight = false;
+  #scheduled = false;
+
+  constructor(options: RedisOptions) {
+    this.#base = options.url.replace(/\/+$/, "");
+    this.#authorization = `Bearer ${options.token}`;
+    this.#timeoutMs = options.timeoutMs;
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  /** Queues a single command; sends anything else (explicit pipelines, transactions) at once. */
+  request<TResult = unknown>(req: UpstashRequest): Promise<UpstashResponse<TResult>> {
+    if ((req.path !== undefined && req.path.length > 0) || req.isStreaming) {
+      const commands = Array.isArray(req.body) ? req.body.length : 1;
+      return this.#call(req.path ?? [], req.body, commands, this.#timeoutMs)
+        .then((answer) => answer as UpstashResponse<TResult>);
+    }
+    return new Promise<Answer>((resolve, reject) => {
+      const deadline = performance.now() + this.#timeoutMs;
+      this.#queue.push({ command: req.body, deadline, resolve, reject });
+      if (!this.#inFlight && !this.#scheduled) {
+        this.#scheduled = true;
+        // The end of the current job, not a timer: commands issued together leave together.
+        queueMicrotask(() => this.#send());
+      }
+    }) as Promise<UpstashResponse<TResult>>;
+  }
+
+  #send(): void {
+    this.#scheduled = false;
+    if (this.#inFlight || this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#inFlight = true;
+    const commands = batch.map((w) => w.command);
+    // The first command was issued first: its deadline is the batch's.
+    const ms = Math.max(1, batch[0]!.deadline - performance.now());
+    this.#call(["pipeline"], commands, commands.length, ms).then(
+      (answers) => {
+        if (!Array.isArray(answers) || answers.length !== batch.length) {
+          const error = new RedisCallError("Redis answered a pipeline with the wrong shape");
+          for (const w of batch) w.reject(error);
+          return;
+        }
+        batch.forEach((w, i) => w.resolve(answers[i] as Answer));
+      },
+      (error) => {
+        for (const w of batch) w.reject(error);
+      },
+    ).finally(() => {
+      this.#inFlight = false;
+      this.#send();
+    });
+  }
+
+  /**
+   * One REST call, given up after `ms`: the fetch is aborted and the call rejects at once,
+   * whether or not the aborted fetch ever settles, so nothing queued waits on it.
+   */
+  #call(path: string[], body: unknown, commands: number, ms: number): Promise<unknown> {
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new DOMException(
+          `Redis call timed out after ${Math.round(ms)} ms`,
+          "TimeoutError",
+        );
+        abort.abort(error);
+        reject(error);
+      }, ms);
+    });
+    const exchange = this.#exchange(path, body, commands, abort.signal);
+    exchange.catch(() => {});
+    return Promise.race([exchange, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  async #exchange(
+    path: string[],
+    body: unknown,
+    commands: number,
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    this.stats.calls++;
+    this.stats.commands += commands;
+    const headers: Record<string, string> = {
+      authorization: this.#authorization,
+      "content-type": "application/json",
+    };
+    if (this.upstashSyncToken !== "") headers["upstash-sync-token"] = this.upstashSyncToken;
+    const url = path.length === 0 ? this.#base : `${this.#base}/${path.join("/")}`;
+    const response = await this.#fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      signal,
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new RedisCallError(`Redis answered HTTP ${response.status} without JSON`);
+    }
+    if (!response.ok) {
+      const error = (parsed as Answer | null)?.error;
+      throw new RedisCallError(
+        `Redis answered HTTP ${response.status}${typeof error === "string" ? `: ${error}` : ""}`,
+      );
+    }
+    this.upstashSyncToken = response.headers.get("upstash-sync-token") ?? this.upstashSyncToken;
+    return parsed;
+  }
+}
+
+/** The isolate's client over a {@link BatchingRequester}. */
+export function createRedis(options: RedisOptions): { redis: Redis; requester: BatchingRequester } {
+  const requester = new BatchingRequester(options);
+  return { redis: new Redis(requester), requester };
 }

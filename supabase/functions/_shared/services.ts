@@ -127,8 +127,12 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
   const inFlight = new Set<Promise<unknown>>();
   const background = backgroundRunner(log, inFlight);
   const sql = createSql(config.db);
-  const redis = createRedis(config.redis.url, config.redis.token);
-  const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix, config.rateLimit.timeoutMs);
+  const { redis } = createRedis({
+    url: config.redis.url,
+    token: config.redis.token,
+    timeoutMs: config.rateLimit.timeoutMs,
+  });
+  const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix);
   const services: Services = {
     config,
     now,
@@ -153,7 +157,6 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
     limiter: createRateLimiter({
       redis,
       prefix: config.redis.prefix,
-      timeoutMs: config.rateLimit.timeoutMs,
       background,
       now,
       onError: throttled(

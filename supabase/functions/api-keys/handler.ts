@@ -7,8 +7,8 @@
  * is returned once, by create and roll; nothing else ever returns it or its hash.
  *
  * Revocation takes effect on the next request everywhere: revoke and roll bump the key-state
- * epoch before they answer, and a cached key is used only while the epoch is unchanged (see
- * `_shared/auth/api_key.ts`).
+ * epoch of the key's shard before they answer, and a cached key is used only while its epoch is
+ * unchanged (see `_shared/auth/api_key.ts` and `key_epoch.ts`).
  *
  * @module
  */
@@ -54,11 +54,13 @@ interface KeyRow {
   rolled_from: string | null;
   revoked_at: Date | null;
   created_at: Date;
+  /** The key-state epoch's shard of the key (never shown). */
+  epoch_shard: number;
   total?: string;
 }
 
 const COLUMNS = "id, name, mode, start, scopes, status, tier_id, expires_at, last_used_at, " +
-  "ip_allowlist, rolled_from, revoked_at, created_at";
+  "ip_allowlist, rolled_from, revoked_at, created_at, epoch_shard";
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -201,9 +203,9 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateKey>>): Promise<Re
  * caller's next request anywhere sees it. If Redis cannot be told, cached lookups still expire
  * within `KEY_CACHE_TTL_MS` (30 s); the failure is logged.
  */
-async function announce(ctx: Ctx): Promise<void> {
+async function announce(ctx: Ctx, key: KeyRow): Promise<void> {
   try {
-    await ctx.services.keyEpoch.bump();
+    await ctx.services.keyEpoch.bump([key.epoch_shard]);
   } catch (error) {
     ctx.log.warn("key state change not announced; caches expire within 30 s", { err: error });
   }
@@ -221,7 +223,7 @@ async function revoke(ctx: Ctx): Promise<Response> {
       where id = ${id} returning ${tx.unsafe(COLUMNS)}`;
     return updated!;
   });
-  await announce(ctx);
+  await announce(ctx, row);
   return respond(ApiKeySchema, present(row, ctx.services.now()));
 }
 
@@ -250,7 +252,7 @@ async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Respon
       where id = ${old.id} returning ${tx.unsafe(COLUMNS)}`;
     return { created: created!, previous: previous!, key: generated.key };
   });
-  await announce(ctx);
+  await announce(ctx, result.previous);
   // Shown as of now, after the change: a grace of 0 has already expired the old key.
   const shown = ctx.services.now();
   return respond(RolledKeySchema, {

@@ -10,8 +10,9 @@
  * (`IP_NOT_ALLOWED`).
  *
  * Lookups are cached per isolate (bounded), negative answers included. A cached *valid* key is
- * never trusted alone: the request also reads the key-state epoch, a Redis counter bumped by
- * every revocation, suspension, expiry change and roll, in the same Redis round trip as its
+ * never trusted alone: the request also reads the key-state epoch of its key (Redis counters
+ * bumped by every revocation, suspension, expiry change and roll; see key_epoch.ts), in the
+ * same Redis round trip as its
  * rate-limit check (see `confirm`). A changed epoch drops the entry and the key is looked up
  * again, so a revocation is seen by the next request on every instance. On a miss the epoch is
  * read before the database, so an entry can never pair old data with a newer epoch. When Redis
@@ -45,10 +46,10 @@ export interface KeyStore {
   findByHash(hash: Uint8Array): Promise<StoredKey | null>;
 }
 
-/** The key-state epoch: a counter every change of a key's state increments. */
+/** The key-state epoch: counters every change of a key's state increments (key_epoch.ts). */
 export interface KeyEpoch {
-  /** The current value; rejects when it cannot be read. */
-  current(): Promise<number>;
+  /** The current state version of the keys with this hash; rejects when it cannot be read. */
+  current(hash: Uint8Array): Promise<string>;
 }
 
 /** Options of {@link createKeyAuthenticator}. */
@@ -90,7 +91,7 @@ const UNKNOWN_TTL_MS = 60_000;
 
 interface Entry {
   key: StoredKey | null;
-  epoch: number;
+  epoch: string;
 }
 
 /** Creates the isolate's key authenticator. */
@@ -133,10 +134,10 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
     };
   };
 
-  const readEpoch = async (): Promise<number | undefined> => {
+  const readEpoch = async (hash: Uint8Array): Promise<string | undefined> => {
     if (!options.epoch) return undefined;
     try {
-      return await options.epoch.current();
+      return await options.epoch.current(hash);
     } catch {
       return undefined;
     }
@@ -171,7 +172,7 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
         return {
           ...result,
           confirm: async () => {
-            const epoch = await readEpoch();
+            const epoch = await readEpoch(hash);
             if (epoch === hit.epoch) return true;
             cache.delete(cacheKey);
             return false;
@@ -179,7 +180,7 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
         };
       }
 
-      const epoch = await readEpoch();
+      const epoch = await readEpoch(hash);
       const found = await options.store.findByHash(hash);
       const key = found !== null && found.mode === parsed.mode ? found : null;
       const result = evaluate(key, clientIp);

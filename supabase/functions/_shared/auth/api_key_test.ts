@@ -9,7 +9,8 @@ import {
 } from "../testing/fakes.ts";
 import { routeOfKind, runCase } from "../testing/run_case.ts";
 import { createKeyAuthenticator } from "./api_key.ts";
-import { generateApiKey } from "./key_format.ts";
+import { generateApiKey, hashApiKey } from "./key_format.ts";
+import { EPOCH_SHARDS, shardOf } from "./key_epoch.ts";
 
 Deno.test("createKeyAuthenticator() refuses every hostile key of the catalogue as documented", async (t) => {
   const f = await fakeServices();
@@ -65,6 +66,22 @@ Deno.test("authenticate() caches a key, confirmed by an unchanged epoch", async 
   const fourth = await keys.authenticate(key, undefined);
   assert.ok(fourth.ok && fourth.confirm === undefined, "looked up again");
   assert.equal(store.lookups, 2);
+});
+
+Deno.test("authenticate() keeps a cached key while other shards change, not its own", async () => {
+  const { store, epoch, keys, key } = await setup();
+  const own = shardOf(await hashApiKey(key));
+  await keys.authenticate(key, undefined);
+  // Every other shard changes: the key stays cached and confirmed.
+  await epoch.bump(Array.from({ length: EPOCH_SHARDS }, (_, i) => i).filter((i) => i !== own));
+  const cached = await keys.authenticate(key, undefined);
+  assert.ok(cached.ok && cached.confirm);
+  assert.equal(await cached.confirm!(), true);
+  assert.equal(store.lookups, 1);
+  await epoch.bump([own]);
+  const changed = await keys.authenticate(key, undefined);
+  assert.ok(changed.ok && changed.confirm);
+  assert.equal(await changed.confirm!(), false, "its shard moved: the entry is dropped");
 });
 
 Deno.test("authenticate() caches nothing while the epoch cannot be read", async () => {

@@ -11,7 +11,7 @@
 import postgres from "postgres";
 import { withTimeout } from "../deadline.ts";
 import type { DbConfig } from "../config.ts";
-import { tlsSocketFactory } from "./tls_socket.ts";
+import { denoSocketFactory } from "./socket.ts";
 
 /**
  * A postgres.js client, with the timeouts its transactions set and the deadline after which
@@ -41,11 +41,16 @@ export function createSql(db: DbConfig): Sql {
   const sql = postgres(withoutSslmode(db.url), {
     max: db.poolMax,
     prepare: db.prepare,
-    // TLS through Deno's own TLS (see tls_socket.ts), so postgres.js sees a ready socket.
+    // Deno's own sockets and TLS (see socket.ts), so postgres.js sees a ready socket. (The
+    // option exists in postgres.js, not in its types.)
     ssl: false,
-    ...(db.ssl === false
-      ? {}
-      : { socket: tlsSocketFactory({ caCerts: db.caCerts, timeoutMs: db.timeoutMs }) }),
+    ...{
+      socket: denoSocketFactory({
+        tls: db.ssl !== false,
+        caCerts: db.caCerts,
+        timeoutMs: db.timeoutMs,
+      }),
+    },
     idle_timeout: 30,
     // Seconds, fractions allowed: a database that does not answer costs a request this long.
     connect_timeout: db.timeoutMs / 1000,

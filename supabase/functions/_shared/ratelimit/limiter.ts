@@ -3,18 +3,18 @@
  * (scope, window, limit), built once per isolate and reused.
  *
  * A subject may have several windows (an API key has a minute and a day). They are checked in
- * one Redis round trip (auto-pipelined) and, when one denies while another allowed, the allowed
- * window gets its token back: a request refused by one window consumes no quota of another.
+ * one Redis round trip (the client joins commands issued together: redis.ts) and, when one
+ * denies while another allowed, the allowed window gets its token back: a request refused by one
+ * window consumes no quota of another.
  *
- * When Redis does not answer within `timeoutMs`, the decision is `degraded`: with fail mode
- * "open" the request goes through (authentication never depends on Redis), with "closed" it is
- * refused with 503. Either way no request waits longer than the timeout for Redis.
+ * When Redis fails or does not answer in time (the client cuts every command off after the Redis
+ * timeout), the decision is `degraded`: with fail mode "open" the request goes through
+ * (authentication never depends on Redis), with "closed" it is refused with 503.
  *
  * @module
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import type { Redis } from "@upstash/redis";
-import { withTimeout } from "../deadline.ts";
 
 type Duration = `${number} ${"s" | "m" | "h" | "d"}`;
 
@@ -49,9 +49,9 @@ export interface RateLimiter {
 
 /** Options of {@link createRateLimiter}. */
 export interface LimiterOptions {
+  /** A client whose calls are bounded (redis.ts): the limiter sets no timer of its own. */
   redis: Redis;
   prefix: string;
-  timeoutMs: number;
   /** Runs work after the response (refunds); defaults to fire-and-forget. */
   background?: (work: Promise<unknown>) => void;
   onError?: (error: unknown) => void;
@@ -100,7 +100,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         prefix: `${options.prefix}:rl:${scope}:${w.name}`,
         limiter: Ratelimit.slidingWindow(w.limit, w.duration),
         analytics: false,
-        // Our own deadline below bounds the wait; the library's would answer "allowed".
+        // The client bounds the wait (redis.ts); the library's timeout would answer "allowed".
         timeout: 0,
         // Blocks a denied identifier in memory, so denied floods cost little I/O; but only for
         // the time one token takes to free up (window / limit), not until the window resets:
@@ -123,16 +123,14 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     async check(scope, identifier, windows) {
       const limiters = windows.map((w) => limiterFor(scope, w));
       try {
-        const results = (await withTimeout(
-          Promise.all(limiters.map((l) => l.limit(identifier))),
-          options.timeoutMs,
-          "rate limit check",
-        )).map((r, i) => {
-          // A memory block ends early (see CappedBlocks); the window still resets at its end.
-          if (r.reason !== "cacheBlock") return r;
-          const ms = durationMs(windows[i]!.duration);
-          return { ...r, reset: (Math.floor(now() / ms) + 1) * ms };
-        });
+        const results = (await Promise.all(limiters.map((l) => l.limit(identifier)))).map(
+          (r, i) => {
+            // A memory block ends early (see CappedBlocks); the window still resets at its end.
+            if (r.reason !== "cacheBlock") return r;
+            const ms = durationMs(windows[i]!.duration);
+            return { ...r, reset: (Math.floor(now() / ms) + 1) * ms };
+          },
+        );
         const denied = results.some((r) => !r.success);
         if (denied) {
           results.forEach((r, i) => {

@@ -15,6 +15,7 @@ import type { Services } from "../services.ts";
 import { createKeyAuthenticator, type KeyEpoch, type StoredKey } from "../auth/api_key.ts";
 import { createJwtVerifier } from "../auth/jwt.ts";
 import { generateApiKey, hashApiKey } from "../auth/key_format.ts";
+import { shardOf } from "../auth/key_epoch.ts";
 import type { CatalogueFixtures } from "./hostile.ts";
 import type { Decision, RateLimiter, Window } from "../ratelimit/limiter.ts";
 import type { AuditRecord } from "../audit.ts";
@@ -64,14 +65,22 @@ export function fakeKeyStore(): {
   return store;
 }
 
-/** A key-state epoch in memory. */
-export function fakeEpoch(): KeyEpoch & { bump(): Promise<void>; failing: boolean } {
-  let value = 0;
+/** A key-state epoch in memory, sharded as the Redis one is. */
+export function fakeEpoch(): KeyEpoch & {
+  bump(shards?: readonly number[]): Promise<void>;
+  failing: boolean;
+} {
+  let global = 0;
+  const counters = new Map<number, number>();
   const epoch = {
     failing: false,
-    current: () => epoch.failing ? Promise.reject(new Error("redis down")) : Promise.resolve(value),
-    bump: () => {
-      value++;
+    current: (hash: Uint8Array) =>
+      epoch.failing
+        ? Promise.reject(new Error("redis down"))
+        : Promise.resolve(`${global}.${counters.get(shardOf(hash)) ?? 0}`),
+    bump: (shards?: readonly number[]) => {
+      if (shards === undefined) global++;
+      for (const shard of new Set(shards)) counters.set(shard, (counters.get(shard) ?? 0) + 1);
       return Promise.resolve();
     },
   };

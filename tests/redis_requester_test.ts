@@ -1,0 +1,202 @@
+/**
+ * The isolate's Redis requester (supabase/functions/_shared/redis.ts) against the test stack's
+ * Redis bridge and Redis: commands issued together share one REST call, commands issued while a
+ * call is out leave together the moment it returns, each command gets its own answer or error,
+ * a failed or hung call fails only the commands it carried, and @upstash/ratelimit works over
+ * it (its NOSCRIPT fallback included).
+ *
+ * A small HTTP relay in front of the bridge holds calls until a test releases them, so "while a
+ * call is out" is a fact of the test, not a race.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Ratelimit } from "@upstash/ratelimit";
+import { createRedis, RedisCallError } from "../supabase/functions/_shared/redis.ts";
+
+const URL_ = Deno.env.get("UPSTASH_REDIS_REST_URL") ?? "";
+const TOKEN = Deno.env.get("UPSTASH_REDIS_REST_TOKEN") ?? "";
+const PREFIX = `torvus-test:requester:${crypto.randomUUID()}`;
+
+/** A relay to the bridge that records each call's commands and can hold or break calls. */
+function relay() {
+  const calls: unknown[][] = [];
+  const held: Array<() => void> = [];
+  let hold = false;
+  let mode: "pass" | "fail" | "hang" = "pass";
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const body = await req.text();
+    const parsed = JSON.parse(body);
+    calls.push(new URL(req.url).pathname === "/pipeline" ? parsed : [parsed]);
+    if (mode === "fail") return Response.json({ error: "ERR relay refused" }, { status: 500 });
+    if (mode === "hang") await new Promise<void>((resolve) => held.push(resolve));
+    if (hold) await new Promise<void>((resolve) => held.push(resolve));
+    const upstream = await fetch(`${URL_}${new URL(req.url).pathname}`, {
+      method: "POST",
+      headers: { authorization: req.headers.get("authorization") ?? "" },
+      body,
+    });
+    return new Response(await upstream.text(), { status: upstream.status });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    calls,
+    set hold(value: boolean) {
+      hold = value;
+    },
+    set mode(value: "pass" | "fail" | "hang") {
+      mode = value;
+    },
+    release() {
+      for (const resume of held.splice(0)) resume();
+    },
+    async close() {
+      this.release();
+      await server.shutdown();
+    },
+  };
+}
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+Deno.test("requester: the commands a request issues together share one REST call", async () => {
+  const r = relay();
+  try {
+    const { redis, requester } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    const [a, b, c] = await Promise.all([
+      redis.incr(`${PREFIX}:a`),
+      redis.incrby(`${PREFIX}:a`, 5),
+      redis.mget<(number | null)[]>(`${PREFIX}:a`, `${PREFIX}:none`),
+    ]);
+    assert.deepEqual([a, b, c], [1, 6, [6, null]]);
+    assert.equal(r.calls.length, 1);
+    assert.deepEqual(requester.stats, { calls: 1, commands: 3 });
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("requester: commands issued while a call is out leave together when it returns", async () => {
+  const r = relay();
+  try {
+    const { redis, requester } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 5000 });
+    r.hold = true;
+    const first = redis.incr(`${PREFIX}:b`);
+    while (r.calls.length < 1) await tick();
+    // 40 commands, each in a later task of its own, as concurrent requests issue them.
+    const later: Promise<number>[] = [];
+    for (let i = 0; i < 40; i++) {
+      await tick();
+      later.push(redis.incr(`${PREFIX}:b`));
+    }
+    assert.equal(r.calls.length, 1, "nothing else leaves while the call is out");
+    r.hold = false;
+    r.release();
+    const answers = await Promise.all([first, ...later]);
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 41 }, (_, i) => i + 1),
+      "in order, each its own",
+    );
+    assert.equal(r.calls.length, 2);
+    assert.equal(r.calls[1]!.length, 40);
+    assert.deepEqual(requester.stats, { calls: 2, commands: 41 });
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("requester: a command's error is its own; the others of its call succeed", async () => {
+  const r = relay();
+  try {
+    const { redis } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    await redis.set(`${PREFIX}:text`, "not a number");
+    const [ok, wrongType, noScript] = await Promise.allSettled([
+      redis.incr(`${PREFIX}:c`),
+      redis.incr(`${PREFIX}:text`),
+      redis.evalsha("0".repeat(40), [], []),
+    ]);
+    assert.deepEqual(ok, { status: "fulfilled", value: 1 });
+    assert.equal(wrongType.status, "rejected");
+    assert.match(String((wrongType as PromiseRejectedResult).reason), /not an integer/);
+    assert.equal(noScript.status, "rejected");
+    assert.match(String((noScript as PromiseRejectedResult).reason), /NOSCRIPT/);
+    assert.equal(r.calls.length, 2, "the SET, then one call for the three");
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("requester: a failed call fails its commands only; the next call goes out", async () => {
+  const r = relay();
+  try {
+    const { redis } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    r.mode = "fail";
+    const failed = await Promise.allSettled([redis.incr(`${PREFIX}:d`), redis.get(`${PREFIX}:d`)]);
+    for (const f of failed) {
+      assert.equal(f.status, "rejected");
+      const reason = (f as PromiseRejectedResult).reason;
+      assert.ok(reason instanceof RedisCallError);
+      assert.equal(reason.message, "Redis answered HTTP 500: ERR relay refused");
+      assert.ok(!reason.message.includes(TOKEN));
+    }
+    r.mode = "pass";
+    assert.equal(await redis.incr(`${PREFIX}:d`), 1, "the failed INCR never ran");
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("requester: a hung call times out, and no command waits longer than the timeout", async () => {
+  const r = relay();
+  try {
+    const { redis } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 300 });
+    r.mode = "hang";
+    const started = performance.now();
+    const hung = redis.incr(`${PREFIX}:e`);
+    while (r.calls.length < 1) await tick();
+    r.mode = "pass";
+    // Queued behind the hung call: its own deadline runs from now, not from when it leaves.
+    const queuedAt = performance.now();
+    const queued = redis.incr(`${PREFIX}:f`);
+    await assert.rejects(hung, (e: Error) => e.name === "TimeoutError");
+    const gaveUp = performance.now() - started;
+    assert.ok(gaveUp >= 290 && gaveUp < 2000, `gave up after ${gaveUp.toFixed(0)} ms`);
+    await assert.rejects(queued, (e: Error) => e.name === "TimeoutError");
+    const waited = performance.now() - queuedAt;
+    assert.ok(waited < 300 + 100, `the queued command waited ${waited.toFixed(0)} ms`);
+    // Nothing is left hanging: the next command goes out at once and succeeds.
+    const next = performance.now();
+    assert.equal(await redis.incr(`${PREFIX}:g`), 1);
+    assert.ok(performance.now() - next < 250, "sent at once");
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("requester: @upstash/ratelimit counts exactly over it, NOSCRIPT fallback included", async () => {
+  const r = relay();
+  try {
+    const { redis, requester } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    // Scripts unknown to Redis: the first EVALSHAs answer NOSCRIPT and the library sends EVAL.
+    await redis.scriptFlush();
+    const limiter = new Ratelimit({
+      redis,
+      prefix: `${PREFIX}:rl`,
+      limiter: Ratelimit.slidingWindow(20, "1 m"),
+      analytics: false,
+    });
+    const results = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        for (let t = 0; t < i % 7; t++) await tick();
+        return (await limiter.limit("subject")).success;
+      }),
+    );
+    assert.equal(results.filter(Boolean).length, 20, "exactly the limit passes");
+    const names = r.calls.flat().map((c) => String((c as unknown[])[0]).toLowerCase());
+    assert.ok(names.includes("eval"), "the script was loaded after NOSCRIPT");
+    assert.ok(requester.stats.calls < 30, `${requester.stats.calls} calls for 60 checks`);
+  } finally {
+    await r.close();
+  }
+});
