@@ -692,9 +692,28 @@ function check(b: Built, res: ApiResponse, hashes: readonly string[]): void {
   }
 }
 
+/** Requests sent again on a fresh connection after their pooled one turned out closed. */
+let resent = 0;
+
 async function send(b: Built): Promise<ApiResponse> {
   if (!REFUSED_BY_HTTP_LAYER.test(b.init.method ?? "")) {
-    return await api(b.path, { ...b.init, signal: AbortSignal.timeout(10_000) });
+    try {
+      return await api(b.path, { ...b.init, signal: AbortSignal.timeout(10_000) });
+    } catch (error) {
+      // A pooled keep-alive connection the server closed after an earlier answer (it closes one
+      // whose request body it did not read) fails on write, before the request is sent: sent
+      // once more on a connection of its own, as HTTP clients do; a second failure is a failure.
+      if (!(error instanceof TypeError) || !/broken pipe|reset/i.test(String(error.cause))) {
+        throw error;
+      }
+      resent++;
+      const client = Deno.createHttpClient({});
+      try {
+        return await api(b.path, { ...b.init, client, signal: AbortSignal.timeout(10_000) });
+      } finally {
+        client.close();
+      }
+    }
   }
   // The HTTP layer answers such a method 400 and closes the connection, which the client may
   // see as a failed fetch while it still sends the body. Sent on a connection of its own, so
@@ -939,7 +958,7 @@ e2e("fuzz: summary", async () => {
   const seen = [...statusSeen].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(" ");
   console.log(
     `fuzz: ${counts.hostile} hostile + ${counts.authenticated} authenticated requests ` +
-      `(seed ${SEED}); statuses ${seen}`,
+      `(seed ${SEED}); statuses ${seen}; ${resent} resent after a closed keep-alive connection`,
   );
   await closeDb();
 });
