@@ -39,7 +39,7 @@ import {
   startDevServer,
   tail,
   waitFor,
-} from "../tools/loadtest.ts";
+} from "./_support/dev_server.ts";
 import { uniqueEmail, uniqueIp } from "./_harness.ts";
 import { type PrivatePostgres, startPrivatePostgres } from "./_support/private_postgres.ts";
 
