@@ -88,6 +88,8 @@ const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }
   getApiKey: { ok: [] },
   revokeApiKey: { body: {}, ok: [] },
   rollApiKey: { body: {}, ok: [] },
+  getApiKeyUsage: { ok: [404] },
+  getUsage: { ok: [200] },
 };
 const sampleOf = (id: string) =>
   SAMPLES[id] ?? SAMPLES[id.replace(/^v1(.)/, (_, c: string) => c.toLowerCase())];

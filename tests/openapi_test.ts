@@ -611,6 +611,34 @@ e2e("API-key management answers every documented outcome as documented", async (
   c.assertConforming();
 });
 
+e2e("usage answers every documented outcome as documented", async () => {
+  const c = await served();
+  const ip = uniqueIp();
+  const key = await newKey();
+  const owner = await newUser(3600, key.email);
+  const as: ApiInit = { ip, headers: { Authorization: `Bearer ${owner.token}` } };
+  const item = "/api/keys/{id}/usage";
+  await c.call("GET", item, `/api/keys/${key.id}/usage?granularity=hour`, as, { status: 200 });
+  await c.call("GET", item, `/api/keys/${UNKNOWN_ULID}/usage`, as, {
+    status: 404,
+    code: "NOT_FOUND",
+  });
+  await c.call("GET", item, `/api/keys/${key.id}/usage?granularity=week`, as, {
+    status: 400,
+    code: "VALIDATION_FAILED",
+  });
+  await c.call("GET", "/api/usage", `/api/usage?mode=test&from=2026-11-01`, as, { status: 200 });
+  await c.call("GET", "/api/usage", `/api/usage?key_id=${UNKNOWN_ULID}`, as, {
+    status: 404,
+    code: "NOT_FOUND",
+  });
+  await c.call("GET", "/api/usage", "/api/usage", { ip }, {
+    status: 401,
+    code: "MISSING_AUTH_TOKEN",
+  });
+  c.assertConforming();
+});
+
 e2e("every documented operation was exercised with its success status", async () => {
   try {
     const c = await served();

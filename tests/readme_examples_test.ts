@@ -2,7 +2,8 @@
  * The README's examples run against the dev server, so they never rot: every fenced block whose
  * info string is `sh example` runs with bash (`set -euo pipefail`), every `js example` block with
  * `deno run`, each with `$TORVUS_API_URL` (the server under test), `$TORVUS_API_KEY` (a fresh
- * test key with `read` and `write`) and `$ACCESS_TOKEN` (a fresh user's token), and each must
+ * test key with `read` and `write`), `$ACCESS_TOKEN` (a fresh user's token) and `$KEY_OWNER_TOKEN`
+ * (the token of the key's owner), and each must
  * exit 0. curl calls must use `--fail-with-body`, so an error answer fails the example.
  */
 import assert from "node:assert/strict";
@@ -143,10 +144,12 @@ for (const example of examples) {
       }
       const key = await newKey({ scopes: ["read", "write"] });
       const user = await newUser();
+      const owner = await newUser(3600, key.email);
       const values = {
         TORVUS_API_URL: BASE_URL.replace(/\/+$/, ""),
         TORVUS_API_KEY: key.key,
         ACCESS_TOKEN: user.token,
+        KEY_OWNER_TOKEN: owner.token,
       };
       const result = await runExample(example, values);
       assert.equal(

@@ -358,22 +358,22 @@ export class EdgeRuntime {
 
   /**
    * Retires the function's current isolate as if the platform requested its termination: it
-   * takes no new requests and is dropped early once idle. Resolves when it has ended.
+   * takes no new requests and is dropped early once idle. Resolves when every isolate of the
+   * function (one a limit retired already included) has ended; false when none was live.
    */
   async drop(name: string): Promise<boolean> {
     const host = this.#hosts.get(name);
-    const isolate = host?.current;
-    if (!host || !isolate) return false;
-    const ended = new Promise<void>((resolve) => {
+    const isolates = host?.live() ?? [];
+    if (!host || isolates.length === 0) return false;
+    if (host.current) host.retire(host.current, "termination requested");
+    await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
-        if (isolate.state === "ended") {
+        if (isolates.every((i) => i.state === "ended")) {
           clearInterval(timer);
           resolve();
         }
       }, 10);
     });
-    host.retire(isolate, "termination requested");
-    await ended;
     return true;
   }
 

@@ -1,16 +1,24 @@
 /**
  * The request log: every authenticated or failed request becomes a row of `api_request_log`,
- * written after the response.
+ * or, when it is one refusal among many, a count in `api_refusals`; each key's requests are
+ * counted per hour in `api_usage_hourly` as the rows are written (migration `..._usage.sql`).
  *
- * The first record starts a flush at once, registered with the runtime's `waitUntil` (via
- * `background`) when it is created, so the edge runtime never drops an isolate early while rows
- * are unwritten (it waits for `waitUntil` work; see tools/runtime). The flush gathers rows for
- * `gatherMs` (50 ms) before each write, unless a full batch is already waiting, and records that
- * arrive while a write is in flight join the next batch of the same flush. The wait is after
- * the response, so it costs a client nothing, and it makes a busy isolate write one batch of
- * hundreds of rows where it wrote one of a few rows per round trip: each write is a transaction
- * of several messages, whose socket writes and PostgreSQL work dominated the CPU of a request.
- * The same write moves `last_used_at` of the keys seen, at most once a minute per key.
+ * Refusal floods become counters. The first {@link FULL_REFUSALS_PER_MINUTE} answers 4xx of a
+ * subject (its API key, else its user, else its address) with one code in one minute are kept
+ * as full rows, as the documentation asks ("failed authentication attempts are tracked"); the
+ * others of that minute only add to one `api_refusals` row (subject, code, minute: count, first
+ * and last seen). Nothing is lost: full rows plus counts add up to the requests answered. So a
+ * client answered 429 fifty thousand times a minute costs a few rows, not fifty thousand.
+ *
+ * Writing. The first record starts a flush at once, registered with the runtime's `waitUntil`
+ * (via `background`) when it is created, so the edge runtime never drops an isolate early while
+ * rows are unwritten (it waits for `waitUntil` work; see tools/runtime). The flush gathers
+ * records for `gatherMs` (50 ms) before each write, unless a full batch is already waiting; the
+ * wait is after the response, so it costs a client nothing, and it makes a busy isolate write one
+ * batch of hundreds of rows where it wrote one of a few rows per round trip. A batch is one
+ * statement with three JSON parameters (the cheapest bulk path measured here; see `write`) and
+ * carries an id: written twice, after an answer lost at commit, it changes nothing the second
+ * time. The same statement moves `last_used_at` of the keys seen, at most once a minute per key.
  *
  * A failed write keeps its batch and retries with backoff for a bounded time
  * ({@link AuditOptions.retryForMs}), so a database restart loses nothing; rows still unwritten
@@ -45,7 +53,7 @@ export interface AuditSink {
   flush(): Promise<void>;
   /** Flushes and resolves when done. */
   close(): Promise<void>;
-  /** Rows waiting to be written. */
+  /** Rows and counters waiting to be written. */
   readonly pending: number;
 }
 
@@ -65,9 +73,35 @@ export interface AuditOptions {
   now?: () => number;
 }
 
+/** Answers 4xx of one subject, code and minute kept as full rows; the rest are counted. */
+export const FULL_REFUSALS_PER_MINUTE = 10;
+/** Subjects tracked per minute; past this every refusal is counted, none kept in full. */
+const MAX_SUBJECTS = 20_000;
 const MAX_USER_AGENT = 512;
 const MAX_PATH = 1024;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Refusals of one subject, code and minute beyond the full rows. */
+interface Counter {
+  subject: string;
+  code: string;
+  status: number;
+  minute: number;
+  count: number;
+  first: number;
+  last: number;
+  keyId: string | undefined;
+  userId: string | undefined;
+  mode: string | undefined;
+  ip: string | undefined;
+}
+
+/** What one write carries; kept whole across retries, so its id makes it idempotent. */
+interface Batch {
+  id: string;
+  rows: AuditRecord[];
+  counters: Counter[];
+}
 
 /** Creates the isolate's audit sink. */
 export function createAuditSink(options: AuditOptions): AuditSink {
@@ -78,10 +112,62 @@ export function createAuditSink(options: AuditOptions): AuditSink {
   const retryForMs = options.retryForMs ?? 60_000;
   const now = options.now ?? Date.now;
   let queue: AuditRecord[] = [];
+  let counters = new Map<string, Counter>();
+  /** Full rows kept this minute per subject and code. */
+  let kept = new Map<string, number>();
+  let keptMinute = -1;
   let flushing: Promise<void> | undefined;
 
-  const write = async (batch: AuditRecord[]) => {
-    const rows = batch.map((r) => ({
+  /** Whether a record is a refusal to count rather than keep, counting it if so. */
+  const counted = (r: AuditRecord): boolean => {
+    if (r.status < 400 || r.status >= 500) return false;
+    const at = r.at.getTime();
+    const minute = at - (at % 60_000);
+    if (minute !== keptMinute) {
+      kept = new Map();
+      keptMinute = minute;
+    }
+    const subject = r.keyId ? `key:${r.keyId}` : r.userId ? `user:${r.userId}` : `ip:${r.ip ?? ""}`;
+    const code = r.code ?? String(r.status);
+    const id = `${subject}\n${code}`;
+    const full = kept.get(id) ?? 0;
+    if (full < FULL_REFUSALS_PER_MINUTE && (full > 0 || kept.size < MAX_SUBJECTS)) {
+      kept.set(id, full + 1);
+      return false;
+    }
+    const key = `${id}\n${minute}`;
+    const c = counters.get(key);
+    if (c) {
+      c.count++;
+      c.first = Math.min(c.first, at);
+      c.last = Math.max(c.last, at);
+    } else {
+      counters.set(key, {
+        subject,
+        code,
+        status: r.status,
+        minute,
+        count: 1,
+        first: at,
+        last: at,
+        keyId: r.keyId,
+        userId: r.userId,
+        mode: r.mode,
+        ip: r.ip,
+      });
+    }
+    return true;
+  };
+
+  /**
+   * One statement per batch (run in a transaction only for its timeouts): the batch id, the full
+   * rows and the counters as JSON text parameters, each unpacked with `json_to_recordset`. For
+   * batches of 20 and 200 rows this costs the writer 29 and 9 µs of CPU a row and PostgreSQL 35
+   * and 24, against 91 and 20 / 50 and 38 for a multi-row VALUES list; postgres.js's COPY stream
+   * took many times the wall time and 16-120 µs a row on the writer's side.
+   */
+  const write = async (batch: Batch) => {
+    const rows = batch.rows.map((r) => ({
       request_id: r.requestId,
       key_id: r.keyId ?? null,
       user_id: r.userId ?? null,
@@ -96,30 +182,80 @@ export function createAuditSink(options: AuditOptions): AuditSink {
       user_agent: r.userAgent === undefined ? null : redact(r.userAgent.slice(0, MAX_USER_AGENT)),
       created_at: r.at.toISOString(),
     }));
+    const refusals = batch.counters.map((c) => ({
+      subject: c.subject,
+      code: c.code,
+      status: c.status,
+      minute: new Date(c.minute).toISOString(),
+      count: c.count,
+      first_seen: new Date(c.first).toISOString(),
+      last_seen: new Date(c.last).toISOString(),
+      key_id: c.keyId ?? null,
+      user_id: c.userId ?? null,
+      mode: c.mode ?? null,
+      ip: c.ip ?? null,
+    }));
     const keyIds = [
-      ...new Set(batch.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
+      ...new Set(batch.rows.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
     ];
-    // The whole batch is one JSON text parameter: the cheapest bulk path measured here (for
-    // batches of 20 and 200 rows: 29 and 9 µs of the writer's CPU a row, PostgreSQL 35 and 24,
-    // against 91 and 20 / 50 and 38 for a multi-row VALUES list and 16-120 µs a row and many
-    // times the wall time for postgres.js's COPY stream, whose PostgreSQL side is 19-95).
     await inTransaction(sql, {}, async (tx) => {
-      await tx`insert into public.api_request_log (request_id, key_id, user_id, mode, method, path,
-          status, code, latency_ms, ip, user_agent, created_at)
-        select * from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
-          request_id uuid, key_id text, user_id uuid, mode text, method text, path text,
-          status smallint, code text, latency_ms real, ip inet, user_agent text,
-          created_at timestamptz)
-        on conflict (request_id) do nothing`;
-      if (keyIds.length > 0) {
-        await tx`update public.api_keys set last_used_at = now()
-          where id = any(${keyIds}) and (last_used_at is null or last_used_at < now() - interval '1 minute')`;
-      }
+      await tx`with batch as (
+          insert into public.api_log_batches (id) values (${batch.id})
+          on conflict do nothing returning id
+        ), logged as (
+          insert into public.api_request_log (request_id, key_id, user_id, mode, method, path,
+            status, code, latency_ms, ip, user_agent, created_at)
+          select r.* from batch, json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
+            request_id uuid, key_id text, user_id uuid, mode text, method text, path text,
+            status smallint, code text, latency_ms real, ip inet, user_agent text,
+            created_at timestamptz)
+          on conflict (request_id) do nothing
+          returning key_id, user_id, mode, status, created_at
+        ), refused as (
+          select c.* from batch, json_to_recordset(${JSON.stringify(refusals)}::text::json) as c(
+            subject text, code text, status smallint, minute timestamptz, count integer,
+            first_seen timestamptz, last_seen timestamptz, key_id text, user_id uuid, mode text,
+            ip inet)
+        ), counted as (
+          insert into public.api_refusals as t (subject, code, minute, status, count, first_seen,
+            last_seen, key_id, user_id, mode, ip)
+          select subject, code, minute, status, count, first_seen, last_seen, key_id, user_id,
+            mode, ip from refused
+          on conflict (subject, code, minute) do update set count = t.count + excluded.count,
+            first_seen = least(t.first_seen, excluded.first_seen),
+            last_seen = greatest(t.last_seen, excluded.last_seen)
+        ), used as (
+          insert into public.api_usage_hourly as u (key_id, hour, user_id, mode, requests,
+            success, rate_limited, client_errors, server_errors)
+          select key_id, date_trunc('hour', at, 'UTC'), (array_agg(user_id))[1],
+            (array_agg(mode))[1], sum(n),
+            coalesce(sum(n) filter (where status between 200 and 299), 0),
+            coalesce(sum(n) filter (where status = 429), 0),
+            coalesce(sum(n) filter (where status between 400 and 499 and status <> 429), 0),
+            coalesce(sum(n) filter (where status >= 500), 0)
+          from (
+            select key_id, user_id, mode, status, created_at as at, 1 as n from logged
+            union all
+            select key_id, user_id, mode, status, minute, count from refused
+          ) e
+          where key_id is not null and user_id is not null and mode is not null
+          group by key_id, date_trunc('hour', at, 'UTC')
+          on conflict (key_id, hour) do update set requests = u.requests + excluded.requests,
+            success = u.success + excluded.success,
+            rate_limited = u.rate_limited + excluded.rate_limited,
+            client_errors = u.client_errors + excluded.client_errors,
+            server_errors = u.server_errors + excluded.server_errors
+        ), touched as (
+          update public.api_keys set last_used_at = now()
+          where id = any(${keyIds}) and exists (select 1 from batch)
+            and (last_used_at is null or last_used_at < now() - interval '1 minute')
+        )
+        select count(*) from batch`;
     });
   };
 
   /** Writes one batch, retrying with backoff until it succeeds or `retryForMs` passes. */
-  const writeWithRetries = async (batch: AuditRecord[]) => {
+  const writeWithRetries = async (batch: Batch) => {
     const giveUpAt = now() + retryForMs;
     for (let attempt = 0;; attempt++) {
       try {
@@ -130,14 +266,15 @@ export function createAuditSink(options: AuditOptions): AuditSink {
         if (now() + wait > giveUpAt) {
           log.error("request log rows dropped after retries", {
             err: error,
-            dropped: batch.length,
+            dropped: batch.rows.length,
+            dropped_counted: batch.counters.reduce((n, c) => n + c.count, 0),
           });
           return;
         }
         log.warn("request log write failed, will retry", {
           err: error,
           attempt: attempt + 1,
-          pending: queue.length + batch.length,
+          pending: queue.length + batch.rows.length,
         });
         await sleep(wait);
       }
@@ -148,11 +285,13 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     try {
       // Let the response that produced the first record leave before the write starts.
       await Promise.resolve();
-      while (queue.length > 0) {
+      while (queue.length > 0 || counters.size > 0) {
         if (queue.length < batchSize && gatherMs > 0) await sleep(gatherMs);
-        const batch = queue.slice(0, batchSize);
-        queue = queue.slice(batch.length);
-        await writeWithRetries(batch);
+        const rows = queue.slice(0, batchSize);
+        queue = queue.slice(rows.length);
+        const taken = [...counters.values()];
+        counters = new Map();
+        await writeWithRetries({ id: crypto.randomUUID(), rows, counters: taken });
       }
     } finally {
       flushing = undefined;
@@ -161,11 +300,13 @@ export function createAuditSink(options: AuditOptions): AuditSink {
 
   const sink: AuditSink = {
     record(entry) {
-      queue.push(entry);
-      if (queue.length > maxQueue) {
-        const excess = queue.length - maxQueue;
-        queue.splice(0, excess);
-        log.error("request log queue over its bound, oldest rows dropped", { dropped: excess });
+      if (!counted(entry)) {
+        queue.push(entry);
+        if (queue.length > maxQueue) {
+          const excess = queue.length - maxQueue;
+          queue.splice(0, excess);
+          log.error("request log queue over its bound, oldest rows dropped", { dropped: excess });
+        }
       }
       if (!flushing) {
         flushing = drain();
@@ -174,7 +315,7 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     },
     flush() {
       if (flushing) return flushing;
-      if (queue.length === 0) return Promise.resolve();
+      if (queue.length === 0 && counters.size === 0) return Promise.resolve();
       flushing = drain();
       return flushing;
     },
@@ -182,7 +323,7 @@ export function createAuditSink(options: AuditOptions): AuditSink {
       return sink.flush();
     },
     get pending() {
-      return queue.length;
+      return queue.length + counters.size;
     },
   };
   return sink;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type AuditRecord, createAuditSink } from "./audit.ts";
+import { type AuditRecord, createAuditSink, FULL_REFUSALS_PER_MINUTE } from "./audit.ts";
 import { createLogger } from "./log.ts";
 import type { Sql } from "./db/client.ts";
 
@@ -7,9 +7,12 @@ import type { Sql } from "./db/client.ts";
  * A database that records the request-log rows each transaction inserts, failing the first
  * `failures` transactions, and answering each after `delayMs`.
  */
-function fakeSql(options: { failures?: number; delayMs?: number } = {}) {
+function fakeSql(options: { failures?: number; lostAnswers?: number; delayMs?: number } = {}) {
   const batches: Array<Array<Record<string, unknown>>> = [];
+  const counted: Array<Array<Record<string, unknown>>> = [];
+  const ids: string[] = [];
   let failures = options.failures ?? 0;
+  let lostAnswers = options.lostAnswers ?? 0;
   let transactions = 0;
   const query = (result: unknown) =>
     Object.assign(Promise.resolve(result), {
@@ -19,8 +22,10 @@ function fakeSql(options: { failures?: number; delayMs?: number } = {}) {
     if (!Array.isArray(first) || !("raw" in first)) return { rows: first };
     const text = (first as string[]).join("?");
     if (text.includes("insert into public.api_request_log")) {
-      // The batch travels as one JSON text parameter.
-      batches.push(JSON.parse(values[0] as string));
+      // A batch travels as its id and two JSON text parameters: full rows and counters.
+      ids.push(values[0] as string);
+      batches.push(JSON.parse(values[1] as string));
+      counted.push(JSON.parse(values[2] as string));
     }
     return query([]);
   };
@@ -34,10 +39,16 @@ function fakeSql(options: { failures?: number; delayMs?: number } = {}) {
         failures--;
         throw Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" });
       }
-      return await fn(tx);
+      const result = await fn(tx);
+      if (lostAnswers > 0) {
+        // Committed, but the answer never came back (a connection lost at commit).
+        lostAnswers--;
+        throw Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
+      }
+      return result;
     },
   };
-  return { sql: sql as unknown as Sql, batches, transactions: () => transactions };
+  return { sql: sql as unknown as Sql, batches, counted, ids, transactions: () => transactions };
 }
 
 const record = (i: number): AuditRecord => ({
@@ -152,4 +163,53 @@ Deno.test("createAuditSink() keeps no credential a client put in its User-Agent"
   sink.record({ ...record(1), userAgent: `curl ${key}` });
   await Promise.all(background);
   assert.equal(db.batches[0]![0]!.user_agent, "curl sk_live_[redacted]");
+});
+
+const refusal = (ip: string, code = "INVALID_API_KEY", status = 401): AuditRecord => ({
+  requestId: crypto.randomUUID(),
+  method: "GET",
+  path: "/v1-test",
+  status,
+  code,
+  latencyMs: 1,
+  ip,
+  at: new Date(Date.UTC(2026, 10, 30, 12, 0, 30)),
+});
+
+Deno.test("createAuditSink() keeps the first refusals of a subject in full and counts the rest", async () => {
+  const db = fakeSql();
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  for (let i = 0; i < 25; i++) sink.record(refusal("203.0.113.9"));
+  for (let i = 0; i < 12; i++) sink.record(refusal("203.0.113.9", "RATE_LIMIT_EXCEEDED", 429));
+  for (let i = 0; i < 3; i++) sink.record(refusal("198.51.100.1"));
+  await Promise.all(background);
+  const rows = db.batches.flat();
+  const counters = db.counted.flat();
+  assert.equal(rows.length, FULL_REFUSALS_PER_MINUTE * 2 + 3);
+  assert.deepEqual(
+    counters.map((c) => [c.subject, c.code, c.count, c.minute]),
+    [
+      ["ip:203.0.113.9", "INVALID_API_KEY", 15, "2026-11-30T12:00:00.000Z"],
+      ["ip:203.0.113.9", "RATE_LIMIT_EXCEEDED", 2, "2026-11-30T12:00:00.000Z"],
+    ],
+  );
+  const total = rows.length + counters.reduce((n, c) => n + (c.count as number), 0);
+  assert.equal(total, 40, "full rows and counts add up to the requests");
+});
+
+Deno.test("createAuditSink() sends a batch whose answer was lost again with the same id", async () => {
+  const db = fakeSql({ lostAnswers: 1 });
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({
+    sql: db.sql,
+    log: createLogger({}, "error"),
+    background: (p) => background.push(p),
+    gatherMs: 0,
+  });
+  sink.record(record(1));
+  await Promise.all(background);
+  assert.equal(db.transactions(), 2);
+  assert.equal(db.ids.length, 2);
+  assert.equal(db.ids[0], db.ids[1], "the database sees the same batch id and skips it");
 });

@@ -18,6 +18,7 @@ import {
   HealthOkSchema,
   HealthUnavailableSchema,
   KeyListSchema,
+  KeyUsageQuery,
   ListKeysQuery,
   ListVaultsQuery,
   MeSchema,
@@ -25,6 +26,8 @@ import {
   RolledKeySchema,
   RollKey,
   UpdateVault,
+  UsageQuery,
+  UsageSchema,
   V1TestSchema,
   VaultListSchema,
   VaultSchema,
@@ -42,8 +45,18 @@ export const TAGS = [
       "key sees test vaults only",
   },
   { name: "API keys", description: "Create, list, revoke and roll API keys (bearer token)" },
+  {
+    name: "Usage",
+    description: "Requests made with the caller's API keys, per hour or day (bearer token)",
+  },
   { name: "Reference", description: "This document" },
 ] as const;
+
+/** What both usage operations answer. */
+const USAGE_DESCRIPTION = "Requests by outcome per `hour` or UTC `day` (`granularity`, default " +
+  "day) from `from` to `to` (default: the last 24 hours or 30 days, widened to whole buckets; " +
+  "at most 744 hours or 400 days). Every bucket is listed, zeros included; a request shows " +
+  "within seconds.";
 
 /** A small JSON body: key management takes a few hundred bytes at most. */
 const KEY_BODY_BYTES = 16 * 1024;
@@ -289,7 +302,40 @@ export const MANIFEST = {
           },
         },
       },
+      {
+        path: "/:id/usage",
+        auth: "jwt",
+        methods: {
+          GET: {
+            id: "getApiKeyUsage",
+            tag: "Usage",
+            summary: "An API key's usage",
+            description: USAGE_DESCRIPTION,
+            query: KeyUsageQuery,
+            success: { status: 200, description: "The key's usage", schema: UsageSchema },
+            errors: ["NOT_FOUND"],
+          },
+        },
+      },
     ],
+  },
+  usage: {
+    gateway: [{ prefix: "/api/usage", target: "" }],
+    routes: [{
+      path: "/",
+      auth: "jwt",
+      methods: {
+        GET: {
+          id: "getUsage",
+          tag: "Usage",
+          summary: "Usage of all the caller's API keys",
+          description: `${USAGE_DESCRIPTION} Narrow it to one key (\`key_id\`) or one mode.`,
+          query: UsageQuery,
+          success: { status: 200, description: "The keys' usage", schema: UsageSchema },
+          errors: ["NOT_FOUND"],
+        },
+      },
+    }],
   },
   openapi: {
     gateway: [{ prefix: "/api/openapi.json", target: "" }],

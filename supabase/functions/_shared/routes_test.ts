@@ -7,6 +7,7 @@ import { operations as me } from "../me/handler.ts";
 import { operations as vaults } from "../vaults/handler.ts";
 import { operations as apiKeys } from "../api-keys/handler.ts";
 import { operations as openapi } from "../openapi/handler.ts";
+import { operations as usage } from "../usage/handler.ts";
 
 Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's routes", () => {
   const table = Object.fromEntries(
@@ -19,6 +20,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/v1/vaults": ["vaults", "/v1", "api_key"],
     "/api/vaults": ["vaults", "", "jwt"],
     "/api/keys": ["api-keys", "", "jwt"],
+    "/api/usage": ["usage", "", "jwt"],
     "/api/openapi.json": ["openapi", "", "none"],
   });
 });
@@ -50,6 +52,7 @@ Deno.test("every function of the manifest implements every operation, and no oth
     me,
     vaults,
     "api-keys": apiKeys,
+    usage,
     openapi,
   };
   assert.deepEqual(Object.keys(implemented).sort(), [...FUNCTIONS].sort());

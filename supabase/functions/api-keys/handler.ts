@@ -29,6 +29,8 @@ import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
+import { readUsage, usageRange } from "../_shared/usage.ts";
+import { type KeyUsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
 import type { Scope, UserPrincipal } from "../_shared/auth/principal.ts";
 
 /** A request of a key operation: always a signed-in user's. */
@@ -262,6 +264,22 @@ async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Respon
   }, 201);
 }
 
+/**
+ * `GET /api/keys/{id}/usage`: the key's usage, if the caller owns it. A malformed id is a 400
+ * naming it; another user's key, like an unknown one, is a 404.
+ */
+async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response> {
+  const id = ctx.params.id?.toUpperCase() ?? "";
+  if (!KEY_ID.test(id)) throw invalidField("path", "id", "must be an API key id (a ULID)");
+  const range = usageRange(ctx.query, ctx.services.now());
+  const body = await asUser(ctx, async (tx) => {
+    const [key] = await tx`select id from public.api_keys where id = ${id}`;
+    if (!key) throw new ApiError("NOT_FOUND", { message: "API key not found" });
+    return await readUsage(tx, range, { keyId: id });
+  });
+  return respond(UsageSchema, body);
+}
+
 /** The api-keys function's operations. */
 export const operations: Implementations<typeof MANIFEST["api-keys"]> = {
   listApiKeys: list,
@@ -269,4 +287,5 @@ export const operations: Implementations<typeof MANIFEST["api-keys"]> = {
   getApiKey: get,
   revokeApiKey: revoke,
   rollApiKey: roll,
+  getApiKeyUsage: usage,
 };

@@ -18,6 +18,13 @@ import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
 import type { Services } from "../services.ts";
 import type { Timing } from "../http/respond.ts";
 
+/** A refused key's id, owner and mode, for the request log. */
+export interface RefusedKey {
+  keyId?: string | undefined;
+  userId?: string | undefined;
+  mode?: "live" | "test" | undefined;
+}
+
 /** What admission decided. */
 export type Admission =
   /** On to the handler; `decision` is absent where nothing is counted. */
@@ -33,7 +40,7 @@ export type Admission =
     decision: Decision | undefined;
     principal: Principal | undefined;
     /** A refused key's id and owner, for the request log. */
-    refusedKey?: { keyId?: string | undefined; userId?: string | undefined } | undefined;
+    refusedKey?: RefusedKey | undefined;
   }
   /** Over a rate limit. */
   | { kind: "limited"; decision: Decision; principal: Principal | undefined }
@@ -145,7 +152,7 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
         challenge: challengeOf(r.auth, result),
         decision: d,
         principal: undefined,
-        refusedKey: { keyId: result.keyId, userId: result.userId },
+        refusedKey: { keyId: result.keyId, userId: result.userId, mode: result.mode },
       };
     }
     principal = result.principal;

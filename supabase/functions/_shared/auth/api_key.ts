@@ -101,7 +101,7 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
 
   const evaluate = (key: StoredKey | null, clientIp: string | undefined): KeyAuthResult => {
     if (key === null) return { ok: false, code: "INVALID_API_KEY" };
-    const known = { keyId: key.id, userId: key.userId };
+    const known = { keyId: key.id, userId: key.userId, mode: key.mode };
     if (key.status !== "active") {
       return {
         ok: false,

@@ -50,6 +50,8 @@ export interface AuthFailure {
   keyId?: string;
   /** Its owner. */
   userId?: string;
+  /** Its mode. */
+  mode?: "live" | "test";
 }
 
 /** The outcome of an authentication attempt. */

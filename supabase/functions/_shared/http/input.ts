@@ -27,7 +27,11 @@ function details(error: z.ZodError): Array<{ path: string; message: string }> {
 }
 
 /** The 400 of one offending field a handler finds itself (a check against the clock, say). */
-export function invalidField(where: "body" | "query", path: string, message: string): ApiError {
+export function invalidField(
+  where: "body" | "query" | "path",
+  path: string,
+  message: string,
+): ApiError {
   return invalid(where, [{ path, message }]);
 }
 

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Admission, admit, countAnonymous } from "../auth/admission.ts";
+import { type Admission, admit, countAnonymous, type RefusedKey } from "../auth/admission.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { ErrorCode } from "./errors.ts";
 import { ApiError } from "./errors.ts";
@@ -41,7 +41,7 @@ interface Outcome {
   principal?: Principal | undefined;
   decision?: Decision | undefined;
   /** A refused key's id and owner. */
-  refusedKey?: { keyId?: string | undefined; userId?: string | undefined } | undefined;
+  refusedKey?: RefusedKey | undefined;
   /** An unexpected error, for the error reporter. */
   error?: unknown;
 }
@@ -284,6 +284,7 @@ function finish(
   const p = outcome.principal;
   const keyId = p?.kind === "api_key" ? p.keyId : outcome.refusedKey?.keyId;
   const userId = p?.userId ?? outcome.refusedKey?.userId;
+  const mode = p?.mode ?? outcome.refusedKey?.mode;
   const status = response.status;
   // One structured line per request, sampled under load (never a 5xx), never a credential.
   if (s.requestLines.admit(status)) {
@@ -298,7 +299,7 @@ function finish(
       via: origin.via,
       key_id: keyId,
       user_id: userId,
-      mode: p?.mode,
+      mode,
     });
   }
   if (outcome.error !== undefined && outcome.code === "INTERNAL_ERROR") {
@@ -320,7 +321,7 @@ function finish(
       requestId,
       keyId,
       userId,
-      mode: p?.mode,
+      mode,
       method: req.method,
       path: url.pathname,
       status,

@@ -8,6 +8,7 @@ export * from "./errors.ts";
 export * from "./health.ts";
 export * from "./identity.ts";
 export * from "./keys.ts";
+export * from "./usage.ts";
 export * from "./vaults.ts";
 export { respond } from "./respond.ts";
 export * from "./openapi.ts";

@@ -1,0 +1,77 @@
+/**
+ * Scheduled jobs of the local platform: what pg_cron runs on hosted Supabase (see
+ * docs/DEPLOY.md), the dev server runs here, with the same SQL. A job runs shortly after start,
+ * then every `everyMs`; a run never overlaps the previous one, and a failure is logged, not
+ * fatal.
+ *
+ * @module
+ */
+import postgres from "postgres";
+
+/** A scheduled job. */
+export interface Job {
+  name: string;
+  everyMs: number;
+  /** Does the work; what it returns is logged. */
+  run(): Promise<Record<string, unknown>>;
+}
+
+type Log = (
+  level: "info" | "warn" | "error",
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** Starts the jobs; the returned function stops them and waits for a run in progress. */
+export function startScheduler(jobs: Job[], log: Log, firstAfterMs = 5_000): () => Promise<void> {
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const running = new Set<Promise<void>>();
+  for (const job of jobs) {
+    let busy = false;
+    const tick = () => {
+      if (busy) return;
+      busy = true;
+      const started = performance.now();
+      const run = job.run().then(
+        (result) =>
+          log("info", "scheduled job done", {
+            job: job.name,
+            ms: Math.round(performance.now() - started),
+            ...result,
+          }),
+        (error) => log("warn", "scheduled job failed", { job: job.name, error: String(error) }),
+      ).finally(() => {
+        busy = false;
+        running.delete(run);
+      });
+      running.add(run);
+    };
+    timers.push(setTimeout(() => {
+      tick();
+      timers.push(setInterval(tick, job.everyMs));
+    }, firstAfterMs));
+  }
+  return async () => {
+    for (const t of timers) clearTimeout(t);
+    await Promise.allSettled([...running]);
+  };
+}
+
+/** The retention job: `call public.purge_expired()` (migration `..._usage.sql`). */
+export function purgeJob(dbUrl: string, everyMs: number): Job {
+  return {
+    name: "purge_expired",
+    everyMs,
+    run: async () => {
+      const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
+      try {
+        // The simple protocol, as pg_cron runs it: the procedure commits between batches.
+        const [row] = await sql.unsafe<{ deleted: string }[]>("call public.purge_expired()")
+          .simple();
+        return { deleted: Number(row?.deleted ?? 0) };
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    },
+  };
+}
