@@ -16,7 +16,8 @@
  * @module
  */
 
-import { bridgeHealthy, ensureBridge, runningBridge, stopBridge } from "./stack/bridge.ts";
+import { parseArgs } from "node:util";
+import { bridgeDaemon, bridgeHealthy, ensureBridge, stopBridge } from "./stack/bridge.ts";
 import {
   currentSettings,
   isProfile,
@@ -35,46 +36,49 @@ import {
   databaseStatus,
   ensurePostgres,
   parseDbUrl,
-  POSTGRES_MARKER,
+  POSTGRES_DAEMON,
   postgresReady,
   prepareDatabase,
   stopPostgres,
 } from "./stack/postgres.ts";
 import {
   httpStatus,
-  isRecordedProcess,
   readPidFile,
   redact,
+  runningPid,
   StackError,
+  startedNote,
   tcpOpen,
 } from "./stack/process.ts";
-import { ensureRedis, REDIS_MARKER, redisPing, stopRedis } from "./stack/redis.ts";
+import { ensureRedis, REDIS_DAEMON, redisPing, stopRedis } from "./stack/redis.ts";
 import { ensureCommands, TOOL_REQUIREMENTS } from "./stack/packages.ts";
-import { ensurePgbouncer, pgbouncerMarker, stopPgbouncer } from "./stack/pgbouncer.ts";
+import { ensurePgbouncer, pgbouncerDaemon, stopPgbouncer } from "./stack/pgbouncer.ts";
 
 const USAGE = "usage: deno task stack <up|down|status|env> [--profile dev|test]";
 
 const log = (line: string) => console.log(line);
 
-function parseArgs(args: string[]): { command: string; profile: Profile } {
-  let command: string | undefined;
-  let profile: string = "dev";
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? "";
-    if (arg === "-h" || arg === "--help") {
-      console.log(USAGE);
-      Deno.exit(0);
-    } else if (arg === "--profile" || arg === "-p") {
-      profile = args[++i] ?? "";
-    } else if (arg.startsWith("--profile=")) {
-      profile = arg.slice("--profile=".length);
-    } else if (command === undefined && !arg.startsWith("-")) {
-      command = arg;
-    } else {
-      throw new StackError(`unexpected argument "${arg}" (${USAGE})`);
-    }
+function parseCommandLine(args: string[]): { command: string; profile: Profile } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        profile: { type: "string", short: "p", default: "dev" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+    });
+  } catch (error) {
+    throw new StackError(`${error instanceof Error ? error.message : error} (${USAGE})`);
+  }
+  const { values: { profile, help }, positionals: [command, ...extra] } = parsed;
+  if (help) {
+    console.log(USAGE);
+    Deno.exit(0);
   }
   if (command === undefined) throw new StackError(USAGE);
+  if (extra.length > 0) throw new StackError(`unexpected argument "${extra[0]}" (${USAGE})`);
   if (!isProfile(profile)) {
     throw new StackError(`unknown profile "${profile}": use ${PROFILE_NAMES.join(" or ")}`);
   }
@@ -113,7 +117,7 @@ async function up(profile: Profile): Promise<void> {
 
 /** The other profiles whose bridge is still running (they still need PostgreSQL and Redis). */
 function otherProfilesUp(profile: Profile): Profile[] {
-  return PROFILE_NAMES.filter((p) => p !== profile && runningBridge(p) !== undefined);
+  return PROFILE_NAMES.filter((p) => p !== profile && runningPid(bridgeDaemon(p)) !== undefined);
 }
 
 async function down(profile: Profile): Promise<void> {
@@ -122,8 +126,9 @@ async function down(profile: Profile): Promise<void> {
   const others = otherProfilesUp(profile);
   if (others.length > 0) {
     const still = `profile ${others.join(", ")} is still up`;
-    if (readPidFile(POSTGRES_MARKER) !== undefined) log(`postgres: left running (${still})`);
-    if (readPidFile(REDIS_MARKER) !== undefined) log(`redis: left running (${still})`);
+    for (const daemon of [POSTGRES_DAEMON, REDIS_DAEMON]) {
+      if (readPidFile(daemon.pidFile) !== undefined) log(`${daemon.name}: left running (${still})`);
+    }
   } else {
     await stopRedis(log);
     await stopPostgres(log);
@@ -133,14 +138,6 @@ async function down(profile: Profile): Promise<void> {
 
 async function status(profile: Profile): Promise<number> {
   const settings = currentSettings(profile);
-  const lines: [string, boolean, string][] = [];
-  const marker = (path: string, name: string) => {
-    const pid = readPidFile(path);
-    return pid !== undefined && isRecordedProcess(pid, name)
-      ? `, started by the stack (pid ${pid})`
-      : "";
-  };
-
   let db;
   try {
     db = parseDbUrl(settings.values.get("SUPABASE_DB_URL") ?? "");
@@ -148,48 +145,43 @@ async function status(profile: Profile): Promise<number> {
     db = { host: "127.0.0.1", port: 5432 };
   }
   const pgUp = await postgresReady(db.host, db.port);
-  lines.push([
-    "postgres",
-    pgUp,
-    `${db.host}:${db.port}${pgUp ? marker(POSTGRES_MARKER, "postgres") : ""}`,
-  ]);
   const redisUp = await redisPing(REDIS_HOST, REDIS_PORT);
-  lines.push([
-    "redis",
-    redisUp,
-    `${REDIS_HOST}:${REDIS_PORT}${redisUp ? marker(REDIS_MARKER, "redis-server") : ""}`,
-  ]);
   const database = pgUp ? await databaseStatus(settings) : { up: false, detail: "no server" };
-  lines.push(["database", database.up, database.detail]);
   const poolerPort = portOf(settings, "POOLER_PORT");
   const poolerUp = await tcpOpen("127.0.0.1", poolerPort);
-  lines.push([
-    "pgbouncer",
-    poolerUp,
-    `127.0.0.1:${poolerPort} (transaction mode)${
-      poolerUp ? marker(pgbouncerMarker(profile), "pgbouncer") : ""
-    }`,
-  ]);
-
   const bridgePort = portOf(settings, "BRIDGE_PORT");
-  const bridgePid = runningBridge(profile);
+  const bridgePid = runningPid(bridgeDaemon(profile));
   const bridgeUp = await bridgeHealthy(bridgePort);
-  lines.push([
-    "bridge",
-    bridgeUp,
-    `http://127.0.0.1:${bridgePort}` +
-    (bridgePid === undefined
-      ? (bridgeUp ? ", not started by this profile" : "")
-      : `, pid ${bridgePid}`),
-  ]);
-
   const base = settings.values.get("SUPABASE_URL") ?? "";
   const health = await httpStatus(`${base}/api/v1/health`, {}, 3_000);
-  const server = health === undefined
-    ? "not running (start it: deno task dev)"
-    : `health ${health}`;
-  lines.push(["dev server", health === 200, `${base}, ${server}`]);
+  const note = (up: boolean, daemon: Parameters<typeof startedNote>[0]) =>
+    up ? startedNote(daemon) : "";
 
+  const lines: [string, boolean, string][] = [
+    ["postgres", pgUp, `${db.host}:${db.port}${note(pgUp, POSTGRES_DAEMON)}`],
+    ["redis", redisUp, `${REDIS_HOST}:${REDIS_PORT}${note(redisUp, REDIS_DAEMON)}`],
+    ["database", database.up, database.detail],
+    [
+      "pgbouncer",
+      poolerUp,
+      `127.0.0.1:${poolerPort} (transaction mode)${note(poolerUp, pgbouncerDaemon(profile))}`,
+    ],
+    [
+      "bridge",
+      bridgeUp,
+      `http://127.0.0.1:${bridgePort}` +
+      (bridgePid === undefined
+        ? (bridgeUp ? ", not started by this profile" : "")
+        : `, pid ${bridgePid}`),
+    ],
+    [
+      "dev server",
+      health === 200,
+      `${base}, ${
+        health === undefined ? "not running (start it: deno task dev)" : `health ${health}`
+      }`,
+    ],
+  ];
   const width = Math.max(...lines.map(([name]) => name.length));
   for (const [name, isUp, detail] of lines) {
     console.log(`${name.padEnd(width)}  ${isUp ? "up  " : "down"}  ${detail}`);
@@ -213,7 +205,7 @@ function env(profile: Profile): number {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { command, profile } = parseArgs(args);
+  const { command, profile } = parseCommandLine(args);
   switch (command) {
     case "up":
       await up(profile);

@@ -12,24 +12,13 @@
 import postgres from "postgres";
 import { EDGE_DENO, EDGE_DENO_ENV } from "../runtime/edge_deno.ts";
 import { LOCAL, randomToken, REDIS_HOST, REDIS_PORT, ROOT } from "../stack/config.ts";
-import { ensurePgbouncer, pgbouncerMarker, stopPgbouncer } from "../stack/pgbouncer.ts";
+import { ensurePgbouncer, stopPgbouncer } from "../stack/pgbouncer.ts";
 import { ensurePostgres, migrateDatabase } from "../stack/postgres.ts";
 import { ensureRedis, redisCommand, redisServerPid } from "../stack/redis.ts";
-import {
-  httpStatus,
-  isAlive,
-  logTail,
-  readPidFile,
-  spawnDetached,
-  stopProcess,
-  tcpOpen,
-  waitUntil,
-} from "../stack/process.ts";
+import { httpStatus, type Log, startDetached, stopProcess, tcpOpen } from "../stack/process.ts";
 import { publicJwks } from "../local_auth.ts";
-import { BRIDGE_MARKER } from "../stack/bridge.ts";
+import { bridgeCommand } from "../stack/bridge.ts";
 import { parentPid } from "./meter.ts";
-
-type Log = (line: string) => void;
 
 /** The processes a case may load: the bare baseline and the functions. */
 export const SERVED = ["baseline", "v1-test", "me", "vaults", "api-keys"] as const;
@@ -104,15 +93,18 @@ export async function startStack(
   // Only what a child needs besides its settings: nothing of a profile's shell leaks in.
   const basics = ["PATH", "HOME", "DENO_DIR", "TMPDIR", "LANG", "DENO_CERT"]
     .flatMap((k) => Deno.env.get(k) === undefined ? [] : [[k, Deno.env.get(k)!]]);
-  const spawn = async (name: string, cmd: string, args: string[], env: object, ready: string) => {
-    const logPath = `${LOGS}/${name}.log`;
-    const childEnv = { ...Object.fromEntries(basics), NO_COLOR: "1", ...env };
-    const pid = spawnDetached(cmd, args, { cwd: ROOT, env: childEnv, logPath, clearEnv: true });
-    pids.push(pid);
-    const up = await waitUntil(async () => !isAlive(pid) || await httpStatus(ready) === 200, 60e3);
-    if (!up || !isAlive(pid)) throw new Error(`${name} did not start:\n${logTail(logPath)}`);
-    return pid;
-  };
+  const spawn = (name: string, cmd: string, args: string[], env: object, ready: string) =>
+    startDetached(name, {
+      cmd,
+      args,
+      cwd: ROOT,
+      env: { ...Object.fromEntries(basics), NO_COLOR: "1", ...env },
+      clearEnv: true,
+      logPath: `${LOGS}/${name}.log`,
+      ready: async () => await httpStatus(ready) === 200,
+      timeoutMs: 60_000,
+      spawned: (pid) => pids.push(pid),
+    });
   try {
     await resetData(log);
     sql = postgres(DIRECT_URL, { max: 1, onnotice: () => {} });
@@ -121,20 +113,19 @@ export async function startStack(
       if (await tcpOpen("127.0.0.1", port)) throw new Error(`port ${port} is taken`);
     }
     pooler = true;
-    await ensurePgbouncer("bench", BENCH.poolerPort, "127.0.0.1", 5432, log);
+    const pgbouncer = await ensurePgbouncer("bench", BENCH.poolerPort, "127.0.0.1", 5432, log);
     const jwks = await publicJwks();
     const listen = { hostname: "127.0.0.1", port: BENCH.authPort, onListen: () => {} };
     auth = Deno.serve(listen, () => Response.json(jwks));
 
     const token = randomToken();
     const bridgeUrl = `http://127.0.0.1:${BENCH.bridgePort}`;
-    const bridgeArgs = ["run", "--allow-net", "--allow-env", "--allow-read"];
-    const bridge = await spawn("bridge", Deno.execPath(), [...bridgeArgs, BRIDGE_MARKER], {
-      BRIDGE_PORT: String(BENCH.bridgePort),
-      BRIDGE_HOSTNAME: "127.0.0.1",
-      BRIDGE_TOKEN: token,
-      REDIS_URL: `redis://${REDIS_HOST}:${REDIS_PORT}`,
-    }, `${bridgeUrl}/health`);
+    const { cmd, args, env } = bridgeCommand(
+      BENCH.bridgePort,
+      token,
+      `redis://${REDIS_HOST}:${REDIS_PORT}`,
+    );
+    const bridge = await spawn("bridge", cmd, args, env, `${bridgeUrl}/health`);
     log(`bridge: pid ${bridge} on ${bridgeUrl}`);
 
     const secret = randomToken();
@@ -155,7 +146,7 @@ export async function startStack(
       bridge,
       redis: await redisServerPid(REDIS_HOST, REDIS_PORT) ?? NaN,
       postgres: parentPid(backend!.pid),
-      pgbouncer: readPidFile(pgbouncerMarker("bench")) ?? NaN,
+      pgbouncer,
     } as Stack["pids"];
 
     const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];

@@ -5,7 +5,8 @@
  * created by the first `up` and kept: each `up` rewrites it with
  * - `UPSTASH_REDIS_REST_TOKEN`, `TORVUS_GATEWAY_SECRET`: the environment's value, else the
  *   file's, else 32 random bytes in hex (so each is generated once and then stable);
- * - `BRIDGE_PORT`, `POOLER_PORT` (the profile's PgBouncer), `TORVUS_DB_POOL_MODE`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
+ * - `BRIDGE_PORT`, `POOLER_PORT` (the profile's PgBouncer), `TORVUS_DB_POOL_MODE`,
+ *   `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
  *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
  *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
  *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`): the
@@ -25,7 +26,7 @@
 
 import { fileURLToPath } from "node:url";
 import { envFileUrl, LOCAL_DIR, parseEnvFile } from "../local_env.ts";
-import { StackError } from "./process.ts";
+import { readText, redact, StackError } from "./process.ts";
 
 /** The stack profiles: `dev` keeps its data, `test` gets a clean database on every `up`. */
 export type Profile = "dev" | "test";
@@ -174,50 +175,37 @@ export function resolveSettings(
     values.set(key, value);
     sources.set(key, source);
   };
-  const pick = (key: string, fallback: () => [string, Source]) => {
-    const fromEnvValue = fromEnv(key);
-    if (fromEnvValue !== undefined) return set(key, fromEnvValue, "environment");
-    const [value, source] = fallback();
-    set(key, value, source);
+  /** The environment's value, else the fallback's. */
+  const pick = (key: SettingKey, fallback: () => [string, Source]) => {
+    const value = fromEnv(key);
+    if (value !== undefined) set(key, value, "environment");
+    else set(key, ...fallback());
   };
-  const kept = (key: string, fallback: () => [string, Source]) => () => {
-    const value = file.get(key);
-    return value !== undefined && value !== "" ? [value, "file"] as [string, Source] : fallback();
-  };
+  /** The environment's value, else the file's (edits are kept), else `fallback`. */
+  const keep = (key: SettingKey, fallback: string | (() => string)) =>
+    pick(key, () => {
+      const value = file.get(key);
+      if (value !== undefined && value !== "") return [value, "file"];
+      return typeof fallback === "string" ? [fallback, "default"] : [fallback(), "generated"];
+    });
 
-  pick("TORVUS_HOST", kept("TORVUS_HOST", () => ["127.0.0.1", "default"]));
-  pick("TORVUS_PORT", kept("TORVUS_PORT", () => [String(defaults.torvusPort), "default"]));
-  pick("BRIDGE_PORT", kept("BRIDGE_PORT", () => [String(defaults.bridgePort), "default"]));
-  pick("POOLER_PORT", kept("POOLER_PORT", () => [String(defaults.poolerPort), "default"]));
-  pick(
-    "UPSTASH_REDIS_REST_TOKEN",
-    kept("UPSTASH_REDIS_REST_TOKEN", () => [generate(), "generated"]),
-  );
-  pick("TORVUS_KEY_MODES", kept("TORVUS_KEY_MODES", () => ["live,test", "default"]));
-  pick(
-    "TORVUS_GATEWAY_SECRET",
-    kept("TORVUS_GATEWAY_SECRET", () => [generate(), "generated"]),
-  );
+  keep("TORVUS_HOST", "127.0.0.1");
+  keep("TORVUS_PORT", String(defaults.torvusPort));
+  keep("BRIDGE_PORT", String(defaults.bridgePort));
+  keep("POOLER_PORT", String(defaults.poolerPort));
+  keep("UPSTASH_REDIS_REST_TOKEN", generate);
+  keep("TORVUS_KEY_MODES", "live,test");
+  keep("TORVUS_GATEWAY_SECRET", generate);
   // Direct calls stay possible locally (supabase.functions.invoke goes around the gateway).
-  pick("TORVUS_DIRECT_ACCESS", kept("TORVUS_DIRECT_ACCESS", () => ["allow", "default"]));
+  keep("TORVUS_DIRECT_ACCESS", "allow");
   // The dev server, as the platform, overwrites this header with the client's address.
-  pick(
-    "TORVUS_DIRECT_IP_SOURCE",
-    kept("TORVUS_DIRECT_IP_SOURCE", () => ["header:cf-connecting-ip", "default"]),
-  );
-  pick("TORVUS_REDIS_PREFIX", kept("TORVUS_REDIS_PREFIX", () => [defaults.redisPrefix, "default"]));
-  pick(
-    "TORVUS_DEV_PASS_FORWARDED",
-    kept("TORVUS_DEV_PASS_FORWARDED", () => [String(defaults.passForwarded), "default"]),
-  );
-  pick(
-    "TORVUS_RUNTIME_CONTROL",
-    kept("TORVUS_RUNTIME_CONTROL", () => [String(defaults.runtimeControl), "default"]),
-  );
-  pick(
-    "TORVUS_LOG_REQUESTS_PER_10S",
-    kept("TORVUS_LOG_REQUESTS_PER_10S", () => [String(defaults.logRequestsPer10s), "default"]),
-  );
+  keep("TORVUS_DIRECT_IP_SOURCE", "header:cf-connecting-ip");
+  keep("TORVUS_REDIS_PREFIX", defaults.redisPrefix);
+  keep("TORVUS_DEV_PASS_FORWARDED", String(defaults.passForwarded));
+  keep("TORVUS_RUNTIME_CONTROL", String(defaults.runtimeControl));
+  keep("TORVUS_LOG_REQUESTS_PER_10S", String(defaults.logRequestsPer10s));
+  // Said outright: the functions would only infer it from Supavisor's port, 6543.
+  keep("TORVUS_DB_POOL_MODE", "transaction");
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;
   pick("SUPABASE_URL", () => [`http://${urlHost}:${values.get("TORVUS_PORT")}`, "default"]);
@@ -234,8 +222,6 @@ export function resolveSettings(
     pooledUrl(values.get("POOLER_PORT"), databaseOf(values.get("SUPABASE_DB_URL"))),
     "default",
   ]);
-  // Said outright: the functions would only infer it from Supavisor's port, 6543.
-  pick("TORVUS_DB_POOL_MODE", kept("TORVUS_DB_POOL_MODE", () => ["transaction", "default"]));
   set("TORVUS_PROFILE", profile, "default");
 
   // Fixed order for the known keys, then whatever else the file holds.
@@ -262,12 +248,7 @@ export function readSettingsFile(profile: Profile): Map<string, string> {
 
 /** The effective settings without writing anything (for `status` and `down`). */
 export function currentSettings(profile: Profile): Settings {
-  return resolveSettings(
-    profile,
-    readSettingsFile(profile),
-    (name) => Deno.env.get(name),
-    () => "",
-  );
+  return resolveSettings(profile, readSettingsFile(profile), (n) => Deno.env.get(n), () => "");
 }
 
 /** The text of a settings file. */
@@ -286,32 +267,21 @@ export function renderSettings(settings: Settings): string {
 export function writeSettings(settings: Settings): { path: string; changed: boolean } {
   const path = settingsPath(settings.profile);
   const text = renderSettings(settings);
-  let old: string | undefined;
-  try {
-    old = Deno.readTextFileSync(path);
-  } catch {
-    old = undefined;
-  }
   Deno.mkdirSync(LOCAL, { recursive: true });
-  if (old === text) return { path, changed: false };
+  if (readText(path) === text) return { path, changed: false };
   Deno.writeTextFileSync(path, text, { mode: 0o600 });
   Deno.chmodSync(path, 0o600);
   return { path, changed: true };
 }
 
-/** Whether a settings key holds a secret that must never be printed. */
-export function isSecretKey(key: string): boolean {
-  return /TOKEN|SECRET|PASSWORD|PRIVATE|SERVICE_ROLE/i.test(key) || /_KEY$/.test(key);
-}
-
 /** A settings line for printing: secret values masked, URL passwords removed. */
 export function maskLine(key: string, value: string): string {
-  if (isSecretKey(key)) {
-    return `${key}=${
-      value === "" ? "" : `****${value.length >= 16 ? ` (${value.length} chars)` : ""}`
-    }`;
+  if (!/TOKEN|SECRET|PASSWORD|PRIVATE|SERVICE_ROLE/i.test(key) && !/_KEY$/.test(key)) {
+    return `${key}=${redact(value)}`;
   }
-  return `${key}=${value.replace(/(\/\/[^\s/:@]+):[^\s/@]*@/g, "$1:***@")}`;
+  return `${key}=${
+    value === "" ? "" : `****${value.length >= 16 ? ` (${value.length} chars)` : ""}`
+  }`;
 }
 
 /** A port number from a setting (a StackError if it is not one). */

@@ -6,9 +6,7 @@
  */
 
 import { LOGS_DIR } from "./config.ts";
-import { isRoot, run, type RunResult, StackError, which } from "./process.ts";
-
-type Log = (line: string) => void;
+import { isRoot, type Log, run, type RunResult, StackError, which } from "./process.ts";
 
 /** A command the project runs and the Debian package that provides it. */
 export interface Requirement {

@@ -15,21 +15,16 @@
 
 import { LOCAL, LOGS_DIR, PIDS_DIR, type Profile } from "./config.ts";
 import {
-  isRecordedProcess,
+  type Daemon,
+  ensureDaemon,
   isRoot,
-  logTail,
-  readPidFile,
-  removeFile,
-  spawnDetached,
+  type Log,
+  readText,
   StackError,
-  stopProcess,
+  stopDaemon,
   tcpOpen,
-  waitUntil,
   which,
-  writePidFile,
 } from "./process.ts";
-
-type Log = (line: string) => void;
 
 /** Whose pooler: a stack profile's, or the benchmark's. */
 export type PoolerName = Profile | "bench";
@@ -37,10 +32,12 @@ export type PoolerName = Profile | "bench";
 /** Server connections per database and user: few, so contention shows as it would. */
 export const PGBOUNCER_POOL_SIZE = 8;
 
-/** The pid file of a profile's PgBouncer. */
-export function pgbouncerMarker(profile: PoolerName): string {
-  return `${PIDS_DIR}/pgbouncer-${profile}.pid`;
-}
+/** A profile's PgBouncer, as the stack records it. */
+export const pgbouncerDaemon = (profile: PoolerName): Daemon => ({
+  name: "pgbouncer",
+  pidFile: `${PIDS_DIR}/pgbouncer-${profile}.pid`,
+  marker: "pgbouncer",
+});
 
 function configDir(profile: PoolerName): string {
   return `${LOCAL}/pgbouncer-${profile}`;
@@ -87,64 +84,32 @@ export async function ensurePgbouncer(
   pgHost: string,
   pgPort: number,
   log: Log,
-): Promise<void> {
-  const marker = pgbouncerMarker(profile);
+): Promise<number> {
   const configPath = `${configDir(profile)}/pgbouncer.ini`;
   const before = readText(configPath);
   const config = writeConfig(profile, port, pgHost, pgPort);
-  const previous = readPidFile(marker);
-  if (previous !== undefined && isRecordedProcess(previous, "pgbouncer")) {
-    if (before === readText(configPath) && await tcpOpen("127.0.0.1", port)) {
-      log(`pgbouncer: reusing pid ${previous} on 127.0.0.1:${port} (transaction mode)`);
-      return;
-    }
-    await stopProcess(previous, ["SIGTERM", "SIGKILL"], 5_000);
-  }
-  removeFile(marker);
-  if (await tcpOpen("127.0.0.1", port)) {
-    throw new StackError(
-      `port ${port} is in use by another process (set POOLER_PORT to move the pooler)`,
-    );
-  }
   const binary = which("pgbouncer");
   if (binary === undefined) {
     throw new StackError("pgbouncer is not installed (apt-get install pgbouncer)");
   }
-  const logPath = `${LOGS_DIR}/pgbouncer-${profile}.log`;
-  const args = isRoot() ? ["-u", "postgres", config] : [config];
-  const pid = spawnDetached(binary, args, { cwd: configDir(profile), env: {}, logPath });
-  writePidFile(marker, pid);
-  const up = await waitUntil(
-    async () => !isRecordedProcess(pid, "pgbouncer") || await tcpOpen("127.0.0.1", port),
-    10_000,
-    50,
-  );
-  if (!up || !isRecordedProcess(pid, "pgbouncer")) {
-    await stopProcess(pid, ["SIGTERM", "SIGKILL"], 3_000);
-    removeFile(marker);
-    throw new StackError(`pgbouncer did not start (log ${logPath}):\n${logTail(logPath, 10)}`);
-  }
-  log(
-    `pgbouncer: started pid ${pid} on 127.0.0.1:${port}, transaction mode (log ${logPath})`,
-  );
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
+  return await ensureDaemon({
+    ...pgbouncerDaemon(profile),
+    // PgBouncer refuses to run as root.
+    cmd: binary,
+    args: isRoot() ? ["-u", "postgres", config] : [config],
+    cwd: configDir(profile),
+    env: {},
+    logPath: `${LOGS_DIR}/pgbouncer-${profile}.log`,
+    port,
+    portSetting: "POOLER_PORT",
+    where: `127.0.0.1:${port}, transaction mode`,
+    ready: () => tcpOpen("127.0.0.1", port),
+    fits: async () => before === readText(configPath) && await tcpOpen("127.0.0.1", port),
+    timeoutMs: 10_000,
+  }, log);
 }
 
 /** Stops the profile's pooler if the stack started it. */
 export async function stopPgbouncer(profile: PoolerName, log: Log): Promise<void> {
-  const marker = pgbouncerMarker(profile);
-  const pid = readPidFile(marker);
-  if (pid === undefined) return;
-  if (isRecordedProcess(pid, "pgbouncer")) {
-    const by = await stopProcess(pid, ["SIGTERM", "SIGKILL"], 5_000);
-    log(`pgbouncer: stopped pid ${pid} (${by ?? "still running"})`);
-  }
-  removeFile(marker);
+  await stopDaemon(pgbouncerDaemon(profile), log);
 }

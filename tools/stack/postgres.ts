@@ -9,29 +9,33 @@
 import { PIDS_DIR, type Profile, PROFILES, ROOT, type Settings } from "./config.ts";
 import { aptInstall } from "./packages.ts";
 import {
-  isRecordedProcess,
+  type Daemon,
+  firstLine,
   isRoot,
+  type Log,
   logTail,
   readPidFile,
-  removeFile,
+  recordStarted,
   run,
   type RunResult,
   StackError,
-  stopProcess,
+  startedNote,
+  stopDaemon,
   tail,
   tcpOpen,
   waitUntil,
   which,
-  writePidFile,
 } from "./process.ts";
 
 /** The Supabase CLI that `npm ci` installs into the toolchain. */
-export const SUPABASE_CLI = `${ROOT}/tools/toolchain/node_modules/.bin/supabase`;
+const SUPABASE_CLI = `${ROOT}/tools/toolchain/node_modules/.bin/supabase`;
 
-/** Marker: exists only if the stack started PostgreSQL; holds the postmaster's pid. */
-export const POSTGRES_MARKER = `${PIDS_DIR}/postgres.pid`;
-
-type Log = (line: string) => void;
+/** The postmaster as the stack records it: the pid file exists only if the stack started it. */
+export const POSTGRES_DAEMON: Daemon = {
+  name: "postgres",
+  pidFile: `${PIDS_DIR}/postgres.pid`,
+  marker: "postgres",
+};
 
 /** A database URL taken apart. */
 export interface DbTarget {
@@ -124,12 +128,20 @@ function trustLocalConnections(cluster: Cluster, log: Log): void {
   }
 }
 
+/** Whether a PostgreSQL server package (its cluster tools and a cluster) is installed. */
+function hasServer(): boolean {
+  if (which("pg_ctlcluster") === undefined || which("psql") === undefined) return false;
+  try {
+    return [...Deno.readDirSync("/etc/postgresql")].some((entry) => entry.isDirectory);
+  } catch {
+    return false;
+  }
+}
+
 /** Makes sure PostgreSQL accepts connections on host:port, starting it if needed. */
 export async function ensurePostgres(host: string, port: number, log: Log): Promise<void> {
   if (await postgresReady(host, port)) {
-    const pid = readPidFile(POSTGRES_MARKER);
-    const ours = pid !== undefined && isRecordedProcess(pid, "postgres");
-    log(`postgres: running on ${host}:${port}${ours ? ` (started by the stack, pid ${pid})` : ""}`);
+    log(`postgres: running on ${host}:${port}${startedNote(POSTGRES_DAEMON)}`);
     return;
   }
   if (!isLoopback(host)) {
@@ -137,23 +149,14 @@ export async function ensurePostgres(host: string, port: number, log: Log): Prom
       `PostgreSQL at ${host}:${port} does not answer (the stack starts only a local one)`,
     );
   }
-  let installed = false;
-  const hasServer = () =>
-    which("pg_ctlcluster") !== undefined && which("psql") !== undefined && (() => {
-      try {
-        return [...Deno.readDirSync("/etc/postgresql")].some((entry) => entry.isDirectory);
-      } catch {
-        return false;
-      }
-    })();
-  if (!hasServer()) {
+  const installed = !hasServer();
+  if (installed) {
     if (!isRoot()) {
       throw new StackError(
         "PostgreSQL is not installed: run as root or `sudo apt-get install postgresql`",
       );
     }
     await aptInstall(["postgresql"], log);
-    installed = true;
   }
   const all = await clusters();
   const cluster = all.find((c) => c.port === port);
@@ -169,7 +172,8 @@ export async function ensurePostgres(host: string, port: number, log: Log): Prom
   const starting = !cluster.online || installed;
   if (starting) {
     const action = cluster.online ? "reload" : "start";
-    log(`postgres: ${action} cluster ${cluster.version}/${cluster.name}`);
+    const name = `${cluster.version}/${cluster.name}`;
+    log(`postgres: ${action} cluster ${name}`);
     const start = await run(
       "pg_ctlcluster",
       ["--skip-systemctl-redirect", cluster.version, cluster.name, action],
@@ -179,11 +183,7 @@ export async function ensurePostgres(host: string, port: number, log: Log): Prom
       const hint = isRoot()
         ? `log ${cluster.logFile}:\n${logTail(cluster.logFile, 10)}`
         : `run as root: pg_ctlcluster ${cluster.version} ${cluster.name} start`;
-      throw new StackError(
-        `PostgreSQL ${cluster.version}/${cluster.name} did not start: ${
-          (start.stderr || start.stdout).trim().split("\n")[0]
-        }\n  ${hint}`,
-      );
+      throw new StackError(`PostgreSQL ${name} did not start: ${firstLine(start)}\n  ${hint}`);
     }
   }
   if (!(await waitUntil(() => postgresReady(host, port), 30_000, 200))) {
@@ -195,38 +195,15 @@ export async function ensurePostgres(host: string, port: number, log: Log): Prom
     log(`postgres: running on ${host}:${port} (was starting up)`);
     return;
   }
-  let pid: number | undefined;
-  try {
-    pid = Number(Deno.readTextFileSync(`${cluster.dataDir}/postmaster.pid`).split("\n")[0]);
-  } catch {
-    pid = undefined;
-  }
-  if (pid !== undefined && Number.isInteger(pid) && pid > 1) {
-    writePidFile(POSTGRES_MARKER, pid);
-    log(`postgres: started on ${host}:${port} (pid ${pid}; \`stack down\` stops it)`);
-  } else {
-    log(`postgres: started on ${host}:${port} (pid unknown, \`stack down\` leaves it running)`);
-  }
+  const pid = readPidFile(`${cluster.dataDir}/postmaster.pid`);
+  recordStarted(POSTGRES_DAEMON, pid, `on ${host}:${port}`, log);
 }
 
 /** Stops PostgreSQL if (and only if) the stack started it. */
 export async function stopPostgres(log: Log): Promise<void> {
-  const pid = readPidFile(POSTGRES_MARKER);
-  if (pid === undefined) {
-    log("postgres: not started by the stack, left running");
-    return;
-  }
-  if (!isRecordedProcess(pid, "postgres")) {
-    log(`postgres: pid ${pid} is gone or no longer PostgreSQL; nothing to stop`);
-    removeFile(POSTGRES_MARKER);
-    return;
-  }
   // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave),
   // SIGQUIT its immediate shutdown.
-  const by = await stopProcess(pid, ["SIGINT", "SIGQUIT", "SIGKILL"], 10_000);
-  if (by === undefined) throw new StackError(`PostgreSQL (pid ${pid}) did not stop`);
-  removeFile(POSTGRES_MARKER);
-  log(`postgres: stopped pid ${pid} (${by})`);
+  await stopDaemon(POSTGRES_DAEMON, log, ["SIGINT", "SIGQUIT", "SIGKILL"], 10_000);
 }
 
 async function psql(url: string, args: string[]): Promise<RunResult> {

@@ -6,33 +6,33 @@
  */
 
 import { LOCAL, LOGS_DIR, PIDS_DIR } from "./config.ts";
-import { aptInstall } from "./packages.ts";
+import { ensureCommands } from "./packages.ts";
 import {
-  isRecordedProcess,
-  isRoot,
+  type Daemon,
+  firstLine,
+  type Log,
   logTail,
-  readPidFile,
-  removeFile,
+  recordStarted,
   run,
   StackError,
-  stopProcess,
+  startedNote,
+  stopDaemon,
   tcpOpen,
   waitUntil,
-  which,
-  writePidFile,
 } from "./process.ts";
+import { RedisPool } from "../redis_bridge/pool.ts";
+import { RespError, RespStatus } from "../redis_bridge/resp.ts";
 
-/** Marker: exists only if the stack started redis-server; holds its pid. */
-export const REDIS_MARKER = `${PIDS_DIR}/redis.pid`;
-
-type Log = (line: string) => void;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+/** redis-server as the stack records it: the pid file exists only if the stack started it. */
+export const REDIS_DAEMON: Daemon = {
+  name: "redis",
+  pidFile: `${PIDS_DIR}/redis.pid`,
+  marker: "redis-server",
+};
 
 /**
- * Sends one command and returns the reply as text (a simple string, an error as "-ERR ...",
- * an integer or a bulk string); throws if nothing (complete) answered within `timeoutMs`.
+ * Sends one command and returns the reply as text (a status, an error as its message, an
+ * integer or a bulk string); throws if nothing answered within `timeoutMs`.
  */
 export async function redisCommand(
   host: string,
@@ -40,47 +40,19 @@ export async function redisCommand(
   parts: string[],
   timeoutMs = 2_000,
 ): Promise<string> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  const conn = await Deno.connect({ hostname: host, port, signal });
-  const timer = setTimeout(() => conn.close(), timeoutMs);
+  const pool = new RedisPool({
+    url: `redis://${host}:${port}`,
+    size: 1,
+    commandTimeoutMs: timeoutMs,
+  });
   try {
-    const request = `*${parts.length}\r\n` +
-      parts.map((p) => `$${encoder.encode(p).length}\r\n${p}\r\n`).join("");
-    await conn.write(encoder.encode(request));
-    let buffer = new Uint8Array(0);
-    const chunk = new Uint8Array(16_384);
-    while (true) {
-      const reply = complete(buffer);
-      if (reply !== undefined) return reply;
-      const n = await conn.read(chunk);
-      if (n === null) throw new Error("connection closed");
-      const next = new Uint8Array(buffer.length + n);
-      next.set(buffer);
-      next.set(chunk.subarray(0, n), buffer.length);
-      buffer = next;
-    }
+    const reply = await pool.command(parts);
+    if (reply instanceof RespStatus) return reply.value;
+    if (reply instanceof RespError) return reply.message;
+    return reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply ?? "");
   } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // already closed by the timer
-    }
+    await pool.close();
   }
-}
-
-/** The reply in `buffer` if it is complete (only the reply types PING and INFO produce). */
-function complete(buffer: Uint8Array): string | undefined {
-  const lineEnd = buffer.indexOf(0x0a);
-  if (lineEnd < 0) return undefined;
-  const line = decoder.decode(buffer.subarray(0, lineEnd)).replace(/\r$/, "");
-  if (line.startsWith("$")) {
-    const length = Number(line.slice(1));
-    if (length < 0) return "";
-    if (buffer.length < lineEnd + 1 + length) return undefined;
-    return decoder.decode(buffer.subarray(lineEnd + 1, lineEnd + 1 + length));
-  }
-  return line.startsWith("+") || line.startsWith(":") ? line.slice(1) : line;
 }
 
 /** Whether Redis answers PING with PONG. */
@@ -118,22 +90,13 @@ function writableDir(path: string): boolean {
 /** Makes sure Redis answers on host:port, starting redis-server if needed. */
 export async function ensureRedis(host: string, port: number, log: Log): Promise<void> {
   if (await redisPing(host, port)) {
-    const pid = readPidFile(REDIS_MARKER);
-    const ours = pid !== undefined && isRecordedProcess(pid, "redis-server");
-    log(`redis: running on ${host}:${port}${ours ? ` (started by the stack, pid ${pid})` : ""}`);
+    log(`redis: running on ${host}:${port}${startedNote(REDIS_DAEMON)}`);
     return;
   }
   if (await tcpOpen(host, port)) {
     throw new StackError(`something listens on ${host}:${port} but does not answer Redis PING`);
   }
-  if (which("redis-server") === undefined) {
-    if (!isRoot()) {
-      throw new StackError(
-        "Redis is not installed: run as root or `sudo apt-get install redis-server`",
-      );
-    }
-    await aptInstall(["redis-server"], log);
-  }
+  await ensureCommands([{ command: "redis-server", pkg: "redis-server", usedBy: "Redis" }], log);
   const systemDirs = writableDir("/var/lib/redis") && writableDir("/var/log/redis");
   const dir = systemDirs ? "/var/lib/redis" : `${LOCAL}/redis`;
   const logFile = systemDirs ? "/var/log/redis/ci.log" : `${LOGS_DIR}/redis.log`;
@@ -146,11 +109,7 @@ export async function ensureRedis(host: string, port: number, log: Log): Promise
   const args = ["--daemonize", "yes", "--bind", ...bind, "--port", String(port), "--save", ""];
   args.push("--appendonly", "no", "--dir", dir, "--logfile", logFile);
   const start = await run("redis-server", args, { timeoutMs: 15_000 });
-  if (!start.success) {
-    throw new StackError(
-      `redis-server did not start: ${(start.stderr || start.stdout).trim().split("\n")[0]}`,
-    );
-  }
+  if (!start.success) throw new StackError(`redis-server did not start: ${firstLine(start)}`);
   if (!(await waitUntil(() => redisPing(host, port), 15_000, 100))) {
     throw new StackError(
       `Redis did not answer PING on ${host}:${port} within 15 s (log ${logFile}):\n${
@@ -159,28 +118,10 @@ export async function ensureRedis(host: string, port: number, log: Log): Promise
     );
   }
   const pid = await redisServerPid(host, port);
-  if (pid === undefined) {
-    log("redis: started (pid unknown, `stack down` leaves it running)");
-    return;
-  }
-  writePidFile(REDIS_MARKER, pid);
-  log(`redis: started pid ${pid} (\`stack down\` stops it; log ${logFile})`);
+  recordStarted(REDIS_DAEMON, pid, `on ${host}:${port}, log ${logFile}`, log);
 }
 
 /** Stops redis-server if (and only if) the stack started it. */
 export async function stopRedis(log: Log): Promise<void> {
-  const pid = readPidFile(REDIS_MARKER);
-  if (pid === undefined) {
-    log("redis: not started by the stack, left running");
-    return;
-  }
-  if (!isRecordedProcess(pid, "redis-server")) {
-    log(`redis: pid ${pid} is gone or no longer redis-server; nothing to stop`);
-    removeFile(REDIS_MARKER);
-    return;
-  }
-  const by = await stopProcess(pid, ["SIGTERM", "SIGKILL"], 10_000);
-  if (by === undefined) throw new StackError(`redis-server (pid ${pid}) did not stop`);
-  removeFile(REDIS_MARKER);
-  log(`redis: stopped pid ${pid} (${by})`);
+  await stopDaemon(REDIS_DAEMON, log, ["SIGTERM", "SIGKILL"], 10_000);
 }
