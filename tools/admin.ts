@@ -8,7 +8,13 @@
 import { parseArgs } from "node:util";
 import type postgres from "postgres";
 import { loadLocalEnv } from "./local_env.ts";
-import { COMMANDS, commandsHelp, VALUE_OPTIONS, type Values } from "./admin/commands.ts";
+import {
+  COMMANDS,
+  commandsHelp,
+  parseInput,
+  VALUE_OPTIONS,
+  type Values,
+} from "./admin/commands.ts";
 import { AdminError, connect, describeError, resolveDbUrl } from "./admin/ops.ts";
 
 const USAGE = `usage: deno task admin <command> [--db-url <url>]
@@ -32,7 +38,7 @@ function joinValues(argv: readonly string[]): string[] {
   return out;
 }
 
-/** Parses the command line: the command, its arguments and options; `undefined` for help. */
+/** Parses and checks the command line: the command and its input; `undefined` for help. */
 function parseCommandLine(argv: readonly string[]) {
   let parsed;
   try {
@@ -62,14 +68,14 @@ function parseCommandLine(argv: readonly string[]) {
   }
   for (const option of VALUE_OPTIONS) {
     if (values[option] === undefined || option === "db-url") continue;
-    if (!command.options.includes(option)) {
+    if (!command.options?.includes(option)) {
       throw new AdminError(`--${option} is not an option of ${name}`, 2);
     }
   }
   for (const option of command.required ?? []) {
     if (values[option] === undefined) throw new AdminError(`${name} needs --${option}`, 2);
   }
-  return { name, command, args, values };
+  return { command, input: parseInput(command, args, values), dbUrl: values["db-url"] };
 }
 
 /** Runs the CLI with these arguments; returns the exit code. */
@@ -82,10 +88,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(USAGE);
       return 2;
     }
-    const { command, args, values } = parsed;
-    command.validate?.(args, values);
-    sql = connect(resolveDbUrl(values["db-url"]));
-    const lines = await command.run(sql, args, values);
+    sql = connect(resolveDbUrl(parsed.dbUrl));
+    const lines = await parsed.command.run(sql, parsed.input);
     for (const line of lines) console.log(line);
     return 0;
   } catch (error) {

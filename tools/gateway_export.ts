@@ -43,12 +43,8 @@ export const GATEWAY_SECRET_ENV = "TORVUS_GATEWAY_SECRET";
 export const FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /** Go's canonical form of a header name (`x-torvus-client-ip` → `X-Torvus-Client-Ip`). */
-export function canonicalHeader(name: string): string {
-  return name.toLowerCase().replace(
-    /(^|-)([a-z])/g,
-    (_, dash, c: string) => dash + c.toUpperCase(),
-  );
-}
+const canonicalHeader = (name: string) =>
+  name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash, c: string) => dash + c.toUpperCase());
 
 /** The headers, as the exported files spell them (names are case-insensitive). */
 export const HEADERS = {
@@ -101,35 +97,31 @@ export const OUTPUT_FILES = {
 
 type Json = Record<string, unknown>;
 
-const segments = (path: string) => path.split("/").filter((s) => s !== "");
+/** The other mounts of a route's function below its target: they own those paths. */
+const deeperMounts = (route: GatewayRoute) =>
+  GATEWAY_ROUTES.filter((other) =>
+    other.function === route.function && other.target.startsWith(route.target + "/")
+  );
 
 /** Sub-paths of a prefix that other routes own (`/api/vaults/v1` is not `/api/vaults`'s). */
 export function excludedSegments(route: GatewayRoute): string[] {
-  return GATEWAY_ROUTES.filter((other) =>
-    other !== route && other.function === route.function &&
-    other.target.length > route.target.length &&
-    other.target.startsWith(route.target + "/")
-  ).map((other) => {
-    const rest = segments(other.target).slice(segments(route.target).length);
-    if (rest.length !== 1) {
+  return deeperMounts(route).map((other) => {
+    const rest = other.target.slice(route.target.length + 1);
+    if (rest.includes("/")) {
       throw new Error(`cannot export "${other.target}" below "${route.target}": one segment only`);
     }
-    return rest[0]!;
+    return rest;
   });
 }
 
 /** The methods the function implements below a prefix (and OPTIONS, which it answers). */
 function methodsOf(route: GatewayRoute): string[] {
-  const deeper = GATEWAY_ROUTES.filter((other) =>
-    other !== route && other.function === route.function &&
-    segments(other.target).length > segments(route.target).length &&
-    isBelow(other.target, route.target)
-  );
+  const deeper = deeperMounts(route);
   const methods = new Set<string>(["OPTIONS"]);
   for (const spec of MANIFEST[route.function].routes as readonly RouteSpec[]) {
-    if (!isBelow(spec.path, route.target)) continue;
-    if (deeper.some((d) => isBelow(spec.path, d.target))) continue;
-    for (const m of Object.keys(spec.methods)) methods.add(m);
+    if (isBelow(spec.path, route.target) && !deeper.some((d) => isBelow(spec.path, d.target))) {
+      for (const m of Object.keys(spec.methods)) methods.add(m);
+    }
   }
   if (methods.size === 1) throw new Error(`no route of "${route.function}" below ${route.path}`);
   return FORWARDED_METHODS.filter((m) => methods.has(m));
@@ -174,14 +166,6 @@ function restPattern(route: GatewayRoute, stop: string): string {
   return `(?:/${first}(?:/${next})*)?/?`;
 }
 
-/** Refuses what Tyk's path compiler would rewrite: `{…}` (mux parameters) and `/*`. */
-function tykPath(pattern: string): string {
-  if (/[{}]/.test(pattern) || pattern.includes("/*")) {
-    throw new Error(`Tyk would rewrite the path pattern ${pattern}`);
-  }
-  return pattern;
-}
-
 /**
  * The decoded request paths a route admits, anchored at both ends (so neither Tyk's
  * unanchored matching nor its prefix/suffix options change it): the prefix, or the prefix and
@@ -189,7 +173,12 @@ function tykPath(pattern: string): string {
  * Tyk matches it (`white_list`, `url_rewrites[].path`) against the decoded `r.URL.Path`.
  */
 export function pathPattern(route: GatewayRoute): string {
-  return tykPath(`^${escape(route.path)}${restPattern(route, PATH_STOP)}$`);
+  const pattern = `^${escape(route.path)}${restPattern(route, PATH_STOP)}$`;
+  // Tyk's path compiler would rewrite `{…}` (mux parameters) and `/*`.
+  if (/[{}]/.test(pattern) || pattern.includes("/*")) {
+    throw new Error(`Tyk would rewrite the path pattern ${pattern}`);
+  }
+  return pattern;
 }
 
 /**
@@ -201,9 +190,11 @@ export function matchPattern(route: GatewayRoute): string {
   return `^${escape(route.path)}(${restPattern(route, URL_STOP)})(\\?[^$]*)?$`;
 }
 
+const upstream = (route: GatewayRoute) => `${FUNCTIONS_URL}/${route.function}${route.target}`;
+
 /** Where a rewrite sends a route's paths: `$1` and `$2` from `matchPattern`. */
 export function rewriteTo(route: GatewayRoute): string {
-  return `${FUNCTIONS_URL}/${route.function}${route.target}$1$2`;
+  return `${upstream(route)}$1$2`;
 }
 
 /** The neutral export. */
@@ -234,7 +225,7 @@ export function routesExport(): Json {
       path_pattern: pathPattern(route),
       function: route.function,
       target: route.target,
-      upstream: `${FUNCTIONS_URL}/${route.function}${route.target}`,
+      upstream: upstream(route),
       credentials: route.credentials,
       methods: methodsOf(route),
       excludes: excludedSegments(route).map((s) => `${route.path}/${s}`),

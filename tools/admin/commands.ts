@@ -1,10 +1,11 @@
 /**
- * The admin CLI's commands: their arguments, options, checks made before connecting, and what
+ * The admin CLI's commands: their arguments and options, checked before connecting, and what
  * they print on stdout (hints go to stderr).
  *
  * @module
  */
 import type postgres from "postgres";
+import type { z } from "zod";
 import {
   createApiKey,
   createTier,
@@ -14,10 +15,10 @@ import {
   mintTokenFor,
   setKeyExpiry,
   setKeyStatus,
+  setKeyTier,
   setUserTier,
   tokenIssuer,
 } from "./ops.ts";
-import { setKeyTier } from "./keys.ts";
 import {
   emailSchema,
   expirySchema,
@@ -34,35 +35,52 @@ import {
   ulidSchema,
 } from "./schemas.ts";
 
-/** The options that take a value. */
-export const VALUE_OPTIONS = [
-  "db-url",
-  "ttl",
-  "email",
-  "tier",
-  "mode",
-  "name",
-  "scopes",
-  "expires-at",
-  "ip-allowlist",
-  "per-minute",
-  "per-day",
-  "test-per-minute",
-  "test-per-day",
-] as const;
-/** A value option's name. */
-export type OptionName = (typeof VALUE_OPTIONS)[number];
+/** The positional arguments: how each is checked, and its name in messages. */
+const ARGUMENTS = {
+  email: [emailSchema, "email"],
+  tier: [tierNameSchema, "tier"],
+  "key-id": [ulidSchema, "key id"],
+  status: [statusSchema, "status"],
+  expiry: [expirySchema, "expiry"],
+  name: [tierNameSchema, "tier name"],
+} as const;
+type ArgumentName = keyof typeof ARGUMENTS;
+
+/** The options, all of which take a value (messages name them as `--name`). */
+const OPTIONS = {
+  "db-url": undefined,
+  ttl: ttlSchema,
+  email: emailSchema,
+  tier: tierNameSchema,
+  mode: modeSchema,
+  name: keyNameSchema,
+  scopes: scopesSchema,
+  "expires-at": instantSchema,
+  "ip-allowlist": ipAllowlistSchema,
+  "per-minute": limitSchema,
+  "per-day": limitSchema,
+  "test-per-minute": limitSchema,
+  "test-per-day": limitSchema,
+} as const;
+type OptionName = keyof typeof OPTIONS;
+export const VALUE_OPTIONS = Object.keys(OPTIONS) as OptionName[];
 /** Option values as given on the command line. */
 export type Values = Partial<Record<OptionName, string>>;
 
+type Out<S> = S extends z.ZodType ? z.output<S> : never;
+/** What a command runs with: its arguments and the options given, checked. */
+export type Input =
+  & { [K in ArgumentName]: Out<(typeof ARGUMENTS)[K][0]> }
+  & { [K in Exclude<OptionName, "db-url">]?: Out<(typeof OPTIONS)[K]> };
+
 /** One command: its positional arguments, allowed options and what it does. */
 export interface Command {
-  args: string[];
-  options: OptionName[];
+  args: ArgumentName[];
+  options?: OptionName[];
   required?: OptionName[];
-  run: (sql: postgres.Sql, args: string[], values: Values) => Promise<string[]>;
-  /** Checks made before connecting. */
-  validate?: (args: string[], values: Values) => void;
+  /** Further checks made before connecting. */
+  check?: () => void;
+  run: (sql: postgres.Sql, input: Input) => Promise<string[]>;
   /**
    * The command's lines of the usage text: its synopsis, then what it does from column 44
    * (on the synopsis line when it fits, else on the lines below).
@@ -70,57 +88,64 @@ export interface Command {
   help: readonly string[];
 }
 
+/** Checks a command's arguments and options (in the order it lists them). */
+export function parseInput(command: Command, args: string[], values: Values): Input {
+  const input: Record<string, unknown> = {};
+  command.args.forEach((name, i) => {
+    const [schema, what] = ARGUMENTS[name];
+    input[name] = parseOr(schema, args[i], what);
+  });
+  for (const name of command.options ?? []) {
+    const schema = OPTIONS[name];
+    if (schema !== undefined && values[name] !== undefined) {
+      input[name] = parseOr(schema, values[name], `--${name}`);
+    }
+  }
+  command.check?.();
+  return input as Input;
+}
+
 /** Where the description column of the usage text starts (after two spaces of indent). */
 const HELP_COLUMN = 41;
 
 /** Lays out a synopsis and its description lines in the usage text's two columns. */
 function helpLines(synopsis: string | readonly string[], ...text: string[]): string[] {
-  const lines = typeof synopsis === "string" ? [synopsis] : [...synopsis];
-  const last = lines.length - 1;
-  const pad = " ".repeat(HELP_COLUMN);
-  const out = lines.map((l) => `  ${l}`);
+  const out = [synopsis].flat().map((l) => `  ${l}`);
+  const last = out.length - 1;
+  const pad = " ".repeat(HELP_COLUMN + 2);
   const [first, ...rest] = text;
-  if (first !== undefined && (lines[last] ?? "").length < HELP_COLUMN) {
-    out[last] = `  ${(lines[last] ?? "").padEnd(HELP_COLUMN)}${first}`;
+  if (first !== undefined && out[last]!.length < HELP_COLUMN + 2) {
+    out[last] = `${out[last]!.padEnd(HELP_COLUMN + 2)}${first}`;
   } else if (first !== undefined) {
-    out.push(`  ${pad}${first}`);
+    out.push(`${pad}${first}`);
   }
-  for (const line of rest) out.push(`  ${pad}${line}`);
-  return out;
+  return [...out, ...rest.map((line) => `${pad}${line}`)];
 }
 
 const hint = (text: string) => console.error(text);
-const cell = (text: string) => text.replace(/[\t\r\n]+/g, " ");
-const opt = (values: Values, name: OptionName) => values[name];
+const row = (cells: unknown[]) => cells.map((c) => String(c).replace(/[\t\r\n]+/g, " ")).join("\t");
 
 /** The commands, by name (`key create`, `token`, …). */
 export const COMMANDS: Record<string, Command> = {
   "user create": {
     args: ["email"],
-    options: [],
     help: helpLines("user create <email>", "create a user (or reuse it); prints its id"),
-    validate: ([email]) => parseOr(emailSchema, email, "email"),
-    run: async (sql, [email]) => {
-      const user = await createUser(sql, email ?? "");
+    run: async (sql, { email }) => {
+      const user = await createUser(sql, email);
       hint(user.created ? `created user ${user.email}` : `user ${user.email} already exists`);
       return [user.id];
     },
   },
   "user tier": {
     args: ["email", "tier"],
-    options: [],
     help: helpLines(
       "user tier <email> <tier>",
       "set the account's tier and move its existing",
       "non-revoked keys to it too (an upgrade applies",
       "to keys already issued, from their next request)",
     ),
-    validate: ([email, tier]) => {
-      parseOr(emailSchema, email, "email");
-      parseOr(tierNameSchema, tier, "tier");
-    },
-    run: async (sql, [email, tier]) => {
-      const set = await setUserTier(sql, email ?? "", tier ?? "");
+    run: async (sql, { email, tier }) => {
+      const set = await setUserTier(sql, email, tier);
       const keys = set.keysMoved === 1 ? "1 key" : `${set.keysMoved} keys`;
       hint(`tier of ${email} is now ${set.name}; ${keys} moved to it`);
       return [];
@@ -129,18 +154,13 @@ export const COMMANDS: Record<string, Command> = {
   "token": {
     args: ["email"],
     options: ["ttl"],
+    check: () => void tokenIssuer(),
     help: helpLines(
       "token <email> [--ttl <seconds>]",
       "print an access token (negative ttl: expired)",
     ),
-    validate: ([email], values) => {
-      parseOr(emailSchema, email, "email");
-      parseOr(ttlSchema, opt(values, "ttl") ?? 3600, "--ttl");
-      tokenIssuer();
-    },
-    run: async (sql, [email], values) => {
-      const ttl = parseOr(ttlSchema, opt(values, "ttl") ?? 3600, "--ttl");
-      const minted = await mintTokenFor(sql, email ?? "", ttl);
+    run: async (sql, { email, ttl }) => {
+      const minted = await mintTokenFor(sql, email, ttl ?? 3600);
       hint(
         `token for ${minted.email} (${minted.userId}) expires ${minted.expiresAt.toISOString()}`,
       );
@@ -158,9 +178,16 @@ export const COMMANDS: Record<string, Command> = {
       ],
       "prints the key id, then the key (shown once)",
     ),
-    validate: (_, values) => void keyOptions(values),
-    run: async (sql, _, values) => {
-      const options = keyOptions(values);
+    run: async (sql, input) => {
+      const options = {
+        email: input.email,
+        tier: input.tier,
+        mode: input.mode!,
+        name: input.name,
+        scopes: input.scopes,
+        expiresAt: input["expires-at"],
+        ipAllowlist: input["ip-allowlist"],
+      };
       // One transaction: a key that cannot be stored leaves no new user behind.
       const created = await sql.begin((tx) => createApiKey(tx, options));
       hint(`created ${created.mode} key ${created.start}… (shown once; store it now)`);
@@ -169,7 +196,6 @@ export const COMMANDS: Record<string, Command> = {
   },
   "key status": {
     args: ["key-id", "status"],
-    options: [],
     help: helpLines(
       "key status <key-id> <active|revoked|suspended|expired>",
       'suspended: suspend the key (refused with "API key',
@@ -178,60 +204,40 @@ export const COMMANDS: Record<string, Command> = {
       "  that just refused it may do so for up to 10 s)",
       "revoked / expired: end the key; prints its id",
     ),
-    validate: ([id, status]) => {
-      parseOr(ulidSchema, id, "key id");
-      parseOr(statusSchema, status, "status");
-    },
-    run: async (sql, [id, status]) => [
-      await setKeyStatus(sql, id ?? "", parseOr(statusSchema, status, "status")),
-    ],
+    run: async (sql, input) => [await setKeyStatus(sql, input["key-id"], input.status)],
   },
   "key expire-at": {
     args: ["key-id", "expiry"],
-    options: [],
     help: helpLines("key expire-at <key-id> <iso8601|never>", "set or clear the key's expiry"),
-    validate: ([id, expiry]) => {
-      parseOr(ulidSchema, id, "key id");
-      parseOr(expirySchema, expiry, "expiry");
-    },
-    run: async (sql, [id, expiry]) => [
-      await setKeyExpiry(sql, id ?? "", parseOr(expirySchema, expiry, "expiry")),
-    ],
+    run: async (sql, input) => [await setKeyExpiry(sql, input["key-id"], input.expiry)],
   },
   "key tier": {
     args: ["key-id", "tier"],
-    options: [],
     help: helpLines(
       "key tier <key-id> <tier>",
       "move one key to another tier (its limits change",
       "from its next request); prints its id",
     ),
-    validate: ([id, tier]) => {
-      parseOr(ulidSchema, id, "key id");
-      parseOr(tierNameSchema, tier, "tier");
-    },
-    run: async (sql, [id, tier]) => [await setKeyTier(sql, id ?? "", tier ?? "")],
+    run: async (sql, input) => [await setKeyTier(sql, input["key-id"], input.tier)],
   },
   "key list": {
     args: [],
     options: ["email"],
     required: ["email"],
     help: helpLines("key list --email <e>", "id name mode status start tier expires_at (tabs)"),
-    validate: (_, values) => parseOr(emailSchema, opt(values, "email"), "--email"),
-    run: async (sql, _, values) => {
-      const keys = await listKeys(sql, opt(values, "email") ?? "");
+    run: async (sql, { email }) => {
+      const keys = await listKeys(sql, email);
       if (keys.length === 0) hint("no keys");
       return keys.map((k) =>
-        [
+        row([
           k.id,
-          cell(k.name),
+          k.name,
           k.mode,
           k.status,
           k.start,
           k.tier,
           k.expiresAt?.toISOString() ?? "never",
-        ]
-          .join("\t")
+        ])
       );
     },
   },
@@ -242,24 +248,30 @@ export const COMMANDS: Record<string, Command> = {
     help: helpLines(
       "tier create <name> --per-minute N --per-day N [--test-per-minute N] [--test-per-day N]",
     ),
-    validate: ([name], values) => void tierOptions(name, values),
-    run: async (sql, [name], values) => [(await createTier(sql, tierOptions(name, values))).id],
+    run: async (sql, input) => {
+      const tier = await createTier(sql, {
+        name: input.name,
+        perMinute: input["per-minute"]!,
+        perDay: input["per-day"]!,
+        testPerMinute: input["test-per-minute"],
+        testPerDay: input["test-per-day"],
+      });
+      return [tier.id];
+    },
   },
   "tier list": {
     args: [],
-    options: [],
     help: helpLines("tier list", "id name per-minute per-day test-per-minute test-per-day"),
     run: async (sql) =>
       (await listTiers(sql)).map((t) =>
-        [
+        row([
           t.id,
           t.name,
           t.requestsPerMinute,
           t.requestsPerDay,
           t.testRequestsPerMinute,
           t.testRequestsPerDay,
-        ]
-          .join("\t")
+        ])
       ),
   },
 };
@@ -267,42 +279,4 @@ export const COMMANDS: Record<string, Command> = {
 /** The commands' part of the usage text, one command after another. */
 export function commandsHelp(): string {
   return Object.values(COMMANDS).flatMap((c) => c.help).join("\n");
-}
-
-function keyOptions(values: Values) {
-  const name = opt(values, "name");
-  const scopes = opt(values, "scopes");
-  const expiresAt = opt(values, "expires-at");
-  const ipAllowlist = opt(values, "ip-allowlist");
-  return {
-    email: parseOr(emailSchema, opt(values, "email"), "--email"),
-    tier: parseOr(tierNameSchema, opt(values, "tier"), "--tier"),
-    mode: parseOr(modeSchema, opt(values, "mode"), "--mode"),
-    ...(name === undefined ? {} : { name: parseOr(keyNameSchema, name, "--name") }),
-    ...(scopes === undefined ? {} : { scopes: parseOr(scopesSchema, scopes, "--scopes") }),
-    ...(expiresAt === undefined
-      ? {}
-      : { expiresAt: parseOr(instantSchema, expiresAt, "--expires-at") }),
-    ...(ipAllowlist === undefined
-      ? {}
-      : { ipAllowlist: parseOr(ipAllowlistSchema, ipAllowlist, "--ip-allowlist") }),
-  };
-}
-
-function tierOptions(name: string | undefined, values: Values) {
-  const perMinute = parseOr(limitSchema, opt(values, "per-minute"), "--per-minute");
-  const perDay = parseOr(limitSchema, opt(values, "per-day"), "--per-day");
-  const testPerMinute = opt(values, "test-per-minute");
-  const testPerDay = opt(values, "test-per-day");
-  return {
-    name: parseOr(tierNameSchema, name, "tier name"),
-    perMinute,
-    perDay,
-    testPerMinute: testPerMinute === undefined
-      ? perMinute * 2
-      : parseOr(limitSchema, testPerMinute, "--test-per-minute"),
-    testPerDay: testPerDay === undefined
-      ? perDay * 2
-      : parseOr(limitSchema, testPerDay, "--test-per-day"),
-  };
 }

@@ -37,13 +37,13 @@ export interface CreateKeyOptions {
   tier: string;
   mode: KeyMode;
   /** Default `<mode> key`. */
-  name?: string;
+  name?: string | undefined;
   /** Default `["read"]`. */
-  scopes?: readonly KeyScope[];
+  scopes?: readonly KeyScope[] | undefined;
   /** Default: never expires. */
-  expiresAt?: Date | null;
+  expiresAt?: Date | null | undefined;
   /** IPv4/IPv6 addresses or CIDR blocks. */
-  ipAllowlist?: readonly string[];
+  ipAllowlist?: readonly string[] | undefined;
 }
 
 /** A created key: `key` is the only copy of the secret and must be shown once, never stored. */
@@ -165,31 +165,12 @@ export async function setKeyTier(
 /** The keys of the user of `email`, newest first; an {@link AdminError} if the user is unknown. */
 export async function listKeys(sql: Queryable, email: string): Promise<KeyInfo[]> {
   const user = await findUser(sql, email);
-  const rows = await sql<{
-    id: string;
-    name: string;
-    mode: KeyMode;
-    status: KeyStatus;
-    start: string;
-    tier: string;
-    scopes: KeyScope[];
-    expires_at: Date | null;
-    created_at: Date;
-  }[]>`
-    select k.id, k.name, k.mode, k.status, k.start, t.name as tier, k.scopes, k.expires_at,
-      k.created_at
+  return [
+    ...await sql<KeyInfo[]>`
+    select k.id, k.name, k.mode, k.status, k.start, t.name as tier, k.scopes,
+      k.expires_at as "expiresAt", k.created_at as "createdAt"
     from public.api_keys k join public.tiers t on t.id = k.tier_id
     where k.user_id = ${user.id}
-    order by k.created_at desc, k.id desc`;
-  return rows.map((r) => ({
-    id: r.id,
-    name: r.name,
-    mode: r.mode,
-    status: r.status,
-    start: r.start,
-    tier: r.tier,
-    scopes: r.scopes,
-    expiresAt: r.expires_at,
-    createdAt: r.created_at,
-  }));
+    order by k.created_at desc, k.id desc`,
+  ];
 }

@@ -22,34 +22,22 @@ export interface CreateTierOptions {
   name: string;
   perMinute: number;
   perDay: number;
-  testPerMinute?: number;
-  testPerDay?: number;
+  testPerMinute?: number | undefined;
+  testPerDay?: number | undefined;
 }
 
-interface TierRow {
-  id: string;
-  name: string;
-  requests_per_minute: number;
-  requests_per_day: number;
-  test_requests_per_minute: number;
-  test_requests_per_day: number;
-}
-
-const toTier = (row: TierRow): Tier => ({
-  id: row.id,
-  name: row.name,
-  requestsPerMinute: row.requests_per_minute,
-  requestsPerDay: row.requests_per_day,
-  testRequestsPerMinute: row.test_requests_per_minute,
-  testRequestsPerDay: row.test_requests_per_day,
-});
+/** The columns of a {@link Tier}. */
+const TIER = `id, name, requests_per_minute as "requestsPerMinute",
+  requests_per_day as "requestsPerDay", test_requests_per_minute as "testRequestsPerMinute",
+  test_requests_per_day as "testRequestsPerDay"`;
 
 /** The tier of that name; an {@link AdminError} (exit 2) if there is none. */
 export async function findTier(sql: Queryable, name: string): Promise<Tier> {
   const tierName = parseOr(tierNameSchema, name, "tier");
-  const [row] = await sql<TierRow[]>`select * from public.tiers where name = ${tierName}`;
-  if (row === undefined) throw new AdminError(`unknown tier: ${tierName}`, 2);
-  return toTier(row);
+  const [tier] = await sql<Tier[]>`
+    select ${sql.unsafe(TIER)} from public.tiers where name = ${tierName}`;
+  if (tier === undefined) throw new AdminError(`unknown tier: ${tierName}`, 2);
+  return tier;
 }
 
 /** Creates a tier; an {@link AdminError} (exit 2) if the name is taken. Returns it with its id. */
@@ -63,18 +51,17 @@ export async function createTier(sql: Queryable, options: CreateTierOptions): Pr
     "--test-per-minute",
   );
   const testPerDay = parseOr(limitSchema, options.testPerDay ?? perDay * 2, "--test-per-day");
-  const [row] = await sql<TierRow[]>`
+  const [tier] = await sql<Tier[]>`
     insert into public.tiers
       (name, requests_per_minute, requests_per_day, test_requests_per_minute, test_requests_per_day)
     values (${name}, ${perMinute}, ${perDay}, ${testPerMinute}, ${testPerDay})
     on conflict (name) do nothing
-    returning *`;
-  if (row === undefined) throw new AdminError(`tier already exists: ${name}`, 2);
-  return toTier(row);
+    returning ${sql.unsafe(TIER)}`;
+  if (tier === undefined) throw new AdminError(`tier already exists: ${name}`, 2);
+  return tier;
 }
 
 /** All tiers, by name. */
 export async function listTiers(sql: Queryable): Promise<Tier[]> {
-  const rows = await sql<TierRow[]>`select * from public.tiers order by name`;
-  return rows.map(toTier);
+  return [...await sql<Tier[]>`select ${sql.unsafe(TIER)} from public.tiers order by name`];
 }
