@@ -288,7 +288,9 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const logPath = await Deno.makeTempFile({ suffix: ".log" });
-    const pid = spawnDetached("sh", ["-c", "echo started; exec sleep 30"], {
+    const pid = spawnDetached({
+      cmd: "sh",
+      args: ["-c", "echo started; exec sleep 30"],
       cwd: ROOT,
       env: {},
       logPath,

@@ -33,47 +33,56 @@ export type Profile = "dev" | "test";
 
 export const PROFILE_NAMES: readonly Profile[] = ["dev", "test"];
 
-/** Per-profile defaults. */
-export interface ProfileDefaults {
-  database: string;
-  torvusPort: number;
-  bridgePort: number;
-  /** The profile's own PgBouncer (so two clones running different profiles never share one). */
-  poolerPort: number;
-  redisPrefix: string;
-  /** The dev server trusts X-Forwarded-For from clients (tests act as many clients). */
-  passForwarded: boolean;
-  /** The dev server answers `/_runtime/...` (isolate stats, early drop) for tests and bench. */
-  runtimeControl: boolean;
-  /** Request log lines per isolate and 10 s (tests read every line, so they get them all). */
-  logRequestsPer10s: number;
-}
-
-export const PROFILES: Record<Profile, ProfileDefaults> = {
+/**
+ * Each profile's database and its defaults of the settings that differ between profiles. The
+ * test profile trusts clients' X-Forwarded-For (its tests act as many clients), answers
+ * `/_runtime/...` (isolate stats, early drop) and logs every request line (tests read them).
+ */
+export const PROFILES = {
   dev: {
     database: "torvus",
-    torvusPort: 54321,
-    bridgePort: 8079,
-    // Supavisor's transaction mode port.
-    poolerPort: 6543,
-    redisPrefix: "torvus",
-    passForwarded: false,
-    runtimeControl: false,
-    logRequestsPer10s: 50,
+    defaults: {
+      TORVUS_PORT: "54321",
+      BRIDGE_PORT: "8079",
+      // Supavisor's transaction mode port.
+      POOLER_PORT: "6543",
+      TORVUS_REDIS_PREFIX: "torvus",
+      TORVUS_DEV_PASS_FORWARDED: "false",
+      TORVUS_RUNTIME_CONTROL: "false",
+      TORVUS_LOG_REQUESTS_PER_10S: "50",
+    },
   },
   test: {
     database: "torvus_test",
-    // Below Linux's ephemeral range (32768-60999): a busy machine's outgoing connections can
-    // hold a port in that range and make the server's bind fail. 54321 stays for dev, as
-    // Supabase's local API uses it.
-    torvusPort: 29331,
-    bridgePort: 8089,
-    poolerPort: 6544,
-    redisPrefix: "torvus-test",
-    passForwarded: true,
-    runtimeControl: true,
-    logRequestsPer10s: 1_000_000,
+    defaults: {
+      // Below Linux's ephemeral range (32768-60999): a busy machine's outgoing connections can
+      // hold a port in that range and make the server's bind fail. 54321 stays for dev, as
+      // Supabase's local API uses it.
+      TORVUS_PORT: "29331",
+      BRIDGE_PORT: "8089",
+      // Its own PgBouncer, so two clones running different profiles never share one.
+      POOLER_PORT: "6544",
+      TORVUS_REDIS_PREFIX: "torvus-test",
+      TORVUS_DEV_PASS_FORWARDED: "true",
+      TORVUS_RUNTIME_CONTROL: "true",
+      TORVUS_LOG_REQUESTS_PER_10S: "1000000",
+    },
   },
+} as const satisfies Record<
+  Profile,
+  { database: string; defaults: Partial<Record<SettingKey, string>> }
+>;
+
+/** The defaults that all profiles share. */
+const COMMON_DEFAULTS: Partial<Record<SettingKey, string>> = {
+  TORVUS_HOST: "127.0.0.1",
+  TORVUS_KEY_MODES: "live,test",
+  // Direct calls stay possible locally (supabase.functions.invoke goes around the gateway).
+  TORVUS_DIRECT_ACCESS: "allow",
+  // The dev server, as the platform, overwrites this header with the client's address.
+  TORVUS_DIRECT_IP_SOURCE: "header:cf-connecting-ip",
+  // Said outright: the functions would only infer it from Supavisor's port, 6543.
+  TORVUS_DB_POOL_MODE: "transaction",
 };
 
 export function isProfile(value: string): value is Profile {
@@ -161,7 +170,7 @@ export function resolveSettings(
   env: (name: string) => string | undefined,
   generate: () => string = randomToken,
 ): Settings {
-  const defaults = PROFILES[profile];
+  const { database, defaults } = PROFILES[profile];
   const envProfile = env("TORVUS_PROFILE");
   const ignoredForeignEnv = envProfile !== undefined && envProfile !== "" && envProfile !== profile;
   const fromEnv = (key: string): string | undefined => {
@@ -189,23 +198,11 @@ export function resolveSettings(
       return typeof fallback === "string" ? [fallback, "default"] : [fallback(), "generated"];
     });
 
-  keep("TORVUS_HOST", "127.0.0.1");
-  keep("TORVUS_PORT", String(defaults.torvusPort));
-  keep("BRIDGE_PORT", String(defaults.bridgePort));
-  keep("POOLER_PORT", String(defaults.poolerPort));
+  for (const [key, value] of Object.entries({ ...COMMON_DEFAULTS, ...defaults })) {
+    keep(key as SettingKey, value);
+  }
   keep("UPSTASH_REDIS_REST_TOKEN", generate);
-  keep("TORVUS_KEY_MODES", "live,test");
   keep("TORVUS_GATEWAY_SECRET", generate);
-  // Direct calls stay possible locally (supabase.functions.invoke goes around the gateway).
-  keep("TORVUS_DIRECT_ACCESS", "allow");
-  // The dev server, as the platform, overwrites this header with the client's address.
-  keep("TORVUS_DIRECT_IP_SOURCE", "header:cf-connecting-ip");
-  keep("TORVUS_REDIS_PREFIX", defaults.redisPrefix);
-  keep("TORVUS_DEV_PASS_FORWARDED", String(defaults.passForwarded));
-  keep("TORVUS_RUNTIME_CONTROL", String(defaults.runtimeControl));
-  keep("TORVUS_LOG_REQUESTS_PER_10S", String(defaults.logRequestsPer10s));
-  // Said outright: the functions would only infer it from Supavisor's port, 6543.
-  keep("TORVUS_DB_POOL_MODE", "transaction");
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;
   pick("SUPABASE_URL", () => [`http://${urlHost}:${values.get("TORVUS_PORT")}`, "default"]);
@@ -214,7 +211,7 @@ export function resolveSettings(
     () => [`http://127.0.0.1:${values.get("BRIDGE_PORT")}`, "default"],
   );
   pick("SUPABASE_DB_URL", () => [
-    `postgresql://postgres@127.0.0.1:5432/${defaults.database}?sslmode=disable`,
+    `postgresql://postgres@127.0.0.1:5432/${database}?sslmode=disable`,
     "default",
   ]);
   // The functions go through the pooler, as Supabase recommends for edge functions.

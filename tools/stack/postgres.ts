@@ -99,7 +99,7 @@ async function clusters(): Promise<Cluster[]> {
   const result = await run("pg_lsclusters", ["-h"], { timeoutMs: 10_000 });
   if (!result.success) return [];
   return result.stdout.trim().split("\n").filter((line) => line.trim() !== "").map((line) => {
-    const [version = "", name = "", port = "", status = "", , dataDir = "", logFile = ""] = line
+    const [version = "", name = "", port, status = "", , dataDir = "", logFile = ""] = line
       .trim().split(/\s+/);
     return {
       version,
@@ -216,6 +216,8 @@ async function psql(url: string, args: string[]): Promise<RunResult> {
   });
 }
 
+const MIGRATIONS = "select count(*) from supabase_migrations.schema_migrations";
+
 async function query(url: string, sql: string): Promise<string> {
   const result = await psql(url, ["-At", "-c", sql]);
   if (!result.success) throw new StackError(`psql failed: ${tail(result.stderr, 3).trim()}`);
@@ -240,11 +242,7 @@ export async function prepareDatabase(
       `refusing to reset the dev database "${name}" for the test profile (check SUPABASE_DB_URL)`,
     );
   }
-  const exists = await query(
-    target.adminUrl,
-    `select 1 from pg_database where datname = '${name}'`,
-  );
-  if (exists === "1") {
+  if (await query(target.adminUrl, `select 1 from pg_database where datname = '${name}'`)) {
     log(`database: ${name} exists`);
   } else {
     await query(target.adminUrl, `create database "${name}"`);
@@ -278,23 +276,17 @@ export async function migrateDatabase(
     );
   }
   log("database: supabase/local/bootstrap.sql applied");
-  const result = await run(SUPABASE_CLI, ["db", verb, "--db-url", url, "--yes"], {
-    cwd: ROOT,
-    timeoutMs: 180_000,
-  }).catch((error) => {
-    if (error instanceof StackError) {
-      throw new StackError(
-        `the Supabase CLI is missing (${SUPABASE_CLI}): run \`npm ci\``,
-      );
-    }
-    throw error;
-  });
+  if (which(SUPABASE_CLI) === undefined) {
+    throw new StackError(`the Supabase CLI is missing (${SUPABASE_CLI}): run \`npm ci\``);
+  }
+  const args = ["db", verb, "--db-url", url, "--yes"];
+  const result = await run(SUPABASE_CLI, args, { cwd: ROOT, timeoutMs: 180_000 });
   if (!result.success) {
     throw new StackError(
       `supabase db ${verb} failed on ${name}:\n${tail(result.stdout + result.stderr)}`,
     );
   }
-  return Number(await query(url, "select count(*) from supabase_migrations.schema_migrations"));
+  return Number(await query(url, MIGRATIONS));
 }
 
 /** One status line's worth about the profile's database. */
@@ -306,11 +298,7 @@ export async function databaseStatus(settings: Settings): Promise<{ up: boolean;
     return { up: false, detail: error instanceof Error ? error.message : String(error) };
   }
   if (which("psql") === undefined) return { up: false, detail: "psql is not installed" };
-  const result = await psql(target.url, [
-    "-At",
-    "-c",
-    "select count(*) from supabase_migrations.schema_migrations",
-  ]);
+  const result = await psql(target.url, ["-At", "-c", MIGRATIONS]);
   if (result.success) {
     return { up: true, detail: `${target.database}, ${result.stdout.trim()} migration(s) applied` };
   }

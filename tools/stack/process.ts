@@ -34,17 +34,10 @@ export async function run(
   options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   const { timeoutMs = 120_000, ...rest } = options;
-  const command = new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(timeoutMs),
-    ...rest,
-  });
+  const signal = AbortSignal.timeout(timeoutMs);
   let output: Deno.CommandOutput;
   try {
-    output = await command.output();
+    output = await new Deno.Command(cmd, { args, stdin: "null", signal, ...rest }).output();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) throw new StackError(`${cmd} is not installed`);
     throw error;
@@ -59,35 +52,30 @@ export async function run(
   };
 }
 
-/** The absolute path of an executable on PATH, or undefined. */
+/** The absolute path of an executable on PATH (or at a path given), or undefined. */
 export function which(cmd: string): string | undefined {
   // Debian puts daemons (pgbouncer) in sbin, which a non-login PATH may lack.
   const dirs = (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"]);
-  for (const dir of dirs.filter((d) => d !== "")) {
+  const paths = cmd.includes("/") ? [cmd] : dirs.filter((d) => d !== "").map((d) => `${d}/${cmd}`);
+  return paths.find((path) => {
     try {
-      const info = Deno.statSync(`${dir}/${cmd}`);
-      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return `${dir}/${cmd}`;
+      const info = Deno.statSync(path);
+      return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
     } catch {
-      // not here
+      return false;
     }
-  }
-  return undefined;
+  });
 }
 
 /** Whether this process runs as root (so it may install packages and start system services). */
-export function isRoot(): boolean {
-  return Deno.uid() === 0;
-}
+export const isRoot = () => Deno.uid() === 0;
 
 /** Removes `://user:password@` credentials from text before it is printed. */
-export function redact(text: string): string {
-  return text.replace(/(\/\/[^\s/:@]+):[^\s/@]*@/g, "$1:***@");
-}
+export const redact = (text: string) => text.replace(/(\/\/[^\s/:@]+):[^\s/@]*@/g, "$1:***@");
 
 /** The last `lines` lines of a text, indented, for error reports. */
 export function tail(text: string, lines = 20): string {
-  const all = redact(text).trimEnd().split("\n");
-  return all.slice(-lines).map((line) => `    ${line}`).join("\n");
+  return redact(text).trimEnd().split("\n").slice(-lines).map((line) => `    ${line}`).join("\n");
 }
 
 /** A file's text, or undefined if it cannot be read. */
@@ -106,46 +94,25 @@ export function logTail(path: string, lines = 20): string {
 }
 
 /** The first line of a failed command's output, for a one-line error. */
-export function firstLine(result: RunResult): string {
-  return (result.stderr || result.stdout).trim().split("\n")[0] ?? "";
-}
+export const firstLine = (result: RunResult) =>
+  (result.stderr || result.stdout).trim().split("\n")[0] ?? "";
 
 // ---------------------------------------------------------------------------------------------
 // Processes
 
 /** Whether a process with this pid exists and is not a zombie. */
 export function isAlive(pid: number): boolean {
-  if (Deno.build.os !== "linux") {
-    try {
-      Deno.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  try {
+  if (Deno.build.os === "linux") {
     // "pid (comm) S ...": the state letter follows the last ")". A zombie (its parent has not
     // reaped it, common under a container's init) has ended.
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.charAt(stat.lastIndexOf(")") + 2);
-    return state !== "Z" && state !== "X";
+    const stat = readText(`/proc/${pid}/stat`) ?? ") X";
+    return !"ZX".includes(stat.charAt(stat.lastIndexOf(")") + 2));
+  }
+  try {
+    Deno.kill(pid, 0);
+    return true;
   } catch {
     return false;
-  }
-}
-
-/** The command line of a process (arguments joined by spaces), or undefined if it is gone. */
-function commandLine(pid: number): string | undefined {
-  try {
-    if (Deno.build.os === "linux") {
-      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ").trim();
-    }
-    const out = new Deno.Command("ps", { args: ["-o", "args=", "-p", String(pid)], stderr: "null" })
-      .outputSync();
-    const text = decoder.decode(out.stdout).trim();
-    return out.success && text !== "" ? text : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -155,7 +122,11 @@ function commandLine(pid: number): string | undefined {
  */
 export function isRecordedProcess(pid: number, marker: string): boolean {
   if (!isAlive(pid)) return false;
-  return commandLine(pid)?.includes(marker) ?? false;
+  if (Deno.build.os === "linux") {
+    return readText(`/proc/${pid}/cmdline`)?.split("\0").join(" ").includes(marker) ?? false;
+  }
+  const ps = new Deno.Command("ps", { args: ["-o", "args=", "-p", String(pid)], stderr: "null" });
+  return decoder.decode(ps.outputSync().stdout).includes(marker);
 }
 
 /**
@@ -180,25 +151,31 @@ export async function stopProcess(
   return undefined;
 }
 
+/** A command to run in the background, its output going to `logPath`. */
+export interface Detached {
+  cmd: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  logPath: string;
+  /** Only `env` as its environment. */
+  clearEnv?: boolean;
+}
+
 /**
  * Starts a command in its own session (so Ctrl-C in the calling terminal and the end of the
  * calling shell do not reach it), stdin from /dev/null, stdout and stderr to `logPath`
- * (truncated), with only `env` as its environment when `clearEnv`. Returns its pid; the caller
- * may exit while it runs.
+ * (truncated). Returns its pid; the caller may exit while it runs.
  */
-export function spawnDetached(
-  cmd: string,
-  args: string[],
-  options: { cwd: string; env: Record<string, string>; logPath: string; clearEnv?: boolean },
-): number {
-  Deno.mkdirSync(options.logPath.slice(0, options.logPath.lastIndexOf("/")), { recursive: true });
+export function spawnDetached(start: Detached): number {
+  Deno.mkdirSync(start.logPath.slice(0, start.logPath.lastIndexOf("/")), { recursive: true });
   // sh replaces itself with the command (exec), so the child's pid is the command's pid.
+  const script = 'log=$1; shift; exec "$@" >"$log" 2>&1 </dev/null';
   const child = new Deno.Command("sh", {
-    args: ["-c", 'log=$1; shift; exec "$@" >"$log" 2>&1 </dev/null', "sh", options.logPath, cmd]
-      .concat(args),
-    cwd: options.cwd,
-    env: options.env,
-    clearEnv: options.clearEnv ?? false,
+    args: ["-c", script, "sh", start.logPath, start.cmd, ...start.args],
+    cwd: start.cwd,
+    env: start.env,
+    clearEnv: start.clearEnv ?? false,
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -208,26 +185,22 @@ export function spawnDetached(
   return child.pid;
 }
 
+/** What to wait for after starting a command detached. */
+export interface Readiness {
+  ready: () => Promise<boolean>;
+  timeoutMs: number;
+}
+
 /**
- * Starts a command detached ({@link spawnDetached}) and waits up to `timeoutMs` for `ready`;
- * if it exits or is not ready by then, it is stopped and the error quotes its log. `spawned`
- * learns the pid at once (so that an interrupted caller can stop it too).
+ * Starts a command detached and waits for it to be ready; if it exits or is not ready in time,
+ * it is stopped and the error quotes its log. `spawned` learns the pid at once (so that an
+ * interrupted caller can stop it too).
  */
 export async function startDetached(
   name: string,
-  start: {
-    cmd: string;
-    args: string[];
-    cwd: string;
-    env: Record<string, string>;
-    logPath: string;
-    clearEnv?: boolean;
-    ready: () => Promise<boolean>;
-    timeoutMs: number;
-    spawned?: (pid: number) => void;
-  },
+  start: Detached & Readiness & { spawned?: (pid: number) => void },
 ): Promise<number> {
-  const pid = spawnDetached(start.cmd, start.args, start);
+  const pid = spawnDetached(start);
   start.spawned?.(pid);
   const ready = await waitUntil(
     async () => !isAlive(pid) || await start.ready(),
@@ -258,8 +231,7 @@ export function readPidFile(path: string): number | undefined {
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
-/** Records a daemon's pid (creating the directory). */
-export function recordPid(daemon: Daemon, pid: number): void {
+function recordPid(daemon: Daemon, pid: number): void {
   Deno.mkdirSync(daemon.pidFile.slice(0, daemon.pidFile.lastIndexOf("/")), { recursive: true });
   Deno.writeTextFileSync(daemon.pidFile, `${pid}\n`);
 }
@@ -296,50 +268,43 @@ export function startedNote(daemon: Daemon): string {
 }
 
 /**
- * Makes sure a daemon of the stack runs: the recorded one is kept if `fits` (it answers, its
- * settings did not change), else stopped; a new one is started detached on `port` (refused if
- * anything else listens there: `portSetting` moves it) and recorded.
+ * Makes sure a daemon of the stack runs: the recorded one is kept if it `fits` (it answers, its
+ * settings did not change), else stopped; a new one is started detached and recorded, unless
+ * something else listens on its `port` (`portSetting` moves it).
  */
 export async function ensureDaemon(
-  daemon: Daemon & {
-    cmd: string;
-    args: string[];
-    cwd: string;
-    env: Record<string, string>;
-    logPath: string;
+  daemon: Daemon & Detached & Readiness & {
     port: number;
     portSetting: string;
     /** Where it answers, for the log lines. */
     where: string;
-    ready: () => Promise<boolean>;
     fits: () => Promise<boolean>;
-    timeoutMs: number;
   },
   log: Log,
 ): Promise<number> {
+  const { name, port, where } = daemon;
   const previous = runningPid(daemon);
   if (previous !== undefined) {
     if (await daemon.fits()) {
-      log(`${daemon.name}: reusing pid ${previous} on ${daemon.where}`);
+      log(`${name}: reusing pid ${previous} on ${where}`);
       return previous;
     }
-    log(`${daemon.name}: restarting pid ${previous} (not answering, or settings changed)`);
+    log(`${name}: restarting pid ${previous} (not answering, or settings changed)`);
     await stopProcess(previous);
   }
   removeFile(daemon.pidFile);
-  if (await tcpOpen("127.0.0.1", daemon.port)) {
+  if (await tcpOpen("127.0.0.1", port)) {
     throw new StackError(
-      `port ${daemon.port} is in use by another process (set ${daemon.portSetting} to move the ` +
-        `${daemon.name})`,
+      `port ${port} is in use by another process (set ${daemon.portSetting} to move the ${name})`,
     );
   }
   let pid: number | undefined;
   try {
-    pid = await startDetached(daemon.name, { ...daemon, spawned: (p) => recordPid(daemon, p) });
+    pid = await startDetached(name, { ...daemon, spawned: (p) => recordPid(daemon, p) });
   } finally {
     if (pid === undefined) removeFile(daemon.pidFile);
   }
-  log(`${daemon.name}: started pid ${pid} on ${daemon.where} (log ${daemon.logPath})`);
+  log(`${name}: started pid ${pid} on ${where} (log ${daemon.logPath})`);
   return pid;
 }
 
@@ -354,19 +319,15 @@ export async function stopDaemon(
   graceMs = 5_000,
 ): Promise<void> {
   const pid = readPidFile(daemon.pidFile);
-  if (pid === undefined) {
-    log(`${daemon.name}: not started by the stack, left as it is`);
-    return;
-  }
-  if (!isRecordedProcess(pid, daemon.marker)) {
+  if (pid === undefined) return log(`${daemon.name}: not started by the stack, left as it is`);
+  if (isRecordedProcess(pid, daemon.marker)) {
+    const by = await stopProcess(pid, signals, graceMs);
+    if (by === undefined) throw new StackError(`${daemon.name} (pid ${pid}) did not stop`);
+    log(`${daemon.name}: stopped pid ${pid} (${by})`);
+  } else {
     log(`${daemon.name}: pid ${pid} is gone or no longer ${daemon.marker}; nothing to stop`);
-    removeFile(daemon.pidFile);
-    return;
   }
-  const by = await stopProcess(pid, signals, graceMs);
-  if (by === undefined) throw new StackError(`${daemon.name} (pid ${pid}) did not stop`);
   removeFile(daemon.pidFile);
-  log(`${daemon.name}: stopped pid ${pid} (${by})`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -379,19 +340,18 @@ export async function waitUntil(
   intervalMs = 100,
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (true) {
-    if (await check()) return true;
+  while (!(await check())) {
     if (Date.now() >= deadline) return false;
     const ms = Math.min(intervalMs, Math.max(0, deadline - Date.now()));
     await new Promise((resolve) => setTimeout(resolve, ms));
   }
+  return true;
 }
 
 /** Whether something accepts TCP connections on host:port (within `timeoutMs`). */
 export async function tcpOpen(hostname: string, port: number, timeoutMs = 1_000): Promise<boolean> {
   try {
-    const conn = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(timeoutMs) });
-    conn.close();
+    (await Deno.connect({ hostname, port, signal: AbortSignal.timeout(timeoutMs) })).close();
     return true;
   } catch {
     return false;
