@@ -36,22 +36,16 @@ export interface SigningKey {
   path: string;
 }
 
-/** A public JSON Web Key Set, as served at `/auth/v1/.well-known/jwks.json`. */
-export interface PublicJwks {
-  keys: JWK[];
-}
-
 /** Options of {@link mintAccessToken}. */
 export interface MintOptions {
-  /** The user's id (`sub`). */
+  /** `sub`. */
   userId: string;
-  /** The user's email. */
   email: string;
   /** Lifetime in seconds from now; negative for an already expired token. Default 3600. */
   ttlSeconds?: number;
   /** `iss`; default `${SUPABASE_URL}/auth/v1`. */
   issuer?: string;
-  /** `role`; default `authenticated`. */
+  /** Default `authenticated`. */
   role?: string;
   /** `session_id`; default a random UUID. */
   sessionId?: string;
@@ -83,22 +77,14 @@ export function loadOrCreateSigningKey(path?: string): Promise<SigningKey> {
   const file = signingKeyPath(path);
   let loaded = cache.get(file);
   if (loaded === undefined) {
-    loaded = readOrCreate(file);
+    loaded = Deno.readTextFile(file).catch((error) => {
+      if (error instanceof Deno.errors.NotFound) return create(file);
+      throw error;
+    }).then((text) => fromPrivateJwk(file, text));
     loaded.catch(() => cache.delete(file));
     cache.set(file, loaded);
   }
   return loaded;
-}
-
-async function readOrCreate(file: string): Promise<SigningKey> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    text = await create(file);
-  }
-  return fromPrivateJwk(file, text);
 }
 
 /** Writes a new key next to `file` and links it into place, so that concurrent creators agree. */
@@ -146,7 +132,7 @@ async function fromPrivateJwk(file: string, text: string): Promise<SigningKey> {
 }
 
 /** The public JWKS of the signing key (loading or creating it): never any private member. */
-export async function publicJwks(path?: string): Promise<PublicJwks> {
+export async function publicJwks(path?: string): Promise<{ keys: JWK[] }> {
   const { publicJwk } = await loadOrCreateSigningKey(path);
   return { keys: [{ ...publicJwk }] };
 }

@@ -44,6 +44,7 @@ import {
 import {
   httpStatus,
   readPidFile,
+  readText,
   redact,
   runningPid,
   StackError,
@@ -103,11 +104,11 @@ async function up(profile: Profile): Promise<void> {
 
   const { path, changed } = writeSettings(settings);
   const overridden = [...settings.sources].filter(([, source]) => source === "environment");
+  const from = overridden.map(([key]) => key).join(", ");
   log(
-    `settings: ${path} ${changed ? "written" : "unchanged"}` +
-      (overridden.length > 0
-        ? ` (from the environment: ${overridden.map(([k]) => k).join(", ")})`
-        : ""),
+    `settings: ${path} ${changed ? "written" : "unchanged"}${
+      from && ` (from the environment: ${from})`
+    }`,
   );
 
   await ensureBridge(profile, settings, log);
@@ -192,34 +193,27 @@ async function status(profile: Profile): Promise<number> {
 
 function env(profile: Profile): number {
   const path = settingsPath(profile);
-  let values: Map<string, string>;
-  try {
-    Deno.statSync(path);
-    values = readSettingsFile(profile);
-  } catch {
+  if (readText(path) === undefined) {
     throw new StackError(`${path} does not exist yet: run deno task stack up --profile ${profile}`);
   }
   console.log(`# ${path}`);
-  for (const [key, value] of values) console.log(maskLine(key, value));
+  for (const [key, value] of readSettingsFile(profile)) console.log(maskLine(key, value));
   return 0;
 }
 
+const COMMANDS: Record<string, (profile: Profile) => Promise<number | void> | number> = {
+  up,
+  down,
+  status,
+  env,
+};
+
 async function main(args: string[]): Promise<number> {
   const { command, profile } = parseCommandLine(args);
-  switch (command) {
-    case "up":
-      await up(profile);
-      return 0;
-    case "down":
-      await down(profile);
-      return 0;
-    case "status":
-      return await status(profile);
-    case "env":
-      return env(profile);
-    default:
-      throw new StackError(`unknown command "${command}" (${USAGE})`);
+  if (!Object.hasOwn(COMMANDS, command)) {
+    throw new StackError(`unknown command "${command}" (${USAGE})`);
   }
+  return await COMMANDS[command]!(profile) ?? 0;
 }
 
 if (import.meta.main) {

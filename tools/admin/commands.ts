@@ -262,17 +262,8 @@ export const COMMANDS: Record<string, Command> = {
   "tier list": {
     args: [],
     help: helpLines("tier list", "id name per-minute per-day test-per-minute test-per-day"),
-    run: async (sql) =>
-      (await listTiers(sql)).map((t) =>
-        row([
-          t.id,
-          t.name,
-          t.requestsPerMinute,
-          t.requestsPerDay,
-          t.testRequestsPerMinute,
-          t.testRequestsPerDay,
-        ])
-      ),
+    // A tier's fields are those columns, in that order.
+    run: async (sql) => (await listTiers(sql)).map((tier) => row(Object.values(tier))),
   },
 };
 

@@ -24,16 +24,13 @@ import {
 import { findTier } from "./tiers.ts";
 import { createUser, findUser } from "./users.ts";
 
-/** A key's status. */
 export type KeyStatus = "active" | "revoked" | "suspended" | "expired";
-/** A key scope. */
 export type KeyScope = "read" | "write" | "delete";
 
 /** Options of {@link createApiKey}. */
 export interface CreateKeyOptions {
   /** Owner; created if missing. */
   email: string;
-  /** Tier name. */
   tier: string;
   mode: KeyMode;
   /** Default `<mode> key`. */
@@ -78,10 +75,7 @@ export async function createApiKey(sql: Queryable, options: CreateKeyOptions): P
   const ipAllowlist = options.ipAllowlist === undefined
     ? null
     : parseOr(ipAllowlistSchema, options.ipAllowlist, "--ip-allowlist");
-  const expiresAt = options.expiresAt ?? null;
-  if (expiresAt !== null && Number.isNaN(expiresAt.getTime())) {
-    throw new AdminError("--expires-at: invalid date", 2);
-  }
+  const expiresAt = validDate(options.expiresAt ?? null, "--expires-at");
   const tier = await findTier(sql, options.tier);
   const user = await createUser(sql, email);
   const generated = await generateApiKey(mode);
@@ -92,27 +86,21 @@ export async function createApiKey(sql: Queryable, options: CreateKeyOptions): P
       ${scopes}::text[], ${tier.id}, ${expiresAt}, ${ipAllowlist}::cidr[])
     returning id`;
   if (row === undefined) throw new AdminError("key was not stored", 1);
-  return {
-    id: row.id,
-    key: generated.key,
-    start: generated.start,
-    userId: user.id,
-    tierId: tier.id,
-    mode,
-  };
+  const { key, start } = generated;
+  return { id: row.id, key, start, userId: user.id, tierId: tier.id, mode };
+}
+
+function validDate(date: Date | null, what: string): Date | null {
+  if (date !== null && Number.isNaN(date.getTime())) throw new AdminError(`${what}: invalid date`);
+  return date;
 }
 
 /** Sets a key's status (`revoked_at` follows); an {@link AdminError} (exit 2) if it is unknown. */
-export async function setKeyStatus(
-  sql: Queryable,
-  keyId: string,
-  status: KeyStatus,
-): Promise<string> {
-  const id = parseOr(ulidSchema, keyId, "key id");
+export async function setKeyStatus(sql: Queryable, keyId: string, status: KeyStatus) {
   const value = parseOr(statusSchema, status, "status");
   return await updateKey(
     sql,
-    id,
+    keyId,
     sql`status = ${value},
       revoked_at = case when ${value} = 'revoked' then coalesce(revoked_at, now()) end`,
   );
@@ -122,11 +110,8 @@ export async function setKeyStatus(
  * Applies `changes` (a SET list) to one key and announces the change to running instances; an
  * {@link AdminError} (exit 2) if the key is unknown. Returns the key's id.
  */
-async function updateKey(
-  sql: Queryable,
-  id: string,
-  changes: ReturnType<Queryable>,
-): Promise<string> {
+async function updateKey(sql: Queryable, keyId: string, changes: ReturnType<Queryable>) {
+  const id = parseOr(ulidSchema, keyId, "key id");
   const [row] = await sql<{ id: string; epoch_shard: number }[]>`
     update public.api_keys set ${changes} where id = ${id} returning id, epoch_shard`;
   if (row === undefined) throw new AdminError(`unknown key: ${id}`, 2);
@@ -135,16 +120,8 @@ async function updateKey(
 }
 
 /** Sets a key's expiry (`null`: never); an {@link AdminError} (exit 2) if it is unknown. */
-export async function setKeyExpiry(
-  sql: Queryable,
-  keyId: string,
-  expiresAt: Date | null,
-): Promise<string> {
-  const id = parseOr(ulidSchema, keyId, "key id");
-  if (expiresAt !== null && Number.isNaN(expiresAt.getTime())) {
-    throw new AdminError("expiry: invalid date", 2);
-  }
-  return await updateKey(sql, id, sql`expires_at = ${expiresAt}`);
+export async function setKeyExpiry(sql: Queryable, keyId: string, expiresAt: Date | null) {
+  return await updateKey(sql, keyId, sql`expires_at = ${validDate(expiresAt, "expiry")}`);
 }
 
 /**
@@ -152,14 +129,10 @@ export async function setKeyExpiry(
  * look it up again and apply the new tier's limits from its next request. An
  * {@link AdminError} (exit 2) if the key or the tier is unknown. Returns the key's id.
  */
-export async function setKeyTier(
-  sql: Queryable,
-  keyId: string,
-  tierName: string,
-): Promise<string> {
-  const id = parseOr(ulidSchema, keyId, "key id");
+export async function setKeyTier(sql: Queryable, keyId: string, tierName: string) {
+  parseOr(ulidSchema, keyId, "key id");
   const tier = await findTier(sql, tierName);
-  return await updateKey(sql, id, sql`tier_id = ${tier.id}`);
+  return await updateKey(sql, keyId, sql`tier_id = ${tier.id}`);
 }
 
 /** The keys of the user of `email`, newest first; an {@link AdminError} if the user is unknown. */

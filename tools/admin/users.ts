@@ -20,12 +20,11 @@ export interface User {
   created: boolean;
 }
 
-/** A minted access token and whom it is for. */
+/** A minted access token and whom it is for (`expiresAt` is past for a negative ttl). */
 export interface MintedToken {
   token: string;
   userId: string;
   email: string;
-  /** When the token expires (in the past for a negative ttl). */
   expiresAt: Date;
 }
 
@@ -65,11 +64,7 @@ export interface TierChange extends Tier {
  * keys already issued, not only to new ones. Revoked keys keep their tier as a record. The
  * change is announced, so cached keys take the new limits on their next request.
  */
-export async function setUserTier(
-  sql: Queryable,
-  email: string,
-  tierName: string,
-): Promise<TierChange> {
+export async function setUserTier(sql: Queryable, email: string, tierName: string) {
   const user = await findUser(sql, email);
   const tier = await findTier(sql, tierName);
   // One statement, so that the account and its keys never disagree about the tier.
@@ -87,7 +82,7 @@ export async function setUserTier(
       (select coalesce(array_agg(distinct epoch_shard), '{}') from moved) as shards`;
   const keysMoved = row?.moved ?? 0;
   if (keysMoved > 0) await announceKeyChange(row?.shards);
-  return { ...tier, keysMoved };
+  return { ...tier, keysMoved } satisfies TierChange;
 }
 
 /**
@@ -102,16 +97,17 @@ export async function mintTokenFor(
 ): Promise<MintedToken> {
   const ttl = parseOr(ttlSchema, ttlSeconds, "--ttl");
   const issuer = options.issuer ?? tokenIssuer();
-  const user = await createUser(sql, email);
+  const { id: userId, email: address } = await createUser(sql, email);
+  const keyFile = options.keyFile === undefined ? {} : { keyFile: options.keyFile };
   const token = await mintAccessToken({
-    userId: user.id,
-    email: user.email,
+    userId,
+    email: address,
     ttlSeconds: ttl,
     issuer,
-    ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }),
+    ...keyFile,
   });
   const expiresAt = new Date((decodeJwt(token).exp ?? 0) * 1000);
-  return { token, userId: user.id, email: user.email, expiresAt };
+  return { token, userId, email: address, expiresAt };
 }
 
 /** The issuer from `SUPABASE_URL`, or an {@link AdminError} (exit 2) saying it is missing. */

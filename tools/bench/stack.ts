@@ -15,7 +15,14 @@ import { LOCAL, randomToken, REDIS_HOST, REDIS_PORT, ROOT } from "../stack/confi
 import { ensurePgbouncer, stopPgbouncer } from "../stack/pgbouncer.ts";
 import { ensurePostgres, migrateDatabase } from "../stack/postgres.ts";
 import { ensureRedis, redisCommand, redisServerPid } from "../stack/redis.ts";
-import { httpStatus, type Log, startDetached, stopProcess, tcpOpen } from "../stack/process.ts";
+import {
+  type Detached,
+  httpStatus,
+  type Log,
+  startDetached,
+  stopProcess,
+  tcpOpen,
+} from "../stack/process.ts";
 import { publicJwks } from "../local_auth.ts";
 import { bridgeCommand } from "../stack/bridge.ts";
 import { parentPid } from "./meter.ts";
@@ -93,12 +100,11 @@ export async function startStack(
   // Only what a child needs besides its settings: nothing of a profile's shell leaks in.
   const basics = ["PATH", "HOME", "DENO_DIR", "TMPDIR", "LANG", "DENO_CERT"]
     .flatMap((k) => Deno.env.get(k) === undefined ? [] : [[k, Deno.env.get(k)!]]);
-  const spawn = (name: string, cmd: string, args: string[], env: object, ready: string) =>
+  const spawn = (name: string, command: Pick<Detached, "cmd" | "args" | "env">, ready: string) =>
     startDetached(name, {
-      cmd,
-      args,
+      ...command,
       cwd: ROOT,
-      env: { ...Object.fromEntries(basics), NO_COLOR: "1", ...env },
+      env: { ...Object.fromEntries(basics), NO_COLOR: "1", ...command.env },
       clearEnv: true,
       logPath: `${LOGS}/${name}.log`,
       ready: async () => await httpStatus(ready) === 200,
@@ -120,12 +126,9 @@ export async function startStack(
 
     const token = randomToken();
     const bridgeUrl = `http://127.0.0.1:${BENCH.bridgePort}`;
-    const { cmd, args, env } = bridgeCommand(
-      BENCH.bridgePort,
-      token,
-      `redis://${REDIS_HOST}:${REDIS_PORT}`,
-    );
-    const bridge = await spawn("bridge", cmd, args, env, `${bridgeUrl}/health`);
+    const redisUrl = `redis://${REDIS_HOST}:${REDIS_PORT}`;
+    const bridgeRun = bridgeCommand(BENCH.bridgePort, token, redisUrl);
+    const bridge = await spawn("bridge", bridgeRun, `${bridgeUrl}/health`);
     log(`bridge: pid ${bridge} on ${bridgeUrl}`);
 
     const secret = randomToken();
@@ -157,7 +160,7 @@ export async function startStack(
       const args = ["run", "--no-lock", ...config, ...perms, "tools/bench/serve.ts"];
       const env = { ...functionEnv, BENCH_FUNCTION: name, BENCH_PORT: String(portOf(name)) };
       const ready = `http://127.0.0.1:${portOf(name)}/__bench/counters`;
-      readers[name] = await spawn(name, EDGE_DENO, args, env, ready);
+      readers[name] = await spawn(name, { cmd: EDGE_DENO, args, env }, ready);
     }
     log(`served alone on Deno 2.1: ${SERVED.map((n) => `${n} :${portOf(n)}`).join(", ")}`);
     return {

@@ -100,11 +100,8 @@ export function createBridge(options: BridgeOptions): Bridge {
   if (typeof options.token !== "string" || options.token.length < MIN_TOKEN_LENGTH) {
     throw new Error(`bridge token must be at least ${MIN_TOKEN_LENGTH} characters`);
   }
-  const pool = new RedisPool({
-    ...(options.redisUrl !== undefined && { url: options.redisUrl }),
-    ...(options.commandTimeoutMs !== undefined && { commandTimeoutMs: options.commandTimeoutMs }),
-    ...(options.poolSize !== undefined && { size: options.poolSize }),
-  });
+  const { redisUrl: url, commandTimeoutMs, poolSize: size } = options;
+  const pool = new RedisPool({ url, commandTimeoutMs, size });
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const scripts = new ScriptRegistry();
   const token = options.token;
@@ -176,18 +173,14 @@ export function createBridge(options: BridgeOptions): Bridge {
   }
 
   async function health(): Promise<Response> {
-    try {
-      const reply = await pool.command(["PING"]);
-      if (reply instanceof RespStatus && reply.value === "PONG") {
-        return jsonResponse(200, '{"ok":true}');
-      }
-      return jsonResponse(503, JSON.stringify({ ok: false, error: `unexpected PING reply` }));
-    } catch (e) {
-      return jsonResponse(
-        503,
-        JSON.stringify({ ok: false, error: `Redis unavailable: ${(e as Error).message}` }),
-      );
+    const reply = await pool.command(["PING"]).catch((e: Error) => e);
+    if (reply instanceof RespStatus && reply.value === "PONG") {
+      return jsonResponse(200, '{"ok":true}');
     }
+    const error = reply instanceof Error
+      ? `Redis unavailable: ${reply.message}`
+      : "unexpected PING reply";
+    return jsonResponse(503, JSON.stringify({ ok: false, error }));
   }
 
   const routes: Record<string, (body: unknown, b64: boolean) => Promise<Response>> = {

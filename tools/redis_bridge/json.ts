@@ -24,19 +24,17 @@ export class HttpError extends Error {
 const JSON_HEADERS = { "content-type": "application/json" };
 
 /** A JSON response; `headers` are added to `content-type: application/json`. */
-export const jsonResponse = (
-  status: number,
-  body: string,
-  headers?: Record<string, string>,
-): Response =>
-  new Response(body, { status, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
+export function jsonResponse(status: number, body: string, headers?: Record<string, string>) {
+  return new Response(body, {
+    status,
+    headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS,
+  });
+}
 
 /** `{"error": message}` with the given status. */
-export const errorResponse = (
-  status: number,
-  message: string,
-  headers?: Record<string, string>,
-): Response => jsonResponse(status, JSON.stringify({ error: message }), headers);
+export function errorResponse(status: number, message: string, headers?: Record<string, string>) {
+  return jsonResponse(status, JSON.stringify({ error: message }), headers);
+}
 
 /**
  * Renders a reply as JSON text (hand-written so bulk bytes and big integers stay exact).

@@ -21,11 +21,11 @@ export { RedisUnavailableError } from "./session.ts";
 /** Options for {@link RedisPool}. */
 export interface RedisPoolOptions {
   /** `redis://[[user]:password@]host[:port][/db]`; default `redis://127.0.0.1:6379`. */
-  url?: string;
+  url?: string | undefined;
   /** Number of TCP connections; default 4. */
-  size?: number;
+  size?: number | undefined;
   /** Deadline per call (connect included), in milliseconds; default 2000. */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
 }
 
 /** Parses a `redis://` URL into host, port and the AUTH/SELECT commands it implies. */
