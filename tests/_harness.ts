@@ -9,32 +9,21 @@
  * @module
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
-import {
-  createApiKey,
-  type CreateKeyOptions,
-  createTier,
-  mintTokenFor,
-} from "../tools/admin/ops.ts";
+
+export {
+  closeDb,
+  closeDbLast,
+  db,
+  newKey,
+  newTier,
+  newUser,
+  type TestKey,
+  type TestUser,
+  uniqueEmail,
+} from "./_fixtures.ts";
 
 /** The dev server under test. */
 export const BASE_URL = Deno.env.get("TORVUS_TEST_BASE_URL") ?? "http://127.0.0.1:29331";
-
-let sql: postgres.Sql | undefined;
-
-/** The operator connection to the test database (closed by {@link closeDb}). */
-export function db(): postgres.Sql {
-  const url = Deno.env.get("SUPABASE_DB_URL");
-  if (!url) throw new Error("SUPABASE_DB_URL is not set: run the tests with ./scripts/test");
-  sql ??= postgres(url, { max: 4, onnotice: () => {} });
-  return sql;
-}
-
-/** Closes the shared connection. */
-export async function closeDb(): Promise<void> {
-  await sql?.end({ timeout: 5 });
-  sql = undefined;
-}
 
 /**
  * A client address no other test, file or run uses: a random one in 2001:db8::/32, the IPv6
@@ -43,11 +32,6 @@ export async function closeDb(): Promise<void> {
 export function uniqueIp(): string {
   const words = [...crypto.getRandomValues(new Uint16Array(6))].map((w) => w.toString(16));
   return `2001:db8:${words.join(":")}`;
-}
-
-/** A unique email for a test user. */
-export function uniqueEmail(tag = "user"): string {
-  return `${tag}-${crypto.randomUUID()}@test.local`;
 }
 
 /** A response with its body read (so no connection is left open). */
@@ -83,52 +67,6 @@ export async function api(path: string, init: ApiInit = {}): Promise<ApiResponse
     }
   }
   return { status: response.status, headers: response.headers, text, body };
-}
-
-/** A signed-in test user. */
-export interface TestUser {
-  email: string;
-  userId: string;
-  token: string;
-}
-
-/** Creates a user and mints an access token for it (`ttl` seconds; negative: expired). */
-export async function newUser(ttl = 3600, email = uniqueEmail()): Promise<TestUser> {
-  const minted = await mintTokenFor(db(), email, ttl);
-  return { email, userId: minted.userId, token: minted.token };
-}
-
-/** A test API key. */
-export interface TestKey {
-  id: string;
-  key: string;
-  userId: string;
-  email: string;
-}
-
-/** Creates an API key (free tier, test mode, read scope unless told otherwise). */
-export async function newKey(options: Partial<CreateKeyOptions> = {}): Promise<TestKey> {
-  const email = options.email ?? uniqueEmail("key-owner");
-  const created = await createApiKey(db(), {
-    tier: "free",
-    mode: "test",
-    ...options,
-    email,
-  });
-  return { id: created.id, key: created.key, userId: created.userId, email };
-}
-
-/** Creates a tier of its own for a test, so that limits are known and untouched by others. */
-export async function newTier(perMinute: number, perDay: number): Promise<string> {
-  const name = `t-${crypto.randomUUID().slice(0, 8)}`;
-  await createTier(db(), {
-    name,
-    perMinute,
-    perDay,
-    testPerMinute: perMinute,
-    testPerDay: perDay,
-  });
-  return name;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

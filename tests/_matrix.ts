@@ -22,7 +22,7 @@ import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
 import { GATEWAY_ROUTES, isBelow } from "../supabase/functions/_shared/routes.ts";
 import type { Method, OperationSpec, RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
 import type { Scope } from "../supabase/functions/_shared/auth/principal.ts";
-import { db, newKey, newTier, newUser, type TestKey, type TestUser } from "./_harness.ts";
+import { db, newKey, newTier, newUser, type TestKey, type TestUser } from "./_fixtures.ts";
 
 // --- client addresses ----------------------------------------------------------------------------
 

@@ -13,15 +13,10 @@ import {
   type ApiResponse,
   assertError,
   assertRateLimitHeaders,
-  closeDb,
-  db,
   e2e,
-  newKey,
-  newTier,
-  newUser,
-  type TestUser,
   uniqueIp,
 } from "./_harness.ts";
+import { closeDbLast, db, newKey, newTier, newUser, type TestUser } from "./_fixtures.ts";
 import { setKeyExpiry, setKeyStatus, setUserTier } from "../tools/admin/ops.ts";
 import { setKeyTier } from "../tools/admin/keys.ts";
 
@@ -71,12 +66,9 @@ function keysApi(user: TestUser, ip: string) {
     get: (id: string) => send("GET", `/${id}`),
     revoke: (id: string) => send("POST", `/${id}/revoke`),
     roll: (id: string, body?: unknown) => send("POST", `/${id}/roll`, body),
-    raw: (path: string, init: RequestInit) =>
-      api(`/api/keys${path}`, {
-        ...init,
-        ip,
-        headers: { ...headers, ...(init.headers as Record<string, string> | undefined) },
-      }),
+    /** A body as it is, JSON unless `type` says otherwise. */
+    raw: (method: string, path: string, body: BodyInit, type = "application/json") =>
+      api(`/api/keys${path}`, { method, ip, headers: { ...headers, "Content-Type": type }, body }),
   };
 }
 
@@ -238,44 +230,22 @@ e2e("create: invalid bodies are 400/413/415 naming the field, never a 500", asyn
   }
   const hostBits = await keys.create({ ...valid, ip_allowlist: ["10.0.0.1/8"] });
   assert.match(JSON.stringify(hostBits.body.details), /host bits set; did you mean 10\.0\.0\.0\/8/);
-
-  const json = { "Content-Type": "application/json" };
+  assertError(await keys.raw("POST", "", "{not json"), 400, "INVALID_JSON");
+  assertError(await keys.raw("POST", "", ""), 400, "INVALID_JSON");
+  assertError(await keys.raw("POST", "", new Uint8Array([0xff, 0xfe])), 400, "INVALID_JSON");
   assertError(
-    await keys.raw("", { method: "POST", headers: json, body: "{not json" }),
-    400,
-    "INVALID_JSON",
-  );
-  assertError(await keys.raw("", { method: "POST", headers: json, body: "" }), 400, "INVALID_JSON");
-  assertError(
-    await keys.raw("", { method: "POST", headers: json, body: new Uint8Array([0xff, 0xfe]) }),
-    400,
-    "INVALID_JSON",
-  );
-  assertError(
-    await keys.raw("", {
-      method: "POST",
-      headers: { "Content-Type": "text/plain" },
-      body: JSON.stringify(valid),
-    }),
+    await keys.raw("POST", "", JSON.stringify(valid), "text/plain"),
     415,
     "UNSUPPORTED_MEDIA_TYPE",
   );
   assertError(
-    await keys.raw("", {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: "name=v&mode=test",
-    }),
+    await keys.raw("POST", "", "name=v&mode=test", "application/x-www-form-urlencoded"),
     415,
     "UNSUPPORTED_MEDIA_TYPE",
   );
   // Over 16 KiB: refused by its Content-Length, and also when streamed without one.
   const big = JSON.stringify({ ...valid, name: "x".repeat(17 * 1024) });
-  assertError(
-    await keys.raw("", { method: "POST", headers: json, body: big }),
-    413,
-    "PAYLOAD_TOO_LARGE",
-  );
+  assertError(await keys.raw("POST", "", big), 413, "PAYLOAD_TOO_LARGE");
   const streamed = new ReadableStream<Uint8Array>({
     start(controller) {
       const bytes = new TextEncoder().encode(big);
@@ -285,19 +255,15 @@ e2e("create: invalid bodies are 400/413/415 naming the field, never a 500", asyn
       controller.close();
     },
   });
-  assertError(
-    await keys.raw("", { method: "POST", headers: json, body: streamed }),
-    413,
-    "PAYLOAD_TOO_LARGE",
-  );
+  assertError(await keys.raw("POST", "", streamed), 413, "PAYLOAD_TOO_LARGE");
   // Deeply nested bodies within the size limit are a validation matter too.
   const deepArray = "[".repeat(8000) + "]".repeat(8000);
   const deepObject = '{"a":'.repeat(2500) + "1" + "}".repeat(2500);
-  assertInvalid(await keys.raw("", { method: "POST", headers: json, body: deepArray }), "(root)");
-  assertInvalid(await keys.raw("", { method: "POST", headers: json, body: deepObject }), "a");
+  assertInvalid(await keys.raw("POST", "", deepArray), "(root)");
+  assertInvalid(await keys.raw("POST", "", deepObject), "a");
   // Just under the limit is only a validation matter (the name is too long), not a size one.
   const under = JSON.stringify({ ...valid, name: "x".repeat(15 * 1024) });
-  assertInvalid(await keys.raw("", { method: "POST", headers: json, body: under }), "name");
+  assertInvalid(await keys.raw("POST", "", under), "name");
 
   // List query validation.
   for (
@@ -616,29 +582,13 @@ e2e(
       assertInvalid(await keys.roll(key.id, body), path);
     }
     assertError(
-      await keys.raw(`/${key.id}/roll`, {
-        method: "POST",
-        headers: { "Content-Type": "text/plain" },
-        body: "{}",
-      }),
+      await keys.raw("POST", `/${key.id}/roll`, "{}", "text/plain"),
       415,
       "UNSUPPORTED_MEDIA_TYPE",
     );
+    assertError(await keys.raw("POST", `/${key.id}/roll`, "{"), 400, "INVALID_JSON");
     assertError(
-      await keys.raw(`/${key.id}/roll`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: "{",
-      }),
-      400,
-      "INVALID_JSON",
-    );
-    assertError(
-      await keys.raw(`/${key.id}/roll`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ pad: "x".repeat(17 * 1024) }),
-      }),
+      await keys.raw("POST", `/${key.id}/roll`, JSON.stringify({ pad: "x".repeat(17 * 1024) })),
       413,
       "PAYLOAD_TOO_LARGE",
     );
@@ -815,6 +765,4 @@ e2e("IP allowlist on a non-Enterprise account: 403 IP_ALLOWLIST_REQUIRES_ENTERPR
   assert.equal((await keys.list()).body.pagination.total, 0, "no key was made");
 });
 
-e2e("api keys: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("api keys");

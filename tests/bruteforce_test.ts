@@ -13,16 +13,8 @@ import assert from "node:assert/strict";
 import { base64url } from "jose";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
 import { type DevServer, freePort, stackEnv, startDevServer, tail } from "./_support/dev_server.ts";
-import {
-  api,
-  type ApiResponse,
-  assertError,
-  closeDb,
-  e2e,
-  newKey,
-  newTier,
-  uniqueIp,
-} from "./_harness.ts";
+import { api, type ApiResponse, assertError, e2e, uniqueIp } from "./_harness.ts";
+import { closeDb, newKey, newTier } from "./_fixtures.ts";
 
 const LIMIT = 100;
 

@@ -11,7 +11,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { closeDb, e2e, newKey, newUser } from "./_harness.ts";
+import { e2e } from "./_harness.ts";
+import { closeDbLast, newKey, newUser } from "./_fixtures.ts";
 import { alone } from "./_support/alone.ts";
 
 const ALLOWED = "198.51.100.7";
@@ -115,6 +116,4 @@ e2e(
   },
 );
 
-e2e("client address: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("client address");

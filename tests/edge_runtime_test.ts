@@ -12,7 +12,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { api, BASE_URL, closeDb, db, e2e, newKey, newTier, newUser, uniqueIp } from "./_harness.ts";
+import { api, BASE_URL, e2e, uniqueIp } from "./_harness.ts";
+import { closeDbLast, db, newKey, newTier, newUser } from "./_fixtures.ts";
 import { EDGE_DENO } from "../tools/runtime/edge_deno.ts";
 import { alone } from "./_support/alone.ts";
 
@@ -83,6 +84,4 @@ e2e("Deno 2.1 serves me/index.ts alone: a valid token gets 200", async () => {
   });
 });
 
-e2e("edge runtime: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("edge runtime");

@@ -40,7 +40,8 @@ import {
   tail,
   waitFor,
 } from "./_support/dev_server.ts";
-import { uniqueEmail, uniqueIp } from "./_harness.ts";
+import { uniqueIp } from "./_harness.ts";
+import { uniqueEmail } from "./_fixtures.ts";
 import { type PrivatePostgres, startPrivatePostgres } from "./_support/private_postgres.ts";
 
 const PG_PORT = 5490;

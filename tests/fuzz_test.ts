@@ -23,19 +23,8 @@ import { Buffer } from "node:buffer";
 import fc from "fast-check";
 import { base64url } from "jose";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
-import {
-  api,
-  type ApiResponse,
-  BASE_URL,
-  closeDb,
-  e2e,
-  newKey,
-  newTier,
-  newUser,
-  type TestKey,
-  type TestUser,
-  uniqueIp,
-} from "./_harness.ts";
+import { api, type ApiResponse, BASE_URL, e2e, uniqueIp } from "./_harness.ts";
+import { closeDb, newKey, newTier, newUser, type TestKey, type TestUser } from "./_fixtures.ts";
 
 /** Every status the API documents. */
 const DOCUMENTED = new Set([200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 419, 429]);

@@ -28,19 +28,8 @@ import { loadOrCreateSigningKey, type SigningKey } from "../tools/local_auth.ts"
 import { claimsOf } from "./_matrix.ts";
 import { mintTokenFor } from "../tools/admin/ops.ts";
 import { type DevServer, freePort, stackEnv, startDevServer } from "./_support/dev_server.ts";
-import {
-  api,
-  type ApiResponse,
-  assertCommonHeaders,
-  BASE_URL,
-  closeDb,
-  db,
-  e2e,
-  newUser,
-  type TestUser,
-  uniqueEmail,
-  uniqueIp,
-} from "./_harness.ts";
+import { api, type ApiResponse, assertCommonHeaders, BASE_URL, e2e, uniqueIp } from "./_harness.ts";
+import { closeDb, db, newUser, type TestUser, uniqueEmail } from "./_fixtures.ts";
 
 // --- expectations ----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@
  * for an in-process handler that throws an error quoting secrets.
  */
 import assert from "node:assert/strict";
-import { api, type ApiResponse, closeDb, db, e2e, newKey, newUser } from "./_harness.ts";
+import { api, type ApiResponse, e2e } from "./_harness.ts";
+import { closeDbLast, db, newKey, newUser } from "./_fixtures.ts";
 import { fixtures, freshIp, hashForms, sign } from "./_matrix.ts";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
 
@@ -170,6 +171,4 @@ e2e("request log: a credential in the User-Agent is not stored", async () => {
 // redact() itself, and the logger's lines for a handler that throws an error quoting secrets,
 // are unit tests: supabase/functions/_shared/log_test.ts, _shared/http/pipeline_test.ts.
 
-e2e("logs: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("logs");

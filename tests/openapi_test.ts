@@ -23,18 +23,8 @@ import type { RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
 import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
 import { openApiDocument } from "../supabase/functions/openapi/handler.ts";
 import { setKeyExpiry, setKeyStatus } from "../tools/admin/ops.ts";
-import {
-  api,
-  type ApiInit,
-  type ApiResponse,
-  closeDb,
-  db,
-  e2e,
-  newKey,
-  newTier,
-  newUser,
-  uniqueIp,
-} from "./_harness.ts";
+import { api, type ApiInit, type ApiResponse, e2e, uniqueIp } from "./_harness.ts";
+import { closeDb, db, newKey, newTier, newUser } from "./_fixtures.ts";
 
 type Json = Record<string, unknown>;
 

@@ -8,7 +8,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { api, closeDb, e2e, newKey, newUser, uniqueIp } from "./_harness.ts";
+import { api, e2e, uniqueIp } from "./_harness.ts";
+import { closeDbLast, newKey, newUser } from "./_fixtures.ts";
 import { createSql, inTransaction } from "../supabase/functions/_shared/db/client.ts";
 import { parseConfig } from "../supabase/functions/_shared/config.ts";
 
@@ -118,6 +119,4 @@ e2e("a transaction through the pooler runs with its own timeouts and settings", 
   }
 });
 
-e2e("pooler: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("pooler");

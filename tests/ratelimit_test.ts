@@ -10,17 +10,8 @@
  * its cached copy of the key; see {@link bumpKeyEpoch}).
  */
 import assert from "node:assert/strict";
-import {
-  api,
-  type ApiResponse,
-  assertCommonHeaders,
-  closeDb,
-  db,
-  e2e,
-  newKey,
-  newTier,
-  newUser,
-} from "./_harness.ts";
+import { api, type ApiResponse, assertCommonHeaders, e2e } from "./_harness.ts";
+import { closeDbLast, db, newKey, newTier, newUser } from "./_fixtures.ts";
 import { fixtures, freshIp, trusted } from "./_matrix.ts";
 import { announceKeyChange } from "../tools/admin/epoch.ts";
 
@@ -312,6 +303,4 @@ e2e("OPTIONS preflights count against no window: key, user or address", async ()
   assert.equal(header(await anonymous(), "x-ratelimit-remaining"), "98");
 });
 
-e2e("ratelimit: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("ratelimit");

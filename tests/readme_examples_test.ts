@@ -7,7 +7,8 @@
  * exit 0. curl calls must use `--fail-with-body`, so an error answer fails the example.
  */
 import assert from "node:assert/strict";
-import { BASE_URL, closeDb, e2e, newKey, newUser } from "./_harness.ts";
+import { BASE_URL, e2e } from "./_harness.ts";
+import { closeDbLast, newKey, newUser } from "./_fixtures.ts";
 
 const README = new URL("../README.md", import.meta.url);
 const CONFIG = new URL("../deno.json", import.meta.url);
@@ -162,6 +163,4 @@ for (const example of examples) {
   );
 }
 
-e2e("README examples: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("README examples");

@@ -10,14 +10,8 @@
  * never echo the credential it was given.
  */
 import assert from "node:assert/strict";
-import {
-  api,
-  type ApiResponse,
-  assertCommonHeaders,
-  closeDb,
-  newKey,
-  newTier,
-} from "./_harness.ts";
+import { api, type ApiResponse, assertCommonHeaders } from "./_harness.ts";
+import { closeDb, newKey, newTier } from "./_fixtures.ts";
 import {
   AUTHENTICATED_ROUTES,
   type Expectation,

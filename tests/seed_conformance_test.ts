@@ -13,13 +13,9 @@ import {
   assertCommonHeaders,
   assertRateLimitHeaders,
   BASE_URL,
-  closeDb,
-  db,
   e2e,
-  newKey,
-  newTier,
-  newUser,
 } from "./_harness.ts";
+import { closeDbLast, db, newKey, newTier, newUser } from "./_fixtures.ts";
 import { AUTHENTICATED_ROUTES, fixtures, freshIp, trusted } from "./_matrix.ts";
 import { setKeyExpiry, setKeyStatus } from "../tools/admin/ops.ts";
 
@@ -529,6 +525,4 @@ e2e("supabase.functions.invoke reaches v1-test with an API key and me with a tok
   assert.equal((await context.json()).code, "MISSING_API_KEY");
 });
 
-e2e("seed conformance: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("seed conformance");

@@ -13,7 +13,7 @@ import { createHandler } from "../supabase/functions/_shared/http/pipeline.ts";
 import { buildServices, type Isolate } from "../supabase/functions/_shared/services.ts";
 import { ConfigError, parseConfig } from "../supabase/functions/_shared/config.ts";
 import { scrubEvent } from "../supabase/functions/_shared/observability/sentry.ts";
-import { closeDb, newKey, newUser } from "./_harness.ts";
+import { closeDb, newKey, newUser } from "./_fixtures.ts";
 
 type Json = Record<string, unknown>;
 

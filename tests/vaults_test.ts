@@ -6,19 +6,8 @@
  * test key never meets live data (a JWT acts in live mode).
  */
 import assert from "node:assert/strict";
-import {
-  api,
-  type ApiResponse,
-  assertError,
-  closeDb,
-  e2e,
-  newKey,
-  newTier,
-  newUser,
-  type TestKey,
-  type TestUser,
-  uniqueIp,
-} from "./_harness.ts";
+import { api, type ApiResponse, assertError, e2e, uniqueIp } from "./_harness.ts";
+import { closeDbLast, newKey, newTier, newUser, type TestKey, type TestUser } from "./_fixtures.ts";
 import type { KeyScope } from "../tools/admin/ops.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -69,11 +58,13 @@ function vaults(caller: Caller, ip: string) {
     get: (id: string) => send("GET", `/${id}`),
     update: (id: string, body: unknown) => send("PATCH", `/${id}`, body),
     remove: (id: string) => send("DELETE", `/${id}`),
-    raw: (path: string, init: RequestInit) =>
+    /** A body as it is, JSON unless `type` says otherwise. */
+    raw: (method: string, path: string, body: BodyInit, type = "application/json") =>
       api(`${caller.base}${path}`, {
-        ...init,
+        method,
         ip,
-        headers: { ...caller.headers, ...(init.headers as Record<string, string> | undefined) },
+        headers: { ...caller.headers, "Content-Type": type },
+        body,
       }),
   };
 }
@@ -249,40 +240,24 @@ e2e("validation: bodies and ids (400/404/413/415, never a 500)", async () => {
     ) {
       assertInvalid(await v.update(id, body), path);
     }
-    const json = { "Content-Type": "application/json" };
-    assertError(await v.raw("", { method: "POST", headers: json, body: "{" }), 400, "INVALID_JSON");
+    assertError(await v.raw("POST", "", "{"), 400, "INVALID_JSON");
+    assertError(await v.raw("PATCH", `/${id}`, ""), 400, "INVALID_JSON");
     assertError(
-      await v.raw(`/${id}`, { method: "PATCH", headers: json, body: "" }),
-      400,
-      "INVALID_JSON",
-    );
-    assertError(
-      await v.raw("", {
-        method: "POST",
-        headers: { "Content-Type": "text/plain" },
-        body: '{"name":"n"}',
-      }),
+      await v.raw("POST", "", '{"name":"n"}', "text/plain"),
       415,
       "UNSUPPORTED_MEDIA_TYPE",
     );
     assertError(
-      await v.raw("", {
-        method: "POST",
-        headers: json,
-        body: JSON.stringify({ name: "x".repeat(65 * 1024) }),
-      }),
+      await v.raw("POST", "", JSON.stringify({ name: "x".repeat(65 * 1024) })),
       413,
       "PAYLOAD_TOO_LARGE",
     );
     // Deeply nested bodies within the 64 KiB limit are a validation matter, not a crash.
     const deepArray = "[".repeat(32_000) + "]".repeat(32_000);
     const deepObject = '{"name":'.repeat(7000) + '"x"' + "}".repeat(7000);
-    assertInvalid(await v.raw("", { method: "POST", headers: json, body: deepArray }), "(root)");
-    assertInvalid(await v.raw("", { method: "POST", headers: json, body: deepObject }), "name");
-    assertInvalid(
-      await v.raw(`/${id}`, { method: "PATCH", headers: json, body: deepArray }),
-      "(root)",
-    );
+    assertInvalid(await v.raw("POST", "", deepArray), "(root)");
+    assertInvalid(await v.raw("POST", "", deepObject), "name");
+    assertInvalid(await v.raw("PATCH", `/${id}`, deepArray), "(root)");
     for (const bad of ["not-a-uuid", "123", id.slice(0, -1), `${id}x`]) {
       assertError(await v.get(bad), 404, "NOT_FOUND");
       assertError(await v.update(bad, { name: "x" }), 404, "NOT_FOUND");
@@ -467,22 +442,14 @@ e2e(
         ['{"name":"ok","\\ud800":1}', "(a key)"],
       ];
       for (const [body, field] of cases) {
-        const r = await v.raw("", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body,
-        });
+        const r = await v.raw("POST", "", body);
         assertError(r, 400, "VALIDATION_FAILED");
         assert.equal(r.body.details?.[0]?.path, field, `${caller.label} ${body}: ${r.text}`);
         assert.match(r.body.details[0].message, /valid Unicode/);
       }
       const created = await v.create({ name: "enc:v1:ok" });
       assert.equal(created.status, 201, created.text);
-      const patched = await v.raw(`/${created.body.id}`, {
-        method: "PATCH",
-        headers: { "Content-Type": "application/json" },
-        body: '{"name":"\\ud800"}',
-      });
+      const patched = await v.raw("PATCH", `/${created.body.id}`, '{"name":"\\ud800"}');
       assertError(patched, 400, "VALIDATION_FAILED");
       assert.equal((await v.get(created.body.id)).body.name, "enc:v1:ok", "nothing was changed");
       // A well-formed pair (an emoji) is stored exactly.
@@ -500,6 +467,4 @@ e2e(
   },
 );
 
-e2e("vaults: close the database connection", async () => {
-  await closeDb();
-});
+closeDbLast("vaults");

@@ -143,8 +143,8 @@ export interface Settings {
   ignoredForeignEnv: boolean;
 }
 
-/** The pooler's URL for a database of the local PostgreSQL. */
-export function pooledUrl(port: string | undefined, database: string): string {
+/** The URL of a database of the local PostgreSQL, on its port or the pooler's. */
+function pooledUrl(port: string | undefined, database: string): string {
   return `postgresql://postgres@127.0.0.1:${port}/${database}?sslmode=disable`;
 }
 
@@ -205,20 +205,14 @@ export function resolveSettings(
   keep("TORVUS_GATEWAY_SECRET", generate);
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;
-  pick("SUPABASE_URL", () => [`http://${urlHost}:${values.get("TORVUS_PORT")}`, "default"]);
-  pick(
-    "UPSTASH_REDIS_REST_URL",
-    () => [`http://127.0.0.1:${values.get("BRIDGE_PORT")}`, "default"],
-  );
-  pick("SUPABASE_DB_URL", () => [
-    `postgresql://postgres@127.0.0.1:5432/${database}?sslmode=disable`,
-    "default",
-  ]);
+  const derive = (key: SettingKey, value: () => string) => pick(key, () => [value(), "default"]);
+  derive("SUPABASE_URL", () => `http://${urlHost}:${values.get("TORVUS_PORT")}`);
+  derive("UPSTASH_REDIS_REST_URL", () => `http://127.0.0.1:${values.get("BRIDGE_PORT")}`);
+  derive("SUPABASE_DB_URL", () => pooledUrl("5432", database));
   // The functions go through the pooler, as Supabase recommends for edge functions.
-  pick("TORVUS_DB_URL", () => [
-    pooledUrl(values.get("POOLER_PORT"), databaseOf(values.get("SUPABASE_DB_URL"))),
-    "default",
-  ]);
+  derive("TORVUS_DB_URL", () => {
+    return pooledUrl(values.get("POOLER_PORT"), databaseOf(values.get("SUPABASE_DB_URL")));
+  });
   set("TORVUS_PROFILE", profile, "default");
 
   // Fixed order for the known keys, then whatever else the file holds.

@@ -9,6 +9,7 @@
 import { PIDS_DIR, type Profile, PROFILES, ROOT, type Settings } from "./config.ts";
 import { aptInstall } from "./packages.ts";
 import {
+  answering,
   type Daemon,
   firstLine,
   isRoot,
@@ -19,7 +20,6 @@ import {
   run,
   type RunResult,
   StackError,
-  startedNote,
   stopDaemon,
   tail,
   tcpOpen,
@@ -140,8 +140,7 @@ function hasServer(): boolean {
 
 /** Makes sure PostgreSQL accepts connections on host:port, starting it if needed. */
 export async function ensurePostgres(host: string, port: number, log: Log): Promise<void> {
-  if (await postgresReady(host, port)) {
-    log(`postgres: running on ${host}:${port}${startedNote(POSTGRES_DAEMON)}`);
+  if (answering(POSTGRES_DAEMON, `${host}:${port}`, await postgresReady(host, port), log)) {
     return;
   }
   if (!isLoopback(host)) {

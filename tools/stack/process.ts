@@ -267,6 +267,12 @@ export function startedNote(daemon: Daemon): string {
   return pid === undefined ? "" : `, started by the stack (pid ${pid})`;
 }
 
+/** Whether a server already answers; if so, says so (and whether the stack started it). */
+export function answering(daemon: Daemon, where: string, ready: boolean, log: Log): boolean {
+  if (ready) log(`${daemon.name}: running on ${where}${startedNote(daemon)}`);
+  return ready;
+}
+
 /**
  * Makes sure a daemon of the stack runs: the recorded one is kept if it `fits` (it answers, its
  * settings did not change), else stopped; a new one is started detached and recorded, unless

@@ -8,6 +8,7 @@
 import { LOCAL, LOGS_DIR, PIDS_DIR } from "./config.ts";
 import { ensureCommands } from "./packages.ts";
 import {
+  answering,
   type Daemon,
   firstLine,
   type Log,
@@ -15,7 +16,6 @@ import {
   recordStarted,
   run,
   StackError,
-  startedNote,
   stopDaemon,
   tcpOpen,
   waitUntil,
@@ -76,9 +76,8 @@ export async function redisServerPid(host: string, port: number): Promise<number
 }
 
 function writableDir(path: string): boolean {
+  const probe = `${path}/.torvus-stack-probe`;
   try {
-    if (!Deno.statSync(path).isDirectory) return false;
-    const probe = `${path}/.torvus-stack-probe`;
     Deno.writeTextFileSync(probe, "");
     Deno.removeSync(probe);
     return true;
@@ -89,10 +88,7 @@ function writableDir(path: string): boolean {
 
 /** Makes sure Redis answers on host:port, starting redis-server if needed. */
 export async function ensureRedis(host: string, port: number, log: Log): Promise<void> {
-  if (await redisPing(host, port)) {
-    log(`redis: running on ${host}:${port}${startedNote(REDIS_DAEMON)}`);
-    return;
-  }
+  if (answering(REDIS_DAEMON, `${host}:${port}`, await redisPing(host, port), log)) return;
   if (await tcpOpen(host, port)) {
     throw new StackError(`something listens on ${host}:${port} but does not answer Redis PING`);
   }
