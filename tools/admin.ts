@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type postgres from "postgres";
+import postgres from "postgres";
 import { loadLocalEnv } from "./local_env.ts";
 import {
   COMMANDS,
@@ -15,7 +15,7 @@ import {
   VALUE_OPTIONS,
   type Values,
 } from "./admin/commands.ts";
-import { AdminError, connect, describeError, resolveDbUrl } from "./admin/ops.ts";
+import { AdminError, describeError } from "./admin/ops.ts";
 
 const USAGE = `usage: deno task admin <command> [--db-url <url>]
 
@@ -88,7 +88,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(USAGE);
       return 2;
     }
-    sql = connect(resolveDbUrl(parsed.dbUrl));
+    const url = parsed.dbUrl ?? Deno.env.get("SUPABASE_DB_URL");
+    if (!url) throw new AdminError("no database: set SUPABASE_DB_URL or pass --db-url <url>", 2);
+    sql = postgres(url, { max: 1, connect_timeout: 10, onnotice: () => {} });
     const lines = await parsed.command.run(sql, parsed.input);
     for (const line of lines) console.log(line);
     return 0;

@@ -1,8 +1,13 @@
 /**
- * Errors of the admin operations, and how they reach the operator without leaking secrets.
+ * What the admin operations share: the query handle they take, their errors, and how those
+ * reach the operator without leaking secrets.
  *
  * @module
  */
+import type postgres from "postgres";
+
+/** Anything that runs queries: a client or a transaction. */
+export type Queryable = postgres.ISql;
 
 /**
  * An error meant for the operator: `exitCode` 2 for bad input (validation, unknown user, tier

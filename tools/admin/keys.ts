@@ -9,8 +9,7 @@
 import { announceKeyChange } from "./epoch.ts";
 import { Buffer } from "node:buffer";
 import { generateApiKey, type KeyMode } from "../../supabase/functions/_shared/auth/key_format.ts";
-import type { Queryable } from "./db.ts";
-import { AdminError } from "./errors.ts";
+import { AdminError, type Queryable } from "./errors.ts";
 import {
   emailSchema,
   ipAllowlistSchema,

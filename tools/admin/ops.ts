@@ -5,8 +5,7 @@
  *
  * @module
  */
-export { AdminError, describeError, redact } from "./errors.ts";
-export { connect, type Queryable, resolveDbUrl } from "./db.ts";
+export { AdminError, describeError, type Queryable, redact } from "./errors.ts";
 export { createTier, type CreateTierOptions, findTier, listTiers, type Tier } from "./tiers.ts";
 export {
   createUser,

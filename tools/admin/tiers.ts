@@ -3,8 +3,7 @@
  *
  * @module
  */
-import type { Queryable } from "./db.ts";
-import { AdminError } from "./errors.ts";
+import { AdminError, type Queryable } from "./errors.ts";
 import { limitSchema, parseOr, tierNameSchema } from "./schemas.ts";
 
 /** A tier and its rate limits. */

@@ -6,8 +6,7 @@
  */
 import { decodeJwt } from "jose";
 import { defaultIssuer, mintAccessToken } from "../local_auth.ts";
-import type { Queryable } from "./db.ts";
-import { AdminError } from "./errors.ts";
+import { AdminError, type Queryable } from "./errors.ts";
 import { emailSchema, parseOr, ttlSchema } from "./schemas.ts";
 import { findTier, type Tier } from "./tiers.ts";
 import { announceKeyChange } from "./epoch.ts";

@@ -18,7 +18,6 @@ import {
 } from "./config.ts";
 import { type Daemon, ensureDaemon, httpStatus, type Log, stopDaemon } from "./process.ts";
 
-/** What identifies a bridge process in its command line. */
 export const BRIDGE_MARKER = "tools/redis_bridge/main.ts";
 
 export const bridgePidPath = (profile: Profile) => `${PIDS_DIR}/bridge-${profile}.pid`;
@@ -81,7 +80,6 @@ export async function ensureBridge(profile: Profile, settings: Settings, log: Lo
   }, log);
 }
 
-/** Stops the profile's bridge if the stack started it; removes its pid file. */
 export async function stopBridge(profile: Profile, log: Log): Promise<void> {
   await stopDaemon(bridgeDaemon(profile), log);
 }

@@ -73,7 +73,6 @@ export const PROFILES = {
   { database: string; defaults: Partial<Record<SettingKey, string>> }
 >;
 
-/** The defaults that all profiles share. */
 const COMMON_DEFAULTS: Partial<Record<SettingKey, string>> = {
   TORVUS_HOST: "127.0.0.1",
   TORVUS_KEY_MODES: "live,test",
@@ -130,10 +129,8 @@ export const SETTING_KEYS = [
 
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
-/** Where a value came from. */
 export type Source = "environment" | "file" | "default" | "generated";
 
-/** The effective settings of a profile. */
 export interface Settings {
   profile: Profile;
   /** Every {@link SETTING_KEYS} key, then any extra keys of the file, in file order. */
@@ -242,7 +239,6 @@ export function currentSettings(profile: Profile): Settings {
   return resolveSettings(profile, readSettingsFile(profile), (n) => Deno.env.get(n), () => "");
 }
 
-/** The text of a settings file. */
 export function renderSettings(settings: Settings): string {
   const lines = [
     `# Local stack settings of the '${settings.profile}' profile, written by`,

@@ -109,7 +109,6 @@ export async function ensurePgbouncer(
   }, log);
 }
 
-/** Stops the profile's pooler if the stack started it. */
 export async function stopPgbouncer(profile: PoolerName, log: Log): Promise<void> {
   await stopDaemon(pgbouncerDaemon(profile), log);
 }

@@ -37,7 +37,6 @@ export const POSTGRES_DAEMON: Daemon = {
   marker: "postgres",
 };
 
-/** A database URL taken apart. */
 export interface DbTarget {
   url: string;
   host: string;

@@ -11,7 +11,6 @@ export class StackError extends Error {
   override name = "StackError";
 }
 
-/** Where progress lines go. */
 export type Log = (line: string) => void;
 
 /** The result of {@link run}: exit code and the captured output. */
@@ -246,7 +245,6 @@ export function recordStarted(daemon: Daemon, pid: number | undefined, where: st
   log(`${daemon.name}: started ${where} (pid ${pid}; \`stack down\` stops it)`);
 }
 
-/** Removes a file if it exists. */
 export function removeFile(path: string): void {
   try {
     Deno.removeSync(path);

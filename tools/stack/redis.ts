@@ -55,7 +55,6 @@ export async function redisCommand(
   }
 }
 
-/** Whether Redis answers PING with PONG. */
 export async function redisPing(host: string, port: number): Promise<boolean> {
   try {
     return (await redisCommand(host, port, ["PING"], 1_000)) === "PONG";
