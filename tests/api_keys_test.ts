@@ -17,8 +17,7 @@ import {
   uniqueIp,
 } from "./_harness.ts";
 import { closeDbLast, db, newKey, newTier, newUser, type TestUser } from "./_fixtures.ts";
-import { setKeyExpiry, setKeyStatus, setUserTier } from "../tools/admin/ops.ts";
-import { setKeyTier } from "../tools/admin/keys.ts";
+import { setKeyExpiry, setKeyStatus, setKeyTier, setUserTier } from "../tools/admin/ops.ts";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const KEY = /^sk_(live|test)_[A-Za-z0-9_-]{48}$/;

@@ -5,27 +5,7 @@
  *
  * @module
  */
-export { AdminError, describeError, type Queryable, redact } from "./errors.ts";
-export { createTier, type CreateTierOptions, findTier, listTiers, type Tier } from "./tiers.ts";
-export {
-  createUser,
-  findUser,
-  type MintedToken,
-  mintTokenFor,
-  setUserTier,
-  type TierChange,
-  tokenIssuer,
-  type User,
-} from "./users.ts";
-export {
-  createApiKey,
-  type CreatedKey,
-  type CreateKeyOptions,
-  type KeyInfo,
-  type KeyScope,
-  type KeyStatus,
-  listKeys,
-  setKeyExpiry,
-  setKeyStatus,
-  setKeyTier,
-} from "./keys.ts";
+export * from "./errors.ts";
+export * from "./keys.ts";
+export * from "./tiers.ts";
+export * from "./users.ts";

@@ -21,10 +21,7 @@ const int = (n: number) => Math.round(n).toLocaleString("en-US");
 function markdown(head: string, rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const cols = head.split("|");
-  const rule = cols.map((
-    c,
-    i,
-  ) => (i === 0 || c === "server answered" || c === "" ? "---" : "---:"));
+  const rule = cols.map((c, i) => i === 0 || c === "server answered" || c === "" ? "---" : "---:");
   return [line(cols), line(rule), ...rows.map(line)].join("\n");
 }
 
