@@ -198,8 +198,10 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     const keyIds = [
       ...new Set(batch.rows.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
     ];
-    await inTransaction(sql, {}, async (tx) => {
-      await tx`with batch as (
+    // Returned, not awaited: BEGIN, the timeouts, the statement and COMMIT leave in one write.
+    // Every parameter is text (no array), so postgres.js sends it without describing it first.
+    await inTransaction(sql, {}, (tx) =>
+      tx`with batch as (
           insert into public.api_log_batches (id) values (${batch.id})
           on conflict do nothing returning id
         ), logged as (
@@ -247,11 +249,11 @@ export function createAuditSink(options: AuditOptions): AuditSink {
             server_errors = u.server_errors + excluded.server_errors
         ), touched as (
           update public.api_keys set last_used_at = now()
-          where id = any(${keyIds}) and exists (select 1 from batch)
+          where id in (select json_array_elements_text(${JSON.stringify(keyIds)}::text::json))
+            and exists (select 1 from batch)
             and (last_used_at is null or last_used_at < now() - interval '1 minute')
         )
-        select count(*) from batch`;
-    });
+        select count(*) from batch`);
   };
 
   /** Writes one batch, retrying with backoff until it succeeds or `retryForMs` passes. */

@@ -5,7 +5,8 @@ import type { Sql } from "./db/client.ts";
 
 /**
  * A database that records the request-log rows each transaction inserts, failing the first
- * `failures` transactions, and answering each after `delayMs`.
+ * `failures` connections, losing the answer to the first `lostAnswers` commits (committed, but
+ * the connection dropped), and answering each after `delayMs`.
  */
 function fakeSql(options: { failures?: number; lostAnswers?: number; delayMs?: number } = {}) {
   const batches: Array<Array<Record<string, unknown>>> = [];
@@ -14,38 +15,52 @@ function fakeSql(options: { failures?: number; lostAnswers?: number; delayMs?: n
   let failures = options.failures ?? 0;
   let lostAnswers = options.lostAnswers ?? 0;
   let transactions = 0;
-  const query = (result: unknown) =>
-    Object.assign(Promise.resolve(result), {
-      execute: () => Promise.resolve(result),
-    });
-  const tx = (first: unknown, ...values: unknown[]) => {
-    if (!Array.isArray(first) || !("raw" in first)) return { rows: first };
-    const text = (first as string[]).join("?");
+  /** A statement as postgres.js gives one: lazy and thenable, sent by `execute()`. */
+  const query = (settle: () => Promise<unknown>) => {
+    let resolve!: (v: unknown) => void, reject!: (e: unknown) => void;
+    const p = new Promise((res, rej) => [resolve, reject] = [res, rej]);
+    p.catch(() => {}); // as with postgres.js, a statement nobody awaits raises nothing
+    let sent = false;
+    const execute = () => {
+      if (!sent) settle().then(resolve, reject);
+      sent = true;
+      return p;
+    };
+    const then: Promise<unknown>["then"] = (ok, fail) => {
+      execute();
+      return Promise.prototype.then.call(p, ok, fail) as never;
+    };
+    return Object.assign(p, { execute, then });
+  };
+  const statement = (first: TemplateStringsArray, ...values: unknown[]) => {
+    const text = first.join("?");
     if (text.includes("insert into public.api_request_log")) {
       // A batch travels as its id and two JSON text parameters: full rows and counters.
       ids.push(values[0] as string);
       batches.push(JSON.parse(values[1] as string));
       counted.push(JSON.parse(values[2] as string));
     }
-    return query([]);
+    if (text.trim() === "commit" && lostAnswers > 0) {
+      lostAnswers--;
+      const reset = Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
+      return query(() => Promise.reject(reset));
+    }
+    return query(() => Promise.resolve([]));
   };
   const sql = {
     timeouts: { statementMs: 1000, idleInTransactionMs: 2000 },
     deadlineMs: 5000,
-    async begin(fn: (t: typeof tx) => Promise<unknown>) {
+    async reserve() {
       transactions++;
       await new Promise((r) => setTimeout(r, options.delayMs ?? 0));
       if (failures > 0) {
         failures--;
         throw Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" });
       }
-      const result = await fn(tx);
-      if (lostAnswers > 0) {
-        // Committed, but the answer never came back (a connection lost at commit).
-        lostAnswers--;
-        throw Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
-      }
-      return result;
+      return Object.assign(statement, {
+        unsafe: () => query(() => Promise.resolve([])),
+        release: () => {},
+      });
     },
   };
   return { sql: sql as unknown as Sql, batches, counted, ids, transactions: () => transactions };

@@ -79,32 +79,60 @@ function withoutSslmode(url: string): string {
 /**
  * Runs `fn` in a transaction that first sets its own timeouts and the given settings
  * (transaction-local: they vanish at commit or rollback, and survive a transaction pooler).
- * The settings and the first query of `fn` leave in one write and share one round trip.
+ *
+ * Round trips are what a transaction costs here: every socket write to the database is one
+ * syscall whose loopback or network work is charged to the sender, and postgres.js's own
+ * `begin()` waits for BEGIN, then for the statements, then for COMMIT. So the transaction runs on
+ * a reserved connection and BEGIN, the settings and the first statement of `fn` leave in one
+ * write. When `fn` returns its one statement without awaiting it (`(tx) => tx\`…\``), COMMIT
+ * leaves in that same write too: the whole transaction is one round trip. If a statement fails,
+ * PostgreSQL answers that COMMIT with a rollback; otherwise a failure rolls back explicitly.
  */
-export function inTransaction<T>(
+export async function inTransaction<T>(
   sql: Sql,
   settings: Record<string, string>,
-  fn: (tx: Tx) => Promise<T>,
-): Promise<T> {
+  fn: (tx: Tx) => T | Promise<T>,
+): Promise<Awaited<T>> {
   const timeouts = sql.timeouts ?? { statementMs: 5_000, idleInTransactionMs: 10_000 };
   const all: Record<string, string> = {
     statement_timeout: String(timeouts.statementMs),
     idle_in_transaction_session_timeout: String(timeouts.idleInTransactionMs),
     ...settings,
   };
-  const names = Object.keys(all);
-  const values = Object.values(all);
-  return withDbDeadline(
-    sql,
-    sql.begin(async (tx) => {
-      const applied = tx`select set_config(name, value, true)
-        from unnest(${names}::text[], ${values}::text[]) as s(name, value)`.execute();
-      const result = Promise.resolve(fn(tx));
-      result.catch(() => {}); // if the settings fail, their error is the one reported
+  // Scalar parameters only, so the statement needs no describe round trip (vendor README).
+  const pairs = Object.entries(all);
+  const setting = `select ${pairs.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`)}`;
+  const run = async () => {
+    const tx = await sql.reserve();
+    let open = true;
+    try {
+      // Issued in one tick, so postgres.js writes them together.
+      const begun = tx`begin`.execute();
+      const applied = tx.unsafe(setting, pairs.flat()).execute();
+      const out = fn(tx as unknown as Tx);
+      const single = isQuery(out);
+      if (single) out.execute();
+      const committed = single ? tx`commit`.execute() : undefined;
+      const result = Promise.resolve(out);
+      for (const p of [begun, applied, result, committed]) p?.catch(() => {});
+      // If the settings fail, theirs is the error reported (the statement's would be 25P02).
+      await begun;
       await applied;
-      return await result;
-    }) as Promise<T>,
-  );
+      const value = await result;
+      await (committed ?? tx`commit`.execute());
+      open = false;
+      return value as Awaited<T>;
+    } finally {
+      if (open) await tx`rollback`.execute().catch(() => {});
+      tx.release();
+    }
+  };
+  return await withDbDeadline(sql, run());
+}
+
+/** Whether a value is a postgres.js statement not yet sent (a lazy, thenable query). */
+function isQuery(value: unknown): value is postgres.PendingQuery<postgres.Row[]> {
+  return value instanceof Promise && typeof (value as { execute?: unknown }).execute === "function";
 }
 
 /**
@@ -114,8 +142,8 @@ export function inTransaction<T>(
 export function asCaller<T>(
   sql: Sql,
   claims: Record<string, unknown>,
-  fn: (tx: Tx) => Promise<T>,
-): Promise<T> {
+  fn: (tx: Tx) => T | Promise<T>,
+): Promise<Awaited<T>> {
   return inTransaction(
     sql,
     { role: "authenticated", "request.jwt.claims": JSON.stringify(claims) },

@@ -2,9 +2,9 @@
  * Connections to PostgreSQL on Deno's own sockets, for postgres.js's `socket` option: plain TCP,
  * or TLS with Deno's own TLS.
  *
- * Plain: postgres.js's default `node:net` socket costs, on Deno, about twice the CPU per write
- * of `Deno.connect` (measured while the request log was written at 4,000 requests a second), and
- * its Node stream machinery besides; the same small socket serves both cases.
+ * Plain TCP goes through the same socket, so the local stack and the tests (no TLS on loopback)
+ * exercise the code production runs (TLS to the pooler); measured against postgres.js's default
+ * `node:net` socket, the CPU per transaction is the same within noise.
  *
  * PostgreSQL starts TLS inside its protocol: the client opens plain TCP, sends an SSLRequest,
  * reads one byte ('S') and only then starts the handshake. postgres.js does that upgrade with

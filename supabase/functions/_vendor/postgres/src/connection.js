@@ -237,12 +237,22 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     q.onlyDescribe && (delete statements[q.signature])
     q.parameters = q.parameters || parameters
     q.prepared = q.prepare && q.signature in statements
-    q.describeFirst = q.onlyDescribe || (parameters.length && !q.prepared)
+    // Patched (README): an unprepared statement is described first only when a parameter's
+    // serialization depends on the type the server infers (arrays, objects); strings, numbers
+    // and values of a known type go out at once, in one round trip that does not stop the pipeline.
+    q.describeFirst = q.onlyDescribe || (parameters.length && !q.prepared && !selfTyped(parameters, types))
     q.statement = q.prepared
       ? statements[q.signature]
       : { string, types, name: q.prepare ? statementId + statementCount++ : '' }
 
     typeof options.debug === 'function' && options.debug(id, string, parameters, types)
+  }
+
+  function selfTyped(parameters, types) {
+    return parameters.every((x, i) =>
+      x === null || typeof x === 'string' || typeof x === 'number' ||
+      (types[i] && types[i] in options.serializers && !Array.isArray(x))
+    )
   }
 
   function write(x, fn) {
@@ -254,6 +264,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function nextWrite(fn) {
+    // Patched: an immediate that fires after its chunk was written or dropped has nothing to do.
+    if (!chunk)
+      return (nextWriteTimer = null, true)
     if (!socket) {
       // The socket closed while a write was pending: settle, never throw from a timer.
       chunk = nextWriteTimer = null
