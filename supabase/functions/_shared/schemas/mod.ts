@@ -9,5 +9,6 @@ export * from "./health.ts";
 export * from "./identity.ts";
 export * from "./keys.ts";
 export * from "./vaults.ts";
+export * from "./webhooks.ts";
 export { respond } from "./respond.ts";
 export * from "./openapi.ts";
