@@ -34,6 +34,7 @@ import { errorBody } from "../supabase/functions/_shared/http/errors.ts";
 import { corsHeaders } from "../supabase/functions/_shared/http/respond.ts";
 import { redact } from "../supabase/functions/_shared/log.ts";
 import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
+import { schedule, webhookSweepJob } from "./jobs/webhook_sweep.ts";
 
 const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
 
@@ -226,8 +227,17 @@ if (import.meta.main) {
     },
   }, handler);
 
+  // Scheduled jobs (pg_cron on hosted Supabase): the webhook sweep.
+  const sweep = webhookSweepJob(
+    `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+    (n) => Deno.env.get(n),
+    write,
+  );
+  const jobs = sweep ? [schedule(sweep)] : [];
+
   const stop = async () => {
     write("info", "dev server stopping");
+    await Promise.all(jobs.map((j) => j.stop()));
     // Requests in flight may finish; a client that never ends its request does not hold us up.
     const closed = await Promise.race([
       server.shutdown().then(() => true),

@@ -8,8 +8,11 @@
  * - `BRIDGE_PORT`, `POOLER_PORT` (the profile's PgBouncer), `TORVUS_DB_POOL_MODE`, `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
  *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
  *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
- *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`): the
- *   environment's value, else the file's (edits are kept), else the profile's default;
+ *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`),
+ *   `TORVUS_WEBHOOK_ALLOW_LOOPBACK` (`true`: local receivers), `TORVUS_WEBHOOK_RETRY_BASE_MS` and
+ *   `TORVUS_WEBHOOK_SWEEP_EVERY_MS` (seconds for `test`): the environment's value, else the
+ *   file's (edits are kept), else the profile's default;
+ * - `TORVUS_CRON_SECRET` (the webhook sweep's scheduler): as the tokens above;
  * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`, `TORVUS_DB_URL` (the same
  *   database through the profile's PgBouncer): the environment's value, else derived from
  *   the values above and the profile's database, so they follow a changed port;
@@ -46,6 +49,10 @@ export interface ProfileDefaults {
   runtimeControl: boolean;
   /** Request log lines per isolate and 10 s (tests read every line, so they get them all). */
   logRequestsPer10s: number;
+  /** First retry delay of a failed webhook delivery (production: 60 s). */
+  webhookRetryBaseMs: number;
+  /** How often the dev server runs the webhook sweep (pg_cron does it on hosted Supabase). */
+  webhookSweepEveryMs: number;
 }
 
 export const PROFILES: Record<Profile, ProfileDefaults> = {
@@ -59,6 +66,8 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     passForwarded: false,
     runtimeControl: false,
     logRequestsPer10s: 50,
+    webhookRetryBaseMs: 10_000,
+    webhookSweepEveryMs: 10_000,
   },
   test: {
     database: "torvus_test",
@@ -72,6 +81,9 @@ export const PROFILES: Record<Profile, ProfileDefaults> = {
     passForwarded: true,
     runtimeControl: true,
     logRequestsPer10s: 1_000_000,
+    // Backoff measured in seconds, so the suites see a retry without waiting minutes.
+    webhookRetryBaseMs: 1_000,
+    webhookSweepEveryMs: 1_000,
   },
 };
 
@@ -115,6 +127,10 @@ export const SETTING_KEYS = [
   "TORVUS_DEV_PASS_FORWARDED",
   "TORVUS_RUNTIME_CONTROL",
   "TORVUS_LOG_REQUESTS_PER_10S",
+  "TORVUS_CRON_SECRET",
+  "TORVUS_WEBHOOK_ALLOW_LOOPBACK",
+  "TORVUS_WEBHOOK_RETRY_BASE_MS",
+  "TORVUS_WEBHOOK_SWEEP_EVERY_MS",
   "TORVUS_PROFILE",
 ] as const;
 
@@ -217,6 +233,21 @@ export function resolveSettings(
   pick(
     "TORVUS_LOG_REQUESTS_PER_10S",
     kept("TORVUS_LOG_REQUESTS_PER_10S", () => [String(defaults.logRequestsPer10s), "default"]),
+  );
+  // The scheduler's secret for the webhook sweep (pg_cron's on hosted Supabase).
+  pick("TORVUS_CRON_SECRET", kept("TORVUS_CRON_SECRET", () => [generate(), "generated"]));
+  // Local receivers (tests, a developer's own) listen on loopback.
+  pick(
+    "TORVUS_WEBHOOK_ALLOW_LOOPBACK",
+    kept("TORVUS_WEBHOOK_ALLOW_LOOPBACK", () => ["true", "default"]),
+  );
+  pick(
+    "TORVUS_WEBHOOK_RETRY_BASE_MS",
+    kept("TORVUS_WEBHOOK_RETRY_BASE_MS", () => [String(defaults.webhookRetryBaseMs), "default"]),
+  );
+  pick(
+    "TORVUS_WEBHOOK_SWEEP_EVERY_MS",
+    kept("TORVUS_WEBHOOK_SWEEP_EVERY_MS", () => [String(defaults.webhookSweepEveryMs), "default"]),
   );
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;
