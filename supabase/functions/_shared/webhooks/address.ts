@@ -22,23 +22,23 @@ const DESCRIPTIONS: Record<string, string> = {
 };
 
 /**
- * Why `address` (an IPv4 or IPv6 literal, brackets allowed) may not be delivered to, or
- * undefined when it may.
+ * Why `address` (an IPv4 or IPv6 literal, brackets allowed) may not be delivered to, as
+ * `<address>, <what it is>`, or undefined when it may.
  */
 export function refusedAddress(address: string, allowLoopback: boolean): string | undefined {
   const text = address.replace(/^\[(.*)\]$/, "$1");
-  if (!ipaddr.isValid(text)) return `${address} is not an IP address`;
+  if (!ipaddr.isValid(text)) return `${address}, not an IP address`;
   const parsed = ipaddr.process(text);
   const range = parsed.range();
   if (range === "loopback" && allowLoopback) return undefined;
   if (range === "unicast") {
     // ipaddr.js calls unicast whatever no special range claims; only global unicast is public.
     if (parsed.kind() === "ipv6" && ((parsed as ipaddr.IPv6).parts[0]! & 0xe000) !== 0x2000) {
-      return `${parsed} is a reserved address`;
+      return `${parsed}, a reserved address`;
     }
     return undefined;
   }
-  return `${parsed} is ${DESCRIPTIONS[range] ?? `a reserved address (${range})`}`;
+  return `${parsed}, ${DESCRIPTIONS[range] ?? `a reserved address (${range})`}`;
 }
 
 /** Whether a host name always means this machine (RFC 6761: localhost and *.localhost). */

@@ -39,7 +39,7 @@ const MIN_CLAIM_GAP_MS = 100;
 /** Longest a dispatcher keeps claiming after a kick; the sweep takes over from there. */
 const RUN_BUDGET_MS = 60_000;
 /** A lease outlives its attempt's deadline by this much (time to record the outcome). */
-const LEASE_MARGIN_MS = 15_000;
+const LEASE_MARGIN_MS = 5_000;
 
 /** A claimed delivery with what sending it needs. */
 interface Claimed {
@@ -130,7 +130,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const refused = addresses.map((a) => refusedAddress(a, config.allowLoopback))
         .find((reason) => reason !== undefined);
       // One refused address refuses the target: the name could be answered with it next time.
-      if (refused) return failed(`Refused: ${host} resolves to ${refused}`);
+      if (refused) return failed(`Refused: ${host} resolved to ${refused}`);
       const timestamp = Math.floor(now() / 1000);
       const secrets = d.previous_secret ? [d.secret, d.previous_secret] : [d.secret];
       const headers = await signedHeaders(secrets, d.event_id, timestamp, d.payload);

@@ -34,9 +34,9 @@ export function refusedUrl(raw: string, mode: "live" | "test", policy: TargetPol
   if (host === "") return "must name a host";
   if (ipaddr.isValid(host)) {
     const refused = refusedAddress(host, policy.allowLoopback);
-    if (refused) return `cannot be delivered to: ${refused}`;
+    if (refused) return `cannot be delivered to ${refused}`;
   } else if (isLocalhostName(host) && !policy.allowLoopback) {
-    return "cannot be delivered to: localhost is a loopback address";
+    return `cannot be delivered to ${host}, a loopback name`;
   }
   return undefined;
 }
