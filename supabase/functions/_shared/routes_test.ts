@@ -7,6 +7,7 @@ import { operations as me } from "../me/handler.ts";
 import { operations as vaults } from "../vaults/handler.ts";
 import { operations as apiKeys } from "../api-keys/handler.ts";
 import { operations as openapi } from "../openapi/handler.ts";
+import { operations as webhooks } from "../webhooks/handler.ts";
 
 Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's routes", () => {
   const table = Object.fromEntries(
@@ -19,6 +20,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/v1/vaults": ["vaults", "/v1", "api_key"],
     "/api/vaults": ["vaults", "", "jwt"],
     "/api/keys": ["api-keys", "", "jwt"],
+    "/api/webhooks": ["webhooks", "", "jwt"],
     "/api/openapi.json": ["openapi", "", "none"],
   });
 });
@@ -29,6 +31,10 @@ Deno.test("resolveGatewayPath() maps public paths below their prefix, and nothin
   assert.equal(to("/api/vaults/abc"), "/functions/v1/vaults/abc");
   assert.equal(to("/api/keys/01ABC/roll"), "/functions/v1/api-keys/01ABC/roll");
   assert.equal(to("/api/v1/test"), "/functions/v1/v1-test");
+  assert.equal(
+    to("/api/webhooks/01ABC/deliveries/01DEF/retry"),
+    "/functions/v1/webhooks/01ABC/deliveries/01DEF/retry",
+  );
   for (
     const p of [
       "/api/vaults/v1",
@@ -50,6 +56,7 @@ Deno.test("every function of the manifest implements every operation, and no oth
     me,
     vaults,
     "api-keys": apiKeys,
+    webhooks,
     openapi,
   };
   assert.deepEqual(Object.keys(implemented).sort(), [...FUNCTIONS].sort());
