@@ -175,6 +175,10 @@ async function isolatedServer(dnsPort: number): Promise<Isolated> {
       TORVUS_WEBHOOK_ALLOW_LOOPBACK: "true",
       TORVUS_WEBHOOK_TIMEOUT_MS: "2000",
       TORVUS_WEBHOOK_RETRY_BASE_MS: "60000",
+      // Retries end after 3 s (the first one is at least 30 s away: failed at once), and an
+      // endpoint failing for 1 s is disabled.
+      TORVUS_WEBHOOK_RETRY_FOR_MS: "3000",
+      TORVUS_WEBHOOK_DISABLE_AFTER_MS: "1000",
       TORVUS_WEBHOOK_SWEEP_EVERY_MS: "500",
       TORVUS_CRON_SECRET: randomToken(),
     },
@@ -288,6 +292,23 @@ e2e(
         refused!.last_error,
         "Refused: private.hooks.test resolved to 10.20.30.40, a private address",
       );
+
+      assert.equal(refused!.status, "failed", "its retry period is over");
+      // Failing ever since: the next failure disables the endpoint, and its owner sees why.
+      await sleep(1_100);
+      await test(privately.id);
+      await settled(privately.id, 2);
+      const shown = await (await isolated.call(user, "GET", `/api/webhooks/${privately.id}`))
+        .json();
+      assert.equal(shown.status, "disabled");
+      assert.match(
+        shown.disabled_reason,
+        /^Deliveries failed without a success since \d{4}-.+Z \(last: Refused: private\.hooks\.test resolved to 10\.20\.30\.40, a private address\)$/,
+      );
+      assert.ok(shown.failing_since && shown.disabled_at);
+      const again = await isolated.call(user, "POST", `/api/webhooks/${privately.id}/test`);
+      assert.equal(again.status, 409);
+      assert.equal((await again.json()).code, "WEBHOOK_DISABLED");
 
       const mixed = await endpointFor("mixed.hooks.test");
       await test(mixed.id);
