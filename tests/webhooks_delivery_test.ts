@@ -30,7 +30,13 @@ import {
 import { alone } from "./_support/alone.ts";
 import { startDnsServer } from "./_support/dns.ts";
 import { startReceiver } from "./_support/receiver.ts";
-import { asUser, createEndpoint, deliveriesWhen, verified } from "./_support/webhooks.ts";
+import {
+  asUser,
+  createEndpoint,
+  deliveriesWhen,
+  succeeded,
+  verified,
+} from "./_support/webhooks.ts";
 
 // --- against the dev server under test -----------------------------------------------------------
 
@@ -68,12 +74,7 @@ e2e("webhook delivery: a receiver answering 500 gets the event again after backo
     const ids = new Set([a, b, c].map((r) => r!.headers["webhook-id"]));
     assert.equal(ids.size, 1, "the same webhook-id on every attempt");
     for (const r of [a, b, c]) assert.equal(verified(endpoint.secret, r!).type, "webhook.test");
-    const [done] = await deliveriesWhen(
-      user,
-      endpoint.id,
-      (l) => l[0]?.status === "succeeded",
-      5_000,
-    );
+    const done = await succeeded(user, endpoint.id);
     assert.equal(done.attempts, 3);
     assert.equal(done.response_status, 200);
     assert.equal(done.last_error, null);
@@ -123,12 +124,7 @@ e2e("webhook delivery: a receiver that hangs is cut at the timeout, then tried a
     for (const release of hung) release();
     const [, second] = await receiver.waitFor(2, 8_000);
     assert.equal(second!.headers["webhook-id"], first!.headers["webhook-id"]);
-    const [done] = await deliveriesWhen(
-      user,
-      endpoint.id,
-      (l) => l[0]?.status === "succeeded",
-      5_000,
-    );
+    const done = await succeeded(user, endpoint.id);
     assert.equal(done.attempts, 2);
   } finally {
     for (const release of hung) release();

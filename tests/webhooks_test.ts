@@ -26,6 +26,7 @@ import {
   deliveries,
   deliveriesWhen,
   refusedBy,
+  succeeded,
   verified,
 } from "./_support/webhooks.ts";
 import { MAX_WEBHOOK_ENDPOINTS } from "../supabase/functions/_shared/schemas/webhooks.ts";
@@ -78,12 +79,7 @@ e2e(
       const tampered = { ...request!, body: request!.body.replace("hooks", "hookz") };
       assert.ok(refusedBy(endpoint.secret, tampered), "a changed body is refused");
 
-      const [delivery] = await deliveriesWhen(
-        user,
-        endpoint.id,
-        (l) => l[0]?.status === "succeeded",
-        5_000,
-      );
+      const delivery = await succeeded(user, endpoint.id);
       assert.equal(delivery.event_id, request!.headers["webhook-id"]);
       assert.equal(delivery.event_type, "vault.created");
       assert.equal(delivery.attempts, 1);
@@ -469,7 +465,7 @@ e2e("webhooks API: disabling, retrying, deleting and the endpoint limit", async 
     const at = `/api/webhooks/${endpoint.id}`;
     const sent = await asUser(user, "POST", `${at}/test`);
     await receiver.waitFor(1, 5_000);
-    await deliveriesWhen(user, endpoint.id, (l) => l[0]?.status === "succeeded", 5_000);
+    await succeeded(user, endpoint.id);
     // A retry sends it again, with the same id.
     const retried = await asUser(user, "POST", `${at}/deliveries/${sent.body.id}/retry`);
     assert.equal(retried.status, 202, retried.text);

@@ -189,29 +189,24 @@ create or replace function public.webhook_enqueue(
   p_data jsonb,
   p_endpoint text default null
 ) returns text
-language plpgsql security definer
+language sql security definer
 set search_path = ''
 as $$
-declare
-  event_id text;
-begin
-  if not exists (
-    select 1 from public.webhook_endpoints e
+  with targets as (
+    select e.id from public.webhook_endpoints e
     where e.user_id = p_user and e.mode = p_mode and e.status = 'enabled'
       and (case when p_endpoint is null then p_type = any (e.events) else e.id = p_endpoint end)
-  ) then
-    return null;
-  end if;
-  insert into public.webhook_events (user_id, mode, type, payload)
-    values (p_user, p_mode, p_type,
-      jsonb_build_object('type', p_type, 'timestamp', public.webhook_iso(now()), 'data', p_data))
-    returning id into event_id;
-  insert into public.webhook_deliveries (event_id, endpoint_id, user_id)
-    select event_id, e.id, p_user from public.webhook_endpoints e
-    where e.user_id = p_user and e.mode = p_mode and e.status = 'enabled'
-      and (case when p_endpoint is null then p_type = any (e.events) else e.id = p_endpoint end);
-  return event_id;
-end
+  ), event as (
+    insert into public.webhook_events (user_id, mode, type, payload)
+      select p_user, p_mode, p_type,
+        jsonb_build_object('type', p_type, 'timestamp', public.webhook_iso(now()), 'data', p_data)
+      where exists (select 1 from targets)
+      returning id
+  ), deliveries as (
+    insert into public.webhook_deliveries (event_id, endpoint_id, user_id)
+      select event.id, targets.id, p_user from event, targets
+  )
+  select id from event
 $$;
 revoke all on function public.webhook_enqueue(uuid, text, text, jsonb, text)
   from public, anon, authenticated;

@@ -74,6 +74,13 @@ export async function deliveriesWhen(
   return last;
 }
 
+/** Waits until the endpoint's newest delivery has succeeded; returns it. */
+// deno-lint-ignore no-explicit-any
+export async function succeeded(user: TestUser, id: string, timeoutMs = 5_000): Promise<any> {
+  const [newest] = await deliveriesWhen(user, id, (l) => l[0]?.status === "succeeded", timeoutMs);
+  return newest;
+}
+
 /**
  * Verifies a delivery with both reference verifiers and returns the event. Throws when either
  * refuses it.
