@@ -90,7 +90,8 @@ const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }
   rollApiKey: { body: {}, ok: [] },
   listWebhooks: { ok: [200] },
   createWebhook: {
-    body: { url: "https://hooks.example.com/matrix", events: ["vault.created"] },
+    // A local port nobody serves: the matrix's vaults never send a request off this machine.
+    body: { url: "https://127.0.0.1:9/matrix", events: ["vault.created"] },
     // 409 once the user holds the most endpoints allowed.
     ok: [201, 409],
   },

@@ -26,6 +26,7 @@ import type { Sql } from "../db/client.ts";
 import { withDbDeadline } from "../db/client.ts";
 import type { WebhookConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { throttled } from "../services.ts";
 import { retryDelayMs } from "./backoff.ts";
 import { signedHeaders } from "./signing.ts";
 import { refusedAddress } from "./address.ts";
@@ -90,6 +91,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const leaseMs = config.timeoutMs + LEASE_MARGIN_MS;
   let running: Promise<void> | undefined;
   let again = false;
+  // One line per 10 s at most (the platform caps log lines per function), with what it skipped.
+  const summary = throttled(
+    (counts, skipped) =>
+      log.info("webhooks dispatched", { ...counts as object, runs_not_logged: skipped }),
+    now,
+    10_000,
+  );
   let lastClaim = -Infinity;
 
   async function claim(): Promise<Claimed[]> {
@@ -248,9 +256,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       log.warn("webhook dispatch failed; the sweep retries", { err: error });
     } finally {
       running = undefined;
-      if (sent + failedCount > 0) {
-        log.info("webhooks dispatched", { succeeded: sent, failed: failedCount });
-      }
+      if (sent + failedCount > 0) summary({ succeeded: sent, failed: failedCount });
     }
   }
 
