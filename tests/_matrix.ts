@@ -90,6 +90,20 @@ const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }
   rollApiKey: { body: {}, ok: [] },
   getApiKeyUsage: { ok: [404] },
   getUsage: { ok: [200] },
+  listWebhooks: { ok: [200] },
+  createWebhook: {
+    // A local port nobody serves: the matrix's vaults never send a request off this machine.
+    body: { url: "https://127.0.0.1:9/matrix", events: ["vault.created"] },
+    // 409 once the user holds the most endpoints allowed.
+    ok: [201, 409],
+  },
+  getWebhook: { ok: [404] },
+  updateWebhook: { body: { description: "x" }, ok: [404] },
+  deleteWebhook: { ok: [404] },
+  rotateWebhookSecret: { body: {}, ok: [404] },
+  testWebhook: { ok: [404] },
+  listWebhookDeliveries: { ok: [404] },
+  retryWebhookDelivery: { ok: [404] },
 };
 const sampleOf = (id: string) =>
   SAMPLES[id] ?? SAMPLES[id.replace(/^v1(.)/, (_, c: string) => c.toLowerCase())];
@@ -106,7 +120,13 @@ export const AUTHENTICATED_ROUTES: readonly MatrixRoute[] = GATEWAY_ROUTES
       .flatMap((route) => {
         const rest = route.path.split("/").filter((p) => p !== "")
           .slice(g.target.split("/").filter((p) => p !== "").length)
-          .map((p) => p === ":id" ? (g.function === "vaults" ? SOME_VAULT_ID : SOME_KEY_ID) : p);
+          .map((p) =>
+            p === ":id" && g.function === "vaults"
+              ? SOME_VAULT_ID
+              : p.startsWith(":")
+              ? SOME_KEY_ID
+              : p
+          );
         const tail = rest.length > 0 ? `/${rest.join("/")}` : "";
         return (Object.entries(route.methods) as Array<[Method, OperationSpec]>).flatMap(
           ([method, op]) => {
@@ -130,7 +150,7 @@ export const AUTHENTICATED_ROUTES: readonly MatrixRoute[] = GATEWAY_ROUTES
 
 /** A route's display name, e.g. `PATCH /api/vaults/{id}`. */
 export function routeName(r: MatrixRoute): string {
-  return `${r.method} ${r.path.replace(SOME_VAULT_ID, "{id}").replace(SOME_KEY_ID, "{id}")}`;
+  return `${r.method} ${r.path.replace(SOME_VAULT_ID, "{id}").replaceAll(SOME_KEY_ID, "{id}")}`;
 }
 
 /** Builds a request for a route: method, JSON body, extra headers and query. */

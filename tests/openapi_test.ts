@@ -23,6 +23,9 @@ import type { RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
 import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
 import { openApiDocument } from "../supabase/functions/openapi/handler.ts";
 import { setKeyExpiry, setKeyStatus } from "../tools/admin/ops.ts";
+import { startReceiver } from "./_support/receiver.ts";
+import { waitFor } from "./_support/dev_server.ts";
+import { MAX_WEBHOOK_ENDPOINTS } from "../supabase/functions/_shared/schemas/webhooks.ts";
 import { api, type ApiInit, type ApiResponse, e2e, uniqueIp } from "./_harness.ts";
 import { closeDb, db, newKey, newTier, newUser } from "./_fixtures.ts";
 
@@ -239,8 +242,8 @@ e2e("every gateway route and method is documented with its credentials", async (
     }
     // The live routing agrees: the gateway resolves the path and OPTIONS lists the methods.
     const sample = template.replace(
-      "{id}",
-      template.includes("keys") ? UNKNOWN_ULID : UNKNOWN_UUID,
+      /\{[a-z_]+\}/g,
+      template.includes("vaults") ? UNKNOWN_UUID : UNKNOWN_ULID,
     );
     assert.ok(resolveGatewayPath(sample), `${sample} resolves`);
     const r = await api(sample, { method: "OPTIONS", ip });
@@ -627,6 +630,93 @@ e2e("usage answers every documented outcome as documented", async () => {
     code: "MISSING_AUTH_TOKEN",
   });
   c.assertConforming();
+});
+
+e2e("webhooks answer every documented outcome as documented", async () => {
+  const c = await served();
+  const list = "/api/webhooks";
+  const item = "/api/webhooks/{id}";
+  const ip = uniqueIp();
+  const user = await newUser();
+  const auth = { Authorization: `Bearer ${user.token}` };
+  const as: ApiInit = { ip, headers: auth };
+  // A receiver that holds its first request until the test lets it go (an attempt in flight).
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const receiver = startReceiver(async (n) => {
+    if (n === 1) await held;
+    return new Response("ok");
+  });
+  try {
+    await c.call("GET", list, list, as, { status: 200 });
+    const created = await c.call("POST", list, list, {
+      ip,
+      ...json({ url: receiver.url, events: ["vault.created"], mode: "test" }, auth),
+    }, { status: 201 });
+    const at = `${list}/${created.body.id}`;
+    await c.call("GET", item, at, as, { status: 200 });
+    await c.call("PATCH", item, at, { ip, ...json({ description: "hooks" }, auth) }, {
+      status: 200,
+    });
+    await c.call("PATCH", item, at, { ip, ...json({}, auth) }, {
+      status: 400,
+      code: "VALIDATION_FAILED",
+    });
+    await c.call("POST", `${item}/rotate`, `${at}/rotate`, as, { status: 200 });
+    const sent = await c.call("POST", `${item}/test`, `${at}/test`, as, { status: 202 });
+    await receiver.waitFor(1, 5_000);
+    const retry = `${item}/deliveries/{delivery_id}/retry`;
+    await c.call("POST", retry, `${at}/deliveries/${sent.body.id}/retry`, as, {
+      status: 409,
+      code: "DELIVERY_IN_PROGRESS",
+    });
+    release();
+    await c.call("GET", `${item}/deliveries`, `${at}/deliveries?status=pending`, as, {
+      status: 200,
+    });
+    await waitFor("the held delivery is recorded", async () => {
+      const r = await api(`${at}/deliveries`, as);
+      return r.body.data[0]?.status === "succeeded";
+    }, 10_000);
+    await c.call("POST", retry, `${at}/deliveries/${sent.body.id}/retry`, as, { status: 202 });
+    await c.call("POST", retry, `${at}/deliveries/${UNKNOWN_ULID}/retry`, as, {
+      status: 404,
+      code: "NOT_FOUND",
+    });
+    await c.call("PATCH", item, at, { ip, ...json({ status: "disabled" }, auth) }, {
+      status: 200,
+    });
+    await c.call("POST", `${item}/test`, `${at}/test`, as, {
+      status: 409,
+      code: "WEBHOOK_DISABLED",
+    });
+    await c.call("GET", item, `${list}/${UNKNOWN_ULID}`, as, { status: 404, code: "NOT_FOUND" });
+    await c.call("POST", list, list, { ip, ...json({ url: "http://x.example.com/" }, auth) }, {
+      status: 400,
+      code: "VALIDATION_FAILED",
+    });
+    await c.call("DELETE", item, at, as, { status: 204 });
+    await c.call("PUT", item, at, as, { status: 405 });
+    await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
+    const full = await newUser();
+    const fullAuth = { Authorization: `Bearer ${full.token}` };
+    for (let i = 0; i < MAX_WEBHOOK_ENDPOINTS; i++) {
+      const r = await api(list, {
+        ip,
+        method: "POST",
+        ...json({ url: `https://h${i}.example.com/`, events: ["vault.created"] }, fullAuth),
+      });
+      assert.equal(r.status, 201, r.text);
+    }
+    await c.call("POST", list, list, {
+      ip,
+      ...json({ url: "https://over.example.com/", events: ["vault.created"] }, fullAuth),
+    }, { status: 409, code: "WEBHOOK_LIMIT_REACHED" });
+    c.assertConforming();
+  } finally {
+    release();
+    await receiver.close();
+  }
 });
 
 e2e("every documented operation was exercised with its success status", async () => {

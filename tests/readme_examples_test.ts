@@ -81,7 +81,8 @@ async function runExample(example: Example, values: Record<string, string>): Pro
   try {
     const file = `${dir}/example.mjs`;
     await Deno.writeTextFile(file, substitute(example.code, values));
-    const host = new URL(values.TORVUS_API_URL!).host;
+    // The API's host, any port: the webhook example listens there for its deliveries.
+    const host = new URL(values.TORVUS_API_URL!).hostname;
     return await run(Deno.execPath(), [
       "run",
       `--allow-net=${host}`,

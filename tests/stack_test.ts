@@ -55,6 +55,10 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
     TORVUS_DEV_PASS_FORWARDED: "true",
     TORVUS_RUNTIME_CONTROL: "true",
     TORVUS_LOG_REQUESTS_PER_10S: "1000000",
+    TORVUS_CRON_SECRET: TOKEN,
+    TORVUS_WEBHOOK_ALLOW_LOOPBACK: "true",
+    TORVUS_WEBHOOK_RETRY_BASE_MS: "1000",
+    TORVUS_WEBHOOK_SWEEP_EVERY_MS: "1000",
     TORVUS_PROFILE: "test",
   });
   const dev = resolveSettings("dev", new Map(), noEnv, () => TOKEN);
@@ -90,6 +94,7 @@ Deno.test("stack settings: the environment overrides, derived URLs follow the po
   const file = new Map([
     ["UPSTASH_REDIS_REST_TOKEN", TOKEN],
     ["TORVUS_GATEWAY_SECRET", TOKEN],
+    ["TORVUS_CRON_SECRET", TOKEN],
     ["MY_EXTRA", "kept"],
   ]);
   const env: Record<string, string> = {

@@ -13,7 +13,8 @@
  *   once idle), for tests and the benchmark.
  *
  * It also runs what pg_cron runs on hosted Supabase (`runtime/scheduler.ts`): the retention job
- * every `TORVUS_DEV_PURGE_EVERY_S` seconds (default 3600) against `SUPABASE_DB_URL`.
+ * every `TORVUS_DEV_PURGE_EVERY_S` seconds (default 3600) against `SUPABASE_DB_URL`, and the
+ * webhook sweep every `TORVUS_WEBHOOK_SWEEP_EVERY_MS`.
  *
  * On the public paths it plays the gateway's part for client addresses (see `asGateway`); on
  * `/functions/v1/...` the platform's, which vouches for nothing (see `asPlatform`).
@@ -37,7 +38,7 @@ import { errorBody } from "../supabase/functions/_shared/http/errors.ts";
 import { corsHeaders } from "../supabase/functions/_shared/http/respond.ts";
 import { redact } from "../supabase/functions/_shared/log.ts";
 import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
-import { purgeJob, startScheduler } from "./runtime/scheduler.ts";
+import { purgeJob, startScheduler, webhookSweepJob } from "./runtime/scheduler.ts";
 
 const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
 
@@ -215,9 +216,6 @@ if (import.meta.main) {
     limits: limitsFromEnv(),
     log: write,
   });
-  const dbUrl = Deno.env.get("SUPABASE_DB_URL");
-  const purgeEvery = Number(Deno.env.get("TORVUS_DEV_PURGE_EVERY_S") || "3600") * 1000;
-  const stopJobs = dbUrl ? startScheduler([purgeJob(dbUrl, purgeEvery)], write) : async () => {};
   const server = Deno.serve({
     hostname,
     port,
@@ -233,6 +231,19 @@ if (import.meta.main) {
     },
   }, handler);
 
+  // Scheduled jobs (pg_cron on hosted Supabase): retention and the webhook sweep.
+  const dbUrl = Deno.env.get("SUPABASE_DB_URL");
+  const purgeEvery = Number(Deno.env.get("TORVUS_DEV_PURGE_EVERY_S") || "3600") * 1000;
+  const sweep = webhookSweepJob(
+    `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+    (n) => Deno.env.get(n),
+    write,
+  );
+  const stopJobs = startScheduler([
+    ...(dbUrl ? [purgeJob(dbUrl, purgeEvery)] : []),
+    ...(sweep ? [sweep] : []),
+  ], write);
+
   const stop = async () => {
     write("info", "dev server stopping");
     // Requests in flight may finish; a client that never ends its request does not hold us up.
@@ -242,8 +253,8 @@ if (import.meta.main) {
     ]);
     if (!closed) write("warn", "requests still open after 5 s; stopping anyway");
     // Each isolate finishes its requests and its waitUntil work (the request log), then ends.
-    await runtime.shutdown();
     await stopJobs();
+    await runtime.shutdown();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);

@@ -12,8 +12,8 @@ import postgres from "postgres";
 export interface Job {
   name: string;
   everyMs: number;
-  /** Does the work; what it returns is logged. */
-  run(): Promise<Record<string, unknown>>;
+  /** Does the work; what it returns is logged (nothing: no line). */
+  run(): Promise<Record<string, unknown> | undefined>;
 }
 
 type Log = (
@@ -34,7 +34,7 @@ export function startScheduler(jobs: Job[], log: Log, firstAfterMs = 5_000): () 
       const started = performance.now();
       const run = job.run().then(
         (result) =>
-          log("info", "scheduled job done", {
+          result && log("info", "scheduled job done", {
             job: job.name,
             ms: Math.round(performance.now() - started),
             ...result,
@@ -72,6 +72,43 @@ export function purgeJob(dbUrl: string, everyMs: number): Job {
       } finally {
         await sql.end({ timeout: 5 });
       }
+    },
+  };
+}
+
+/**
+ * The webhook sweep, called as pg_cron calls it through pg_net on hosted Supabase (docs/DEPLOY.md):
+ * `POST /functions/v1/webhooks/sweep` with `X-Torvus-Cron-Secret`. Undefined without a cron
+ * secret or with an interval of 0. It logs one line per outage, not one per run.
+ */
+export function webhookSweepJob(
+  baseUrl: string,
+  env: (name: string) => string | undefined,
+  log: Log,
+): Job | undefined {
+  const secret = env("TORVUS_CRON_SECRET");
+  const everyMs = Number(env("TORVUS_WEBHOOK_SWEEP_EVERY_MS") || "60000");
+  if (!secret || !(everyMs > 0)) return undefined;
+  let failing = false;
+  return {
+    name: "webhook-sweep",
+    everyMs,
+    async run() {
+      try {
+        const r = await fetch(`${baseUrl}/functions/v1/webhooks/sweep`, {
+          method: "POST",
+          headers: { "X-Torvus-Cron-Secret": secret },
+          signal: AbortSignal.timeout(30_000),
+        });
+        await r.body?.cancel();
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        if (failing) log("info", "webhook sweep works again");
+        failing = false;
+      } catch (error) {
+        if (!failing) log("warn", "webhook sweep failed", { error: String(error) });
+        failing = true;
+      }
+      return undefined;
     },
   };
 }

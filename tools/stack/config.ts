@@ -9,8 +9,11 @@
  *   `TORVUS_HOST`, `TORVUS_PORT`, `TORVUS_KEY_MODES`, `TORVUS_DIRECT_ACCESS`,
  *   `TORVUS_REDIS_PREFIX`, `TORVUS_DEV_PASS_FORWARDED` (the dev server passes clients'
  *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
- *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`): the
- *   environment's value, else the file's (edits are kept), else the profile's default;
+ *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`),
+ *   `TORVUS_WEBHOOK_ALLOW_LOOPBACK` (`true`: local receivers), `TORVUS_WEBHOOK_RETRY_BASE_MS` and
+ *   `TORVUS_WEBHOOK_SWEEP_EVERY_MS` (seconds for `test`): the environment's value, else the
+ *   file's (edits are kept), else the profile's default;
+ * - `TORVUS_CRON_SECRET` (the webhook sweep's scheduler): as the tokens above;
  * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`, `TORVUS_DB_URL` (the same
  *   database through the profile's PgBouncer): the environment's value, else derived from
  *   the values above and the profile's database, so they follow a changed port;
@@ -50,6 +53,10 @@ export const PROFILES = {
       TORVUS_DEV_PASS_FORWARDED: "false",
       TORVUS_RUNTIME_CONTROL: "false",
       TORVUS_LOG_REQUESTS_PER_10S: "50",
+      // First retry delay of a failed webhook delivery (production: 60 s), and how often the dev
+      // server runs the webhook sweep (pg_cron does on hosted Supabase).
+      TORVUS_WEBHOOK_RETRY_BASE_MS: "10000",
+      TORVUS_WEBHOOK_SWEEP_EVERY_MS: "10000",
     },
   },
   test: {
@@ -66,6 +73,9 @@ export const PROFILES = {
       TORVUS_DEV_PASS_FORWARDED: "true",
       TORVUS_RUNTIME_CONTROL: "true",
       TORVUS_LOG_REQUESTS_PER_10S: "1000000",
+      // Backoff measured in seconds, so the suites see a retry without waiting minutes.
+      TORVUS_WEBHOOK_RETRY_BASE_MS: "1000",
+      TORVUS_WEBHOOK_SWEEP_EVERY_MS: "1000",
     },
   },
 } as const satisfies Record<
@@ -82,6 +92,8 @@ const COMMON_DEFAULTS: Partial<Record<SettingKey, string>> = {
   TORVUS_DIRECT_IP_SOURCE: "header:cf-connecting-ip",
   // Said outright: the functions would only infer it from Supavisor's port, 6543.
   TORVUS_DB_POOL_MODE: "transaction",
+  // Local receivers (tests, a developer's own) listen on loopback.
+  TORVUS_WEBHOOK_ALLOW_LOOPBACK: "true",
 };
 
 export function isProfile(value: string): value is Profile {
@@ -124,6 +136,10 @@ export const SETTING_KEYS = [
   "TORVUS_DEV_PASS_FORWARDED",
   "TORVUS_RUNTIME_CONTROL",
   "TORVUS_LOG_REQUESTS_PER_10S",
+  "TORVUS_CRON_SECRET",
+  "TORVUS_WEBHOOK_ALLOW_LOOPBACK",
+  "TORVUS_WEBHOOK_RETRY_BASE_MS",
+  "TORVUS_WEBHOOK_SWEEP_EVERY_MS",
   "TORVUS_PROFILE",
 ] as const;
 
@@ -200,6 +216,8 @@ export function resolveSettings(
   }
   keep("UPSTASH_REDIS_REST_TOKEN", generate);
   keep("TORVUS_GATEWAY_SECRET", generate);
+  // The scheduler's secret for the webhook sweep (pg_cron's on hosted Supabase).
+  keep("TORVUS_CRON_SECRET", generate);
   const host = values.get("TORVUS_HOST") ?? "127.0.0.1";
   const urlHost = host.includes(":") ? `[${host}]` : host;
   const derive = (key: SettingKey, value: () => string) => pick(key, () => [value(), "default"]);

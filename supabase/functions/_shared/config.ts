@@ -86,6 +86,24 @@ const schema = z.object({
   SENTRY_ENVIRONMENT: z.string().regex(/^[^\s/]{1,64}$/).default("production"),
   SENTRY_RELEASE: z.string().regex(/^[^\s/]{1,200}$/).optional(),
   SENTRY_TRACES_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0),
+  // Webhooks (see _shared/webhooks/): loopback targets are for local stacks only.
+  TORVUS_WEBHOOK_ALLOW_LOOPBACK: bool.default(false),
+  TORVUS_WEBHOOK_TIMEOUT_MS: intIn(1000, 30_000).default(10_000),
+  TORVUS_WEBHOOK_RETRY_BASE_MS: intIn(100, 3_600_000).default(60_000),
+  TORVUS_WEBHOOK_RETRY_MAX_DELAY_MS: intIn(1000, 86_400_000).default(6 * 3_600_000),
+  TORVUS_WEBHOOK_RETRY_FOR_MS: intIn(1000, 30 * 86_400_000).default(3 * 86_400_000),
+  TORVUS_WEBHOOK_DISABLE_AFTER_MS: intIn(1000, 90 * 86_400_000).default(5 * 86_400_000),
+  TORVUS_WEBHOOK_DNS_SERVER: z.string().transform((v, ctx) => {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(v);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: "must be <IPv4>:<port> or [<IPv6>]:<port>" });
+      return z.NEVER;
+    }
+    return { ipAddr: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  }).optional(),
+  // The shared secret of scheduled calls (pg_cron through pg_net, the local scheduler).
+  TORVUS_CRON_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
 });
 
 /** The database connection. */
@@ -117,6 +135,25 @@ export interface ClientAddressConfig {
   directIpSource: DirectIpSource;
 }
 
+/** Webhook delivery. */
+export interface WebhookConfig {
+  /** Targets on loopback addresses are allowed (local stacks, so tests can receive). */
+  allowLoopback: boolean;
+  /** Bound on one attempt: resolution, connection, TLS, request and answer. */
+  timeoutMs: number;
+  /** The first retry's delay; each further one doubles, up to `retryMaxDelayMs`. */
+  retryBaseMs: number;
+  retryMaxDelayMs: number;
+  /** How long a delivery is retried before it is marked failed. */
+  retryForMs: number;
+  /** An endpoint whose deliveries have failed without a success for this long is disabled. */
+  disableAfterMs: number;
+  /** The DNS server targets are resolved with (the system's when unset). */
+  dnsServer: { ipAddr: string; port: number } | undefined;
+  /** The secret scheduled calls of the sweep present (none: the sweep cannot be called). */
+  cronSecret: string | undefined;
+}
+
 /** The validated configuration. */
 export interface Config {
   supabaseUrl: string;
@@ -135,6 +172,7 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error";
   /** Request lines per isolate and 10 s before sampling. */
   logRequestsPer10s: number;
+  webhooks: WebhookConfig;
   /** Settings that were accepted but deserve a line in the log (e.g. retired names). */
   warnings: readonly string[];
   /** Error tracking, when `SENTRY_DSN` is set. */
@@ -202,6 +240,19 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     db,
     logLevel: e.TORVUS_LOG_LEVEL,
     logRequestsPer10s: e.TORVUS_LOG_REQUESTS_PER_10S,
+    webhooks: {
+      allowLoopback: e.TORVUS_WEBHOOK_ALLOW_LOOPBACK,
+      timeoutMs: e.TORVUS_WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.TORVUS_WEBHOOK_RETRY_BASE_MS,
+      retryMaxDelayMs: Math.max(
+        e.TORVUS_WEBHOOK_RETRY_MAX_DELAY_MS,
+        e.TORVUS_WEBHOOK_RETRY_BASE_MS,
+      ),
+      retryForMs: e.TORVUS_WEBHOOK_RETRY_FOR_MS,
+      disableAfterMs: e.TORVUS_WEBHOOK_DISABLE_AFTER_MS,
+      dnsServer: e.TORVUS_WEBHOOK_DNS_SERVER,
+      cronSecret: e.TORVUS_CRON_SECRET,
+    },
     warnings,
     sentry: e.SENTRY_DSN === undefined ? undefined : {
       dsn: e.SENTRY_DSN,

@@ -111,3 +111,41 @@ Deno.test("parseConfig() warns that TORVUS_TRUST_PROXY is no longer read", () =>
   const [warning] = parseConfig({ ...base, TORVUS_TRUST_PROXY: "true" }).warnings;
   assert.match(warning ?? "", /TORVUS_TRUST_PROXY is no longer read/);
 });
+
+Deno.test("parseConfig() reads the webhook settings, loopback refused by default", () => {
+  const c = parseConfig(base);
+  assert.deepEqual(c.webhooks, {
+    allowLoopback: false,
+    timeoutMs: 10_000,
+    retryBaseMs: 60_000,
+    retryMaxDelayMs: 6 * 3_600_000,
+    retryForMs: 3 * 86_400_000,
+    disableAfterMs: 5 * 86_400_000,
+    dnsServer: undefined,
+    cronSecret: undefined,
+  });
+  const local = parseConfig({
+    ...base,
+    TORVUS_WEBHOOK_ALLOW_LOOPBACK: "true",
+    TORVUS_WEBHOOK_DNS_SERVER: "[::1]:5353",
+    TORVUS_CRON_SECRET: SECRET,
+  });
+  assert.equal(local.webhooks.allowLoopback, true);
+  assert.deepEqual(local.webhooks.dnsServer, { ipAddr: "::1", port: 5353 });
+  assert.equal(local.webhooks.cronSecret, SECRET);
+  for (
+    const [name, value] of [
+      ["TORVUS_WEBHOOK_DNS_SERVER", "dns.example.com:53"],
+      ["TORVUS_WEBHOOK_DNS_SERVER", "127.0.0.1:70000"],
+      ["TORVUS_WEBHOOK_TIMEOUT_MS", "60000"],
+      ["TORVUS_WEBHOOK_ALLOW_LOOPBACK", "yes"],
+      ["TORVUS_CRON_SECRET", "short"],
+    ]
+  ) {
+    assert.throws(
+      () => parseConfig({ ...base, [name!]: value! }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.message.includes(name!) && !e.message.includes(value!),
+    );
+  }
+});

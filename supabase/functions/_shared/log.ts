@@ -16,6 +16,8 @@ const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error:
 const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
   // API keys of either mode, whatever follows the prefix (an already redacted one stays as is).
   [/sk_(live|test)_(?!\[redacted\])[A-Za-z0-9_-]*/g, "sk_$1_[redacted]"],
+  // Webhook signing secrets.
+  [/whsec_(?!\[redacted\])[A-Za-z0-9+/=]*/g, "whsec_[redacted]"],
   // Compact JWS/JWT: three base64url segments, the first starting with '{"' encoded...
   [/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g, "[redacted-jwt]"],
   // ...or any three long base64url segments, whatever their header encodes to.
@@ -34,10 +36,10 @@ const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
   [/\b[0-9a-f]{64}\b/gi, "[redacted-hash]"],
 ];
 
-const MARKERS = /sk_(?:live|test)_|eyJ|bearer/i;
+const MARKERS = /sk_(?:live|test)_|whsec_|eyJ|bearer/i;
 
 /**
- * True for every text some pattern above would change: it holds a key prefix, a JWT header or
+ * True for every text some pattern above would change: it holds a key or secret prefix, a JWT header or
  * "bearer", a run of 40 base64/hex characters, or two long base64url runs each followed by a
  * dot. One linear scan: most log lines hold none, and skip the patterns, whose bounded
  * repetitions cost V8 ~20 µs on a typical line (the request line is written per request).
@@ -64,7 +66,10 @@ function mayHoldSecret(text: string): boolean {
   return false;
 }
 
-/** Removes anything shaped like an API key, a JWT, a bearer credential or a key hash. */
+/**
+ * Removes anything shaped like an API key, a webhook secret, a JWT, a bearer credential or a key
+ * hash.
+ */
 export function redact(text: string): string {
   return mayHoldSecret(text) ? applyPatterns(text) : text;
 }

@@ -1,3 +1,4 @@
+import { generateSecret } from "./webhooks/signing.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
@@ -148,4 +149,21 @@ Deno.test("redact()'s linear pre-check never skips a text the patterns would cha
     }),
     { numRuns: 3000 },
   );
+});
+
+Deno.test("redact() removes webhook signing secrets, whatever surrounds them", () => {
+  const secret = generateSecret();
+  for (
+    const text of [
+      secret,
+      `rotated: ${secret}.`,
+      JSON.stringify({ secret, previous: [secret] }),
+      `whsec_short+/=`,
+    ]
+  ) {
+    const out = redact(text);
+    assert.ok(!out.includes(secret.slice(6)), out);
+    assert.match(out, /whsec_\[redacted\]/);
+    assert.ok(!/whsec_(?!\[redacted\])/.test(out), out);
+  }
 });

@@ -13,24 +13,35 @@
 import {
   ApiKeySchema,
   CreatedKeySchema,
+  CreatedWebhookSchema,
   CreateKey,
   CreateVault,
+  CreateWebhook,
+  DeliveryListSchema,
+  DeliverySchema,
   HealthOkSchema,
   HealthUnavailableSchema,
   KeyListSchema,
   KeyUsageQuery,
+  ListDeliveriesQuery,
   ListKeysQuery,
   ListVaultsQuery,
+  ListWebhooksQuery,
   MeSchema,
   OpenApiDocumentSchema,
   RolledKeySchema,
   RollKey,
+  RotatedWebhookSchema,
+  RotateWebhookSecret,
   UpdateVault,
+  UpdateWebhook,
   UsageQuery,
   UsageSchema,
   V1TestSchema,
   VaultListSchema,
   VaultSchema,
+  WebhookListSchema,
+  WebhookSchema,
 } from "./schemas/mod.ts";
 import type { FunctionSpec, OperationSpec, RouteSpec } from "./http/spec.ts";
 
@@ -49,6 +60,11 @@ export const TAGS = [
     name: "Usage",
     description: "Requests made with the caller's API keys, per hour or day (bearer token)",
   },
+  {
+    name: "Webhooks",
+    description: "Endpoints that receive signed events (Standard Webhooks), their deliveries " +
+      "and retries (bearer token)",
+  },
   { name: "Reference", description: "This document" },
 ] as const;
 
@@ -60,6 +76,9 @@ const USAGE_DESCRIPTION = "Requests by outcome per `hour` or UTC `day` (`granula
 
 /** A small JSON body: key management takes a few hundred bytes at most. */
 const KEY_BODY_BYTES = 16 * 1024;
+
+/** A ULID path parameter, as the reference shows it. */
+const ULID = { type: "string", pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$" };
 
 /** The vault operations, for one kind of caller (ids, tag and scopes differ). */
 function vaultRoutes<
@@ -227,7 +246,7 @@ export const MANIFEST = {
     gateway: [{ prefix: "/api/keys", target: "" }],
     pathId: {
       description: "The API key's id (a ULID, case-insensitive)",
-      schema: { type: "string", pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$" },
+      schema: ULID,
     },
     routes: [
       {
@@ -336,6 +355,149 @@ export const MANIFEST = {
         },
       },
     }],
+  },
+  webhooks: {
+    gateway: [{ prefix: "/api/webhooks", target: "" }],
+    pathId: { description: "The webhook endpoint's id (a ULID, case-insensitive)", schema: ULID },
+    pathParams: { delivery_id: { description: "The delivery's id (a ULID)", schema: ULID } },
+    routes: [
+      {
+        path: "/",
+        auth: "jwt",
+        methods: {
+          GET: {
+            id: "listWebhooks",
+            tag: "Webhooks",
+            summary: "List webhook endpoints",
+            description: "Newest first; filter by `mode` and `status`. Never the secrets.",
+            query: ListWebhooksQuery,
+            success: { status: 200, description: "A page of endpoints", schema: WebhookListSchema },
+          },
+          POST: {
+            id: "createWebhook",
+            tag: "Webhooks",
+            summary: "Create a webhook endpoint",
+            description: "Subscribes `url` to `events` of one mode (`live` by default, https " +
+              "only). The response holds the signing secret, shown this once. Deliveries are " +
+              "signed as Standard Webhooks v1 (`webhook-id`, `webhook-timestamp`, " +
+              "`webhook-signature`), retried with backoff for about three days, and not " +
+              "ordered: deduplicate by `webhook-id`.",
+            body: { schema: CreateWebhook, required: true, maxBytes: KEY_BODY_BYTES },
+            success: {
+              status: 201,
+              description: "The created endpoint",
+              schema: CreatedWebhookSchema,
+            },
+            errors: ["WEBHOOK_LIMIT_REACHED", "NOT_FOUND"],
+          },
+        },
+      },
+      {
+        path: "/:id",
+        auth: "jwt",
+        methods: {
+          GET: {
+            id: "getWebhook",
+            tag: "Webhooks",
+            summary: "Get a webhook endpoint",
+            success: { status: 200, description: "The endpoint", schema: WebhookSchema },
+          },
+          PATCH: {
+            id: "updateWebhook",
+            tag: "Webhooks",
+            summary: "Update a webhook endpoint",
+            description: "Changes the fields given; at least one is required. Enabling an " +
+              "endpoint clears why it was disabled.",
+            body: { schema: UpdateWebhook, required: true, maxBytes: KEY_BODY_BYTES },
+            success: { status: 200, description: "The updated endpoint", schema: WebhookSchema },
+          },
+          DELETE: {
+            id: "deleteWebhook",
+            tag: "Webhooks",
+            summary: "Delete a webhook endpoint",
+            description: "Its pending deliveries are dropped.",
+            success: { status: 204, description: "Deleted" },
+          },
+        },
+      },
+      {
+        path: "/:id/rotate",
+        auth: "jwt",
+        methods: {
+          POST: {
+            id: "rotateWebhookSecret",
+            tag: "Webhooks",
+            summary: "Rotate an endpoint's signing secret",
+            description: "Issues a new secret; deliveries carry signatures with both until " +
+              "`grace_period_seconds` (default 86400, at most 7 days; 0: the old one stops now) " +
+              "have passed.",
+            body: { schema: RotateWebhookSecret, required: false, maxBytes: KEY_BODY_BYTES },
+            success: {
+              status: 200,
+              description: "The endpoint and its new secret",
+              schema: RotatedWebhookSchema,
+            },
+          },
+        },
+      },
+      {
+        path: "/:id/test",
+        auth: "jwt",
+        methods: {
+          POST: {
+            id: "testWebhook",
+            tag: "Webhooks",
+            summary: "Send a test event",
+            description: "Sends a `webhook.test` event to this endpoint, whatever it " +
+              "subscribes to.",
+            success: {
+              status: 202,
+              description: "The delivery, under way",
+              schema: DeliverySchema,
+            },
+            errors: ["WEBHOOK_DISABLED"],
+          },
+        },
+      },
+      {
+        path: "/:id/deliveries",
+        auth: "jwt",
+        methods: {
+          GET: {
+            id: "listWebhookDeliveries",
+            tag: "Webhooks",
+            summary: "List an endpoint's deliveries",
+            description: "Newest first, with each one's status, attempts, last answer and next " +
+              "attempt; filter by `status`. Deliveries are kept 30 days.",
+            query: ListDeliveriesQuery,
+            success: {
+              status: 200,
+              description: "A page of deliveries",
+              schema: DeliveryListSchema,
+            },
+          },
+        },
+      },
+      {
+        path: "/:id/deliveries/:delivery_id/retry",
+        auth: "jwt",
+        methods: {
+          POST: {
+            id: "retryWebhookDelivery",
+            tag: "Webhooks",
+            summary: "Retry a delivery now",
+            description: "Sends it again at once (with the same `webhook-id`), whatever its " +
+              "status; automatic retries then go on for the retry period.",
+            success: {
+              status: 202,
+              description: "The delivery, under way",
+              schema: DeliverySchema,
+            },
+            errors: ["WEBHOOK_DISABLED", "DELIVERY_IN_PROGRESS"],
+          },
+        },
+      },
+    ],
   },
   openapi: {
     gateway: [{ prefix: "/api/openapi.json", target: "" }],

@@ -8,6 +8,7 @@ import { operations as vaults } from "../vaults/handler.ts";
 import { operations as apiKeys } from "../api-keys/handler.ts";
 import { operations as openapi } from "../openapi/handler.ts";
 import { operations as usage } from "../usage/handler.ts";
+import { operations as webhooks } from "../webhooks/handler.ts";
 
 Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's routes", () => {
   const table = Object.fromEntries(
@@ -21,6 +22,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/vaults": ["vaults", "", "jwt"],
     "/api/keys": ["api-keys", "", "jwt"],
     "/api/usage": ["usage", "", "jwt"],
+    "/api/webhooks": ["webhooks", "", "jwt"],
     "/api/openapi.json": ["openapi", "", "none"],
   });
 });
@@ -31,6 +33,10 @@ Deno.test("resolveGatewayPath() maps public paths below their prefix, and nothin
   assert.equal(to("/api/vaults/abc"), "/functions/v1/vaults/abc");
   assert.equal(to("/api/keys/01ABC/roll"), "/functions/v1/api-keys/01ABC/roll");
   assert.equal(to("/api/v1/test"), "/functions/v1/v1-test");
+  assert.equal(
+    to("/api/webhooks/01ABC/deliveries/01DEF/retry"),
+    "/functions/v1/webhooks/01ABC/deliveries/01DEF/retry",
+  );
   for (
     const p of [
       "/api/vaults/v1",
@@ -53,6 +59,7 @@ Deno.test("every function of the manifest implements every operation, and no oth
     vaults,
     "api-keys": apiKeys,
     usage,
+    webhooks,
     openapi,
   };
   assert.deepEqual(Object.keys(implemented).sort(), [...FUNCTIONS].sort());

@@ -26,6 +26,7 @@ import {
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
 import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
+import { createWebhooks, type Webhooks } from "./webhooks/service.ts";
 
 /** Everything a request needs beyond itself. */
 export interface Services {
@@ -50,6 +51,8 @@ export interface Services {
   reporter: ErrorReporter;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
   background(work: Promise<unknown>): void;
+  /** Webhook delivery: the dispatcher to kick after writes, and events the pipeline raises. */
+  webhooks: Webhooks;
 }
 
 interface EdgeRuntimeGlobal {
@@ -173,6 +176,15 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
     audit: createAuditSink({ sql, log, background, now }),
     reporter: config.sentry ? lazySentry({ ...config.sentry, background }, log) : noopReporter,
     background,
+    webhooks: createWebhooks({
+      sql,
+      redis,
+      redisPrefix: config.redis.prefix,
+      config: config.webhooks,
+      log,
+      now,
+      background,
+    }),
   };
   return {
     services,

@@ -8,7 +8,9 @@
  *
  * Revocation takes effect on the next request everywhere: revoke and roll bump the key-state
  * epoch of the key's shard before they answer, and a cached key is used only while its epoch is
- * unchanged (see `_shared/auth/api_key.ts` and `key_epoch.ts`).
+ * unchanged (see `_shared/auth/api_key.ts` and `key_epoch.ts`). Create, revoke and roll write
+ * their webhook events in the same transaction (triggers of the migration); the dispatcher is
+ * kicked after the answer.
  *
  * @module
  */
@@ -193,6 +195,7 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateKey>>): Promise<Re
       returning ${tx.unsafe(COLUMNS)}`;
     return inserted!;
   });
+  ctx.services.webhooks.kick();
   return respond(
     CreatedKeySchema,
     { ...present(row, ctx.services.now()), key: generated.key },
@@ -226,6 +229,7 @@ async function revoke(ctx: Ctx): Promise<Response> {
     return updated!;
   });
   await announce(ctx, row);
+  ctx.services.webhooks.kick();
   return respond(ApiKeySchema, present(row, ctx.services.now()));
 }
 
@@ -255,6 +259,7 @@ async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Respon
     return { created: created!, previous: previous!, key: generated.key };
   });
   await announce(ctx, result.previous);
+  ctx.services.webhooks.kick();
   // Shown as of now, after the change: a grace of 0 has already expired the old key.
   const shown = ctx.services.now();
   return respond(RolledKeySchema, {

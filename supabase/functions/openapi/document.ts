@@ -13,7 +13,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Method, OperationSpec, RouteSpec } from "../_shared/http/spec.ts";
+import type { FunctionSpec, Method, OperationSpec, RouteSpec } from "../_shared/http/spec.ts";
 import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
 import { GATEWAY_ROUTES } from "../_shared/routes.ts";
 import { MANIFEST, TAGS } from "../_shared/manifest.ts";
@@ -39,6 +39,13 @@ const RESPONSE_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   Usage: S.UsageSchema,
   UsageCounts: S.UsageCountsSchema,
   Granularity: S.GranularitySchema,
+  Webhook: S.WebhookSchema,
+  CreatedWebhook: S.CreatedWebhookSchema,
+  RotatedWebhook: S.RotatedWebhookSchema,
+  WebhookList: S.WebhookListSchema,
+  WebhookDelivery: S.DeliverySchema,
+  WebhookDeliveryList: S.DeliveryListSchema,
+  WebhookEventType: S.WebhookEventType,
   Pagination: S.PaginationSchema,
   KeyScope: S.KeyScopeSchema,
   Mode: S.ModeSchema,
@@ -58,6 +65,9 @@ const REQUEST_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   UpdateVaultRequest: S.UpdateVault,
   CreateApiKeyRequest: S.CreateKey,
   RollApiKeyRequest: S.RollKey,
+  CreateWebhookRequest: S.CreateWebhook,
+  UpdateWebhookRequest: S.UpdateWebhook,
+  RotateWebhookSecretRequest: S.RotateWebhookSecret,
 };
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
@@ -105,6 +115,7 @@ function schemaComponents(): Json {
   const requests = toComponents(REQUEST_SCHEMAS, "input");
   // Refinements zod cannot express in JSON Schema, stated here beside the code that has them.
   (requests.UpdateVaultRequest as Json).minProperties = 1;
+  (requests.UpdateWebhookRequest as Json).minProperties = 1;
   (requests.CreateApiKeyRequest as Json).not = {
     type: "object",
     required: ["expires_in", "expires_at"],
@@ -399,10 +410,19 @@ function paths(): Json {
       const path = (gateway.path + rest).replace(/:([A-Za-z_]+)/g, "{$1}");
       if (path in out) throw new Error(`path "${path}" is reached by two routes`);
       const item: Json = {};
-      if (path.includes("{id}")) {
-        const id = "pathId" in fn ? fn.pathId : undefined;
-        if (!id) throw new Error(`no schema for the {id} of function "${gateway.function}"`);
-        item.parameters = [{ name: "id", in: "path", required: true, ...id }];
+      const names = [...path.matchAll(/\{([A-Za-z_]+)\}/g)].map((m) => m[1]!);
+      if (names.length > 0) {
+        item.parameters = names.map((name) => {
+          const param = name === "id"
+            ? ("pathId" in fn ? fn.pathId : undefined)
+            : ("pathParams" in fn
+              ? (fn.pathParams as FunctionSpec["pathParams"])?.[name]
+              : undefined);
+          if (!param) {
+            throw new Error(`no schema for the {${name}} of function "${gateway.function}"`);
+          }
+          return { name, in: "path", required: true, ...param };
+        });
       }
       for (const [method, doc] of Object.entries(spec.methods) as Array<[Method, OperationSpec]>) {
         documented.add(doc);
@@ -433,8 +453,8 @@ const DESCRIPTION = `
 Authentication, API keys, rate limits and vaults.
 
 **Credentials.** \`/api/v1/*\` routes take an API key in \`X-API-Key\` (\`sk_live_…\` or
-\`sk_test_…\`; a test key sees test data only). \`/api/me\`, \`/api/vaults\` and \`/api/keys\`
-take a Supabase Auth access token: \`Authorization: Bearer <jwt>\`. An expired token is answered
+\`sk_test_…\`; a test key sees test data only). \`/api/me\`, \`/api/vaults\`, \`/api/keys\` and
+\`/api/webhooks\` take a Supabase Auth access token: \`Authorization: Bearer <jwt>\`. An expired token is answered
 419 \`TOKEN_EXPIRED\`: refresh it and retry.
 
 **Errors.** Every error body has \`error\`, \`code\` (stable; branch on it) and \`request_id\`
@@ -449,6 +469,15 @@ every path without credentials (CORS preflight).
 tier, users 1,000 requests per hour, anonymous callers and failed authentications 100 per hour
 per IP. 429 carries \`Retry-After\` and \`retry_after\`. \`GET /api/v1/health\` and this
 document are never rate limited (monitors poll them) and carry no rate-limit headers.
+
+**Webhooks.** Endpoints receive \`POST\` requests with a JSON body \`{"type", "timestamp",
+"data"}\` (\`data\`: the resource as this API returns it), signed as Standard Webhooks v1:
+\`webhook-id\` (the event's id, the same on every retry: deduplicate by it),
+\`webhook-timestamp\` (Unix seconds) and \`webhook-signature\` (\`v1,<base64 HMAC-SHA256>\` of
+\`<id>.<timestamp>.<body>\` with the secret's base64 part decoded; during a rotation two
+signatures, space-separated). Verify with the \`standardwebhooks\` or \`svix\` packages. Any 2xx
+is a success; anything else, a timeout (10 s) or a refused target is retried with exponential
+backoff for about three days. Redirects are not followed. Events are not ordered.
 
 **Gateway.** A deployment may serve its gateway only: a request that reaches a function around
 it is answered 403 \`GATEWAY_REQUIRED\`.

@@ -4,6 +4,8 @@
  *
  * Every query runs as the caller under RLS (`asCaller`): a user sees only their own vaults, and
  * an API key sees only its owner's vaults of the key's mode, so test data never meets live data.
+ * A change writes its webhook event in the same transaction (a trigger of the migration); the
+ * dispatcher is kicked after the answer.
  *
  * @module
  */
@@ -111,6 +113,7 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateVault>>): Promise<
     if (sqlState(error) === "23503") throw new ApiError("NOT_FOUND", { message: "User not found" });
     throw error;
   }
+  ctx.services.webhooks.kick();
   return respond(VaultSchema, present(row!), 201);
 }
 
@@ -144,6 +147,7 @@ async function update(ctx: Ctx<unknown, z.output<typeof UpdateVault>>): Promise<
       returning ${tx.unsafe(COLUMNS)}`,
   );
   if (!row) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
+  ctx.services.webhooks.kick();
   return respond(VaultSchema, present(row));
 }
 
@@ -154,6 +158,7 @@ async function remove(ctx: Ctx): Promise<Response> {
     (tx) => tx`update public.vaults set status = 'inactive' where id = ${id} returning id`,
   );
   if (rows.length === 0) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
+  ctx.services.webhooks.kick();
   return new Response(null, { status: 204 });
 }
 

@@ -93,6 +93,24 @@ export const ERRORS = {
     message: "Only an active API key can be changed this way",
     family: "generic",
   },
+  WEBHOOK_LIMIT_REACHED: {
+    status: 409,
+    error: "conflict",
+    message: "Too many webhook endpoints; delete one first",
+    family: "generic",
+  },
+  WEBHOOK_DISABLED: {
+    status: 409,
+    error: "conflict",
+    message: "The webhook endpoint is disabled; enable it first",
+    family: "generic",
+  },
+  DELIVERY_IN_PROGRESS: {
+    status: 409,
+    error: "conflict",
+    message: "An attempt of this delivery is in flight; retry it once it is recorded",
+    family: "generic",
+  },
   RATE_LIMIT_EXCEEDED: {
     status: 429,
     error: "rate_limit_exceeded",

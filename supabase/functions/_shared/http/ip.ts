@@ -34,17 +34,23 @@ export interface AddressPolicy {
 
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
+/**
+ * Whether a presented value is `secret`, compared in constant time (digests of equal length:
+ * the comparison's time says nothing about the secret). Always false without a secret.
+ */
+export function secretMatcher(secret: string | undefined): (presented: string | null) => boolean {
+  if (secret === undefined) return () => false;
+  const expected = digest(secret);
+  return (presented) => presented !== null && timingSafeEqual(digest(presented), expected);
+}
+
 /** Prepares the rules of a configuration (the secret is kept only as its digest). */
 export function addressPolicy(config: ClientAddressConfig): AddressPolicy {
-  const secret = config.gatewaySecret === undefined ? undefined : digest(config.gatewaySecret);
+  const isGateway = secretMatcher(config.gatewaySecret);
   const source = config.directIpSource;
   return {
     origin(headers, peer) {
-      const presented = headers.get(GATEWAY_SECRET_HEADER);
-      // Digests of equal length: the comparison's time says nothing about the secret.
-      if (
-        secret !== undefined && presented !== null && timingSafeEqual(digest(presented), secret)
-      ) {
+      if (isGateway(headers.get(GATEWAY_SECRET_HEADER))) {
         const stated = headers.get(CLIENT_IP_HEADER);
         return { via: "gateway", ip: stated === null ? undefined : normalizeIp(stated) };
       }

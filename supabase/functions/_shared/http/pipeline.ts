@@ -218,6 +218,7 @@ function limited(
   jwtRoute: boolean,
   principal: Principal | undefined,
 ): Outcome {
+  if (principal?.kind === "api_key") s.webhooks.rateLimited(principal, decision);
   const response = limitedResponse(decision, requestId, s.now(), jwtRoute);
   return { response, code: "RATE_LIMIT_EXCEEDED", decision, principal };
 }

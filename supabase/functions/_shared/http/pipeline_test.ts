@@ -137,6 +137,8 @@ Deno.test("pipeline: over the key's minute, 429 with Retry-After equal to retry_
   assert.equal(String(body.retry_after), r.headers.get("retry-after"));
   assert.equal(body.message, `Rate limit exceeded. Try again in ${body.retry_after} seconds.`);
   assert.equal(r.headers.get("x-ratelimit-remaining"), "0");
+  assert.equal(f.recorded.webhooks.limited.length, 1, "the refusal raises rate_limit.exceeded");
+  assert.equal(f.recorded.webhooks.limited[0]!.window, "minute");
 });
 
 Deno.test("pipeline: with fail mode closed, an unreachable limiter is 503", async () => {

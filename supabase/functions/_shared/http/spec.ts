@@ -72,6 +72,8 @@ export interface FunctionSpec {
   routes: readonly RouteSpec[];
   /** Schema of the `{id}` path parameter, for the reference. */
   pathId?: { description: string; schema: Record<string, unknown> };
+  /** Schemas of other path parameters (`:delivery_id`), for the reference. */
+  pathParams?: Readonly<Record<string, { description: string; schema: Record<string, unknown> }>>;
 }
 
 /** The principal a route's handlers receive. */

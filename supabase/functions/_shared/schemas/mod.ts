@@ -10,5 +10,6 @@ export * from "./identity.ts";
 export * from "./keys.ts";
 export * from "./usage.ts";
 export * from "./vaults.ts";
+export * from "./webhooks.ts";
 export { respond } from "./respond.ts";
 export * from "./openapi.ts";

@@ -184,6 +184,8 @@ export interface Recorded {
   audit: AuditRecord[];
   reports: Array<{ error: unknown; context: ErrorContext }>;
   background: Array<Promise<unknown>>;
+  /** Dispatcher kicks, and the keys whose rate limit raised `rate_limit.exceeded`. */
+  webhooks: { kicks: number; limited: Array<{ keyId: string; window: string }> };
 }
 
 const unreachable = (what: string) =>
@@ -229,7 +231,12 @@ export async function fakeServices(
   const limiter = fakeLimiter(clock.now);
   const signer = await localSigner(config.jwt.issuer);
   const log = createLogger({}, config.logLevel);
-  const recorded: Recorded = { audit: [], reports: [], background: [] };
+  const recorded: Recorded = {
+    audit: [],
+    reports: [],
+    background: [],
+    webhooks: { kicks: 0, limited: [] },
+  };
   const services: Services = {
     config,
     now: clock.now,
@@ -263,6 +270,12 @@ export async function fakeServices(
       flush: () => Promise.resolve(true),
     },
     background: (work) => void recorded.background.push(work),
+    webhooks: {
+      kick: () => void recorded.webhooks.kicks++,
+      rateLimited: (p, d) =>
+        void recorded.webhooks.limited.push({ keyId: p.keyId, window: d.window }),
+      dispatcher: { kick: () => void recorded.webhooks.kicks++, running: undefined },
+    },
     ...options.overrides,
   };
   return { services, clock, store, epoch, limiter, signer, recorded };

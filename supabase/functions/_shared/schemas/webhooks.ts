@@ -1,0 +1,147 @@
+/**
+ * Webhooks: what clients send (endpoint create and update, rotation, list queries) and what
+ * they get back (an endpoint, never its secret except when created or rotated; deliveries).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ModeSchema, PaginationSchema, Timestamp, Ulid } from "./common.ts";
+
+/** The events an endpoint may subscribe to. */
+export const WEBHOOK_EVENT_TYPES = [
+  "api_key.created",
+  "api_key.revoked",
+  "api_key.rolled",
+  "api_key.expiring",
+  "api_key.expired",
+  "vault.created",
+  "vault.updated",
+  "vault.deleted",
+  "rate_limit.exceeded",
+] as const;
+
+/** An event type an endpoint subscribes to. */
+export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES);
+
+/** Most endpoints one user may have. */
+export const MAX_WEBHOOK_ENDPOINTS = 20;
+/** Longest grace period of a rotated secret: 7 days. */
+export const MAX_SECRET_GRACE_SECONDS = 7 * 86_400;
+
+const Url = z.string().trim().min(1).max(2048).meta({
+  description: "Where deliveries are POSTed: https for live endpoints; its host must not be " +
+    "(or resolve to) a private, loopback or link-local address",
+  examples: ["https://example.com/hooks/torvus"],
+});
+const Events = z.array(WebhookEventType).min(1).max(WEBHOOK_EVENT_TYPES.length)
+  .transform((e) => [...new Set(e)]);
+const Description = z.string().max(500).nullable();
+
+/** Body of `POST /api/webhooks`. */
+export const CreateWebhook = z.strictObject({
+  url: Url,
+  events: Events,
+  description: Description.optional(),
+  mode: ModeSchema.default("live").meta({
+    description: "`test` endpoints receive the events of test keys and test vaults only",
+  }),
+});
+
+/** Body of `PATCH /api/webhooks/{id}`: at least one field. */
+export const UpdateWebhook = z.strictObject({
+  url: Url.optional(),
+  events: Events.optional(),
+  description: Description.optional(),
+  status: z.enum(["enabled", "disabled"]).optional(),
+}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
+
+/** Body of `POST /api/webhooks/{id}/rotate` (may be empty). */
+export const RotateWebhookSecret = z.strictObject({
+  grace_period_seconds: z.number().int().min(0).max(MAX_SECRET_GRACE_SECONDS).default(86_400),
+});
+
+/** Query of `GET /api/webhooks`. */
+export const ListWebhooksQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  mode: ModeSchema.optional(),
+  status: z.enum(["enabled", "disabled"]).optional(),
+});
+
+/** Query of `GET /api/webhooks/{id}/deliveries`. */
+export const ListDeliveriesQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  status: z.enum(["pending", "succeeded", "failed"]).optional(),
+});
+
+/** An endpoint, as the API shows it. */
+export const WebhookSchema = z.object({
+  id: Ulid,
+  url: z.string(),
+  description: z.string().nullable(),
+  events: z.array(WebhookEventType),
+  mode: ModeSchema,
+  status: z.enum(["enabled", "disabled"]),
+  disabled_reason: z.string().nullable().meta({
+    description: "Why the endpoint is disabled: by its owner, or after failing for days",
+  }),
+  disabled_at: Timestamp.nullable(),
+  failing_since: Timestamp.nullable().meta({
+    description: "The first failed attempt since the last success, if deliveries are failing",
+  }),
+  secret_rotated_at: Timestamp.nullable(),
+  previous_secret_expires_at: Timestamp.nullable().meta({
+    description: "Until then deliveries are signed with the previous secret too",
+  }),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).meta({ description: "A webhook endpoint; its secret is shown only when created or rotated" });
+
+/** An endpoint secret, shown once. */
+const Secret = z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({
+  description: "The signing secret (Standard Webhooks). Shown once: store it now",
+});
+
+/** `POST /api/webhooks` 201. */
+export const CreatedWebhookSchema = WebhookSchema.extend({ secret: Secret }).meta({
+  description: "The created endpoint, with its signing secret (shown this once)",
+});
+
+/** `POST /api/webhooks/{id}/rotate` 200. */
+export const RotatedWebhookSchema = WebhookSchema.extend({ secret: Secret }).meta({
+  description: "The endpoint with its new signing secret (shown this once); the previous one " +
+    "keeps signing until `previous_secret_expires_at`",
+});
+
+/** `GET /api/webhooks` 200. */
+export const WebhookListSchema = z.object({
+  data: z.array(WebhookSchema),
+  pagination: PaginationSchema,
+}).meta({ description: "A page of the caller's webhook endpoints, newest first" });
+
+/** One delivery of an event to an endpoint. */
+export const DeliverySchema = z.object({
+  id: Ulid,
+  event_id: Ulid.meta({ description: "The event's id: the `webhook-id` header of every attempt" }),
+  event_type: z.string(),
+  status: z.enum(["pending", "succeeded", "failed"]),
+  attempts: z.int().min(0),
+  next_attempt_at: Timestamp.nullable().meta({
+    description: "When it is tried next (pending deliveries)",
+  }),
+  last_attempt_at: Timestamp.nullable(),
+  response_status: z.int().nullable().meta({ description: "The last attempt's HTTP status" }),
+  response_body: z.string().nullable().meta({
+    description: "The first 1,024 bytes of the last answer's body",
+  }),
+  last_error: z.string().nullable(),
+  completed_at: Timestamp.nullable(),
+  created_at: Timestamp,
+}).meta({ description: "A delivery of an event to an endpoint, with its last attempt" });
+
+/** `GET /api/webhooks/{id}/deliveries` 200. */
+export const DeliveryListSchema = z.object({
+  data: z.array(DeliverySchema),
+  pagination: PaginationSchema,
+}).meta({ description: "A page of an endpoint's deliveries, newest first" });

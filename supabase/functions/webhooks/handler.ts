@@ -1,0 +1,326 @@
+/**
+ * Webhook endpoints of signed-in users (JWT only): create, list, get, update, delete, rotate
+ * the secret, send a test event, list deliveries and retry one.
+ *
+ * Every statement runs as the caller under RLS: another user's endpoint or delivery is invisible,
+ * so it is a 404 like one that does not exist. Secrets are written through column grants and
+ * the `webhook_rotate_secret` function and never read back: the API shows one when it is made
+ * (create, rotate), never again. Test events and retries go through definer functions that check
+ * the caller owns the endpoint; the dispatcher is kicked after they answer.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
+import type { MANIFEST } from "../_shared/manifest.ts";
+import {
+  CreatedWebhookSchema,
+  type CreateWebhook,
+  DeliveryListSchema,
+  DeliverySchema,
+  type ListDeliveriesQuery,
+  type ListWebhooksQuery,
+  MAX_WEBHOOK_ENDPOINTS,
+  RotatedWebhookSchema,
+  type RotateWebhookSecret,
+  type UpdateWebhook,
+  WebhookListSchema,
+  WebhookSchema,
+} from "../_shared/schemas/webhooks.ts";
+import { respond } from "../_shared/schemas/respond.ts";
+import { ApiError } from "../_shared/http/errors.ts";
+import { invalidField } from "../_shared/http/input.ts";
+import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import type { UserPrincipal } from "../_shared/auth/principal.ts";
+import { generateSecret } from "../_shared/webhooks/signing.ts";
+import { refusedUrl } from "../_shared/webhooks/target.ts";
+
+/** A request of a webhook operation: always a signed-in user's. */
+type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
+
+const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+interface EndpointRow {
+  id: string;
+  url: string;
+  description: string | null;
+  events: z.output<typeof WebhookSchema>["events"];
+  mode: "live" | "test";
+  status: "enabled" | "disabled";
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  failing_since: Date | null;
+  secret_rotated_at: Date | null;
+  previous_secret_expires_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  total?: string;
+}
+
+const COLUMNS = "id, url, description, events, mode, status, disabled_reason, disabled_at, " +
+  "failing_since, secret_rotated_at, previous_secret_expires_at, created_at, updated_at";
+
+interface DeliveryRow {
+  id: string;
+  event_id: string;
+  event_type: string;
+  status: "pending" | "succeeded" | "failed";
+  attempts: number;
+  next_attempt_at: Date;
+  last_attempt_at: Date | null;
+  response_status: number | null;
+  response_body: string | null;
+  last_error: string | null;
+  completed_at: Date | null;
+  created_at: Date;
+  total?: string;
+}
+
+const DELIVERY_COLUMNS = "d.id, d.event_id, ev.type as event_type, d.status, d.attempts, " +
+  "d.next_attempt_at, d.last_attempt_at, d.response_status, d.response_body, d.last_error, " +
+  "d.completed_at, d.created_at";
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+function present(row: EndpointRow, now: number): z.input<typeof WebhookSchema> {
+  return {
+    id: row.id,
+    url: row.url,
+    description: row.description,
+    events: row.events,
+    mode: row.mode,
+    status: row.status,
+    disabled_reason: row.disabled_reason,
+    disabled_at: iso(row.disabled_at),
+    failing_since: iso(row.failing_since),
+    secret_rotated_at: iso(row.secret_rotated_at),
+    // A grace period that has ended is no longer news.
+    previous_secret_expires_at: row.previous_secret_expires_at !== null &&
+        row.previous_secret_expires_at.getTime() > now
+      ? row.previous_secret_expires_at.toISOString()
+      : null,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+function presentDelivery(row: DeliveryRow): z.input<typeof DeliverySchema> {
+  return {
+    id: row.id,
+    event_id: row.event_id,
+    event_type: row.event_type,
+    status: row.status,
+    attempts: row.attempts,
+    next_attempt_at: row.status === "pending" ? row.next_attempt_at.toISOString() : null,
+    last_attempt_at: iso(row.last_attempt_at),
+    response_status: row.response_status,
+    response_body: row.response_body,
+    last_error: row.last_error,
+    completed_at: iso(row.completed_at),
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return ctx.timing.measure("db", async () => {
+    try {
+      return await asCaller(ctx.services.sql, ctx.principal.claims, fn);
+    } catch (error) {
+      // A valid token of a user deleted since it was issued.
+      if (sqlState(error) === "23503") {
+        throw new ApiError("NOT_FOUND", { message: "User not found" });
+      }
+      throw error;
+    }
+  });
+}
+
+const notFound = () => new ApiError("NOT_FOUND", { message: "Webhook endpoint not found" });
+
+function idParam(ctx: Ctx, name = "id"): string {
+  const id = ctx.params[name]?.toUpperCase() ?? "";
+  if (!ID.test(id)) {
+    throw name === "id" ? notFound() : new ApiError("NOT_FOUND", { message: "Delivery not found" });
+  }
+  return id;
+}
+
+/** The URL's 400 if delivery would refuse it for this mode. */
+function checkUrl(ctx: Ctx, url: string, mode: "live" | "test"): void {
+  const refused = refusedUrl(url, mode, {
+    allowLoopback: ctx.services.config.webhooks.allowLoopback,
+  });
+  if (refused) throw invalidField("body", "url", refused);
+}
+
+async function list(ctx: Ctx<z.output<typeof ListWebhooksQuery>>): Promise<Response> {
+  const q = ctx.query;
+  const rows = await asUser(
+    ctx,
+    (tx) =>
+      tx<EndpointRow[]>`select ${tx.unsafe(COLUMNS)}, count(*) over () as total
+      from public.webhook_endpoints
+      where ${q.mode ? tx`mode = ${q.mode}` : tx`true`}
+        and ${q.status ? tx`status = ${q.status}` : tx`true`}
+      order by created_at desc, id desc
+      limit ${q.limit} offset ${q.offset}`,
+  );
+  return respond(WebhookListSchema, {
+    data: rows.map((r) => present(r, ctx.services.now())),
+    pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
+  });
+}
+
+async function create(ctx: Ctx<unknown, z.output<typeof CreateWebhook>>): Promise<Response> {
+  const body = ctx.body;
+  checkUrl(ctx, body.url, body.mode);
+  const secret = generateSecret();
+  const row = await asUser(ctx, async (tx) => {
+    // One creation at a time per user, so concurrent requests cannot pass the bound together.
+    await tx`select pg_advisory_xact_lock(hashtextextended(${
+      "webhooks:" + ctx.principal.userId
+    }, 0))`;
+    const [count] = await tx<{ n: number }[]>`select count(*)::int as n
+      from public.webhook_endpoints`;
+    if ((count?.n ?? 0) >= MAX_WEBHOOK_ENDPOINTS) throw new ApiError("WEBHOOK_LIMIT_REACHED");
+    const [inserted] = await tx<EndpointRow[]>`insert into public.webhook_endpoints
+        (mode, url, description, events, secret)
+      values (${body.mode}, ${body.url}, ${body.description ?? null}, ${body.events}::text[],
+        ${secret})
+      returning ${tx.unsafe(COLUMNS)}`;
+    return inserted!;
+  });
+  return respond(CreatedWebhookSchema, { ...present(row, ctx.services.now()), secret }, 201);
+}
+
+async function get(ctx: Ctx): Promise<Response> {
+  const id = idParam(ctx);
+  const [row] = await asUser(
+    ctx,
+    (tx) =>
+      tx<EndpointRow[]>`select ${tx.unsafe(COLUMNS)} from public.webhook_endpoints
+      where id = ${id}`,
+  );
+  if (!row) throw notFound();
+  return respond(WebhookSchema, present(row, ctx.services.now()));
+}
+
+async function update(ctx: Ctx<unknown, z.output<typeof UpdateWebhook>>): Promise<Response> {
+  const id = idParam(ctx);
+  const body = ctx.body;
+  const changes: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;
+  const row = await asUser(ctx, async (tx) => {
+    const [current] = await tx<{ mode: "live" | "test" }[]>`select mode
+      from public.webhook_endpoints where id = ${id} for update`;
+    if (!current) throw notFound();
+    if (body.url !== undefined) checkUrl(ctx, body.url, current.mode);
+    const [updated] = await tx<EndpointRow[]>`update public.webhook_endpoints
+      set ${tx(changes)} where id = ${id} returning ${tx.unsafe(COLUMNS)}`;
+    return updated!;
+  });
+  return respond(WebhookSchema, present(row, ctx.services.now()));
+}
+
+async function remove(ctx: Ctx): Promise<Response> {
+  const id = idParam(ctx);
+  const rows = await asUser(
+    ctx,
+    (tx) => tx`delete from public.webhook_endpoints where id = ${id} returning id`,
+  );
+  if (rows.length === 0) throw notFound();
+  return new Response(null, { status: 204 });
+}
+
+async function rotate(ctx: Ctx<unknown, z.output<typeof RotateWebhookSecret>>): Promise<Response> {
+  const id = idParam(ctx);
+  const secret = generateSecret();
+  const row = await asUser(ctx, async (tx) => {
+    const [rotated] = await tx<{ found: boolean }[]>`select public.webhook_rotate_secret(
+      ${id}, ${secret}, ${ctx.body.grace_period_seconds}::int) as found`;
+    if (!rotated?.found) throw notFound();
+    const [current] = await tx<EndpointRow[]>`select ${tx.unsafe(COLUMNS)}
+      from public.webhook_endpoints where id = ${id}`;
+    return current!;
+  });
+  return respond(RotatedWebhookSchema, { ...present(row, ctx.services.now()), secret });
+}
+
+/** The delivery `deliveryId` of endpoint `id`, as the caller may see it. */
+async function deliveryOf(tx: Tx, id: string, deliveryId: string): Promise<DeliveryRow> {
+  const [row] = await tx<DeliveryRow[]>`select ${tx.unsafe(DELIVERY_COLUMNS)}
+    from public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id
+    where d.id = ${deliveryId} and d.endpoint_id = ${id}`;
+  if (!row) throw new ApiError("NOT_FOUND", { message: "Delivery not found" });
+  return row;
+}
+
+/** Why an endpoint takes no delivery now: missing (404) or disabled (409). */
+async function assertEnabled(tx: Tx, id: string): Promise<void> {
+  const [endpoint] = await tx<{ status: string }[]>`select status from public.webhook_endpoints
+    where id = ${id}`;
+  if (!endpoint) throw notFound();
+  if (endpoint.status !== "enabled") throw new ApiError("WEBHOOK_DISABLED");
+}
+
+async function test(ctx: Ctx): Promise<Response> {
+  const id = idParam(ctx);
+  const row = await asUser(ctx, async (tx) => {
+    await assertEnabled(tx, id);
+    const [sent] = await tx<{ event_id: string | null }[]>`select
+      public.webhook_send_test(${id}) as event_id`;
+    if (!sent?.event_id) throw new ApiError("WEBHOOK_DISABLED");
+    const [delivery] = await tx<{ id: string }[]>`select id from public.webhook_deliveries
+      where event_id = ${sent.event_id} and endpoint_id = ${id}`;
+    return await deliveryOf(tx, id, delivery!.id);
+  });
+  ctx.services.webhooks.kick();
+  return respond(DeliverySchema, presentDelivery(row), 202);
+}
+
+async function deliveries(ctx: Ctx<z.output<typeof ListDeliveriesQuery>>): Promise<Response> {
+  const id = idParam(ctx);
+  const q = ctx.query;
+  const rows = await asUser(ctx, async (tx) => {
+    const [endpoint] = await tx`select 1 from public.webhook_endpoints where id = ${id}`;
+    if (!endpoint) throw notFound();
+    return await tx<DeliveryRow[]>`select ${tx.unsafe(DELIVERY_COLUMNS)}, count(*) over () as total
+      from public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id
+      where d.endpoint_id = ${id} and ${q.status ? tx`d.status = ${q.status}` : tx`true`}
+      order by d.created_at desc, d.id desc
+      limit ${q.limit} offset ${q.offset}`;
+  });
+  return respond(DeliveryListSchema, {
+    data: rows.map(presentDelivery),
+    pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
+  });
+}
+
+async function retry(ctx: Ctx): Promise<Response> {
+  const id = idParam(ctx);
+  const deliveryId = idParam(ctx, "delivery_id");
+  const retryForMs = ctx.services.config.webhooks.retryForMs;
+  const row = await asUser(ctx, async (tx) => {
+    await assertEnabled(tx, id);
+    const [result] = await tx<{ before: string | null }[]>`select public.webhook_retry_delivery(
+      ${id}, ${deliveryId}, ${retryForMs}::bigint * interval '1 millisecond') as before`;
+    if (!result?.before) throw new ApiError("NOT_FOUND", { message: "Delivery not found" });
+    if (result.before === "in_flight") throw new ApiError("DELIVERY_IN_PROGRESS");
+    return await deliveryOf(tx, id, deliveryId);
+  });
+  ctx.services.webhooks.kick();
+  return respond(DeliverySchema, presentDelivery(row), 202);
+}
+
+/** The webhooks function's operations. */
+export const operations: Implementations<typeof MANIFEST["webhooks"]> = {
+  listWebhooks: list,
+  createWebhook: create,
+  getWebhook: get,
+  updateWebhook: update,
+  deleteWebhook: remove,
+  rotateWebhookSecret: rotate,
+  testWebhook: test,
+  listWebhookDeliveries: deliveries,
+  retryWebhookDelivery: retry,
+};

@@ -1,0 +1,5 @@
+import { operations } from "./handler.ts";
+import { serveFunction } from "../_shared/http/pipeline.ts";
+import { withSweep } from "./sweep.ts";
+
+Deno.serve(withSweep(serveFunction("webhooks", operations)));
