@@ -223,3 +223,26 @@ export function createRequestLineSampler(
     flush,
   };
 }
+
+/**
+ * Calls `report` at most once per `intervalMs`, telling it how many calls it skipped: an outage
+ * seen by every request must not write one warning per request.
+ */
+export function throttled(
+  report: (error: unknown, suppressed: number) => void,
+  now: () => number,
+  intervalMs = 5000,
+): (error: unknown) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (error) => {
+    const t = now();
+    if (t - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = t;
+    report(error, suppressed);
+    suppressed = 0;
+  };
+}

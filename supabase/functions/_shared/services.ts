@@ -22,6 +22,7 @@ import {
   log as startupLog,
   type Logger,
   type RequestLineSampler,
+  throttled,
 } from "./log.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
@@ -90,29 +91,6 @@ function lazySentry(options: SentryOptions, log: Logger): ErrorReporter {
   return {
     capture: (error, context) => void reporter.then((r) => r.capture(error, context)),
     flush: async (timeoutMs) => await (await reporter).flush(timeoutMs),
-  };
-}
-
-/**
- * Calls `report` at most once per `intervalMs`, telling it how many calls it skipped: an outage
- * seen by every request must not write one warning per request.
- */
-export function throttled(
-  report: (error: unknown, suppressed: number) => void,
-  now: () => number,
-  intervalMs = 5000,
-): (error: unknown) => void {
-  let last = -Infinity;
-  let suppressed = 0;
-  return (error) => {
-    const t = now();
-    if (t - last < intervalMs) {
-      suppressed++;
-      return;
-    }
-    last = t;
-    report(error, suppressed);
-    suppressed = 0;
   };
 }
 

@@ -25,8 +25,7 @@
 import type { Sql } from "../db/client.ts";
 import { withDbDeadline } from "../db/client.ts";
 import type { WebhookConfig } from "../config.ts";
-import type { Logger } from "../log.ts";
-import { throttled } from "../services.ts";
+import { type Logger, throttled } from "../log.ts";
 import { retryDelayMs } from "./backoff.ts";
 import { signedHeaders } from "./signing.ts";
 import { refusedAddress } from "./address.ts";
