@@ -107,3 +107,19 @@ export function assertError(r: ApiResponse, status: number, code: string): void 
 export function e2e(name: string, fn: () => Promise<void>): void {
   Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
 }
+
+/** Asserts a 400 VALIDATION_FAILED whose details name `path`. */
+export function assertInvalid(r: ApiResponse, path: string): void {
+  assertError(r, 400, "VALIDATION_FAILED");
+  const paths = (r.body.details as { path: string }[]).map((d) => d.path);
+  assert.ok(paths.includes(path), `details name ${path}: ${r.text}`);
+}
+
+/**
+ * Paging every list refuses, as `[query, the field its 400 names]`: the list query's `limit`
+ * (1 to 100, once) and `offset` (0 to 1,000,000), shared by all lists (`listQuery`).
+ */
+export const BAD_PAGE_QUERIES: ReadonlyArray<readonly [string, string]> = [
+  ...["0", "101", "abc", "1.5", "", "1&limit=2"].map((v) => [`?limit=${v}`, "limit"] as const),
+  ...["-1", "x", "1000001"].map((v) => [`?offset=${v}`, "offset"] as const),
+];

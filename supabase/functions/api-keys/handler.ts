@@ -30,6 +30,7 @@ import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import { readById, readPage, type Source } from "../_shared/db/read.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
 import { readUsage, usageRange } from "../_shared/usage.ts";
 import { type KeyUsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
@@ -60,11 +61,15 @@ interface KeyRow {
   created_at: Date;
   /** The key-state epoch's shard of the key (never shown). */
   epoch_shard: number;
-  total?: string;
 }
 
 const COLUMNS = "id, name, mode, start, scopes, status, tier_id, expires_at, last_used_at, " +
   "ip_allowlist, rolled_from, revoked_at, created_at, epoch_shard";
+const KEYS: Source = {
+  columns: COLUMNS,
+  from: "public.api_keys",
+  orderBy: "created_at desc, id desc",
+};
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -149,29 +154,18 @@ function expiryOf(body: z.output<typeof CreateKey>, now: number): Date | null {
 
 async function list(ctx: Ctx<z.output<typeof ListKeysQuery>>): Promise<Response> {
   const q = ctx.query;
-  const rows = await asUser(
-    ctx,
-    (tx) =>
-      tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)}, count(*) over () as total
-      from public.api_keys
-      where ${q.mode ? tx`mode = ${q.mode}` : tx`true`}
-        and ${statusFilter(tx, q.status)}
-      order by created_at desc, id desc
-      limit ${q.limit} offset ${q.offset}`,
+  const { rows, pagination } = await readPage<KeyRow>(
+    (fn) => asUser(ctx, fn),
+    KEYS,
+    q,
+    (tx) => tx`${q.mode ? tx`mode = ${q.mode}` : tx`true`} and ${statusFilter(tx, q.status)}`,
   );
   const now = ctx.services.now();
-  return respond(KeyListSchema, {
-    data: rows.map((r) => present(r, now)),
-    pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
-  });
+  return respond(KeyListSchema, { data: rows.map((r) => present(r, now)), pagination });
 }
 
 async function get(ctx: Ctx): Promise<Response> {
-  const id = keyId(ctx);
-  const [row] = await asUser(
-    ctx,
-    (tx) => tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys where id = ${id}`,
-  );
+  const row = await readById<KeyRow>((fn) => asUser(ctx, fn), KEYS, keyId(ctx));
   if (!row) throw new ApiError("NOT_FOUND", { message: "API key not found" });
   return respond(ApiKeySchema, present(row, ctx.services.now()));
 }

@@ -22,6 +22,7 @@ import {
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import { readById, readPage, type Source } from "../_shared/db/read.ts";
 import { claimsOf, type KeyPrincipal, type UserPrincipal } from "../_shared/auth/principal.ts";
 
 const VaultId = z.uuid();
@@ -35,10 +36,10 @@ interface VaultRow {
   mode: "live" | "test";
   created_at: Date;
   updated_at: Date;
-  total?: string;
 }
 
 const COLUMNS = "id, name, description, tags, status, mode, created_at, updated_at";
+const VAULTS: Source = { columns: COLUMNS, from: "public.vaults", orderBy: "created_at desc, id" };
 
 function present(row: VaultRow): z.input<typeof VaultSchema> {
   return {
@@ -69,32 +70,14 @@ function vaultId(ctx: Ctx): string {
 }
 
 async function list(ctx: Ctx<z.output<typeof ListVaultsQuery>>): Promise<Response> {
-  const q = ctx.query;
-  const rows = await asOwner(
-    ctx,
-    (tx) =>
-      tx<VaultRow[]>`select ${tx.unsafe(COLUMNS)}, count(*) over () as total
-      from public.vaults
-      where ${q.status ? tx`status = ${q.status}` : tx`true`}
-      order by created_at desc, id
-      limit ${q.limit} offset ${q.offset}`,
+  const status = ctx.query.status;
+  const { rows, pagination } = await readPage<VaultRow>(
+    (fn) => asOwner(ctx, fn),
+    VAULTS,
+    ctx.query,
+    (tx) => status ? tx`status = ${status}` : tx`true`,
   );
-  const total = rows[0]?.total !== undefined
-    ? Number(rows[0].total)
-    : await countAll(ctx, q.status);
-  return respond(VaultListSchema, {
-    data: rows.map(present),
-    pagination: { limit: q.limit, offset: q.offset, total },
-  });
-}
-
-// An offset past the end returns no rows, and with them no window count: count separately.
-function countAll(ctx: Ctx, status: string | undefined): Promise<number> {
-  return asOwner(ctx, async (tx) => {
-    const [row] = await tx<{ n: string }[]>`select count(*) as n from public.vaults
-      where ${status ? tx`status = ${status}` : tx`true`}`;
-    return Number(row?.n ?? 0);
-  });
+  return respond(VaultListSchema, { data: rows.map(present), pagination });
 }
 
 async function create(ctx: Ctx<unknown, z.output<typeof CreateVault>>): Promise<Response> {
@@ -118,11 +101,7 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateVault>>): Promise<
 }
 
 async function get(ctx: Ctx): Promise<Response> {
-  const id = vaultId(ctx);
-  const [row] = await asOwner(
-    ctx,
-    (tx) => tx<VaultRow[]>`select ${tx.unsafe(COLUMNS)} from public.vaults where id = ${id}`,
-  );
+  const row = await readById<VaultRow>((fn) => asOwner(ctx, fn), VAULTS, vaultId(ctx));
   if (!row) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
   return respond(VaultSchema, present(row));
 }

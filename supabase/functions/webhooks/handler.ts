@@ -31,6 +31,7 @@ import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import { readById, readPage, type RunAsCaller, type Source } from "../_shared/db/read.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
 import { generateSecret } from "../_shared/webhooks/signing.ts";
 import { refusedUrl } from "../_shared/webhooks/target.ts";
@@ -54,11 +55,15 @@ interface EndpointRow {
   previous_secret_expires_at: Date | null;
   created_at: Date;
   updated_at: Date;
-  total?: string;
 }
 
 const COLUMNS = "id, url, description, events, mode, status, disabled_reason, disabled_at, " +
   "failing_since, secret_rotated_at, previous_secret_expires_at, created_at, updated_at";
+const ENDPOINTS: Source = {
+  columns: COLUMNS,
+  from: "public.webhook_endpoints",
+  orderBy: "created_at desc, id desc",
+};
 
 interface DeliveryRow {
   id: string;
@@ -73,12 +78,16 @@ interface DeliveryRow {
   last_error: string | null;
   completed_at: Date | null;
   created_at: Date;
-  total?: string;
 }
 
 const DELIVERY_COLUMNS = "d.id, d.event_id, ev.type as event_type, d.status, d.attempts, " +
   "d.next_attempt_at, d.last_attempt_at, d.response_status, d.response_body, d.last_error, " +
   "d.completed_at, d.created_at";
+const DELIVERIES: Source = {
+  columns: DELIVERY_COLUMNS,
+  from: "public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id",
+  orderBy: "d.created_at desc, d.id desc",
+};
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -155,20 +164,16 @@ function checkUrl(ctx: Ctx, url: string, mode: "live" | "test"): void {
 
 async function list(ctx: Ctx<z.output<typeof ListWebhooksQuery>>): Promise<Response> {
   const q = ctx.query;
-  const rows = await asUser(
-    ctx,
+  const { rows, pagination } = await readPage<EndpointRow>(
+    (fn) => asUser(ctx, fn),
+    ENDPOINTS,
+    q,
     (tx) =>
-      tx<EndpointRow[]>`select ${tx.unsafe(COLUMNS)}, count(*) over () as total
-      from public.webhook_endpoints
-      where ${q.mode ? tx`mode = ${q.mode}` : tx`true`}
-        and ${q.status ? tx`status = ${q.status}` : tx`true`}
-      order by created_at desc, id desc
-      limit ${q.limit} offset ${q.offset}`,
+      tx`${q.mode ? tx`mode = ${q.mode}` : tx`true`}
+        and ${q.status ? tx`status = ${q.status}` : tx`true`}`,
   );
-  return respond(WebhookListSchema, {
-    data: rows.map((r) => present(r, ctx.services.now())),
-    pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
-  });
+  const now = ctx.services.now();
+  return respond(WebhookListSchema, { data: rows.map((r) => present(r, now)), pagination });
 }
 
 async function create(ctx: Ctx<unknown, z.output<typeof CreateWebhook>>): Promise<Response> {
@@ -194,13 +199,7 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateWebhook>>): Promis
 }
 
 async function get(ctx: Ctx): Promise<Response> {
-  const id = idParam(ctx);
-  const [row] = await asUser(
-    ctx,
-    (tx) =>
-      tx<EndpointRow[]>`select ${tx.unsafe(COLUMNS)} from public.webhook_endpoints
-      where id = ${id}`,
-  );
+  const row = await readById<EndpointRow>((fn) => asUser(ctx, fn), ENDPOINTS, idParam(ctx));
   if (!row) throw notFound();
   return respond(WebhookSchema, present(row, ctx.services.now()));
 }
@@ -249,7 +248,7 @@ async function rotate(ctx: Ctx<unknown, z.output<typeof RotateWebhookSecret>>): 
 /** The delivery `deliveryId` of endpoint `id`, as the caller may see it. */
 async function deliveryOf(tx: Tx, id: string, deliveryId: string): Promise<DeliveryRow> {
   const [row] = await tx<DeliveryRow[]>`select ${tx.unsafe(DELIVERY_COLUMNS)}
-    from public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id
+    from ${tx.unsafe(DELIVERIES.from)}
     where d.id = ${deliveryId} and d.endpoint_id = ${id}`;
   if (!row) throw new ApiError("NOT_FOUND", { message: "Delivery not found" });
   return row;
@@ -280,20 +279,21 @@ async function test(ctx: Ctx): Promise<Response> {
 
 async function deliveries(ctx: Ctx<z.output<typeof ListDeliveriesQuery>>): Promise<Response> {
   const id = idParam(ctx);
-  const q = ctx.query;
-  const rows = await asUser(ctx, async (tx) => {
-    const [endpoint] = await tx`select 1 from public.webhook_endpoints where id = ${id}`;
-    if (!endpoint) throw notFound();
-    return await tx<DeliveryRow[]>`select ${tx.unsafe(DELIVERY_COLUMNS)}, count(*) over () as total
-      from public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id
-      where d.endpoint_id = ${id} and ${q.status ? tx`d.status = ${q.status}` : tx`true`}
-      order by d.created_at desc, d.id desc
-      limit ${q.limit} offset ${q.offset}`;
-  });
-  return respond(DeliveryListSchema, {
-    data: rows.map(presentDelivery),
-    pagination: { limit: q.limit, offset: q.offset, total: Number(rows[0]?.total ?? 0) },
-  });
+  const status = ctx.query.status;
+  // Each statement runs where the endpoint is known to exist: otherwise the answer is its 404.
+  const asUserOfEndpoint: RunAsCaller = (fn) =>
+    asUser(ctx, async (tx) => {
+      const [endpoint] = await tx`select 1 from public.webhook_endpoints where id = ${id}`;
+      if (!endpoint) throw notFound();
+      return await fn(tx);
+    });
+  const { rows, pagination } = await readPage<DeliveryRow>(
+    asUserOfEndpoint,
+    DELIVERIES,
+    ctx.query,
+    (tx) => tx`d.endpoint_id = ${id} and ${status ? tx`d.status = ${status}` : tx`true`}`,
+  );
+  return respond(DeliveryListSchema, { data: rows.map(presentDelivery), pagination });
 }
 
 async function retry(ctx: Ctx): Promise<Response> {

@@ -35,5 +35,24 @@ export const PaginationSchema = z.object({
   total: z.int().min(0),
 }).meta({ description: "The page returned and the number of items in all" });
 
+/**
+ * The paging fields every list's query starts with: a page of `limit` items (1 to 100, 20 by
+ * default) from `offset` on. Spread into the list's own query with its filters.
+ */
+const PAGE_QUERY = {
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+};
+
+/** The query of a list operation: the paging fields, then the list's own `filters`. */
+export function listQuery<F extends z.ZodRawShape>(filters: F) {
+  return z.strictObject({ ...PAGE_QUERY, ...filters });
+}
+
+/** A page of a list: its `item`s and the {@link PaginationSchema}, described as `description`. */
+export function pageOf<T extends z.ZodType>(item: T, description: string) {
+  return z.object({ data: z.array(item), pagination: PaginationSchema }).meta({ description });
+}
+
 /** A key's or a vault's data mode: test data never mixes with live data. */
 export const ModeSchema = z.enum(["live", "test"]);

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import ipaddr from "ipaddr.js";
 import type { Scope } from "../auth/principal.ts";
-import { ModeSchema, PaginationSchema, Timestamp, Ulid } from "./common.ts";
+import { listQuery, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
 
 /** A permission of a key. */
 export const KeyScopeSchema = z.enum(["read", "write", "delete"] as const satisfies Scope[]);
@@ -72,9 +72,7 @@ export const RollKey = z.strictObject({
 });
 
 /** Query of `GET /api/keys`. */
-export const ListKeysQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+export const ListKeysQuery = listQuery({
   mode: z.enum(["live", "test"]).optional(),
   status: z.enum(["active", "revoked", "suspended", "expired"]).optional(),
 });
@@ -122,7 +120,4 @@ export const RolledKeySchema = CreatedKeySchema.extend({
 });
 
 /** `GET /api/keys` 200. */
-export const KeyListSchema = z.object({
-  data: z.array(ApiKeySchema),
-  pagination: PaginationSchema,
-}).meta({ description: "A page of the caller's API keys, newest first" });
+export const KeyListSchema = pageOf(ApiKeySchema, "A page of the caller's API keys, newest first");

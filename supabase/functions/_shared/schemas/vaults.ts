@@ -5,16 +5,12 @@
  * @module
  */
 import { z } from "zod";
-import { ModeSchema, PaginationSchema, Timestamp, Uuid } from "./common.ts";
+import { listQuery, ModeSchema, pageOf, Timestamp, Uuid } from "./common.ts";
 
 const Tag = z.string().min(1).max(64);
 
 /** Query of the list operation. */
-export const ListVaultsQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
-  status: z.enum(["active", "inactive"]).optional(),
-});
+export const ListVaultsQuery = listQuery({ status: z.enum(["active", "inactive"]).optional() });
 
 /** Body of the create operation. Names arrive encrypted by the client; stored as given. */
 export const CreateVault = z.strictObject({
@@ -46,7 +42,4 @@ export const VaultSchema = z.object({
 }).meta({ description: "An estate-planning vault" });
 
 /** A page of vaults, newest first. */
-export const VaultListSchema = z.object({
-  data: z.array(VaultSchema),
-  pagination: PaginationSchema,
-}).meta({ description: "A page of the caller's vaults, newest first" });
+export const VaultListSchema = pageOf(VaultSchema, "A page of the caller's vaults, newest first");

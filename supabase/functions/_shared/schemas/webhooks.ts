@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { ModeSchema, PaginationSchema, Timestamp, Ulid } from "./common.ts";
+import { listQuery, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
 
 /** The events an endpoint may subscribe to. */
 export const WEBHOOK_EVENT_TYPES = [
@@ -61,17 +61,13 @@ export const RotateWebhookSecret = z.strictObject({
 });
 
 /** Query of `GET /api/webhooks`. */
-export const ListWebhooksQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+export const ListWebhooksQuery = listQuery({
   mode: ModeSchema.optional(),
   status: z.enum(["enabled", "disabled"]).optional(),
 });
 
 /** Query of `GET /api/webhooks/{id}/deliveries`. */
-export const ListDeliveriesQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+export const ListDeliveriesQuery = listQuery({
   status: z.enum(["pending", "succeeded", "failed"]).optional(),
 });
 
@@ -115,10 +111,10 @@ export const RotatedWebhookSchema = WebhookSchema.extend({ secret: Secret }).met
 });
 
 /** `GET /api/webhooks` 200. */
-export const WebhookListSchema = z.object({
-  data: z.array(WebhookSchema),
-  pagination: PaginationSchema,
-}).meta({ description: "A page of the caller's webhook endpoints, newest first" });
+export const WebhookListSchema = pageOf(
+  WebhookSchema,
+  "A page of the caller's webhook endpoints, newest first",
+);
 
 /** One delivery of an event to an endpoint. */
 export const DeliverySchema = z.object({
@@ -141,7 +137,7 @@ export const DeliverySchema = z.object({
 }).meta({ description: "A delivery of an event to an endpoint, with its last attempt" });
 
 /** `GET /api/webhooks/{id}/deliveries` 200. */
-export const DeliveryListSchema = z.object({
-  data: z.array(DeliverySchema),
-  pagination: PaginationSchema,
-}).meta({ description: "A page of an endpoint's deliveries, newest first" });
+export const DeliveryListSchema = pageOf(
+  DeliverySchema,
+  "A page of an endpoint's deliveries, newest first",
+);
