@@ -41,48 +41,44 @@ import {
 // --- against the dev server under test -----------------------------------------------------------
 
 e2e("webhook delivery: a receiver answering 500 gets the event again after backoff", async () => {
-  const receiver = startReceiver((n) =>
+  await using receiver = startReceiver((n) =>
     n <= 2 ? new Response("busy", { status: 500 }) : new Response(null, { status: 200 })
   );
-  try {
-    const user = await newUser();
-    const endpoint = await createEndpoint(user, {
-      url: receiver.url,
-      events: ["vault.created"],
-      mode: "test",
-    });
-    const sent = await asUser(user, "POST", `/api/webhooks/${endpoint.id}/test`);
-    assert.equal(sent.status, 202);
-    await receiver.waitFor(1, 5_000);
-    // Between attempts the owner sees why it failed and when it is tried next.
-    const [pending] = await deliveriesWhen(
-      user,
-      endpoint.id,
-      (l) => l[0]?.attempts >= 1 && l[0]?.status === "pending" && l[0]?.response_status === 500,
-      5_000,
-    );
-    assert.equal(pending.response_body, "busy");
-    assert.equal(pending.last_error, "HTTP 500");
-    assert.ok(Date.parse(pending.next_attempt_at) > Date.parse(pending.last_attempt_at));
-    const [a, b, c] = await receiver.waitFor(3, 15_000);
-    const gaps = [b!.at - a!.at, c!.at - b!.at];
-    console.log(`retries after ${gaps.map((g) => `${(g / 1000).toFixed(2)} s`).join(", then ")}`);
-    // The retry base is 1 s: the first retry waits 0.5-1 s, the second 1-2 s (equal jitter),
-    // plus up to a sweep interval (1 s).
-    assert.ok(gaps[0]! >= 450 && gaps[0]! < 3_500, `first retry after ${gaps[0]} ms`);
-    assert.ok(gaps[1]! >= 950 && gaps[1]! < 5_000, `second retry after ${gaps[1]} ms`);
-    const ids = new Set([a, b, c].map((r) => r!.headers["webhook-id"]));
-    assert.equal(ids.size, 1, "the same webhook-id on every attempt");
-    for (const r of [a, b, c]) assert.equal(verified(endpoint.secret, r!).type, "webhook.test");
-    const done = await succeeded(user, endpoint.id);
-    assert.equal(done.attempts, 3);
-    assert.equal(done.response_status, 200);
-    assert.equal(done.last_error, null);
-    const shown = await asUser(user, "GET", `/api/webhooks/${endpoint.id}`);
-    assert.equal(shown.body.failing_since, null, "a success ends the failure streak");
-  } finally {
-    await receiver.close();
-  }
+  const user = await newUser();
+  const endpoint = await createEndpoint(user, {
+    url: receiver.url,
+    events: ["vault.created"],
+    mode: "test",
+  });
+  const sent = await asUser(user, "POST", `/api/webhooks/${endpoint.id}/test`);
+  assert.equal(sent.status, 202);
+  await receiver.waitFor(1, 5_000);
+  // Between attempts the owner sees why it failed and when it is tried next.
+  const [pending] = await deliveriesWhen(
+    user,
+    endpoint.id,
+    (l) => l[0]?.attempts >= 1 && l[0]?.status === "pending" && l[0]?.response_status === 500,
+    5_000,
+  );
+  assert.equal(pending.response_body, "busy");
+  assert.equal(pending.last_error, "HTTP 500");
+  assert.ok(Date.parse(pending.next_attempt_at) > Date.parse(pending.last_attempt_at));
+  const [a, b, c] = await receiver.waitFor(3, 15_000);
+  const gaps = [b!.at - a!.at, c!.at - b!.at];
+  console.log(`retries after ${gaps.map((g) => `${(g / 1000).toFixed(2)} s`).join(", then ")}`);
+  // The retry base is 1 s: the first retry waits 0.5-1 s, the second 1-2 s (equal jitter),
+  // plus up to a sweep interval (1 s).
+  assert.ok(gaps[0]! >= 450 && gaps[0]! < 3_500, `first retry after ${gaps[0]} ms`);
+  assert.ok(gaps[1]! >= 950 && gaps[1]! < 5_000, `second retry after ${gaps[1]} ms`);
+  const ids = new Set([a, b, c].map((r) => r!.headers["webhook-id"]));
+  assert.equal(ids.size, 1, "the same webhook-id on every attempt");
+  for (const r of [a, b, c]) assert.equal(verified(endpoint.secret, r!).type, "webhook.test");
+  const done = await succeeded(user, endpoint.id);
+  assert.equal(done.attempts, 3);
+  assert.equal(done.response_status, 200);
+  assert.equal(done.last_error, null);
+  const shown = await asUser(user, "GET", `/api/webhooks/${endpoint.id}`);
+  assert.equal(shown.body.failing_since, null, "a success ends the failure streak");
 });
 
 e2e("webhook delivery: a receiver that hangs is cut at the timeout, then tried again", async () => {

@@ -15,12 +15,13 @@ export interface Received {
 }
 
 /** A receiver on 127.0.0.1. */
-export interface Receiver {
+export interface Receiver extends AsyncDisposable {
   url: string;
   port: number;
   received: Received[];
   /** Resolves once `n` requests have arrived; rejects after `timeoutMs`. */
   waitFor(n: number, timeoutMs: number): Promise<Received[]>;
+  /** Stops the server (also what `await using` does at the end of the block). */
   close(): Promise<void>;
 }
 
@@ -74,6 +75,9 @@ export function startReceiver(
     async close() {
       controller.abort();
       await server.finished;
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
     },
   };
 }
