@@ -190,10 +190,28 @@ async function served(): Promise<Conformance> {
   return conformance;
 }
 
+/** A test of which every answer checked with `c` must be one the served document allows. */
+function conforming(name: string, fn: (c: Conformance) => Promise<void>): void {
+  e2e(name, async () => {
+    const c = await served();
+    await fn(c);
+    c.assertConforming();
+  });
+}
+
 const json = (body: unknown, headers: Record<string, string> = {}): ApiInit => ({
   headers: { "Content-Type": "application/json", ...headers },
   body: JSON.stringify(body),
 });
+
+/** A caller from a fresh address: `as` sends its credential `headers`, `sending(body)` a body too. */
+function caller(headers: Record<string, string>) {
+  const ip = uniqueIp();
+  const as: ApiInit = { ip, headers };
+  return { ip, as, sending: (body: unknown): ApiInit => ({ ip, ...json(body, headers) }) };
+}
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 e2e("the served document is valid OpenAPI 3.1 and is the one the code builds", async () => {
   const r = await api("/api/openapi.json", { ip: uniqueIp() });
@@ -392,18 +410,15 @@ e2e("the conformance check catches answers the document does not allow", async (
   }
 });
 
-e2e("health and the reference itself answer as documented", async () => {
-  const c = await served();
+conforming("health and the reference itself answer as documented", async (c) => {
   const ip = uniqueIp();
   await c.call("GET", "/api/v1/health", "/api/v1/health", { ip }, { status: 200 });
   await c.call("POST", "/api/v1/health", "/api/v1/health", { ip }, { status: 405 });
   await c.call("GET", "/api/openapi.json", "/api/openapi.json", { ip }, { status: 200 });
   await c.call("DELETE", "/api/openapi.json", "/api/openapi.json", { ip }, { status: 405 });
-  c.assertConforming();
 });
 
-e2e("GET /api/v1/test answers every documented outcome as documented", async () => {
-  const c = await served();
+conforming("GET /api/v1/test answers every documented outcome as documented", async (c) => {
   const t = "/api/v1/test";
   const ip = uniqueIp();
   const key = await newKey();
@@ -430,28 +445,23 @@ e2e("GET /api/v1/test answers every documented outcome as documented", async () 
     code: "RATE_LIMIT_EXCEEDED",
   });
   assert.ok(Number(r.headers.get("retry-after")) >= 1);
-  c.assertConforming();
 });
 
-e2e("GET /api/me answers every documented outcome as documented", async () => {
-  const c = await served();
+conforming("GET /api/me answers every documented outcome as documented", async (c) => {
   const t = "/api/me";
   const ip = uniqueIp();
+  const as = (headers: Record<string, string>): ApiInit => ({ ip, headers });
   const user = await newUser();
-  const bearer = (token: string): ApiInit => ({
-    ip,
-    headers: { Authorization: `Bearer ${token}` },
-  });
-  await c.call("GET", t, t, bearer(user.token), { status: 200 });
+  await c.call("GET", t, t, as(bearer(user.token)), { status: 200 });
   await c.call("GET", t, t, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
-  await c.call("GET", t, t, { ip, headers: { Authorization: "Bearer a b" } }, {
+  await c.call("GET", t, t, as({ Authorization: "Bearer a b" }), {
     status: 401,
     code: "INVALID_AUTH_TOKEN",
   });
-  await c.call("GET", t, t, bearer("a.b.c"), { status: 401, code: "INVALID_AUTH_TOKEN" });
+  await c.call("GET", t, t, as(bearer("a.b.c")), { status: 401, code: "INVALID_AUTH_TOKEN" });
   const expired = await newUser(-60);
-  await c.call("GET", t, t, bearer(expired.token), { status: 419, code: "TOKEN_EXPIRED" });
-  await c.call("DELETE", t, t, bearer(user.token), { status: 405 });
+  await c.call("GET", t, t, as(bearer(expired.token)), { status: 419, code: "TOKEN_EXPIRED" });
+  await c.call("DELETE", t, t, as(bearer(user.token)), { status: 405 });
 
   // Failed authentications count against the client address: 100 per hour.
   const crowded = uniqueIp();
@@ -463,114 +473,102 @@ e2e("GET /api/me answers every documented outcome as documented", async () => {
   assert.equal(last?.status, 429, "the per-IP limit was reached");
   c.check("GET", t, last!);
   assert.equal(last!.body.statusCode, 429, "bearer-token routes carry statusCode");
-  c.assertConforming();
 });
 
-e2e("vaults with a bearer token answer every documented outcome as documented", async () => {
-  const c = await served();
-  const list = "/api/vaults";
-  const item = "/api/vaults/{id}";
-  const ip = uniqueIp();
-  const user = await newUser();
-  const auth = { Authorization: `Bearer ${user.token}` };
-  const as: ApiInit = { ip, headers: auth };
-  await c.call("GET", list, list, as, { status: 200 });
-  const created = await c.call("POST", list, list, {
-    ip,
-    ...json({ name: "n", description: "d", tags: ["t"] }, auth),
-  }, { status: 201 });
-  const at = `${list}/${created.body.id}`;
-  await c.call("GET", item, at, as, { status: 200 });
-  await c.call("PATCH", item, at, { ip, ...json({ name: "m", description: null }, auth) }, {
-    status: 200,
-  });
-  await c.call("PATCH", item, at, { ip, ...json({}, auth) }, {
-    status: 400,
-    code: "VALIDATION_FAILED",
-  });
-  await c.call("DELETE", item, at, as, { status: 204 });
-  await c.call("GET", list, `${list}?status=inactive&limit=5`, as, { status: 200 });
-  await c.call("GET", item, `${list}/${UNKNOWN_UUID}`, as, { status: 404, code: "NOT_FOUND" });
-  await c.call("GET", item, `${list}/not-a-uuid`, as, { status: 404, code: "NOT_FOUND" });
-  await c.call("GET", list, `${list}?limit=0`, as, { status: 400, code: "VALIDATION_FAILED" });
-  await c.call("POST", list, list, { ip, ...json({ name: "" }, auth) }, {
-    status: 400,
-    code: "VALIDATION_FAILED",
-  });
-  await c.call("POST", list, list, {
-    ip,
-    headers: { ...auth, "Content-Type": "application/json" },
-    body: "{",
-  }, { status: 400, code: "INVALID_JSON" });
-  await c.call("POST", list, list, { ip, headers: auth, body: "name" }, {
-    status: 415,
-    code: "UNSUPPORTED_MEDIA_TYPE",
-  });
-  await c.call("POST", list, list, { ip, ...json({ name: "x".repeat(70_000) }, auth) }, {
-    status: 413,
-    code: "PAYLOAD_TOO_LARGE",
-  });
-  await c.call("PUT", list, list, as, { status: 405 });
-  await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
-  c.assertConforming();
-});
+conforming(
+  "vaults with a bearer token answer every documented outcome as documented",
+  async (c) => {
+    const list = "/api/vaults";
+    const item = "/api/vaults/{id}";
+    const auth = bearer((await newUser()).token);
+    const { ip, as, sending } = caller(auth);
+    await c.call("GET", list, list, as, { status: 200 });
+    const created = await c.call(
+      "POST",
+      list,
+      list,
+      sending({ name: "n", description: "d", tags: ["t"] }),
+      { status: 201 },
+    );
+    const at = `${list}/${created.body.id}`;
+    await c.call("GET", item, at, as, { status: 200 });
+    await c.call("PATCH", item, at, sending({ name: "m", description: null }), { status: 200 });
+    await c.call("PATCH", item, at, sending({}), { status: 400, code: "VALIDATION_FAILED" });
+    await c.call("DELETE", item, at, as, { status: 204 });
+    await c.call("GET", list, `${list}?status=inactive&limit=5`, as, { status: 200 });
+    await c.call("GET", item, `${list}/${UNKNOWN_UUID}`, as, { status: 404, code: "NOT_FOUND" });
+    await c.call("GET", item, `${list}/not-a-uuid`, as, { status: 404, code: "NOT_FOUND" });
+    await c.call("GET", list, `${list}?limit=0`, as, { status: 400, code: "VALIDATION_FAILED" });
+    await c.call("POST", list, list, sending({ name: "" }), {
+      status: 400,
+      code: "VALIDATION_FAILED",
+    });
+    await c.call("POST", list, list, {
+      ip,
+      headers: { ...auth, "Content-Type": "application/json" },
+      body: "{",
+    }, { status: 400, code: "INVALID_JSON" });
+    await c.call("POST", list, list, { ip, headers: auth, body: "name" }, {
+      status: 415,
+      code: "UNSUPPORTED_MEDIA_TYPE",
+    });
+    await c.call("POST", list, list, sending({ name: "x".repeat(70_000) }), {
+      status: 413,
+      code: "PAYLOAD_TOO_LARGE",
+    });
+    await c.call("PUT", list, list, as, { status: 405 });
+    await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
+  },
+);
 
-e2e("vaults with an API key answer every documented outcome as documented", async () => {
-  const c = await served();
+conforming("vaults with an API key answer every documented outcome as documented", async (c) => {
   const list = "/api/v1/vaults";
   const item = "/api/v1/vaults/{id}";
-  const ip = uniqueIp();
   const key = await newKey({ scopes: ["read", "write", "delete"] });
-  const reader = await newKey({ scopes: ["read"] });
-  const as: ApiInit = { ip, headers: { "X-API-Key": key.key } };
+  const { ip, as, sending } = caller({ "X-API-Key": key.key });
+  const reader = caller({ "X-API-Key": (await newKey({ scopes: ["read"] })).key });
   await c.call("GET", list, list, as, { status: 200 });
-  const created = await c.call("POST", list, list, {
-    ip,
-    ...json({ name: "n" }, { "X-API-Key": key.key }),
-  }, { status: 201 });
+  const created = await c.call("POST", list, list, sending({ name: "n" }), { status: 201 });
   const at = `${list}/${created.body.id}`;
   await c.call("GET", item, at, as, { status: 200 });
-  await c.call("PATCH", item, at, { ip, ...json({ tags: ["a"] }, { "X-API-Key": key.key }) }, {
-    status: 200,
-  });
-  await c.call("DELETE", item, at, { ip, headers: { "X-API-Key": reader.key } }, {
-    status: 403,
-    code: "INSUFFICIENT_SCOPE",
-  });
+  await c.call("PATCH", item, at, sending({ tags: ["a"] }), { status: 200 });
+  await c.call("DELETE", item, at, reader.as, { status: 403, code: "INSUFFICIENT_SCOPE" });
   await c.call("DELETE", item, at, as, { status: 204 });
-  await c.call("POST", list, list, { ip, ...json({ name: "n" }, { "X-API-Key": reader.key }) }, {
+  await c.call("POST", list, list, reader.sending({ name: "n" }), {
     status: 403,
     code: "INSUFFICIENT_SCOPE",
   });
   await c.call("GET", item, `${list}/${UNKNOWN_UUID}`, as, { status: 404, code: "NOT_FOUND" });
-  await c.call("POST", list, list, { ip, ...json({ nme: "typo" }, { "X-API-Key": key.key }) }, {
+  await c.call("POST", list, list, sending({ nme: "typo" }), {
     status: 400,
     code: "VALIDATION_FAILED",
   });
   await c.call("PUT", item, at, as, { status: 405 });
   await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_API_KEY" });
-  c.assertConforming();
 });
 
-e2e("API-key management answers every documented outcome as documented", async () => {
-  const c = await served();
+conforming("API-key management answers every documented outcome as documented", async (c) => {
   const list = "/api/keys";
-  const ip = uniqueIp();
-  const user = await newUser();
-  const auth = { Authorization: `Bearer ${user.token}` };
-  const as: ApiInit = { ip, headers: auth };
+  const auth = bearer((await newUser()).token);
+  const { ip, as, sending } = caller(auth);
   await c.call("GET", list, list, as, { status: 200 });
-  const created = await c.call("POST", list, list, {
-    ip,
-    ...json({ name: "ci", mode: "test", scopes: ["read", "write"], expires_in: "90d" }, auth),
-  }, { status: 201 });
+  const created = await c.call(
+    "POST",
+    list,
+    list,
+    sending({ name: "ci", mode: "test", scopes: ["read", "write"], expires_in: "90d" }),
+    { status: 201 },
+  );
   const id = created.body.id as string;
   await c.call("GET", "/api/keys/{id}", `${list}/${id}`, as, { status: 200 });
   await c.call("GET", list, `${list}?mode=test&status=active`, as, { status: 200 });
-  const rolled = await c.call("POST", "/api/keys/{id}/roll", `${list}/${id}/roll`, {
-    ip,
-    ...json({ grace_period_seconds: 0 }, auth),
-  }, { status: 201 });
+  const rolled = await c.call(
+    "POST",
+    "/api/keys/{id}/roll",
+    `${list}/${id}/roll`,
+    sending({ grace_period_seconds: 0 }),
+    { status: 201 },
+  );
   const next = rolled.body.id as string;
   await c.call("POST", "/api/keys/{id}/roll", `${list}/${next}/roll`, as, { status: 201 });
   await c.call("POST", "/api/keys/{id}/revoke", `${list}/${next}/revoke`, as, { status: 200 });
@@ -578,11 +576,14 @@ e2e("API-key management answers every documented outcome as documented", async (
     status: 409,
     code: "KEY_NOT_ACTIVE",
   });
-  await c.call("POST", list, list, {
-    ip,
-    ...json({ name: "fenced", mode: "live", ip_allowlist: ["10.0.0.0/8"] }, auth),
-  }, { status: 403, code: "IP_ALLOWLIST_REQUIRES_ENTERPRISE" });
-  await c.call("POST", list, list, { ip, ...json({ name: "no mode" }, auth) }, {
+  await c.call(
+    "POST",
+    list,
+    list,
+    sending({ name: "fenced", mode: "live", ip_allowlist: ["10.0.0.0/8"] }),
+    { status: 403, code: "IP_ALLOWLIST_REQUIRES_ENTERPRISE" },
+  );
+  await c.call("POST", list, list, sending({ name: "no mode" }), {
     status: 400,
     code: "VALIDATION_FAILED",
   });
@@ -601,15 +602,11 @@ e2e("API-key management answers every documented outcome as documented", async (
     status: 419,
     code: "TOKEN_EXPIRED",
   });
-  c.assertConforming();
 });
 
-e2e("usage answers every documented outcome as documented", async () => {
-  const c = await served();
-  const ip = uniqueIp();
+conforming("usage answers every documented outcome as documented", async (c) => {
   const key = await newKey();
-  const owner = await newUser(3600, key.email);
-  const as: ApiInit = { ip, headers: { Authorization: `Bearer ${owner.token}` } };
+  const { ip, as } = caller(bearer((await newUser(3600, key.email)).token));
   const item = "/api/keys/{id}/usage";
   await c.call("GET", item, `/api/keys/${key.id}/usage?granularity=hour`, as, { status: 200 });
   await c.call("GET", item, `/api/keys/${UNKNOWN_ULID}/usage`, as, {
@@ -629,17 +626,14 @@ e2e("usage answers every documented outcome as documented", async () => {
     status: 401,
     code: "MISSING_AUTH_TOKEN",
   });
-  c.assertConforming();
 });
 
 e2e("webhooks answer every documented outcome as documented", async () => {
   const c = await served();
   const list = "/api/webhooks";
   const item = "/api/webhooks/{id}";
-  const ip = uniqueIp();
-  const user = await newUser();
-  const auth = { Authorization: `Bearer ${user.token}` };
-  const as: ApiInit = { ip, headers: auth };
+  const auth = bearer((await newUser()).token);
+  const { ip, as, sending } = caller(auth);
   // A receiver that holds its first request until the test lets it go (an attempt in flight).
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
@@ -649,19 +643,17 @@ e2e("webhooks answer every documented outcome as documented", async () => {
   });
   try {
     await c.call("GET", list, list, as, { status: 200 });
-    const created = await c.call("POST", list, list, {
-      ip,
-      ...json({ url: receiver.url, events: ["vault.created"], mode: "test" }, auth),
-    }, { status: 201 });
+    const created = await c.call(
+      "POST",
+      list,
+      list,
+      sending({ url: receiver.url, events: ["vault.created"], mode: "test" }),
+      { status: 201 },
+    );
     const at = `${list}/${created.body.id}`;
     await c.call("GET", item, at, as, { status: 200 });
-    await c.call("PATCH", item, at, { ip, ...json({ description: "hooks" }, auth) }, {
-      status: 200,
-    });
-    await c.call("PATCH", item, at, { ip, ...json({}, auth) }, {
-      status: 400,
-      code: "VALIDATION_FAILED",
-    });
+    await c.call("PATCH", item, at, sending({ description: "hooks" }), { status: 200 });
+    await c.call("PATCH", item, at, sending({}), { status: 400, code: "VALIDATION_FAILED" });
     await c.call("POST", `${item}/rotate`, `${at}/rotate`, as, { status: 200 });
     const sent = await c.call("POST", `${item}/test`, `${at}/test`, as, { status: 202 });
     await receiver.waitFor(1, 5_000);
@@ -683,35 +675,34 @@ e2e("webhooks answer every documented outcome as documented", async () => {
       status: 404,
       code: "NOT_FOUND",
     });
-    await c.call("PATCH", item, at, { ip, ...json({ status: "disabled" }, auth) }, {
-      status: 200,
-    });
+    await c.call("PATCH", item, at, sending({ status: "disabled" }), { status: 200 });
     await c.call("POST", `${item}/test`, `${at}/test`, as, {
       status: 409,
       code: "WEBHOOK_DISABLED",
     });
     await c.call("GET", item, `${list}/${UNKNOWN_ULID}`, as, { status: 404, code: "NOT_FOUND" });
-    await c.call("POST", list, list, { ip, ...json({ url: "http://x.example.com/" }, auth) }, {
+    await c.call("POST", list, list, sending({ url: "http://x.example.com/" }), {
       status: 400,
       code: "VALIDATION_FAILED",
     });
     await c.call("DELETE", item, at, as, { status: 204 });
     await c.call("PUT", item, at, as, { status: 405 });
     await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
-    const full = await newUser();
-    const fullAuth = { Authorization: `Bearer ${full.token}` };
+    const full = caller(bearer((await newUser()).token));
     for (let i = 0; i < MAX_WEBHOOK_ENDPOINTS; i++) {
       const r = await api(list, {
-        ip,
+        ...full.sending({ url: `https://h${i}.example.com/`, events: ["vault.created"] }),
         method: "POST",
-        ...json({ url: `https://h${i}.example.com/`, events: ["vault.created"] }, fullAuth),
       });
       assert.equal(r.status, 201, r.text);
     }
-    await c.call("POST", list, list, {
-      ip,
-      ...json({ url: "https://over.example.com/", events: ["vault.created"] }, fullAuth),
-    }, { status: 409, code: "WEBHOOK_LIMIT_REACHED" });
+    await c.call(
+      "POST",
+      list,
+      list,
+      full.sending({ url: "https://over.example.com/", events: ["vault.created"] }),
+      { status: 409, code: "WEBHOOK_LIMIT_REACHED" },
+    );
     c.assertConforming();
   } finally {
     release();
