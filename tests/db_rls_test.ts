@@ -12,6 +12,7 @@ import {
   asRole,
   assertSqlState,
   asUser,
+  type Claims,
   connectTestDb,
   createTestUser,
   type TestUser,
@@ -47,6 +48,9 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         values (${crypto.randomUUID()}, ${user.id}, 'GET', '/v1/vaults', 200, 1.5)`;
     }
     const ids = <T extends { id: string }>(rows: readonly T[]) => rows.map((r) => r.id);
+    /** Asserts that `fn`, run as the user of `claims`, is refused for want of privilege. */
+    const denied = (claims: Claims, fn: (tx: postgres.TransactionSql) => Promise<unknown>) =>
+      assertSqlState(asUser(sql, claims, fn), DENIED);
 
     await t.step("api_keys: a user sees only their own keys", async () => {
       const rows = await asUser(
@@ -72,10 +76,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
           returning id`,
       );
       assert.equal(updated.length, 0);
-      await assertSqlState(
-        asUser(sql, a.claims, (tx) => tx`delete from public.api_keys where id = ${keyB.id}`),
-        DENIED,
-      );
+      await denied(a.claims, (tx) => tx`delete from public.api_keys where id = ${keyB.id}`);
       const [row] = await sql`select name, status from public.api_keys where id = ${keyB.id}`;
       assert.deepEqual({ ...row }, { name: "live key", status: "active" });
     });
@@ -89,7 +90,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
           (tx: Q) => tx`select id from public.api_keys where key_hash = ${hash}`,
         ]
       ) {
-        await assertSqlState(asUser(sql, a.claims, query), DENIED);
+        await denied(a.claims, query);
       }
     });
 
@@ -100,7 +101,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         const call = (tx: Q) =>
           tx<{ id: string; tier_name: string; requests_per_minute: number }[]>`
           select * from public.verify_api_key(${hash})`;
-        await assertSqlState(asUser(sql, a.claims, call), DENIED);
+        await denied(a.claims, call);
         await assertSqlState(asAnon(sql, call), DENIED);
         for (
           const rows of [
@@ -175,7 +176,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
             values (${a.id}, 'k', 'live', 'sk_live_abcd', ${randomHash()}, 'active')`,
         ];
         for (const attempt of attempts) {
-          await assertSqlState(asUser(sql, a.claims, attempt), DENIED);
+          await denied(a.claims, attempt);
         }
       },
     );
@@ -251,17 +252,10 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx`update public.vaults set name = 'taken' where id = ${vaultB} returning id`,
       );
       assert.equal(updated.length, 0);
-      await assertSqlState(
-        asUser(sql, a.claims, (tx) => tx`delete from public.vaults where id = ${vaultB}`),
-        DENIED,
-      );
-      await assertSqlState(
-        asUser(
-          sql,
-          a.claims,
-          (tx) => tx`insert into public.vaults (user_id, name) values (${b.id}, 'planted')`,
-        ),
-        DENIED,
+      await denied(a.claims, (tx) => tx`delete from public.vaults where id = ${vaultB}`);
+      await denied(
+        a.claims,
+        (tx) => tx`insert into public.vaults (user_id, name) values (${b.id}, 'planted')`,
       );
     });
 
@@ -289,10 +283,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx`update public.vaults set name = 'x' where id = ${inLive?.id ?? ""} returning id`,
       );
       assert.equal(crossUpdate.length, 0);
-      await assertSqlState(
-        asUser(sql, test, (tx) => tx`insert into public.vaults (name, mode) values ('v', 'live')`),
-        DENIED,
-      );
+      await denied(test, (tx) => tx`insert into public.vaults (name, mode) values ('v', 'live')`);
     });
 
     await t.step("accounts: only one's own, read-only", async () => {
@@ -302,14 +293,10 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx<{ user_id: string }[]>`select user_id from public.accounts`,
       );
       assert.deepEqual(rows.map((r) => r.user_id), [a.id]);
-      await assertSqlState(
-        asUser(
-          sql,
-          a.claims,
-          (tx) =>
-            tx`update public.accounts set tier_id = '01JBG7XKQM9F3Y8W2Z5N4P1R6C' where user_id = ${a.id}`,
-        ),
-        DENIED,
+      await denied(
+        a.claims,
+        (tx) =>
+          tx`update public.accounts set tier_id = '01JBG7XKQM9F3Y8W2Z5N4P1R6C' where user_id = ${a.id}`,
       );
     });
 
@@ -322,15 +309,11 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
       assert.ok(
         rows.length >= 1 && rows.every((r) => r.user_id === a.id),
       );
-      await assertSqlState(
-        asUser(
-          sql,
-          a.claims,
-          (tx) =>
-            tx`insert into public.api_request_log (request_id, user_id, method, path, status, latency_ms)
+      await denied(
+        a.claims,
+        (tx) =>
+          tx`insert into public.api_request_log (request_id, user_id, method, path, status, latency_ms)
             values (${crypto.randomUUID()}, ${a.id}, 'GET', '/', 200, 1)`,
-        ),
-        DENIED,
       );
     });
 
@@ -346,10 +329,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         );
         assert.equal(rows.length, 0, table);
       }
-      await assertSqlState(
-        asUser(sql, a.claims, (tx) => tx`select id from auth.users`),
-        DENIED,
-      );
+      await denied(a.claims, (tx) => tx`select id from auth.users`);
     });
 
     // Default privileges would give the API roles the log's identity sequence; setval() from a

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { type AuditRecord, createAuditSink, FULL_REFUSALS_PER_MINUTE } from "./audit.ts";
+import {
+  type AuditOptions,
+  type AuditRecord,
+  createAuditSink,
+  FULL_REFUSALS_PER_MINUTE,
+} from "./audit.ts";
 import { createLogger } from "./log.ts";
 import type { Sql } from "./db/client.ts";
 
@@ -78,13 +83,27 @@ const record = (i: number): AuditRecord => ({
 
 const quiet = createLogger({}, "error");
 
+/**
+ * A sink writing to `db` (a {@link fakeSql}) with `options`, and the background work it
+ * registered, which a test awaits as the runtime would.
+ */
+function sinkOf(db: ReturnType<typeof fakeSql>, options: Partial<AuditOptions> = {}) {
+  const background: Array<Promise<unknown>> = [];
+  const sink = createAuditSink({
+    sql: db.sql,
+    log: quiet,
+    background: (p) => background.push(p),
+    ...options,
+  });
+  return { sink, background, settled: () => Promise.all(background) };
+}
+
 Deno.test("createAuditSink() writes at once, registering the write as background work", async () => {
   const db = fakeSql();
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const { sink, background, settled } = sinkOf(db);
   sink.record(record(1));
   assert.equal(background.length, 1, "registered when the first record arrived");
-  await Promise.all(background);
+  await settled();
   assert.equal(db.batches.length, 1);
   assert.equal(db.batches[0]!.length, 1);
   assert.equal(sink.pending, 0);
@@ -92,63 +111,43 @@ Deno.test("createAuditSink() writes at once, registering the write as background
 
 Deno.test("createAuditSink() gathers the rows of the next moments into one write", async () => {
   const db = fakeSql();
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({
-    sql: db.sql,
-    log: quiet,
-    background: (p) => background.push(p),
-    gatherMs: 500,
-  });
+  const { sink, background, settled } = sinkOf(db, { gatherMs: 500 });
   sink.record(record(0));
   for (let i = 1; i < 5; i++) {
     await new Promise((r) => setTimeout(r, 1));
     sink.record(record(i));
   }
   assert.equal(background.length, 1);
-  await Promise.all(background);
+  await settled();
   assert.deepEqual(db.batches.map((b) => b.length), [5], "one write for all five");
 });
 
 Deno.test("createAuditSink() writes a full batch without waiting", async () => {
   const db = fakeSql();
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({
-    sql: db.sql,
-    log: quiet,
-    background: (p) => background.push(p),
-    batchSize: 10,
-    gatherMs: 60_000,
-  });
+  const { sink, settled } = sinkOf(db, { batchSize: 10, gatherMs: 60_000 });
   for (let i = 0; i < 10; i++) sink.record(record(i));
   const started = performance.now();
-  await Promise.all(background);
+  await settled();
   assert.ok(performance.now() - started < 1000, "no gathering wait for a full batch");
   assert.deepEqual(db.batches.map((b) => b.length), [10]);
 });
 
 Deno.test("createAuditSink() joins records that arrive during a write into the next batch", async () => {
   const db = fakeSql({ delayMs: 20 });
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({
-    sql: db.sql,
-    log: quiet,
-    background: (p) => background.push(p),
-    gatherMs: 0,
-  });
+  const { sink, background, settled } = sinkOf(db, { gatherMs: 0 });
   sink.record(record(0));
   await new Promise((r) => setTimeout(r, 5));
   for (let i = 1; i <= 50; i++) sink.record(record(i));
   assert.equal(background.length, 1, "one flush carries them all");
-  await Promise.all(background);
+  await settled();
   assert.deepEqual(db.batches.map((b) => b.length), [1, 50]);
 });
 
 Deno.test("createAuditSink() retries a failed write with backoff and loses nothing", async () => {
   const db = fakeSql({ failures: 2 });
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const { sink, settled } = sinkOf(db);
   const ids = [record(1), record(2)].map((r) => (sink.record(r), r.requestId));
-  await Promise.all(background);
+  await settled();
   assert.equal(db.transactions(), 3, "two failures, then the write");
   assert.deepEqual(db.batches.flat().map((r) => r.request_id), ids);
 });
@@ -157,26 +156,19 @@ Deno.test("createAuditSink() gives a failing batch up after its retry window, wi
   const db = fakeSql({ failures: 1_000 });
   const lines: string[] = [];
   const log = { ...quiet, error: (msg: string) => void lines.push(msg), warn: () => {} };
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({
-    sql: db.sql,
-    log: log as typeof quiet,
-    background: (p) => background.push(p),
-    retryForMs: 250,
-  });
+  const { sink, settled } = sinkOf(db, { log: log as typeof quiet, retryForMs: 250 });
   sink.record(record(1));
-  await Promise.all(background);
+  await settled();
   assert.deepEqual(lines, ["request log rows dropped after retries"]);
   assert.equal(sink.pending, 0);
 });
 
 Deno.test("createAuditSink() keeps no credential a client put in its User-Agent", async () => {
   const db = fakeSql();
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const { sink, settled } = sinkOf(db);
   const key = `sk_live_${"A".repeat(48)}`;
   sink.record({ ...record(1), userAgent: `curl ${key}` });
-  await Promise.all(background);
+  await settled();
   assert.equal(db.batches[0]![0]!.user_agent, "curl sk_live_[redacted]");
 });
 
@@ -193,12 +185,11 @@ const refusal = (ip: string, code = "INVALID_API_KEY", status = 401): AuditRecor
 
 Deno.test("createAuditSink() keeps the first refusals of a subject in full and counts the rest", async () => {
   const db = fakeSql();
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({ sql: db.sql, log: quiet, background: (p) => background.push(p) });
+  const { sink, settled } = sinkOf(db);
   for (let i = 0; i < 25; i++) sink.record(refusal("203.0.113.9"));
   for (let i = 0; i < 12; i++) sink.record(refusal("203.0.113.9", "RATE_LIMIT_EXCEEDED", 429));
   for (let i = 0; i < 3; i++) sink.record(refusal("198.51.100.1"));
-  await Promise.all(background);
+  await settled();
   const rows = db.batches.flat();
   const counters = db.counted.flat();
   assert.equal(rows.length, FULL_REFUSALS_PER_MINUTE * 2 + 3);
@@ -215,15 +206,9 @@ Deno.test("createAuditSink() keeps the first refusals of a subject in full and c
 
 Deno.test("createAuditSink() sends a batch whose answer was lost again with the same id", async () => {
   const db = fakeSql({ lostAnswers: 1 });
-  const background: Array<Promise<unknown>> = [];
-  const sink = createAuditSink({
-    sql: db.sql,
-    log: createLogger({}, "error"),
-    background: (p) => background.push(p),
-    gatherMs: 0,
-  });
+  const { sink, settled } = sinkOf(db, { gatherMs: 0 });
   sink.record(record(1));
-  await Promise.all(background);
+  await settled();
   assert.equal(db.transactions(), 2);
   assert.equal(db.ids.length, 2);
   assert.equal(db.ids[0], db.ids[1], "the database sees the same batch id and skips it");
