@@ -62,29 +62,17 @@ export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S
   return result.data;
 }
 
-/** Reads and validates a JSON body of at most {@link MAX_BODY_BYTES}. */
+/**
+ * Reads and validates a JSON body of at most `maxBytes` ({@link MAX_BODY_BYTES} by default). An
+ * `optional` body may be absent, and is then validated as `{}`.
+ */
 export async function readJson<S extends z.ZodType>(
   req: Request,
   schema: S,
-  maxBytes = MAX_BODY_BYTES,
-): Promise<z.output<S>> {
-  return await parseBody(req, schema, maxBytes, false);
-}
-
-/** Like {@link readJson}, but an absent body is validated as `{}`. */
-export async function readOptionalJson<S extends z.ZodType>(
-  req: Request,
-  schema: S,
-  maxBytes = MAX_BODY_BYTES,
-): Promise<z.output<S>> {
-  return await parseBody(req, schema, maxBytes, true);
-}
-
-async function parseBody<S extends z.ZodType>(
-  req: Request,
-  schema: S,
-  maxBytes: number,
-  optional: boolean,
+  { maxBytes = MAX_BODY_BYTES, optional = false }: {
+    maxBytes?: number | undefined;
+    optional?: boolean;
+  } = {},
 ): Promise<z.output<S>> {
   if (optional && (req.body === null || req.headers.get("content-length") === "0")) {
     const result = schema.safeParse({});

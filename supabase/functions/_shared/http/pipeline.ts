@@ -15,7 +15,7 @@ import type { Principal } from "../auth/principal.ts";
 import type { ErrorCode } from "./errors.ts";
 import { ApiError } from "./errors.ts";
 import { codeOf, errorResponse, exceptionResponse, limitedResponse } from "./failure.ts";
-import { parseQuery, readJson, readOptionalJson } from "./input.ts";
+import { parseQuery, readJson } from "./input.ts";
 import { ALLOWED_HEADERS, corsHeaders, rateLimitHeaders, Timing } from "./respond.ts";
 import { type CompiledRoute, compileRoutes, functionPath, matchRoute } from "./router.ts";
 import type {
@@ -206,9 +206,7 @@ async function route(
 }
 
 function readBody(req: Request, body: NonNullable<OperationSpec["body"]>): Promise<unknown> {
-  return body.required
-    ? readJson(req, body.schema, body.maxBytes)
-    : readOptionalJson(req, body.schema, body.maxBytes);
+  return readJson(req, body.schema, { maxBytes: body.maxBytes, optional: !body.required });
 }
 
 function limited(

@@ -10,13 +10,10 @@
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import type { Sql } from "../db/client.ts";
 import { withDbDeadline } from "../db/client.ts";
-import type { WebhookConfig } from "../config.ts";
-import type { Logger } from "../log.ts";
 import type { KeyPrincipal } from "../auth/principal.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
-import { createDispatcher, type Dispatcher, type Send } from "./dispatcher.ts";
+import { createDispatcher, type Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
 
 /** Webhook work an isolate does. */
 export interface Webhooks {
@@ -27,16 +24,10 @@ export interface Webhooks {
   readonly dispatcher: Dispatcher;
 }
 
-/** Options of {@link createWebhooks}. */
-export interface WebhooksOptions {
-  sql: Sql;
+/** Options of {@link createWebhooks}: its dispatcher's, and the Redis of the rate-limit events. */
+export interface WebhooksOptions extends Omit<DispatcherOptions, "random"> {
   redis: Redis;
   redisPrefix: string;
-  config: WebhookConfig;
-  log: Logger;
-  now: () => number;
-  background: (work: Promise<unknown>) => void;
-  send?: Send;
 }
 
 /** Most windows an isolate remembers having raised; older ones are forgotten first. */
