@@ -50,6 +50,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A random address of 198.51.100.0/24 (TEST-NET-2), outside every allowlist used here. */
 const outsideIp = () => `198.51.100.${1 + Math.floor(Math.random() * 254)}`;
 
+/** A new user, and their requests to `/api/keys…` from a fresh client address. */
+async function newKeysApi() {
+  const ip = uniqueIp();
+  const user = await newUser();
+  return { ip, user, keys: keysApi(user, ip) };
+}
+
 /** A signed-in user's requests to `/api/keys…`, from one client address. */
 function keysApi(user: TestUser, ip: string) {
   const headers = { Authorization: `Bearer ${user.token}` };
@@ -93,9 +100,7 @@ function assertNear(iso: unknown, expected: number, toleranceMs: number, what: s
 // --- create -------------------------------------------------------------------------------------
 
 e2e("create: 201 with every expiry form; the key once, metadata, deduplicated scopes", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { ip, keys } = await newKeysApi();
 
   const started = Date.now();
   const forms: Array<[Record<string, unknown>, number | null]> = [
@@ -175,9 +180,7 @@ e2e("create: 201 with every expiry form; the key once, metadata, deduplicated sc
 // --- validation -----------------------------------------------------------------------------------
 
 e2e("create: invalid bodies are 400/413/415 naming the field, never a 500", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { keys } = await newKeysApi();
   const valid = { name: "v", mode: "test" };
 
   const cases: Array<[unknown, string]> = [
@@ -282,9 +285,7 @@ e2e("create: a NUL character in a string is 400 naming the field, not a 500", as
 // --- list and get -------------------------------------------------------------------------------
 
 e2e("list: newest first, limit/offset with total, filters by mode and status", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { keys } = await newKeysApi();
   const ids: string[] = [];
   for (const mode of ["live", "test", "live", "test", "live"]) {
     ids.push((await created(keys, { name: `k${ids.length}`, mode })).id);
@@ -370,9 +371,7 @@ e2e("ids: malformed or unknown → 404; another user's key → 404 and it keeps 
 e2e(
   "revoke: the very next request is refused, even after cached successes; twice is 200",
   async () => {
-    const ip = uniqueIp();
-    const user = await newUser();
-    const keys = keysApi(user, ip);
+    const { ip, keys } = await newKeysApi();
     const key = await created(keys, { name: "to revoke", scopes: ["read", "write"] });
 
     // Several successes, the later ones served from the isolate's key cache.
@@ -415,9 +414,7 @@ e2e(
 );
 
 e2e("a user cannot hold more than 100 active keys (409 KEY_LIMIT_REACHED)", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { user, keys } = await newKeysApi();
   // 99 keys made directly (cheap), the 100th over HTTP.
   await db()`insert into public.api_keys (user_id, name, mode, start, key_hash, tier_id)
     select ${user.userId}, 'bulk', 'test', 'sk_test_bulk', extensions.gen_random_bytes(32),
@@ -482,9 +479,7 @@ e2e("roll (default grace 24 h): a new key with the same settings; both keys work
 });
 
 e2e("roll with grace 0: the old key is expired at once, the new one works", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { ip, keys } = await newKeysApi();
   const old = await created(keys, { name: "zero", scopes: ["read", "write"] });
   for (let i = 0; i < 3; i++) assert.equal((await useKey(old.key, ip)).status, 200);
 
@@ -503,9 +498,7 @@ e2e("roll with grace 0: the old key is expired at once, the new one works", asyn
 
 // The status filter works on the status shown: an active key past its expires_at is `expired`.
 e2e("list: the status filter agrees with the status shown (lapsed keys are expired)", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { keys } = await newKeysApi();
   const old = await created(keys, { name: "lapsing" });
   const r = await keys.roll(old.id, { grace_period_seconds: 0 });
   assert.equal(r.status, 201, r.text);
@@ -519,9 +512,7 @@ e2e("list: the status filter agrees with the status shown (lapsed keys are expir
 // A rolled key keeps its own tier, also one an operator set with `key tier` (migration
 // 20261123120000_roll_keeps_tier).
 e2e("roll keeps the key's own tier (set by an operator with key tier)", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { ip, keys } = await newKeysApi();
   const old = await created(keys, { name: "special deal" });
   await setKeyTier(db(), old.id, "professional");
   const r = await keys.roll(old.id, { grace_period_seconds: 60 });
@@ -533,9 +524,7 @@ e2e("roll keeps the key's own tier (set by an operator with key tier)", async ()
 });
 
 e2e("roll with grace 2 s: the old key works, then fails as expired after ~2.5 s", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { ip, keys } = await newKeysApi();
   const old = await created(keys, { name: "two seconds" });
   assert.equal((await useKey(old.key, ip)).status, 200);
 
@@ -555,9 +544,7 @@ e2e("roll with grace 2 s: the old key works, then fails as expired after ~2.5 s"
 e2e(
   "roll: grace_period_seconds is validated (0 … 30 days, whole seconds, nothing else)",
   async () => {
-    const ip = uniqueIp();
-    const user = await newUser();
-    const keys = keysApi(user, ip);
+    const { keys } = await newKeysApi();
     const key = await created(keys, { name: "validated" });
     for (
       const [body, path] of [
@@ -665,9 +652,7 @@ e2e("key tier: the next request carries the new tier's limits (body and headers)
 });
 
 e2e("user tier: an upgrade applies to the user's existing keys on their next request", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { ip, user, keys } = await newKeysApi();
   const live = await created(keys, { name: "live", mode: "live" });
   const gone = await created(keys, { name: "gone", mode: "live" });
   assert.equal((await keys.revoke(gone.id)).status, 200);
@@ -741,9 +726,7 @@ e2e(
 );
 
 e2e("IP allowlist on a non-Enterprise account: 403 IP_ALLOWLIST_REQUIRES_ENTERPRISE", async () => {
-  const ip = uniqueIp();
-  const user = await newUser();
-  const keys = keysApi(user, ip);
+  const { user, keys } = await newKeysApi();
   const r = await keys.create({ name: "x", mode: "live", ip_allowlist: ["203.0.113.0/24"] });
   assertError(r, 403, "IP_ALLOWLIST_REQUIRES_ENTERPRISE");
   assert.equal(r.body.message, "IP allowlists are available on the Enterprise tier only");

@@ -48,9 +48,12 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         values (${crypto.randomUUID()}, ${user.id}, 'GET', '/v1/vaults', 200, 1.5)`;
     }
     const ids = <T extends { id: string }>(rows: readonly T[]) => rows.map((r) => r.id);
-    /** Asserts that `fn`, run as the user of `claims`, is refused for want of privilege. */
-    const denied = (claims: Claims, fn: (tx: postgres.TransactionSql) => Promise<unknown>) =>
-      assertSqlState(asUser(sql, claims, fn), DENIED);
+    /** Asserts that `fn`, run as the user of `claims`, fails with `code` (no privilege). */
+    const refused = (
+      claims: Claims,
+      fn: (tx: postgres.TransactionSql) => Promise<unknown>,
+      code = DENIED,
+    ) => assertSqlState(asUser(sql, claims, fn), code);
 
     await t.step("api_keys: a user sees only their own keys", async () => {
       const rows = await asUser(
@@ -76,7 +79,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
           returning id`,
       );
       assert.equal(updated.length, 0);
-      await denied(a.claims, (tx) => tx`delete from public.api_keys where id = ${keyB.id}`);
+      await refused(a.claims, (tx) => tx`delete from public.api_keys where id = ${keyB.id}`);
       const [row] = await sql`select name, status from public.api_keys where id = ${keyB.id}`;
       assert.deepEqual({ ...row }, { name: "live key", status: "active" });
     });
@@ -90,7 +93,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
           (tx: Q) => tx`select id from public.api_keys where key_hash = ${hash}`,
         ]
       ) {
-        await denied(a.claims, query);
+        await refused(a.claims, query);
       }
     });
 
@@ -101,7 +104,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         const call = (tx: Q) =>
           tx<{ id: string; tier_name: string; requests_per_minute: number }[]>`
           select * from public.verify_api_key(${hash})`;
-        await denied(a.claims, call);
+        await refused(a.claims, call);
         await assertSqlState(asAnon(sql, call), DENIED);
         for (
           const rows of [
@@ -119,12 +122,9 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
 
     await t.step("guard: a user may revoke a key but never reactivate it (TV409)", async () => {
       const key = await newKey(a);
-      await assertSqlState(
-        asUser(
-          sql,
-          a.claims,
-          (tx) => tx`update public.api_keys set status = 'suspended' where id = ${key.id}`,
-        ),
+      await refused(
+        a.claims,
+        (tx) => tx`update public.api_keys set status = 'suspended' where id = ${key.id}`,
         "TV409",
       );
       const [revoked] = await asUser(
@@ -137,23 +137,17 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
       assert.equal(revoked?.status, "revoked");
       assert.ok(revoked?.revoked_at instanceof Date);
       for (const status of ["active", "suspended"]) {
-        await assertSqlState(
-          asUser(
-            sql,
-            a.claims,
-            (tx) => tx`update public.api_keys set status = ${status} where id = ${key.id}`,
-          ),
+        await refused(
+          a.claims,
+          (tx) => tx`update public.api_keys set status = ${status} where id = ${key.id}`,
           "TV409",
         );
       }
       const suspended = await newKey(a);
       await setKeyStatus(sql, suspended.id, "suspended");
-      await assertSqlState(
-        asUser(
-          sql,
-          a.claims,
-          (tx) => tx`update public.api_keys set status = 'active' where id = ${suspended.id}`,
-        ),
+      await refused(
+        a.claims,
+        (tx) => tx`update public.api_keys set status = 'active' where id = ${suspended.id}`,
         "TV409",
       );
     });
@@ -176,7 +170,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
             values (${a.id}, 'k', 'live', 'sk_live_abcd', ${randomHash()}, 'active')`,
         ];
         for (const attempt of attempts) {
-          await denied(a.claims, attempt);
+          await refused(a.claims, attempt);
         }
       },
     );
@@ -223,14 +217,11 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
     // The insert grant includes rolled_from and its foreign key is checked without RLS, so the
     // guard trigger checks that the rolled key is one of the user's own.
     await t.step("guard: rolled_from must be one of the user's own keys (TV404)", async () => {
-      await assertSqlState(
-        asUser(
-          sql,
-          a.claims,
-          (tx) =>
-            tx`insert into public.api_keys (user_id, name, mode, start, key_hash, rolled_from)
+      await refused(
+        a.claims,
+        (tx) =>
+          tx`insert into public.api_keys (user_id, name, mode, start, key_hash, rolled_from)
             values (${a.id}, 'k', 'live', 'sk_live_abcd', ${randomHash()}, ${keyB.id})`,
-        ),
         "TV404",
       );
       const [own] = await asUser(sql, a.claims, (tx) =>
@@ -252,8 +243,8 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx`update public.vaults set name = 'taken' where id = ${vaultB} returning id`,
       );
       assert.equal(updated.length, 0);
-      await denied(a.claims, (tx) => tx`delete from public.vaults where id = ${vaultB}`);
-      await denied(
+      await refused(a.claims, (tx) => tx`delete from public.vaults where id = ${vaultB}`);
+      await refused(
         a.claims,
         (tx) => tx`insert into public.vaults (user_id, name) values (${b.id}, 'planted')`,
       );
@@ -283,7 +274,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx`update public.vaults set name = 'x' where id = ${inLive?.id ?? ""} returning id`,
       );
       assert.equal(crossUpdate.length, 0);
-      await denied(test, (tx) => tx`insert into public.vaults (name, mode) values ('v', 'live')`);
+      await refused(test, (tx) => tx`insert into public.vaults (name, mode) values ('v', 'live')`);
     });
 
     await t.step("accounts: only one's own, read-only", async () => {
@@ -293,7 +284,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx<{ user_id: string }[]>`select user_id from public.accounts`,
       );
       assert.deepEqual(rows.map((r) => r.user_id), [a.id]);
-      await denied(
+      await refused(
         a.claims,
         (tx) =>
           tx`update public.accounts set tier_id = '01JBG7XKQM9F3Y8W2Z5N4P1R6C' where user_id = ${a.id}`,
@@ -309,7 +300,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
       assert.ok(
         rows.length >= 1 && rows.every((r) => r.user_id === a.id),
       );
-      await denied(
+      await refused(
         a.claims,
         (tx) =>
           tx`insert into public.api_request_log (request_id, user_id, method, path, status, latency_ms)
@@ -329,7 +320,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         );
         assert.equal(rows.length, 0, table);
       }
-      await denied(a.claims, (tx) => tx`select id from auth.users`);
+      await refused(a.claims, (tx) => tx`select id from auth.users`);
     });
 
     // Default privileges would give the API roles the log's identity sequence; setval() from a

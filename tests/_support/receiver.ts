@@ -4,6 +4,10 @@
  *
  * @module
  */
+import {
+  type LoopbackServer,
+  serveLoopback,
+} from "../../supabase/functions/_shared/testing/loopback.ts";
 
 /** One request a receiver got. */
 export interface Received {
@@ -15,14 +19,10 @@ export interface Received {
 }
 
 /** A receiver on 127.0.0.1. */
-export interface Receiver extends AsyncDisposable {
-  url: string;
-  port: number;
+export interface Receiver extends LoopbackServer {
   received: Received[];
   /** Resolves once `n` requests have arrived; rejects after `timeoutMs`. */
   waitFor(n: number, timeoutMs: number): Promise<Received[]>;
-  /** Stops the server (also what `await using` does at the end of the block). */
-  close(): Promise<void>;
 }
 
 /** How a receiver answers its n-th request (1-based). */
@@ -34,13 +34,7 @@ export function startReceiver(
 ): Receiver {
   const received: Received[] = [];
   const waiters: Array<() => void> = [];
-  const controller = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: controller.signal,
-    onListen: () => {},
-  }, async (req) => {
+  const server = serveLoopback(async (req) => {
     const request: Received = {
       headers: Object.fromEntries(req.headers),
       body: await req.text(),
@@ -51,10 +45,8 @@ export function startReceiver(
     for (const wake of waiters.splice(0)) wake();
     return await answer(received.length, request);
   });
-  const port = server.addr.port;
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    ...server,
     received,
     async waitFor(n, timeoutMs) {
       const deadline = performance.now() + timeoutMs;
@@ -71,13 +63,6 @@ export function startReceiver(
         });
       }
       return received;
-    },
-    async close() {
-      controller.abort();
-      await server.finished;
-    },
-    [Symbol.asyncDispose]() {
-      return this.close();
     },
   };
 }

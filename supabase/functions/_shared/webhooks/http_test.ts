@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { DeliveryError, MAX_RESPONSE_BYTES, postWebhook, type WebhookRequest } from "./http.ts";
+import { serveLoopback } from "../testing/loopback.ts";
 
 /** A server on loopback for one test; `handler` answers, every request is recorded. */
 function serve(
@@ -7,14 +8,7 @@ function serve(
   tls?: { cert: string; key: string },
 ) {
   const requests: Array<{ method: string; url: string; headers: Headers; body: string }> = [];
-  const controller = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: controller.signal,
-    onListen: () => {},
-    ...(tls ?? {}),
-  }, async (req) => {
+  const server = serveLoopback(async (req) => {
     requests.push({
       method: req.method,
       url: req.url,
@@ -22,12 +16,8 @@ function serve(
       body: await req.text(),
     });
     return await handler(req);
-  });
-  return {
-    port: server.addr.port,
-    requests,
-    close: async () => (controller.abort(), await server.finished),
-  };
+  }, tls);
+  return { ...server, requests };
 }
 
 function request(url: string, extra: Partial<WebhookRequest> = {}): WebhookRequest {
