@@ -123,3 +123,15 @@ export const BAD_PAGE_QUERIES: ReadonlyArray<readonly [string, string]> = [
   ...["0", "101", "abc", "1.5", "", "1&limit=2"].map((v) => [`?limit=${v}`, "limit"] as const),
   ...["-1", "x", "1000001"].map((v) => [`?offset=${v}`, "offset"] as const),
 ];
+
+/**
+ * Waits, when a rate-limit window of `windowSeconds` ends within `marginSeconds`, until just after
+ * it ends, so that a short run of requests that counts exactly never straddles a boundary. The
+ * limiter's windows are aligned to the epoch and slide: across a boundary the previous window's
+ * count is weighted in (and floored), and exact arithmetic no longer holds.
+ */
+export async function awayFromWindowEnd(windowSeconds: number, marginSeconds: number) {
+  const windowMs = windowSeconds * 1000;
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginSeconds * 1000) await new Promise((resolve) => setTimeout(resolve, left + 100));
+}

@@ -13,7 +13,14 @@ import assert from "node:assert/strict";
 import { base64url } from "jose";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
 import { type DevServer, freePort, stackEnv, startDevServer, tail } from "./_support/dev_server.ts";
-import { api, type ApiResponse, assertError, e2e, uniqueIp } from "./_harness.ts";
+import {
+  api,
+  type ApiResponse,
+  assertError,
+  awayFromWindowEnd,
+  e2e,
+  uniqueIp,
+} from "./_harness.ts";
 import { closeDb, newKey, newTier } from "./_fixtures.ts";
 
 const LIMIT = 100;
@@ -64,6 +71,7 @@ function assertLimited(r: ApiResponse, jwtRoute: boolean): void {
 e2e(
   "brute force: 100 failed key authentications from one address, then 429 even for a bad key",
   async () => {
+    await awayFromWindowEnd(3600, 20);
     const ip = uniqueIp();
     const seen: number[] = [];
     // Ten at a time: each answer still carries its own exact count.
@@ -109,6 +117,7 @@ e2e(
 );
 
 e2e("brute force: key and token failures share the address's 100", async () => {
+  await awayFromWindowEnd(3600, 20);
   const ip = uniqueIp();
   const answers: ApiResponse[] = [];
   for (let i = 0; i < LIMIT; i++) {
@@ -136,6 +145,7 @@ e2e("brute force: key and token failures share the address's 100", async () => {
 e2e(
   "brute force: a concurrent burst of 150 bad keys from one address gets exactly 100 401s",
   async () => {
+    await awayFromWindowEnd(3600, 10);
     const ip = uniqueIp();
     const keys = await Promise.all(Array.from({ length: 150 }, () => checksumFailingKey()));
     const answers = await Promise.all(

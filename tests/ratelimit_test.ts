@@ -10,23 +10,13 @@
  * its cached copy of the key; see {@link bumpKeyEpoch}).
  */
 import assert from "node:assert/strict";
-import { api, type ApiResponse, assertCommonHeaders, e2e } from "./_harness.ts";
+import { api, type ApiResponse, assertCommonHeaders, awayFromWindowEnd, e2e } from "./_harness.ts";
 import { closeDbLast, db, newKey, newTier, newUser } from "./_fixtures.ts";
 import { fixtures, freshIp, trusted } from "./_matrix.ts";
 import { announceKeyChange } from "../tools/admin/epoch.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const header = (r: ApiResponse, name: string) => r.headers.get(name);
-
-/**
- * Waits until the current second of the minute is below `second`, so that a short burst does
- * not straddle a minute boundary. The limiter is a sliding window: across a boundary the
- * previous minute's count is weighted in, and exact per-minute arithmetic no longer holds.
- */
-async function awayFromMinuteEnd(second = 50): Promise<void> {
-  const s = new Date().getUTCSeconds();
-  if (s >= second) await sleep((60 - s) * 1000 + 100);
-}
 
 /**
  * Bumps the key-state epoch so that every instance drops its cached keys: directly in Redis
@@ -96,7 +86,7 @@ e2e(
     const tier = await newTier(20, 1000);
     const key = await newKey({ mode: "live", tier });
     const ip = freshIp();
-    await awayFromMinuteEnd(55);
+    await awayFromWindowEnd(60, 5);
     const responses = await Promise.all(
       Array.from(
         { length: 60 },
@@ -141,7 +131,7 @@ e2e(
     const tier = await newTier(50, 5);
     const key = await newKey({ mode: "live", tier });
     const ip = freshIp();
-    await awayFromMinuteEnd();
+    await awayFromWindowEnd(60, 10);
     const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
     const midnight = nextUtcMidnight();
     for (let i = 1; i <= 5; i++) {
@@ -186,7 +176,7 @@ e2e("minute window refusals consume nothing of the day window", async () => {
   const tier = await newTier(3, 100);
   const key = await newKey({ mode: "live", tier });
   const ip = freshIp();
-  await awayFromMinuteEnd();
+  await awayFromWindowEnd(60, 10);
   const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
   for (let i = 0; i < 3; i++) assert.equal((await get()).status, 200);
   for (let i = 0; i < 10; i++) {
@@ -225,6 +215,7 @@ e2e("a signed-in user has 1,000 requests per hour, counted down one by one", asy
 e2e(
   "unauthenticated: 100 failed requests per hour per IP, then 429; valid credentials still pass",
   async () => {
+    await awayFromWindowEnd(3600, 20);
     const f = await fixtures();
     const ip = freshIp();
     const bad = [
@@ -279,7 +270,7 @@ e2e("OPTIONS preflights count against no window: key, user or address", async ()
   const key = await newKey({ mode: "live", tier });
   const user = await newUser();
   const ip = freshIp();
-  await awayFromMinuteEnd();
+  await awayFromWindowEnd(60, 10);
   const preflight = async (path: string, headers: Record<string, string>) => {
     for (let i = 0; i < 10; i++) {
       const r = await api(path, { method: "OPTIONS", ip, headers });
