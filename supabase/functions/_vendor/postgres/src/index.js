@@ -213,13 +213,18 @@ function Postgres(a, b) {
       })
 
     move(c, reserved)
-    c.reserved = () => queue.length
+    const reservation = c.reserved = () => queue.length
       ? c.execute(queue.shift())
       : move(c, reserved)
     c.reserved.release = true
 
     const sql = Sql(handler)
     sql.release = () => {
+      // Patched: a connection that closed while reserved is back in the pool's closed queue
+      // (onclose cleared c.reserved) and may serve someone else by now; handing it to onopen
+      // again would put a connection without a socket in the open queue, failing every query.
+      if (c.reserved !== reservation)
+        return
       c.reserved = null
       onopen(c)
     }

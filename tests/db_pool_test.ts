@@ -1,0 +1,130 @@
+/**
+ * The functions' pool (`createSql`, the vendored postgres.js) after its connections die: a
+ * connection that closed while a transaction held it must go back to the pool as closed, to be
+ * reconnected, never as open. Before the vendor patch (see `_vendor/postgres/README.md`), the
+ * release that ends every transaction put such a connection, without a socket, into the open
+ * queue, and after a PostgreSQL restart about half of an isolate's requests kept failing with
+ * CONNECTION_CLOSED, for as long as the isolate lived; the fault suite met it as request-log rows
+ * that were never written.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createSql, inTransaction } from "../supabase/functions/_shared/db/client.ts";
+import type { DbConfig } from "../supabase/functions/_shared/config.ts";
+import { startPrivatePostgres } from "./_support/private_postgres.ts";
+import { testDbUrl } from "./_db.ts";
+
+const PORT = 5492;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const poolOf = (url: string, poolMax: number) =>
+  createSql(
+    {
+      url,
+      poolMax,
+      prepare: false,
+      timeoutMs: 1000,
+      transactionPooler: true,
+      ssl: false,
+      caCerts: [],
+    } satisfies DbConfig,
+  );
+
+Deno.test({
+  name: "pool: a connection that closed while a transaction held it is reconnected, not reused",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const sql = poolOf(testDbUrl(), 1);
+    const admin = postgres(testDbUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const tx = await sql.reserve();
+      const [held] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const pid = held!.pid;
+      await admin`select pg_terminate_backend(${pid})`;
+      await assert.rejects(() => tx`select 1`.execute(), "the terminated session fails");
+      tx.release();
+      // The pool's only connection: it must connect again, not fail without a socket.
+      for (let i = 0; i < 3; i++) {
+        const [row] = await inTransaction(
+          sql,
+          {},
+          (t) => t<{ n: number }[]>`select ${i}::int as n`,
+        );
+        assert.equal(row?.n, i);
+      }
+      const [fresh] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      assert.notEqual(fresh?.pid, pid, "a new session");
+    } finally {
+      await sql.end({ timeout: 1 });
+      await admin.end({ timeout: 1 });
+    }
+  },
+});
+
+Deno.test({
+  name: "pool: after PostgreSQL restarts under load, every transaction succeeds again",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const pg = await startPrivatePostgres({
+      port: PORT,
+      database: "pool",
+      log: () => {},
+      migrate: false,
+    });
+    const sql = poolOf(pg.url, 3);
+    let running = true;
+    const outcomes: Array<{ at: number; error?: string }> = [];
+    // Eight clients, as concurrent requests of one isolate: one-statement transactions (one
+    // round trip) and transactions of two awaited statements.
+    const clients = Array.from({ length: 8 }, async (_, i) => {
+      while (running) {
+        try {
+          if (i % 2 === 0) await inTransaction(sql, { role: "postgres" }, (tx) => tx`select 1`);
+          else {
+            await inTransaction(sql, {}, async (tx) => {
+              await tx`select 1`;
+              await tx`select 2`;
+            });
+          }
+          outcomes.push({ at: performance.now() });
+        } catch (error) {
+          outcomes.push({ at: performance.now(), error: (error as { code?: string }).code ?? "?" });
+        }
+        await sleep(5);
+      }
+    });
+    try {
+      await sleep(500);
+      await pg.stop();
+      await sleep(1000);
+      await pg.start();
+      const started = performance.now();
+      while (!outcomes.some((o) => o.at > started && !o.error)) {
+        assert.ok(performance.now() - started < 5_000, "a success within 5 s of the restart");
+        await sleep(20);
+      }
+      const recovered = outcomes.find((o) => o.at > started && !o.error)!.at;
+      // Transactions waiting for a connection when the server came back may still fail; after
+      // a second, none may.
+      await sleep(2_500);
+      const after = outcomes.filter((o) => o.at > recovered + 1_000);
+      const failed = after.filter((o) => o.error);
+      const codes = [...new Set(failed.map((o) => o.error))].join(", ");
+      console.log(
+        `pool: first success ${(recovered - started).toFixed(0)} ms after the restart; then ` +
+          `${after.length - failed.length} of ${after.length} transactions succeeded`,
+      );
+      assert.ok(after.length >= 100, `${after.length} transactions in 1.5 s`);
+      assert.equal(failed.length, 0, `failed after recovery: ${failed.length} (${codes})`);
+    } finally {
+      running = false;
+      await Promise.allSettled(clients);
+      await sql.end({ timeout: 1 });
+      await pg.destroy();
+    }
+  },
+});
