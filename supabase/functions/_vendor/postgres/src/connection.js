@@ -474,6 +474,11 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       return reconnect()
 
     !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // Patched: the statement in flight and the error the server sent for it (a session ended by
+    // a restart: 57P01) belong to the closed session; kept, they answered the first statement of
+    // the next connection with that error.
+    query = results = errorResponse = null
+    result = new Result()
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
