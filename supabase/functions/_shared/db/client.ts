@@ -52,6 +52,9 @@ export function createSql(db: DbConfig): Sql {
       }),
     },
     idle_timeout: 30,
+    // Seconds between attempts to reconnect after failed ones: postgres.js's default grows to
+    // 20 s, so an isolate could stay away that long after the database came back.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     // Seconds, fractions allowed: a database that does not answer costs a request this long.
     connect_timeout: db.timeoutMs / 1000,
     max_lifetime: 60 * 30,
@@ -102,8 +105,9 @@ export async function inTransaction<T>(
   // Scalar parameters only, so the statement needs no describe round trip (vendor README).
   const pairs = Object.entries(all);
   const setting = `select ${pairs.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`)}`;
+  let held: (postgres.ReservedSql & { terminate?: () => void }) | undefined;
   const run = async () => {
-    const tx = await sql.reserve();
+    const tx = held = await sql.reserve();
     let open = true;
     try {
       // Issued in one tick, so postgres.js writes them together.
@@ -127,7 +131,15 @@ export async function inTransaction<T>(
       tx.release();
     }
   };
-  return await withDbDeadline(sql, run());
+  try {
+    return await withDbDeadline(sql, run());
+  } catch (error) {
+    // Past its deadline the transaction still holds its connection, with statements that may
+    // never be answered: end that session (the vendored postgres.js's `terminate`), so that the
+    // pool reconnects instead of losing the connection for the isolate's life.
+    if (error instanceof DatabaseTimeoutError) held?.terminate?.();
+    throw error;
+  }
 }
 
 /** Whether a value is a postgres.js statement not yet sent (a lazy, thenable query). */

@@ -207,7 +207,9 @@ function Postgres(a, b) {
     const c = open.length
       ? open.shift()
       : await new Promise((resolve, reject) => {
-        const query = { reserve: resolve, reject }
+        // Patched: a reservation refused (its connection attempt failed) leaves the queue; kept,
+        // the next connection to open was handed to it, and lost to the pool.
+        const query = { reserve: resolve, reject: e => (queries.remove(query), reject(e)) }
         queries.push(query)
         closed.length && connect(closed.shift(), query)
       })
@@ -227,6 +229,15 @@ function Postgres(a, b) {
         return
       c.reserved = null
       onopen(c)
+    }
+    // Added: ends the session of a reserved connection whose statements no longer answer (a
+    // server or network that stopped without closing the socket). Its statements fail at once;
+    // the pool takes the connection back when it has closed, and a later release does nothing.
+    sql.terminate = () => {
+      if (c.reserved !== reservation)
+        return
+      c.reserved = null
+      c.terminate()
     }
 
     return sql
@@ -430,7 +441,9 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
-    queries.length && connect(c, queries.shift())
+    // Patched: a reservation stays queued while the connection opens (as reserve() leaves it):
+    // taken out here, it was dropped when the new session fetched its types, and never served.
+    queries.length && connect(c, queries.peek().reserve ? queries.peek() : queries.shift())
   }
 }
 

@@ -14,6 +14,8 @@ function Queue(initial = []) {
         ? null
         : (xs.splice(index, 1), x)
     },
+    // Patched: the next item, left in the queue.
+    peek: () => xs[index],
     push: (x) => (xs.push(x), x),
     shift: () => {
       const out = xs[index++]
