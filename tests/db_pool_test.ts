@@ -184,3 +184,72 @@ Deno.test({
     }
   },
 });
+
+/**
+ * A server that answers PostgreSQL's startup as a trusting server does, then closes each session
+ * when its first statement arrives: the session ends while the client fetches its array types,
+ * a moment a real server's restart hits only by chance.
+ */
+function closingAfterStartup(): { url: string; sessions: () => number; close: () => void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let sessions = 0;
+  const message = (type: string, body: number[]) => {
+    const out = new Uint8Array(5 + body.length);
+    out[0] = type.charCodeAt(0);
+    new DataView(out.buffer).setInt32(1, 4 + body.length);
+    out.set(body, 5);
+    return out;
+  };
+  (async () => {
+    for await (const conn of listener) {
+      sessions++;
+      (async () => {
+        const buffer = new Uint8Array(4096);
+        try {
+          await conn.read(buffer); // StartupMessage
+          await conn.write(message("R", [0, 0, 0, 0])); // AuthenticationOk
+          await conn.write(message("Z", ["I".charCodeAt(0)])); // ReadyForQuery
+          await conn.read(buffer); // the first statement: the array types
+        } catch {
+          // the client went away first
+        }
+        conn.close();
+      })();
+    }
+  })().catch(() => {});
+  const { port } = listener.addr as Deno.NetAddr;
+  return {
+    url: `postgresql://postgres@127.0.0.1:${port}/x?sslmode=disable`,
+    sessions: () => sessions,
+    close: () => listener.close(),
+  };
+}
+
+Deno.test({
+  name: "pool: a session that closes while it fetches its types fails no promise unhandled",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const unhandled: unknown[] = [];
+    const record = (e: PromiseRejectionEvent) => {
+      e.preventDefault();
+      unhandled.push(e.reason);
+    };
+    globalThis.addEventListener("unhandledrejection", record);
+    const server = closingAfterStartup();
+    const sql = poolOf(server.url, 1);
+    try {
+      await assert.rejects(
+        () => inTransaction(sql, {}, (tx) => tx`select 1`),
+        (e: { code?: string }) => e.code === "DB_DEADLINE",
+      );
+      await sleep(100);
+      assert.ok(server.sessions() >= 2, `${server.sessions()} sessions: it tried again`);
+      assert.deepEqual(unhandled.map(String), [], "no unhandled rejection");
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", record);
+      await sql.end({ timeout: 0 });
+      server.close();
+    }
+  },
+});

@@ -589,7 +589,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       if (needsTypes) {
         initial.reserve && (initial = null)
-        return fetchArrayTypes()
+        // Patched: when the session closes during this fetch, closed() has failed its statements
+        // already; the fetch's own rejection was left unhandled (an unhandled rejection).
+        return fetchArrayTypes().catch(() => {})
       }
 
       initial && !initial.reserve && execute(initial)
