@@ -19,6 +19,9 @@ import { testDbUrl } from "./_db.ts";
 
 const PORT = 5492;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A private server of its own for a test that stops, restarts or stalls it. */
+const privateServer = (port: number, database: string) =>
+  startPrivatePostgres({ port, database, log: () => {}, migrate: false });
 
 const poolOf = (url: string, poolMax: number) =>
   createSql(
@@ -79,12 +82,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const pg = await startPrivatePostgres({
-      port: PORT,
-      database: "pool",
-      log: () => {},
-      migrate: false,
-    });
+    await using pg = await privateServer(PORT, "pool");
     const sql = poolOf(pg.url, 3);
     let running = true;
     const outcomes: Array<{ at: number; error?: string }> = [];
@@ -135,7 +133,6 @@ Deno.test({
       running = false;
       await Promise.allSettled(clients);
       await sql.end({ timeout: 1 });
-      await pg.destroy();
     }
   },
 });
@@ -145,12 +142,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const pg = await startPrivatePostgres({
-      port: PORT + 1,
-      database: "stall",
-      log: () => {},
-      migrate: false,
-    });
+    await using pg = await privateServer(PORT + 1, "stall");
     // One connection: if the stalled one were kept, every later transaction would wait for it.
     const sql = poolOf(pg.url, 1);
     let stalled: number | undefined;
@@ -180,7 +172,6 @@ Deno.test({
     } finally {
       if (stalled !== undefined) Deno.kill(stalled, "SIGCONT");
       await sql.end({ timeout: 1 });
-      await pg.destroy();
     }
   },
 });

@@ -58,23 +58,19 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const pg = await startPrivatePostgres({
+    await using pg = await startPrivatePostgres({
       port: PORT,
       database: "tls",
       log: () => {},
       tls: true,
       migrate: false,
     });
-    try {
-      const url = pg.url.replace("sslmode=disable", "sslmode=require");
-      const encrypted = await probe(url, [pg.certificate!]);
-      assert.equal(encrypted.ssl, true, JSON.stringify(encrypted));
-      assert.match(String(encrypted.version), /^TLSv1\.[23]$/);
-      // A server whose certificate chains to no trusted root is not spoken to.
-      const untrusted = await probe(url, []);
-      assert.deepEqual(untrusted, { code: "TLS_HANDSHAKE_FAILED", unavailable: true });
-    } finally {
-      await pg.destroy();
-    }
+    const url = pg.url.replace("sslmode=disable", "sslmode=require");
+    const encrypted = await probe(url, [pg.certificate!]);
+    assert.equal(encrypted.ssl, true, JSON.stringify(encrypted));
+    assert.match(String(encrypted.version), /^TLSv1\.[23]$/);
+    // A server whose certificate chains to no trusted root is not spoken to.
+    const untrusted = await probe(url, []);
+    assert.deepEqual(untrusted, { code: "TLS_HANDSHAKE_FAILED", unavailable: true });
   },
 });

@@ -13,7 +13,7 @@ import { migrateDatabase } from "../../tools/stack/postgres.ts";
 import { isAlive, run, StackError, waitUntil } from "../../tools/stack/process.ts";
 
 /** A private server: its URL and how to stop, restart and remove it. */
-export interface PrivatePostgres {
+export interface PrivatePostgres extends AsyncDisposable {
   port: number;
   /** `postgresql://postgres@127.0.0.1:<port>/<database>?sslmode=disable` */
   url: string;
@@ -21,7 +21,7 @@ export interface PrivatePostgres {
   stop(): Promise<void>;
   /** Starts the server again on the same data directory and port. */
   start(): Promise<void>;
-  /** Stops the server and deletes its data directory. */
+  /** Stops the server and deletes its data directory (also at the end of an `await using`). */
   destroy(): Promise<void>;
   /** The root certificate (PEM) the server's TLS certificate chains to, when it serves TLS. */
   certificate: string | undefined;
@@ -194,15 +194,17 @@ export async function startPrivatePostgres(
     log(`private PostgreSQL: ${database} on ${port} migrated from the working tree`);
   }
 
+  const destroy = async () => {
+    await stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
   return {
     port,
     url,
     certificate: options.tls ? Deno.readTextFileSync(`${data}/ca.crt`) : undefined,
     stop,
     start,
-    async destroy() {
-      await stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
+    destroy,
+    [Symbol.asyncDispose]: destroy,
   };
 }
