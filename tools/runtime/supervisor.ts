@@ -16,8 +16,10 @@
  * - a function that fails to load answers 503 `BOOT_ERROR`; requests cut off by a hard limit
  *   answer 546 `WORKER_LIMIT`.
  *
- * What it does not: module isolation from the process's environment and permissions (workers
- * inherit both), the hosted runtime's memory allocator limit (the heap is sampled instead), and
+ * - permissions: network, environment and reading; writing only under /tmp; no subprocess, no FFI.
+ *
+ * What it does not: give each function only the project's secrets (an isolate sees the process's
+ * environment), the hosted runtime's memory allocator limit (the heap is sampled instead), and
  * more than one isolate per function at a time outside of retirement.
  *
  * @module
