@@ -19,7 +19,7 @@ import { BENCH, portOf, type Served, type Stack, startStack } from "./bench/stac
 import { createFixtures, type Fixtures, startChurn } from "./bench/fixtures.ts";
 import * as meter from "./bench/meter.ts";
 import { runWrk, type WrkLoad } from "./bench/wrk.ts";
-import { goals, goalTable, tables } from "./bench/report.ts";
+import { type CaseResult, goals, goalTable, tables } from "./bench/report.ts";
 
 /** A case: what wrk sends to which served process. */
 interface CaseDef {
@@ -123,9 +123,13 @@ const log = (line: string) => console.log(`[bench] ${line}`);
 const calls = (stack: Stack) => meter.verifyCalls(stack.sql, BENCH.database, BENCH.poolerPort);
 
 /** One measured case; per-request figures are over the requests the server counted. */
-export type CaseResult = Awaited<ReturnType<typeof measure>>;
-
-async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareRps?: number) {
+async function measure(
+  stack: Stack,
+  fx: Fixtures,
+  c: CaseDef,
+  o: Options,
+  bareRps?: number,
+): Promise<CaseResult> {
   const port = portOf(c.fn);
   const connections = c.connections ?? o.connections;
   const seconds = connections === 1 ? o["latency-seconds"] : o.duration;
@@ -154,7 +158,7 @@ async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareR
     const lookups = keys ? await calls(stack) - calls0 : undefined;
     const n = Math.max(1, k.requests);
     const unexpected = Object.entries(k.statuses).filter(([s]) => !c.expect.includes(Number(s)));
-    const result = {
+    const result: CaseResult = {
       id: c.id,
       label: c.label,
       connections,
@@ -168,7 +172,7 @@ async function measure(stack: Stack, fx: Fixtures, c: CaseDef, o: Options, bareR
       requests: k.requests,
       cpuUs: Object.fromEntries(
         Object.entries(cpu.seconds).map(([name, s]) => [name, (Number(s) * 1e6) / n]),
-      ) as typeof cpu.seconds,
+      ) as CaseResult["cpuUs"],
       busyCores: cpu.busyCores,
       redis: { single: k.redis, pipelines: k.pipelines, perRequest: (k.redis + k.pipelines) / n },
       hitRatio: lookups === undefined ? undefined : 1 - lookups / n,

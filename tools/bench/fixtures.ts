@@ -91,7 +91,8 @@ export async function createFixtures(
 }
 
 /** What the churn client did: changes answered 200 or 201 per second, statuses. */
-type ChurnResult = { seconds: number; perSecond: number; statuses: Record<string, number> };
+/** What a churn did: how long it ran, its changes a second, and its answers by status. */
+export type ChurnResult = { seconds: number; perSecond: number; statuses: Record<string, number> };
 
 /**
  * Starts revoking and rolling (grace 0) the changers' keys through the api-keys function,

@@ -3,7 +3,36 @@
  *
  * @module
  */
-import type { CaseResult } from "../bench.ts";
+import type { WrkResult } from "./wrk.ts";
+import type { ChurnResult } from "./fixtures.ts";
+
+/** The processes whose CPU time a case reads. */
+export type Process = "server" | "bridge" | "redis" | "postgres" | "pgbouncer" | "wrk";
+
+/** What one case measured (`tools/bench.ts`), as the tables and the JSON report show it. */
+export interface CaseResult {
+  id: string;
+  label: string;
+  connections: number;
+  seconds: number;
+  rps: number;
+  /** Throughput as a share of the bare baseline's in the same run. */
+  ratio: number | undefined;
+  latencyMs: WrkResult["latencyMs"];
+  /** Answers by status, as the served function counted them. */
+  statuses: Record<number, number>;
+  /** Socket errors and answers of a status the case does not expect. */
+  unexpected: number;
+  requests: number;
+  /** CPU µs per request, by process. */
+  cpuUs: Record<Process, number>;
+  busyCores: number;
+  redis: { single: number; pipelines: number; perRequest: number };
+  /** 1 − key lookups in PostgreSQL per request, for the API-key cases. */
+  hitRatio: number | undefined;
+  verifyCalls: number | undefined;
+  churn: ChurnResult | undefined;
+}
 
 /** A goal of issue 13 and whether this run met it. */
 export interface Goal {
