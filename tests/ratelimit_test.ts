@@ -131,6 +131,7 @@ e2e(
     const tier = await newTier(50, 5);
     const key = await newKey({ mode: "live", tier });
     const ip = freshIp();
+    await awayFromWindowEnd(86_400, 15);
     await awayFromWindowEnd(60, 10);
     const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
     const midnight = nextUtcMidnight();
@@ -176,6 +177,7 @@ e2e("minute window refusals consume nothing of the day window", async () => {
   const tier = await newTier(3, 100);
   const key = await newKey({ mode: "live", tier });
   const ip = freshIp();
+  await awayFromWindowEnd(86_400, 15);
   await awayFromWindowEnd(60, 10);
   const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
   for (let i = 0; i < 3; i++) assert.equal((await get()).status, 200);
@@ -195,6 +197,7 @@ e2e("minute window refusals consume nothing of the day window", async () => {
 e2e("a signed-in user has 1,000 requests per hour, counted down one by one", async () => {
   const user = await newUser();
   const ip = freshIp();
+  await awayFromWindowEnd(3600, 10);
   const hourEnd = Math.ceil(Date.now() / 3_600_000) * 3600;
   for (let i = 1; i <= 5; i++) {
     const path = i % 2 === 0 ? "/api/vaults" : "/api/me";
