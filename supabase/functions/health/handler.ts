@@ -17,6 +17,7 @@ import { HealthOkSchema, HealthUnavailableSchema } from "../_shared/schemas/heal
 import { respond } from "../_shared/schemas/respond.ts";
 import { API_VERSION } from "../_shared/config.ts";
 import { withTimeout } from "../_shared/deadline.ts";
+import { onConnection } from "../_shared/db/client.ts";
 
 /** How long each dependency check may take. */
 export const CHECK_TIMEOUT_MS = 1000;
@@ -61,7 +62,7 @@ function probe(services: Services): Probe["checks"] {
   if (last && now - last.at < PROBE_REUSE_MS) return last.checks;
   const { sql, redis } = services;
   const checks = Promise.all([
-    check("database", () => sql`select 1`.execute()),
+    check("database", () => onConnection(sql, (c) => c`select 1`)),
     check("redis", () => redis.ping()),
   ]).then(([database, redisCheck]) => ({
     database,

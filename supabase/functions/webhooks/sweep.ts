@@ -16,7 +16,7 @@
 import type { Handler } from "../_shared/http/pipeline.ts";
 import { functionPath } from "../_shared/http/router.ts";
 import { secretMatcher } from "../_shared/http/ip.ts";
-import { withDbDeadline } from "../_shared/db/client.ts";
+import { onConnection } from "../_shared/db/client.ts";
 import { type Boot, bootIsolate, type Services } from "../_shared/services.ts";
 import { ConfigError } from "../_shared/config.ts";
 
@@ -25,9 +25,10 @@ export const CRON_SECRET_HEADER = "x-torvus-cron-secret";
 
 /** Runs one sweep and starts sending what is due. */
 export async function sweep(s: Services): Promise<Record<string, number>> {
-  const [row] = await withDbDeadline(
+  const [row] = await onConnection(
     s.sql,
-    s.sql<{ counts: Record<string, number> }[]>`select public.webhook_sweep(
+    (c) =>
+      c<{ counts: Record<string, number> }[]>`select public.webhook_sweep(
       ${s.config.webhooks.retryForMs}::bigint * interval '1 millisecond') as counts`,
   );
   s.webhooks.kick();

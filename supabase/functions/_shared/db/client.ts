@@ -105,9 +105,7 @@ export async function inTransaction<T>(
   // Scalar parameters only, so the statement needs no describe round trip (vendor README).
   const pairs = Object.entries(all);
   const setting = `select ${pairs.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`)}`;
-  let held: (postgres.ReservedSql & { terminate?: () => void }) | undefined;
-  const run = async () => {
-    const tx = held = await sql.reserve();
+  return await onConnection(sql, async (tx) => {
     let open = true;
     try {
       // Issued in one tick, so postgres.js writes them together.
@@ -128,15 +126,37 @@ export async function inTransaction<T>(
       return value as Awaited<T>;
     } finally {
       if (open) await tx`rollback`.execute().catch(() => {});
-      tx.release();
+    }
+  });
+}
+
+/** A connection reserved from the pool; the vendored postgres.js can end its session. */
+export type Connection = postgres.ReservedSql & { terminate?: () => void };
+
+/**
+ * Runs `fn` on a connection reserved from the pool, bounded by the client's deadline: every
+ * statement goes through here ({@link inTransaction} included). Past the deadline the session is
+ * ended (the vendored postgres.js's `terminate`) rather than left to the pool, where later
+ * statements would wait behind one that may never be answered (a stalled server or network):
+ * a stall costs one deadline, and the pool reconnects. A statement `fn` returns unawaited is
+ * sent and awaited here.
+ */
+export async function onConnection<T>(
+  sql: Sql,
+  fn: (connection: Connection) => T | Promise<T>,
+): Promise<Awaited<T>> {
+  let held: Connection | undefined;
+  const run = async () => {
+    const connection: Connection = held = await sql.reserve();
+    try {
+      return await fn(connection);
+    } finally {
+      connection.release();
     }
   };
   try {
     return await withDbDeadline(sql, run());
   } catch (error) {
-    // Past its deadline the transaction still holds its connection, with statements that may
-    // never be answered: end that session (the vendored postgres.js's `terminate`), so that the
-    // pool reconnects instead of losing the connection for the isolate's life.
     if (error instanceof DatabaseTimeoutError) held?.terminate?.();
     throw error;
   }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { KeyStore, StoredKey } from "../auth/api_key.ts";
-import { type Sql, withDbDeadline } from "./client.ts";
+import { onConnection, type Sql } from "./client.ts";
 
 interface Row {
   id: string;
@@ -26,9 +26,9 @@ interface Row {
 export function createSqlKeyStore(sql: Sql): KeyStore {
   return {
     async findByHash(hash) {
-      const rows = await withDbDeadline(
+      const rows = await onConnection(
         sql,
-        sql<Row[]>`select * from public.verify_api_key(${hash as never})`.execute(),
+        (c) => c<Row[]>`select * from public.verify_api_key(${hash as never})`,
       );
       const row = rows[0];
       if (!row) return null;

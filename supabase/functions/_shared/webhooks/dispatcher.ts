@@ -23,7 +23,7 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { withDbDeadline } from "../db/client.ts";
+import { onConnection } from "../db/client.ts";
 import type { WebhookConfig } from "../config.ts";
 import { type Logger, throttled } from "../log.ts";
 import { retryDelayMs } from "./backoff.ts";
@@ -100,9 +100,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let lastClaim = -Infinity;
 
   async function claim(): Promise<Claimed[]> {
-    return await withDbDeadline(
+    return await onConnection(
       sql,
-      sql<Claimed[]>`
+      (c) =>
+        c<Claimed[]>`
       with due as (
         select d.id from public.webhook_deliveries d
         where d.status = 'pending' and d.next_attempt_at <= now()
@@ -169,9 +170,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function record(d: Claimed, outcome: AttemptOutcome): Promise<void> {
     if (outcome.ok) {
-      await withDbDeadline(
+      await onConnection(
         sql,
-        sql`
+        (c) =>
+          c`
         with d as (
           update public.webhook_deliveries
           set status = 'succeeded', lease_id = null, next_attempt_at = now(), completed_at = now(),
@@ -185,9 +187,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       return;
     }
     const delayMs = retryDelayMs(d.attempts, config.retryBaseMs, config.retryMaxDelayMs, random);
-    const [row] = await withDbDeadline(
+    const [row] = await onConnection(
       sql,
-      sql<{ status: string; disabled: boolean }[]>`
+      (c) =>
+        c<{ status: string; disabled: boolean }[]>`
       with d as (
         update public.webhook_deliveries
         set lease_id = null, response_status = ${outcome.status}, response_body = ${outcome.body},

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import { withDbDeadline } from "../db/client.ts";
+import { onConnection } from "../db/client.ts";
 import type { KeyPrincipal } from "../auth/principal.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
@@ -53,9 +53,10 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       limit: d.limit,
       reset_at: new Date(d.reset).toISOString(),
     };
-    const [row] = await withDbDeadline(
+    const [row] = await onConnection(
       sql,
-      sql<{ id: string | null }[]>`select public.webhook_enqueue(${p.userId}::uuid, ${p.mode},
+      (c) =>
+        c<{ id: string | null }[]>`select public.webhook_enqueue(${p.userId}::uuid, ${p.mode},
         'rate_limit.exceeded', ${sql.json(data)}::jsonb) as id`,
     );
     if (row?.id) dispatcher.kick();
