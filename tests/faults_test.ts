@@ -423,7 +423,7 @@ Deno.test({
 
       // postgres.js 3.4.9 can throw from a timer when its socket closes (porsager/postgres#1154,
       // #1208) and can leave a transaction's queries unsettled (#1186, #1216): the server keeps
-      // an uncaught-error listener and bounds every database call (db/client.ts withDbDeadline),
+      // an uncaught-error listener and bounds every database call (db/client.ts onConnection),
       // so requests get 503 within ~6 s and the process lives on.
       const loadIds: string[] = [];
       await t.step(

@@ -146,9 +146,13 @@ export async function onConnection<T>(
   fn: (connection: Connection) => T | Promise<T>,
 ): Promise<Awaited<T>> {
   let held: Connection | undefined;
+  let expired = false;
   const run = async () => {
     const connection: Connection = held = await sql.reserve();
     try {
+      // A connection that arrives after the caller gave up runs nothing (a late claim of
+      // webhook deliveries, say, would hold them until their lease ends).
+      if (expired) throw new DatabaseTimeoutError("reserved after the deadline");
       return await fn(connection);
     } finally {
       connection.release();
@@ -157,7 +161,10 @@ export async function onConnection<T>(
   try {
     return await withDbDeadline(sql, run());
   } catch (error) {
-    if (error instanceof DatabaseTimeoutError) held?.terminate?.();
+    if (error instanceof DatabaseTimeoutError) {
+      expired = true;
+      held?.terminate?.();
+    }
     throw error;
   }
 }
@@ -197,7 +204,7 @@ export class DatabaseTimeoutError extends Error {
  * pending forever when its connection closes mid-transaction (porsager/postgres#1186, #1216);
  * this turns that into SERVICE_UNAVAILABLE instead of a request that never ends.
  */
-export function withDbDeadline<T>(sql: Sql, work: Promise<T>): Promise<T> {
+function withDbDeadline<T>(sql: Sql, work: Promise<T>): Promise<T> {
   const ms = sql.deadlineMs ?? DEFAULT_DEADLINE_MS;
   return withTimeout(
     work,

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { onConnection, type Sql } from "./client.ts";
+
+/**
+ * A pool of one connection whose reservation arrives after `reserveMs` and whose statements are
+ * answered after `answerMs` (never, when undefined); it records what ran and what was released or
+ * terminated.
+ */
+function slowPool(options: { deadlineMs: number; reserveMs: number; answerMs?: number }) {
+  const events: string[] = [];
+  const statement = (strings: TemplateStringsArray) => {
+    events.push(`run ${strings.join("?")}`);
+    return new Promise((resolve) => {
+      if (options.answerMs !== undefined) setTimeout(() => resolve([]), options.answerMs);
+    });
+  };
+  const connection = Object.assign(statement, {
+    release: () => void events.push("release"),
+    terminate: () => void events.push("terminate"),
+  });
+  const sql = {
+    deadlineMs: options.deadlineMs,
+    reserve: () =>
+      new Promise((resolve) => setTimeout(() => resolve(connection), options.reserveMs)),
+  };
+  return { sql: sql as unknown as Sql, events };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const timedOut = (e: { code?: string }) => e.code === "DB_DEADLINE";
+
+Deno.test("onConnection() runs nothing on a connection reserved after the deadline", async () => {
+  const pool = slowPool({ deadlineMs: 30, reserveMs: 80, answerMs: 0 });
+  await assert.rejects(() => onConnection(pool.sql, (c) => c`insert`), timedOut);
+  await sleep(120);
+  assert.deepEqual(pool.events, ["release"], "handed back unused");
+});
+
+Deno.test("onConnection() ends the session of a statement unanswered at the deadline", async () => {
+  const pool = slowPool({ deadlineMs: 30, reserveMs: 0 });
+  await assert.rejects(() => onConnection(pool.sql, (c) => c`select`), timedOut);
+  assert.deepEqual(pool.events, ["run select", "terminate"]);
+});
+
+Deno.test("onConnection() releases the connection after its statement", async () => {
+  const pool = slowPool({ deadlineMs: 1_000, reserveMs: 0, answerMs: 1 });
+  assert.deepEqual(await onConnection(pool.sql, (c) => c`select`), []);
+  assert.deepEqual(pool.events, ["run select", "release"]);
+});
