@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import {
   api,
   assertError,
+  assertInvalid,
+  BAD_PAGE_QUERIES,
   closeDb,
   db,
   e2e,
@@ -309,7 +311,8 @@ e2e("webhooks: the sweep announces a key expiring within 7 days, then its expiry
   assert.equal(receiver.received.length, 2, "each announced once");
 });
 
-async function assertInvalid(
+/** Sends `body` as `user` and asserts a 400 whose details and message name `field`. */
+async function refusesInput(
   user: TestUser,
   method: string,
   path: string,
@@ -317,9 +320,7 @@ async function assertInvalid(
   field: string,
 ) {
   const r = await asUser(user, method, path, body);
-  assertError(r, 400, "VALIDATION_FAILED");
-  const paths = (r.body.details as Array<{ path: string }>).map((d) => d.path);
-  assert.ok(paths.includes(field), `${method} ${path} ${JSON.stringify(body)}: ${r.text}`);
+  assertInvalid(r, field);
   assert.match(r.body.message, new RegExp(field.replace(".", "\\.")));
 }
 
@@ -348,33 +349,39 @@ e2e("webhooks API: every bad input is a 400 naming its field", async () => {
     [{ ...ok, description: "d".repeat(501) }, "description"],
     [{ ...ok, secret: "whsec_mine" }, "secret"],
   ];
-  for (const [body, field] of bad) await assertInvalid(user, "POST", "/api/webhooks", body, field);
+  for (const [body, field] of bad) await refusesInput(user, "POST", "/api/webhooks", body, field);
 
   const endpoint = remember(await createEndpoint(user, ok));
   const at = `/api/webhooks/${endpoint.id}`;
-  await assertInvalid(user, "PATCH", at, {}, "(root)");
-  await assertInvalid(user, "PATCH", at, { url: "http://hooks.example.com/" }, "url");
-  await assertInvalid(user, "PATCH", at, { status: "paused" }, "status");
-  await assertInvalid(user, "PATCH", at, { events: ["nope"] }, "events.0");
-  await assertInvalid(
+  await refusesInput(user, "PATCH", at, {}, "(root)");
+  await refusesInput(user, "PATCH", at, { url: "http://hooks.example.com/" }, "url");
+  await refusesInput(user, "PATCH", at, { status: "paused" }, "status");
+  await refusesInput(user, "PATCH", at, { events: ["nope"] }, "events.0");
+  await refusesInput(
     user,
     "POST",
     `${at}/rotate`,
     { grace_period_seconds: -1 },
     "grace_period_seconds",
   );
-  await assertInvalid(
+  await refusesInput(
     user,
     "POST",
     `${at}/rotate`,
     { grace_period_seconds: 8 * 86_400 },
     "grace_period_seconds",
   );
-  for (const query of ["limit=0", "limit=101", "mode=prod", "status=gone", "offset=-1", "x=1"]) {
-    const r = await asUser(user, "GET", `/api/webhooks?${query}`);
-    assertError(r, 400, "VALIDATION_FAILED");
+  for (
+    const [query, field] of [
+      ...BAD_PAGE_QUERIES,
+      ["?mode=prod", "mode"],
+      ["?status=gone", "status"],
+      ["?x=1", "x"],
+    ] as const
+  ) {
+    assertInvalid(await asUser(user, "GET", `/api/webhooks${query}`), field);
   }
-  assertError(await asUser(user, "GET", `${at}/deliveries?status=lost`), 400, "VALIDATION_FAILED");
+  assertInvalid(await asUser(user, "GET", `${at}/deliveries?status=lost`), "status");
   // Test endpoints may use http; a live one's URL stays https.
   const local = remember(
     await createEndpoint(user, { ...ok, url: "http://127.0.0.1:9/x", mode: "test" }),
