@@ -151,7 +151,7 @@ Deno.test("key create: id and key on two lines; only start and SHA-256 stored", 
   assert.equal(run.lines.length, 2);
   const [id = "", key = ""] = run.lines;
   assert.match(id, ULID);
-  assert.deepEqual(await parseApiKey(key), { ok: true, mode: "test" });
+  assert.deepEqual(parseApiKey(key), { ok: true, mode: "test" });
   assert.equal(run.stdout, `${id}\n${key}\n`, "the key appears only on its own line");
   assert.ok(!run.stderr.includes(key), "the key is not on stderr");
 
@@ -314,7 +314,7 @@ function keyEpoch() {
   const epoch = createRedisKeyEpoch(createRedis({ url, token, timeoutMs: 2000 }).redis, prefix);
   /** The epochs of these keys, in order. */
   return async (keys: string[]) =>
-    await Promise.all(keys.map(async (key) => epoch.current(await hashApiKey(key))));
+    await Promise.all(keys.map((key) => epoch.current(hashApiKey(key))));
 }
 
 /** Tier names of these keys, by id. */

@@ -85,7 +85,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
     });
 
     await t.step("api_keys: key_hash is not readable, not even one's own (42501)", async () => {
-      const hash = Buffer.from(await hashApiKey(keyA.key));
+      const hash = Buffer.from(hashApiKey(keyA.key));
       for (
         const query of [
           (tx: Q) => tx`select key_hash from public.api_keys`,
@@ -100,7 +100,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
     await t.step(
       "verify_api_key: denied to anon and authenticated, allowed to services",
       async () => {
-        const hash = Buffer.from(await hashApiKey(keyA.key));
+        const hash = Buffer.from(hashApiKey(keyA.key));
         const call = (tx: Q) =>
           tx<{ id: string; tier_name: string; requests_per_minute: number }[]>`
           select * from public.verify_api_key(${hash})`;

@@ -37,7 +37,7 @@ e2e("server log: no key, token or key hash, wherever the client put them", async
   const user = await newUser();
   const expired = await newUser(-60);
   const key = await newKey({ mode: "live", scopes: ["read", "write"] });
-  const unknown = (await generateApiKey("live")).key;
+  const unknown = (generateApiKey("live")).key;
   const forged = await sign(
     f.attacker.privateKey,
     { alg: "ES256", kid: f.signing.kid, typ: "JWT" },

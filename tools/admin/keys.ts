@@ -77,7 +77,7 @@ export async function createApiKey(sql: Queryable, options: CreateKeyOptions): P
   const expiresAt = validDate(options.expiresAt ?? null, "--expires-at");
   const tier = await findTier(sql, options.tier);
   const user = await createUser(sql, email);
-  const generated = await generateApiKey(mode);
+  const generated = generateApiKey(mode);
   const [row] = await sql<{ id: string }[]>`
     insert into public.api_keys
       (user_id, name, mode, start, key_hash, scopes, tier_id, expires_at, ip_allowlist)

@@ -157,7 +157,10 @@ export async function startStack(
       const config = name === "baseline"
         ? ["--no-config"]
         : ["--config", `supabase/functions/${name}/deno.json`];
-      const args = ["run", "--no-lock", ...config, ...perms, "tools/bench/serve.ts"];
+      // BENCH_V8_FLAGS (e.g. `--prof`) goes to each served function's V8, for profiling.
+      const v8 = Deno.env.get("BENCH_V8_FLAGS");
+      const flags = v8 ? [`--v8-flags=${v8}`] : [];
+      const args = ["run", "--no-lock", ...flags, ...config, ...perms, "tools/bench/serve.ts"];
       const env = { ...functionEnv, BENCH_FUNCTION: name, BENCH_PORT: String(portOf(name)) };
       const ready = `http://127.0.0.1:${portOf(name)}/__bench/counters`;
       readers[name] = await spawn(name, { cmd: EDGE_DENO, args, env }, ready);

@@ -174,7 +174,7 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateKey>>): Promise<Re
   const body = ctx.body;
   const user = ctx.principal;
   const expiresAt = expiryOf(body, ctx.services.now());
-  const generated = await generateApiKey(body.mode);
+  const generated = generateApiKey(body.mode);
   const row = await asUser(ctx, async (tx) => {
     // One creation at a time per user, so concurrent requests cannot pass the bound together.
     await tx`select pg_advisory_xact_lock(hashtextextended(${user.userId}, 0))`;
@@ -238,7 +238,7 @@ async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Respon
     if (!old) throw new ApiError("NOT_FOUND", { message: "API key not found" });
     const lapsed = old.expires_at !== null && old.expires_at.getTime() <= now;
     if (old.status !== "active" || lapsed) throw new ApiError("KEY_NOT_ACTIVE");
-    const generated = await generateApiKey(old.mode);
+    const generated = generateApiKey(old.mode);
     const [created] = await tx<KeyRow[]>`insert into public.api_keys
         (user_id, name, mode, start, key_hash, scopes, expires_at, ip_allowlist, rolled_from)
       values (${user.userId}, ${old.name}, ${old.mode}, ${generated.start},

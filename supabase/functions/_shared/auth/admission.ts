@@ -106,22 +106,22 @@ async function authenticate(s: Services, r: AdmissionRequest): Promise<Authentic
 
 /** Decides whether a request may reach its handler. */
 export async function admit(s: Services, r: AdmissionRequest, timing: Timing): Promise<Admission> {
-  const anonymous = () =>
-    timing.measure("rl", () => s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS));
+  // Phases are laps (respond.ts): "auth" ends when the credential is checked, "rl" when the
+  // limiter has answered.
+  const anonymous = () => countAnonymous(s, r.ip, timing);
 
   let principal: Principal | undefined;
   let decision: Decision | undefined;
   if (r.auth !== "none") {
-    const auth = () => timing.measure("auth", () => authenticate(s, r));
+    const auth = () => timing.after("auth", authenticate(s, r));
     let result = await auth();
     if (result.ok) {
       const { scope, identifier, windows } = windowsOf(result.principal);
       const confirm = result.confirm;
       // A key served from cache is confirmed in the same Redis round trip as its limits.
-      const [d, confirmed] = await timing.measure(
+      const [d, confirmed] = await timing.after(
         "rl",
-        () =>
-          Promise.all([s.limiter.check(scope, identifier, windows), confirm ? confirm() : true]),
+        Promise.all([s.limiter.check(scope, identifier, windows), confirm ? confirm() : true]),
       );
       decision = d;
       if (!confirmed) {
@@ -133,9 +133,9 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
           JSON.stringify(fresh.windows) === JSON.stringify(windows);
         if (!sameLimits && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
         if (fresh && !sameLimits) {
-          decision = await timing.measure(
+          decision = await timing.after(
             "rl",
-            () => s.limiter.check(fresh.scope, fresh.identifier, fresh.windows),
+            s.limiter.check(fresh.scope, fresh.identifier, fresh.windows),
           );
         }
       }
@@ -185,5 +185,5 @@ export async function countAnonymous(
   ip: string | undefined,
   timing: Timing,
 ): Promise<Decision> {
-  return await timing.measure("rl", () => s.limiter.check("ip", ip ?? "unknown", IP_WINDOWS));
+  return await timing.after("rl", s.limiter.check("ip", ip ?? "unknown", IP_WINDOWS));
 }

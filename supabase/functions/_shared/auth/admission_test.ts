@@ -43,8 +43,8 @@ Deno.test("admit() counts a failed authentication against the client's address",
 
 Deno.test("admit() refuses a key without the operation's scope, after counting it", async () => {
   const f = await fakeServices();
-  const { key } = await generateApiKey("test");
-  await f.store.add(key, storedKey({ scopes: ["read"] }));
+  const { key } = generateApiKey("test");
+  f.store.add(key, storedKey({ scopes: ["read"] }));
   const a = await admit(f.services, {
     auth: "api_key",
     scope: "delete",
@@ -61,8 +61,8 @@ Deno.test("admit() refuses a key without the operation's scope, after counting i
 
 Deno.test("admit() re-reads a key whose state changed since it was cached", async () => {
   const f = await fakeServices();
-  const { key } = await generateApiKey("test");
-  await f.store.add(key, storedKey());
+  const { key } = generateApiKey("test");
+  f.store.add(key, storedKey());
   const request = {
     auth: "api_key" as const,
     headers: new Headers({ "x-api-key": key }),
@@ -70,7 +70,7 @@ Deno.test("admit() re-reads a key whose state changed since it was cached", asyn
   };
   assert.equal((await admit(f.services, request, timing())).kind, "admitted");
   // Revoked elsewhere, announced through the epoch.
-  await f.store.add(key, storedKey({ status: "revoked" }));
+  f.store.add(key, storedKey({ status: "revoked" }));
   await f.epoch.bump();
   const after = await admit(f.services, request, timing());
   assert.equal(after.kind, "refused");

@@ -147,24 +147,12 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
     async authenticate(raw, clientIp) {
       const presented = raw?.trim() ?? "";
       if (presented === "") return { ok: false, code: "MISSING_API_KEY" };
-      const parsed = presented.length > MAX_KEY_LENGTH
-        ? {
-          ok: false as const,
-          reason: hasKeyPrefix(presented) ? "invalid" as const : "format" as const,
-        }
-        : await parseApiKey(presented);
-      if (!parsed.ok) {
-        return {
-          ok: false,
-          code: parsed.reason === "format" ? "INVALID_API_KEY_FORMAT" : "INVALID_API_KEY",
-        };
-      }
-      if (!options.acceptedModes.includes(parsed.mode)) {
-        return { ok: false, code: "INVALID_API_KEY" };
-      }
-      const hash = await hashApiKey(presented);
+      if (!hasKeyPrefix(presented)) return { ok: false, code: "INVALID_API_KEY_FORMAT" };
+      if (presented.length > MAX_KEY_LENGTH) return { ok: false, code: "INVALID_API_KEY" };
+      const hash = hashApiKey(presented);
       const cacheKey = String.fromCharCode(...hash);
 
+      // Only keys that parsed, in a mode served here, are ever cached: a hit needs no parsing.
       const hit = cache.get(cacheKey, now());
       if (hit) {
         const result = evaluate(hit.key, clientIp);
@@ -180,6 +168,16 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
         };
       }
 
+      const parsed = parseApiKey(presented);
+      if (!parsed.ok) {
+        return {
+          ok: false,
+          code: parsed.reason === "format" ? "INVALID_API_KEY_FORMAT" : "INVALID_API_KEY",
+        };
+      }
+      if (!options.acceptedModes.includes(parsed.mode)) {
+        return { ok: false, code: "INVALID_API_KEY" };
+      }
       const epoch = await readEpoch(hash);
       const found = await options.store.findByHash(hash);
       const key = found !== null && found.mode === parsed.mode ? found : null;

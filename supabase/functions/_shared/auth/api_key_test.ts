@@ -21,13 +21,13 @@ Deno.test("createKeyAuthenticator() refuses every hostile key of the catalogue a
   }
 });
 
-async function setup(modes: Array<"live" | "test"> = ["live", "test"]) {
+function setup(modes: Array<"live" | "test"> = ["live", "test"]) {
   const store = fakeKeyStore();
   const epoch = fakeEpoch();
   let t = Date.UTC(2026, 0, 1);
   const keys = createKeyAuthenticator({ store, acceptedModes: modes, epoch, now: () => t });
-  const { key } = await generateApiKey("test");
-  await store.add(key, storedKey());
+  const { key } = generateApiKey("test");
+  store.add(key, storedKey());
   return { store, epoch, keys, key, advance: (ms: number) => void (t += ms) };
 }
 
@@ -70,7 +70,7 @@ Deno.test("authenticate() caches a key, confirmed by an unchanged epoch", async 
 
 Deno.test("authenticate() keeps a cached key while other shards change, not its own", async () => {
   const { store, epoch, keys, key } = await setup();
-  const own = shardOf(await hashApiKey(key));
+  const own = shardOf(hashApiKey(key));
   await keys.authenticate(key, undefined);
   // Every other shard changes: the key stays cached and confirmed.
   await epoch.bump(Array.from({ length: EPOCH_SHARDS }, (_, i) => i).filter((i) => i !== own));
@@ -100,8 +100,8 @@ Deno.test("authenticate() lets a cached key lapse at its expires_at", async () =
     epoch: fakeEpoch(),
     now: () => t,
   });
-  const { key } = await generateApiKey("test");
-  await store.add(key, storedKey({ expiresAt: new Date(t + 5_000) }));
+  const { key } = generateApiKey("test");
+  store.add(key, storedKey({ expiresAt: new Date(t + 5_000) }));
   assert.equal((await keys.authenticate(key, undefined)).ok, true);
   t += 5_000;
   const lapsed = await keys.authenticate(key, undefined);
@@ -112,8 +112,8 @@ Deno.test("authenticate() lets a cached key lapse at its expires_at", async () =
 Deno.test("authenticate() checks an allowlist against the proven client address", async () => {
   const store = fakeKeyStore();
   const keys = createKeyAuthenticator({ store, acceptedModes: ["test"], epoch: fakeEpoch() });
-  const { key } = await generateApiKey("test");
-  await store.add(key, storedKey({ ipAllowlist: ["198.51.100.0/24", "2001:db8::/32"] }));
+  const { key } = generateApiKey("test");
+  store.add(key, storedKey({ ipAllowlist: ["198.51.100.0/24", "2001:db8::/32"] }));
   assert.equal((await keys.authenticate(key, "198.51.100.7")).ok, true);
   assert.equal((await keys.authenticate(key, "2001:db8::5")).ok, true);
   assert.equal((await keys.authenticate(key, "::ffff:198.51.100.7")).ok, true);

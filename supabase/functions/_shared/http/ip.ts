@@ -13,7 +13,6 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { ClientAddressConfig } from "../config.ts";
 
 /** The header that carries the gateway's shared secret. */
@@ -32,19 +31,26 @@ export interface AddressPolicy {
   origin(headers: Headers, peer: string | undefined): Origin;
 }
 
-const digest = (value: string) => createHash("sha256").update(value).digest();
-
 /**
- * Whether a presented value is `secret`, compared in constant time (digests of equal length:
- * the comparison's time says nothing about the secret). Always false without a secret.
+ * Whether a presented value is `secret`, compared in constant time: every character of the
+ * secret is compared, whatever the presented value's length or contents, so the comparison's time
+ * depends on the secret's length only (no hash per request: this runs on every request). Always
+ * false without a secret.
  */
 export function secretMatcher(secret: string | undefined): (presented: string | null) => boolean {
-  if (secret === undefined) return () => false;
-  const expected = digest(secret);
-  return (presented) => presented !== null && timingSafeEqual(digest(presented), expected);
+  if (secret === undefined || secret === "") return () => false;
+  return (presented) => {
+    if (presented === null) return false;
+    let diff = presented.length === secret.length ? 0 : 1;
+    // Past the presented value's end, charCodeAt is NaN and `| 0` makes it 0.
+    for (let i = 0; i < secret.length; i++) {
+      diff |= secret.charCodeAt(i) ^ (presented.charCodeAt(i) | 0);
+    }
+    return diff === 0;
+  };
 }
 
-/** Prepares the rules of a configuration (the secret is kept only as its digest). */
+/** Prepares the rules of a configuration. */
 export function addressPolicy(config: ClientAddressConfig): AddressPolicy {
   const isGateway = secretMatcher(config.gatewaySecret);
   const source = config.directIpSource;
@@ -70,6 +76,24 @@ export function addressPolicy(config: ClientAddressConfig): AddressPolicy {
  * unspecified (0.0.0.0, ::), which is what the hosted runtime reports as every peer.
  */
 export function normalizeIp(text: string): string | undefined {
+  // Every request parses its client's address: the isolate remembers the last few thousand
+  // (only text short enough to be an address, so the memory this takes stays small).
+  if (text.length > MAX_IP_TEXT) return parseIp(text);
+  const known = parsedIps.get(text);
+  if (known !== undefined) return known === "" ? undefined : known;
+  const parsed = parseIp(text);
+  if (parsedIps.size >= PARSED_IPS_MAX) parsedIps.clear();
+  parsedIps.set(text, parsed ?? "");
+  return parsed;
+}
+
+/** Addresses already parsed ("" for text that is not one); emptied when full. */
+const parsedIps = new Map<string, string>();
+const PARSED_IPS_MAX = 4096;
+/** Longer than any address's text (an IPv6 address with an IPv4 tail and brackets is 47). */
+const MAX_IP_TEXT = 64;
+
+function parseIp(text: string): string | undefined {
   const trimmed = text.trim().replace(/^\[(.*)\]$/, "$1");
   if (!ipaddr.isValid(trimmed)) return undefined;
   try {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { addressPolicy, CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER, normalizeIp } from "./ip.ts";
+import {
+  addressPolicy,
+  CLIENT_IP_HEADER,
+  GATEWAY_SECRET_HEADER,
+  normalizeIp,
+  secretMatcher,
+} from "./ip.ts";
 import type { ClientAddressConfig } from "../config.ts";
 
 const SECRET = "a-gateway-secret-of-at-least-32-characters";
@@ -25,7 +31,9 @@ Deno.test("origin() believes X-Torvus-Client-IP only with the gateway's secret",
     absent: undefined,
     empty: "",
     truncated: SECRET.slice(1),
+    "first characters": SECRET.slice(0, -1),
     extended: `${SECRET}x`,
+    "one character changed": `${SECRET.slice(0, 10)}#${SECRET.slice(11)}`,
     "other case": SECRET.toUpperCase(),
   };
   for (const [what, secret] of Object.entries(wrong)) {
@@ -74,5 +82,17 @@ Deno.test("normalizeIp() canonicalises addresses and refuses the unspecified one
   assert.equal(normalizeIp("[2001:DB8::1]"), "2001:db8::1");
   for (const bad of ["0.0.0.0", "::", "not-an-ip", "203.0.113.5, 10.0.0.1", ""]) {
     assert.equal(normalizeIp(bad), undefined, bad);
+  }
+});
+
+Deno.test("secretMatcher() accepts the secret alone; nothing matches a missing secret", () => {
+  const matches = secretMatcher(SECRET);
+  assert.equal(matches(SECRET), true);
+  for (const other of [null, "", SECRET.slice(0, -1), `${SECRET} `, "\0".repeat(SECRET.length)]) {
+    assert.equal(matches(other), false, JSON.stringify(other));
+  }
+  for (const missing of [undefined, ""]) {
+    const never = secretMatcher(missing);
+    for (const presented of [null, "", "x"]) assert.equal(never(presented), false);
   }
 });

@@ -86,7 +86,7 @@ export function createHandler(options: FunctionOptions): Handler {
     const started = performance.now();
     const requestId = crypto.randomUUID();
     const url = new URL(req.url);
-    const timing = new Timing();
+    const timing = new Timing(started);
     const log = s.log.child({ request_id: requestId });
     const peer = info?.remoteAddr?.transport === "tcp" ? info.remoteAddr.hostname : undefined;
     const origin = s.addresses.origin(req.headers, peer);

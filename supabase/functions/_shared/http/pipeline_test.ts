@@ -50,9 +50,9 @@ function probeHandler(
 const get = (path: string, headers: Record<string, string> = {}, method = "GET") =>
   new Request(`http://localhost/functions/v1${path}`, { method, headers });
 
-async function withKey(f: Fake, overrides: Parameters<typeof storedKey>[0] = {}) {
-  const { key } = await generateApiKey("test");
-  await f.store.add(key, storedKey(overrides));
+function withKey(f: Fake, overrides: Parameters<typeof storedKey>[0] = {}) {
+  const { key } = generateApiKey("test");
+  f.store.add(key, storedKey(overrides));
   return key;
 }
 
@@ -204,7 +204,7 @@ Deno.test("pipeline: an invalid configuration answers every request 503 CONFIGUR
 
 Deno.test("pipeline: an unexpected error is a logged 500 saying nothing of its cause", async () => {
   const f = await fakeServices();
-  const { key } = await generateApiKey("live");
+  const { key } = generateApiKey("live");
   const handler = probeHandler(
     f.services,
     () => Promise.reject(new Error(`upstream refused ${key} hash ${"ab".repeat(32)}`)),

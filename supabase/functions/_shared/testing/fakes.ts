@@ -39,7 +39,7 @@ export function fakeClock(start = Date.UTC(2026, 0, 1, 12)): FakeClock {
 
 /** A key store over a map of key -> stored key, counting lookups. */
 export function fakeKeyStore(): {
-  add(key: string, stored: StoredKey): Promise<void>;
+  add(key: string, stored: StoredKey): void;
   findByHash(hash: Uint8Array): Promise<StoredKey | null>;
   readonly lookups: number;
   /** Make lookups fail, as a database outage does. */
@@ -50,8 +50,8 @@ export function fakeKeyStore(): {
   let lookups = 0;
   const store = {
     failing: undefined as Error | undefined,
-    async add(key: string, stored: StoredKey) {
-      byHash.set(hex(await hashApiKey(key)), stored);
+    add(key: string, stored: StoredKey) {
+      byHash.set(hex(hashApiKey(key)), stored);
     },
     findByHash(hash: Uint8Array) {
       lookups++;
@@ -310,9 +310,9 @@ export async function catalogueFixtures(
   const attacker = await jose.generateKeyPair("ES256", { extractable: true });
   const rsa = await jose.generateKeyPair("RS256");
   const user = { userId: crypto.randomUUID(), email: "user@example.com" };
-  const key = async (mode: "live" | "test", overrides: Partial<StoredKey> = {}) => {
-    const { key } = await generateApiKey(mode);
-    await f.store.add(
+  const key = (mode: "live" | "test", overrides: Partial<StoredKey> = {}) => {
+    const { key } = generateApiKey(mode);
+    f.store.add(
       key,
       storedKey({
         id: `01JBG7XKQM9F3Y8W2Z5N4P1R${String(Math.floor(Math.random() * 90) + 10)}`,
