@@ -13,6 +13,7 @@
 import assert from "node:assert/strict";
 import { Ratelimit } from "@upstash/ratelimit";
 import { createRedis, RedisCallError } from "../supabase/functions/_shared/redis.ts";
+import { createRateLimiter, type Window } from "../supabase/functions/_shared/ratelimit/limiter.ts";
 
 const URL_ = Deno.env.get("UPSTASH_REDIS_REST_URL") ?? "";
 const TOKEN = Deno.env.get("UPSTASH_REDIS_REST_TOKEN") ?? "";
@@ -101,6 +102,41 @@ Deno.test("requester: commands issued while a call is out leave together when it
     assert.equal(r.calls.length, 2);
     assert.equal(r.calls[1]!.length, 40);
     assert.deepEqual(requester.stats, { calls: 2, commands: 41 });
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("requester: identical reads queued together share one command, never across a write", async () => {
+  const r = relay();
+  try {
+    const { redis, requester } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    const [a, b] = [`${PREFIX}:shared:a`, `${PREFIX}:shared:b`];
+    r.hold = true;
+    const first = redis.incr(a);
+    await tick();
+    assert.equal(r.calls.length, 1);
+    const before = [redis.mget<(number | null)[]>(a, b), redis.mget<(number | null)[]>(a, b)];
+    const otherRead = redis.mget<(number | null)[]>(b, a);
+    const write = redis.incr(a);
+    const after = [redis.mget<(number | null)[]>(a, b), redis.get<number>(a), redis.get<number>(a)];
+    r.hold = false;
+    r.release();
+    assert.equal(await first, 1);
+    assert.deepEqual(await Promise.all(before), [[1, null], [1, null]]);
+    assert.deepEqual(await otherRead, [null, 1]);
+    assert.equal(await write, 2);
+    assert.deepEqual(await Promise.all(after), [[2, null], 2, 2]);
+    // The second call carried one MGET for the two before the write, the other MGET, the write,
+    // one MGET and one GET after it.
+    assert.deepEqual(r.calls[1]!.map((c) => (c as string[])[0]), [
+      "mget",
+      "mget",
+      "incr",
+      "mget",
+      "get",
+    ]);
+    assert.deepEqual(requester.stats, { calls: 2, commands: 6 });
   } finally {
     await r.close();
   }
@@ -196,6 +232,55 @@ Deno.test("requester: @upstash/ratelimit counts exactly over it, NOSCRIPT fallba
     const names = r.calls.flat().map((c) => String((c as unknown[])[0]).toLowerCase());
     assert.ok(names.includes("eval"), "the script was loaded after NOSCRIPT");
     assert.ok(requester.stats.calls < 30, `${requester.stats.calls} calls for 60 checks`);
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("limiter: a subject a window denied is refused from memory, asking no window of Redis", async () => {
+  const r = relay();
+  try {
+    const { redis } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    const limiter = createRateLimiter({ redis, prefix: `${PREFIX}:limiter` });
+    const windows: Window[] = [
+      { name: "minute", limit: 2, duration: "1 m" },
+      { name: "day", limit: 100, duration: "1 d" },
+    ];
+    const first = [];
+    for (let i = 0; i < 3; i++) first.push(await limiter.check("key", "k1", windows));
+    assert.deepEqual(first.map((d) => [d.allowed, d.window, d.remaining]), [
+      [true, "minute", 1],
+      [true, "minute", 0],
+      [false, "minute", 0],
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the day window's refund
+    const calls = r.calls.length;
+    const later = await Promise.all(
+      Array.from({ length: 20 }, () => limiter.check("key", "k1", windows)),
+    );
+    assert.equal(r.calls.length, calls, "no Redis call while the subject is blocked");
+    const minuteEnd = (Math.floor(Date.now() / 60_000) + 1) * 60_000;
+    for (const d of later) {
+      assert.deepEqual(
+        { ...d, reset: d.reset === minuteEnd || d.reset === minuteEnd - 60_000 },
+        {
+          allowed: false,
+          limit: 2,
+          remaining: 0,
+          reset: true,
+          window: "minute",
+          policies: [
+            { name: "minute", limit: 2, seconds: 60 },
+            { name: "day", limit: 100, seconds: 86_400 },
+          ],
+          degraded: false,
+        },
+      );
+    }
+    // The day window counted the two requests let through and gave back the refused one's token;
+    // none of the blocked ones reached it.
+    const day = await limiter.check("key", "k1", windows.slice(1));
+    assert.deepEqual([day.allowed, day.remaining], [true, 97]);
   } finally {
     await r.close();
   }

@@ -18,6 +18,13 @@
  * connection never holds the commands queued behind it either. Retries are left to the callers:
  * a slow or absent Redis must cost a request one bounded wait.
  *
+ * A read (GET, MGET) identical to one still waiting in the queue, with no other command queued
+ * between them, shares that one's answer: both were issued before the call that carries them
+ * leaves, so the shared answer is as fresh as two would be (a flood of one key's requests reads
+ * its key-state epoch once per call, not once per request). A read already in flight is never
+ * shared (it may have left before a change), nor one queued before a write (an isolate that
+ * bumps an epoch and then reads it sees its own bump).
+ *
  * Explicit pipelines and transactions (`redis.pipeline()`, `redis.multi()`) go out as they are.
  * Responses are plain JSON (no `Upstash-Encoding: base64`): every value this API stores is ASCII.
  * The `upstash-sync-token` of each answer is sent with the next call (read-your-writes on
@@ -70,6 +77,8 @@ export class BatchingRequester implements Requester {
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
   #queue: Waiting[] = [];
+  /** Reads waiting in {@link #queue}, by command, to share with identical ones. */
+  #queuedReads = new Map<string, Promise<Answer>>();
   #inFlight = false;
   #scheduled = false;
 
@@ -87,7 +96,11 @@ export class BatchingRequester implements Requester {
       return this.#call(req.path ?? [], req.body, commands, this.#timeoutMs)
         .then((answer) => answer as UpstashResponse<TResult>);
     }
-    return new Promise<Answer>((resolve, reject) => {
+    const read = readKey(req.body);
+    if (read === undefined) this.#queuedReads.clear();
+    const shared = read === undefined ? undefined : this.#queuedReads.get(read);
+    if (shared) return shared as Promise<UpstashResponse<TResult>>;
+    const answer = new Promise<Answer>((resolve, reject) => {
       const deadline = performance.now() + this.#timeoutMs;
       this.#queue.push({ command: req.body, deadline, resolve, reject });
       if (!this.#inFlight && !this.#scheduled) {
@@ -95,7 +108,9 @@ export class BatchingRequester implements Requester {
         // The end of the current job, not a timer: commands issued together leave together.
         queueMicrotask(() => this.#send());
       }
-    }) as Promise<UpstashResponse<TResult>>;
+    });
+    if (read !== undefined) this.#queuedReads.set(read, answer);
+    return answer as Promise<UpstashResponse<TResult>>;
   }
 
   #send(): void {
@@ -103,6 +118,7 @@ export class BatchingRequester implements Requester {
     if (this.#inFlight || this.#queue.length === 0) return;
     const batch = this.#queue;
     this.#queue = [];
+    this.#queuedReads.clear();
     this.#inFlight = true;
     const commands = batch.map((w) => w.command);
     // The first command was issued first: its deadline is the batch's.
@@ -183,6 +199,15 @@ export class BatchingRequester implements Requester {
     this.upstashSyncToken = response.headers.get("upstash-sync-token") ?? this.upstashSyncToken;
     return parsed;
   }
+}
+
+/** Commands whose answers identical commands issued at the same time may share. */
+const SHAREABLE_READS = new Set(["get", "mget"]);
+
+/** The sharing key of a read command (its JSON), or undefined for any other command. */
+function readKey(command: unknown): string | undefined {
+  if (!Array.isArray(command) || typeof command[0] !== "string") return undefined;
+  return SHAREABLE_READS.has(command[0].toLowerCase()) ? JSON.stringify(command) : undefined;
 }
 
 /** The isolate's client over a {@link BatchingRequester}. */

@@ -7,6 +7,10 @@
  * denies while another allowed, the allowed window gets its token back: a request refused by one
  * window consumes no quota of another.
  *
+ * A subject that a window denied is refused from memory until a token of that window frees up
+ * (the library's ephemeral cache, see `CappedBlocks`), and then no window is asked at all: a
+ * flood from a limited key or address costs no Redis command and no refund.
+ *
  * When Redis fails or does not answer in time (the client cuts every command off after the Redis
  * timeout), the decision is `degraded`: with fail mode "open" the request goes through
  * (authentication never depends on Redis), with "closed" it is refused with 503.
@@ -84,20 +88,32 @@ class CappedBlocks extends Map<string, number> {
   }
 }
 
+/** The library's limiter of one window, and the memory blocks it keeps. */
+interface WindowLimiter {
+  ratelimit: Ratelimit;
+  /** Until when (epoch ms) a denied identifier is refused from memory, if it is. */
+  blockedUntil(identifier: string): number | undefined;
+}
+
 /** Creates the limiter shared by every request of the isolate. */
 export function createRateLimiter(options: LimiterOptions): RateLimiter {
-  const limiters = new Map<string, Ratelimit>();
+  const limiters = new Map<string, WindowLimiter>();
   const background = options.background ?? ((work) => void work.catch(() => {}));
   const now = options.now ?? Date.now;
 
-  const limiterFor = (scope: string, w: Window): Ratelimit => {
+  const windowLimiter = (scope: string, w: Window): WindowLimiter => {
     const id = `${scope}/${w.name}/${w.limit}/${w.duration}`;
     let limiter = limiters.get(id);
     if (!limiter) {
-      limiter = new Ratelimit({
+      // The prefix names the window, not the limit: a tier whose limit changes keeps its count.
+      const prefix = `${options.prefix}:rl:${scope}:${w.name}`;
+      const blocks = new CappedBlocks(
+        Math.max(1000, Math.ceil(durationMs(w.duration) / w.limit)),
+        now,
+      );
+      const ratelimit = new Ratelimit({
         redis: options.redis,
-        // The prefix names the window, not the limit: a tier whose limit changes keeps its count.
-        prefix: `${options.prefix}:rl:${scope}:${w.name}`,
+        prefix,
         limiter: Ratelimit.slidingWindow(w.limit, w.duration),
         analytics: false,
         // The client bounds the wait (redis.ts); the library's timeout would answer "allowed".
@@ -106,14 +122,42 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         // the time one token takes to free up (window / limit), not until the window resets:
         // a sliding window refills during the next window, and blocking to its end halved a
         // saturating client's rate (N in one minute, 1 in the next).
-        ephemeralCache: new CappedBlocks(
-          Math.max(1000, Math.ceil(durationMs(w.duration) / w.limit)),
-          now,
-        ),
+        ephemeralCache: blocks,
       });
+      limiter = {
+        ratelimit,
+        // The library's key of an identifier in its cache and in Redis.
+        blockedUntil: (identifier) => blocks.get(`${prefix}:${identifier}`),
+      };
       limiters.set(id, limiter);
     }
     return limiter;
+  };
+  const limiterFor = (scope: string, w: Window): Ratelimit => windowLimiter(scope, w).ratelimit;
+
+  /** The denial of a window that blocks the identifier in memory, if one does. */
+  const blocked = (
+    scope: string,
+    identifier: string,
+    windows: readonly Window[],
+  ): Decision | undefined => {
+    const t = now();
+    for (const w of windows) {
+      const until = windowLimiter(scope, w).blockedUntil(identifier);
+      if (until === undefined || until < t) continue;
+      // As the library answers a memory block (reason "cacheBlock"), with the window's own reset.
+      const ms = durationMs(w.duration);
+      return {
+        allowed: false,
+        limit: w.limit,
+        remaining: 0,
+        reset: (Math.floor(t / ms) + 1) * ms,
+        window: w.name,
+        policies: policiesOf(windows),
+        degraded: false,
+      };
+    }
+    return undefined;
   };
 
   return {
@@ -121,6 +165,8 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       for (const w of windows) background(limiterFor(scope, w).limit(identifier, { rate: -1 }));
     },
     async check(scope, identifier, windows) {
+      const denied = blocked(scope, identifier, windows);
+      if (denied) return denied;
       const limiters = windows.map((w) => limiterFor(scope, w));
       try {
         const results = (await Promise.all(limiters.map((l) => l.limit(identifier)))).map(
