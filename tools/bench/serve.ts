@@ -7,17 +7,16 @@
  *     --allow-read --allow-sys tools/bench/serve.ts      (BENCH_FUNCTION=<fn>, BENCH_PORT=<n>)
  *
  * Before the function's `index.ts` is imported, `Deno.serve` is replaced by one that listens on
- * BENCH_PORT (Deno 2.1's own always takes 8000) and `fetch` by one that counts calls to the
- * Redis REST URL, single commands and pipelines apart. `GET /__bench/counters`, answered in
- * front of the function's handler, returns the counts since the last such request (requests,
- * by status, and Redis calls) and starts them afresh. With
- * BENCH_FUNCTION=baseline it serves a bare `Deno.serve` handler through the same wrapper.
+ * BENCH_PORT (Deno 2.1's own always takes 8000). `GET /__bench/counters`, answered in front of
+ * the function's handler, returns the counts since the last such request (requests, by status,
+ * and the REST calls the isolate's Redis client made, from `Services.redisStats`: every call is
+ * a pipeline) and starts them afresh. With BENCH_FUNCTION=baseline it serves a bare
+ * `Deno.serve` handler through the same wrapper.
  *
  * @module
  */
 const fn = Deno.env.get("BENCH_FUNCTION") ?? "baseline";
 const port = Number(Deno.env.get("BENCH_PORT"));
-const redisUrl = Deno.env.get("UPSTASH_REDIS_REST_URL") || "\0";
 const fresh = () => ({
   requests: 0,
   statuses: {} as Record<number, number>,
@@ -26,15 +25,9 @@ const fresh = () => ({
 });
 let counters = fresh();
 
-const realFetch = globalThis.fetch;
-globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
-  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-  if (url.startsWith(redisUrl)) {
-    if (/\/(pipeline|multi-exec)\/?$/.test(url)) counters.pipelines++;
-    else counters.redis++;
-  }
-  return realFetch(input, init);
-};
+/** Redis REST calls so far (none for the baseline, which has no services). */
+let redisCalls = () => 0;
+let callsTaken = 0;
 
 type Handler = (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
 const count = (res: Response) => {
@@ -49,6 +42,9 @@ const realServe = Deno.serve;
   return realServe({ hostname: "127.0.0.1", port, onListen: () => {} }, (req, info) => {
     if (req.url.endsWith("/__bench/counters")) {
       const taken = counters;
+      const calls = redisCalls();
+      taken.pipelines = calls - callsTaken;
+      callsTaken = calls;
       counters = fresh();
       return Response.json(taken);
     }
@@ -63,4 +59,8 @@ if (fn === "baseline") {
   Deno.serve(() => new Response(body, { headers: { "Content-Type": "application/json" } }));
 } else {
   await import(new URL(`../../supabase/functions/${fn}/index.ts`, import.meta.url).href);
+  const { bootIsolate } = await import("../../supabase/functions/_shared/services.ts");
+  const boot = bootIsolate();
+  if (boot instanceof Error) throw boot;
+  redisCalls = () => boot.services.redisStats.calls;
 }

@@ -9,7 +9,7 @@
 import type { Redis } from "@upstash/redis";
 import { type Config, ConfigError, parseConfig } from "./config.ts";
 import { createSql, type Sql } from "./db/client.ts";
-import { createRedis } from "./redis.ts";
+import { createRedis, type RequesterStats } from "./redis.ts";
 import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
 import { createSqlKeyStore } from "./db/keys.ts";
@@ -38,6 +38,8 @@ export interface Services {
   log: Logger;
   sql: Sql;
   redis: Redis;
+  /** REST calls and commands the Redis client has sent (diagnostics, the benchmark). */
+  redisStats: Readonly<RequesterStats>;
   jwt: JwtVerifier;
   keys: KeyAuthenticator;
   /** Bumped after a key's state changes, so cached lookups everywhere are re-checked. */
@@ -108,7 +110,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
   const inFlight = new Set<Promise<unknown>>();
   const background = backgroundRunner(log, inFlight);
   const sql = createSql(config.db);
-  const { redis } = createRedis({
+  const { redis, requester } = createRedis({
     url: config.redis.url,
     token: config.redis.token,
     timeoutMs: config.rateLimit.timeoutMs,
@@ -120,6 +122,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
     log,
     sql,
     redis,
+    redisStats: requester.stats,
     jwt: createJwtVerifier({
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,

@@ -1,6 +1,6 @@
 /**
  * One webhook request: an HTTP/1.1 POST over a connection to an address the caller has already
- * vetted, on Deno's own sockets (`Deno.connect`, then `Deno.startTls` for https, verifying the
+ * vetted (http/http1.ts: `Deno.connect`, then `Deno.startTls` for https, verifying the
  * certificate against the URL's host name).
  *
  * Why not `fetch`: it resolves the host again itself, so a name could pass the address check and
@@ -12,12 +12,19 @@
  *
  * @module
  */
+import {
+  closeQuietly,
+  connect,
+  ConnectError,
+  ProtocolError,
+  Reader,
+  readHead,
+  requestBytes,
+  writeAll,
+} from "../http/http1.ts";
 
 /** How much of a response body is read (and kept, as the delivery's `response_body`). */
 export const MAX_RESPONSE_BYTES = 1024;
-/** Longest status line and headers accepted. */
-const MAX_HEAD_BYTES = 16 * 1024;
-
 /** What a request is made of. */
 export interface WebhookRequest {
   url: URL;
@@ -45,60 +52,6 @@ export class DeliveryError extends Error {
   }
 }
 
-const encoder = new TextEncoder();
-
-/** The request's bytes: no keep-alive, the body's length stated. */
-function requestBytes(r: WebhookRequest): Uint8Array {
-  const body = encoder.encode(r.body);
-  const lines = [
-    `POST ${r.url.pathname}${r.url.search} HTTP/1.1`,
-    `Host: ${r.url.host}`,
-    "User-Agent: Torvus-Webhooks/1",
-    "Accept: */*",
-    "Content-Type: application/json",
-    `Content-Length: ${body.length}`,
-    "Connection: close",
-    ...Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`),
-  ];
-  const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
-}
-
-/** Settles with `work`, or rejects when `signal` aborts (then `cleanup` gets what comes late). */
-function bounded<T>(
-  work: Promise<T>,
-  signal: AbortSignal,
-  cleanup?: (value: T) => void,
-): Promise<T> {
-  if (signal.aborted) {
-    void work.then((v) => cleanup?.(v), () => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => {
-      void work.then((v) => cleanup?.(v), () => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", abort, { once: true });
-    work.then(
-      (v) => (signal.removeEventListener("abort", abort), resolve(v)),
-      (e) => (signal.removeEventListener("abort", abort), reject(e)),
-    );
-  });
-}
-
-function indexOfHeadEnd(data: Uint8Array): number {
-  for (let i = 3; i < data.length; i++) {
-    if (data[i] === 10 && data[i - 1] === 13 && data[i - 2] === 10 && data[i - 3] === 13) {
-      return i + 1;
-    }
-  }
-  return -1;
-}
-
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
@@ -106,54 +59,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Reads a connection into a growing buffer. */
-class Reader {
-  data: Uint8Array = new Uint8Array(0);
-  eof = false;
-  readonly #chunk = new Uint8Array(16 * 1024);
-  constructor(private readonly conn: Deno.Conn, private readonly signal: AbortSignal) {}
-
-  async more(): Promise<boolean> {
-    if (this.eof) return false;
-    const n = await bounded(this.conn.read(this.#chunk), this.signal);
-    if (n === null) {
-      this.eof = true;
-      return false;
-    }
-    this.data = concat(this.data, this.#chunk.subarray(0, n));
-    return true;
-  }
-}
-
-/** The status and headers of the first final (non-1xx) answer, and what follows them. */
-async function readHead(reader: Reader): Promise<{ status: number; headers: Map<string, string> }> {
-  while (true) {
-    let end = indexOfHeadEnd(reader.data);
-    while (end < 0) {
-      if (reader.data.length > MAX_HEAD_BYTES) {
-        throw new DeliveryError("protocol", "the response's headers are too large");
-      }
-      if (!(await reader.more())) {
-        throw new DeliveryError("protocol", "the connection closed before a response");
-      }
-      end = indexOfHeadEnd(reader.data);
-    }
-    const lines = new TextDecoder().decode(reader.data.subarray(0, end)).split("\r\n");
-    reader.data = reader.data.subarray(end);
-    const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? "");
-    if (!status) throw new DeliveryError("protocol", "the response is not HTTP/1.x");
-    const code = Number(status[1]);
-    if (code >= 100 && code < 200 && code !== 101) continue; // 100 Continue and friends
-    const headers = new Map<string, string>();
-    for (const line of lines.slice(1)) {
-      const at = line.indexOf(":");
-      if (at > 0) headers.set(line.slice(0, at).trim().toLowerCase(), line.slice(at + 1).trim());
-    }
-    return { status: code, headers };
-  }
-}
-
-/** The payload of a chunked body, as far as `data` holds it. */
+/** The payload of a chunked body, as far as `data` holds it (tolerant: a prefix is enough). */
 function unchunk(data: Uint8Array): Uint8Array {
   const parts: Uint8Array[] = [];
   let at = 0;
@@ -173,7 +79,7 @@ function unchunk(data: Uint8Array): Uint8Array {
 }
 
 /** Up to {@link MAX_RESPONSE_BYTES} of the body; whatever arrived when the deadline passed. */
-async function readBody(reader: Reader, status: number, headers: Map<string, string>) {
+async function readPrefix(reader: Reader, status: number, headers: Map<string, string>) {
   if (status === 204 || status === 304) return new Uint8Array(0);
   const chunked = /chunked/i.test(headers.get("transfer-encoding") ?? "");
   const length = Number(headers.get("content-length") ?? NaN);
@@ -195,49 +101,34 @@ async function readBody(reader: Reader, status: number, headers: Map<string, str
 /** Sends one webhook request and reads its answer's status and the start of its body. */
 export async function postWebhook(r: WebhookRequest): Promise<WebhookResponse> {
   const { signal } = r;
-  const port = Number(r.url.port || (r.url.protocol === "https:" ? 443 : 80));
-  const close = (c: Deno.Conn) => {
-    try {
-      c.close();
-    } catch {
-      // already closed
-    }
-  };
   let conn: Deno.Conn;
   try {
-    conn = await bounded(Deno.connect({ hostname: r.address, port }), signal, close);
+    conn = await connect(r.url, signal, { address: r.address, caCerts: r.caCerts });
   } catch (error) {
-    if (signal.aborted) throw signal.reason;
-    throw new DeliveryError(
-      "connect",
-      `could not connect to ${r.address} port ${port}: ${
-        error instanceof Error ? error.name : "error"
-      }`,
-    );
+    if (error instanceof ConnectError) throw new DeliveryError(error.stage, error.message);
+    throw error;
   }
   try {
-    if (r.url.protocol === "https:") {
-      const hostname = r.url.hostname.replace(/^\[(.*)\]$/, "$1");
-      const options: Deno.StartTlsOptions = { hostname };
-      if (r.caCerts) options.caCerts = [...r.caCerts];
-      const tls = Deno.startTls(conn as Deno.TcpConn, options);
-      try {
-        conn = await bounded(tls, signal, close);
-        await bounded((conn as Deno.TlsConn).handshake(), signal);
-      } catch {
-        if (signal.aborted) throw signal.reason;
-        throw new DeliveryError("tls", `the TLS handshake with ${hostname} failed`);
-      }
-    }
-    const bytes = requestBytes(r);
-    for (let written = 0; written < bytes.length;) {
-      written += await bounded(conn.write(bytes.subarray(written)), signal);
-    }
+    const headers = {
+      "User-Agent": "Torvus-Webhooks/1",
+      Accept: "*/*",
+      "Content-Type": "application/json",
+      Connection: "close",
+      ...r.headers,
+    };
+    const path = `${r.url.pathname}${r.url.search}`;
+    await writeAll(conn, requestBytes("POST", r.url, path, headers, r.body), signal);
     const reader = new Reader(conn, signal);
-    const { status, headers } = await readHead(reader);
-    const body = await readBody(reader, status, headers);
-    return { status, body: new TextDecoder().decode(body).replaceAll("\u0000", "") };
+    let head;
+    try {
+      head = await readHead(reader);
+    } catch (error) {
+      if (error instanceof ProtocolError) throw new DeliveryError("protocol", error.message);
+      throw error;
+    }
+    const body = await readPrefix(reader, head.status, head.headers);
+    return { status: head.status, body: new TextDecoder().decode(body).replaceAll("\u0000", "") };
   } finally {
-    close(conn);
+    closeQuietly(conn);
   }
 }

@@ -1,0 +1,420 @@
+/**
+ * HTTP/1.1 over Deno's own sockets (`Deno.connect`, then `Deno.startTls` for https, verifying the
+ * certificate against the URL's host name), for the two clients that cannot use `fetch`:
+ *
+ * - webhook deliveries (webhooks/http.ts): `fetch` resolves the host again itself, so a name could
+ *   pass the address check and then connect somewhere else (DNS rebinding); a connection to the
+ *   vetted address closes that gap;
+ * - the Redis REST calls (redis.ts, {@link KeepAliveClient}): on Deno 2.1 a `fetch` costs its
+ *   caller about 180 µs of CPU, a request on a kept-alive socket about 55 µs, and every batch of
+ *   rate-limit commands is one such call.
+ *
+ * What is read is bounded (head size, body size) and framed exactly: `Content-Length`, `chunked`,
+ * or the connection's end; anything else is a {@link ProtocolError}, never a guess.
+ *
+ * @module
+ */
+
+/** Longest status line and headers accepted. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/** A response that does not follow HTTP/1.1 as this client speaks it. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The bytes of a request: its line, headers (`Content-Length` added) and body. */
+export function requestBytes(
+  method: string,
+  url: URL,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+): Uint8Array {
+  const payload = encoder.encode(body);
+  const lines = [`${method} ${path} HTTP/1.1`, `Host: ${url.host}`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  lines.push(`Content-Length: ${payload.length}`);
+  const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
+
+/** Settles with `work`, or rejects when `signal` aborts (then `cleanup` gets what comes late). */
+export function bounded<T>(
+  work: Promise<T>,
+  signal: AbortSignal,
+  cleanup?: (value: T) => void,
+): Promise<T> {
+  if (signal.aborted) {
+    void work.then((v) => cleanup?.(v), () => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => {
+      void work.then((v) => cleanup?.(v), () => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", abort, { once: true });
+    work.then(
+      (v) => (signal.removeEventListener("abort", abort), resolve(v)),
+      (e) => (signal.removeEventListener("abort", abort), reject(e)),
+    );
+  });
+}
+
+/** Closes a connection that may already be closed. */
+export function closeQuietly(conn: Deno.Conn | undefined): void {
+  try {
+    conn?.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** Why a connection could not be made: no TCP connection, or no TLS session. */
+export class ConnectError extends Error {
+  override name = "ConnectError";
+  constructor(readonly stage: "connect" | "tls", message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Connects to `address` (the URL's host by default) at the URL's port, with TLS for https;
+ * bounded by `signal`.
+ */
+export async function connect(
+  url: URL,
+  signal: AbortSignal,
+  options: { address?: string; caCerts?: readonly string[] | undefined } = {},
+): Promise<Deno.Conn> {
+  const https = url.protocol === "https:";
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const address = options.address ?? hostname;
+  const port = Number(url.port || (https ? 443 : 80));
+  let conn: Deno.Conn;
+  try {
+    conn = await bounded(Deno.connect({ hostname: address, port }), signal, closeQuietly);
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    const what = error instanceof Error ? error.name : "error";
+    throw new ConnectError("connect", `could not connect to ${address} port ${port}: ${what}`);
+  }
+  if (!https) return conn;
+  try {
+    const tlsOptions: Deno.StartTlsOptions = { hostname };
+    if (options.caCerts) tlsOptions.caCerts = [...options.caCerts];
+    const tls = await bounded(
+      Deno.startTls(conn as Deno.TcpConn, tlsOptions),
+      signal,
+      closeQuietly,
+    );
+    conn = tls;
+    await bounded(tls.handshake(), signal);
+    return tls;
+  } catch {
+    closeQuietly(conn);
+    if (signal.aborted) throw signal.reason;
+    throw new ConnectError("tls", `the TLS handshake with ${hostname} failed`);
+  }
+}
+
+/** Writes all of `bytes`, bounded by `signal`. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array, signal: AbortSignal) {
+  for (let written = 0; written < bytes.length;) {
+    written += await bounded(conn.write(bytes.subarray(written)), signal);
+  }
+}
+
+function indexOfHeadEnd(data: Uint8Array, from: number): number {
+  for (let i = Math.max(3, from); i < data.length; i++) {
+    if (data[i] === 10 && data[i - 1] === 13 && data[i - 2] === 10 && data[i - 3] === 13) {
+      return i + 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Reads a connection into a buffer: `data` holds what arrived and is not consumed yet. Each read
+ * is bounded by `signal` when one is given; without, the caller ends a read by closing the
+ * connection.
+ */
+export class Reader {
+  #buffer = new Uint8Array(16 * 1024);
+  #start = 0;
+  #end = 0;
+  eof = false;
+  constructor(private readonly conn: Deno.Conn, private readonly signal?: AbortSignal) {}
+
+  /** What arrived and is not consumed yet. */
+  get data(): Uint8Array {
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  /** Consumes `n` bytes of {@link data}. */
+  consume(n: number): void {
+    this.#start += n;
+  }
+
+  /** Reads more; false at the connection's end. */
+  async more(): Promise<boolean> {
+    if (this.eof) return false;
+    if (this.#start > 0) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    if (this.#end === this.#buffer.length) {
+      const grown = new Uint8Array(this.#buffer.length * 2);
+      grown.set(this.#buffer);
+      this.#buffer = grown;
+    }
+    const read = this.conn.read(this.#buffer.subarray(this.#end));
+    const n = await (this.signal ? bounded(read, this.signal) : read);
+    if (n === null) {
+      this.eof = true;
+      return false;
+    }
+    this.#end += n;
+    return true;
+  }
+}
+
+/** A response's status line and headers (names in lower case). */
+export interface Head {
+  status: number;
+  /** `HTTP/1.0` or `HTTP/1.1`. */
+  version: string;
+  headers: Map<string, string>;
+}
+
+/** The status and headers of the first final (non-1xx) answer; the reader is left at its body. */
+export async function readHead(reader: Reader): Promise<Head> {
+  while (true) {
+    let end = indexOfHeadEnd(reader.data, 0);
+    while (end < 0) {
+      if (reader.data.length > MAX_HEAD_BYTES) {
+        throw new ProtocolError("the response's headers are too large");
+      }
+      const scanned = reader.data.length;
+      if (!(await reader.more())) {
+        throw new ProtocolError("the connection closed before a response");
+      }
+      end = indexOfHeadEnd(reader.data, scanned - 3);
+    }
+    if (end > MAX_HEAD_BYTES) throw new ProtocolError("the response's headers are too large");
+    const lines = decoder.decode(reader.data.subarray(0, end - 4)).split("\r\n");
+    reader.consume(end);
+    const status = /^(HTTP\/1\.[01]) (\d{3})(?: |$)/.exec(lines[0] ?? "");
+    if (!status) throw new ProtocolError("the response is not HTTP/1.x");
+    const code = Number(status[2]);
+    if (code >= 100 && code < 200 && code !== 101) continue; // 100 Continue and friends
+    const headers = new Map<string, string>();
+    for (const line of lines.slice(1)) {
+      const at = line.indexOf(":");
+      if (at <= 0) continue; // not a header line: ignored
+      const name = line.slice(0, at).trim().toLowerCase();
+      const value = line.slice(at + 1).trim();
+      const seen = headers.get(name);
+      headers.set(name, seen === undefined ? value : `${seen}, ${value}`);
+    }
+    return { status: code, version: status[1]!, headers };
+  }
+}
+
+/** Reads until `data` holds `n` bytes; a {@link ProtocolError} if the connection ends first. */
+async function need(reader: Reader, n: number): Promise<void> {
+  while (reader.data.length < n) {
+    if (!(await reader.more())) throw new ProtocolError("the connection closed mid-response");
+  }
+}
+
+/** A chunked body's payload, read exactly (trailers skipped), at most `maxBytes`. */
+async function readChunked(reader: Reader, maxBytes: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const line = async (): Promise<string> => {
+    for (let from = 0;;) {
+      const data = reader.data;
+      for (let i = from; i + 1 < data.length; i++) {
+        if (data[i] === 13 && data[i + 1] === 10) {
+          const text = decoder.decode(data.subarray(0, i));
+          reader.consume(i + 2);
+          return text;
+        }
+      }
+      if (data.length > MAX_HEAD_BYTES) throw new ProtocolError("a chunk line is too long");
+      from = Math.max(0, data.length - 1);
+      await need(reader, data.length + 1);
+    }
+  };
+  while (true) {
+    const size = /^([0-9a-fA-F]{1,8})(?:;.*)?$/.exec(await line());
+    if (!size) throw new ProtocolError("a chunk size is not hexadecimal");
+    const n = parseInt(size[1]!, 16);
+    if (n === 0) break;
+    total += n;
+    if (total > maxBytes) throw new ProtocolError(`the response is larger than ${maxBytes} bytes`);
+    await need(reader, n + 2);
+    const data = reader.data;
+    if (data[n] !== 13 || data[n + 1] !== 10) throw new ProtocolError("a chunk is not terminated");
+    parts.push(data.slice(0, n));
+    reader.consume(n + 2);
+  }
+  while ((await line()) !== "") {
+    // trailers: not used
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) (out.set(p, at), at += p.length);
+  return out;
+}
+
+/** A whole body and whether the connection may carry another request. */
+export interface Body {
+  bytes: Uint8Array;
+  reusable: boolean;
+}
+
+/** The whole body of a response to a POST, framed exactly, at most `maxBytes`. */
+export async function readBody(reader: Reader, head: Head, maxBytes: number): Promise<Body> {
+  const connection = head.headers.get("connection")?.toLowerCase() ?? "";
+  const keepAlive = head.version === "HTTP/1.1"
+    ? !/\bclose\b/.test(connection)
+    : /\bkeep-alive\b/.test(connection);
+  if (head.status === 204 || head.status === 304) {
+    return { bytes: new Uint8Array(0), reusable: keepAlive };
+  }
+  const coding = head.headers.get("transfer-encoding");
+  if (coding !== undefined) {
+    if (coding.toLowerCase() !== "chunked") {
+      throw new ProtocolError(`unsupported transfer-encoding: ${coding.slice(0, 40)}`);
+    }
+    return { bytes: await readChunked(reader, maxBytes), reusable: keepAlive };
+  }
+  const length = head.headers.get("content-length");
+  if (length !== undefined) {
+    if (!/^\d{1,15}$/.test(length)) throw new ProtocolError("the content-length is not a number");
+    const n = Number(length);
+    if (n > maxBytes) throw new ProtocolError(`the response is larger than ${maxBytes} bytes`);
+    await need(reader, n);
+    const bytes = reader.data.slice(0, n);
+    reader.consume(n);
+    return { bytes, reusable: keepAlive };
+  }
+  // Neither: the body ends with the connection.
+  while (await reader.more()) {
+    if (reader.data.length > maxBytes) {
+      throw new ProtocolError(`the response is larger than ${maxBytes} bytes`);
+    }
+  }
+  const bytes = reader.data.slice();
+  reader.consume(bytes.length);
+  return { bytes, reusable: false };
+}
+
+/** A response as the keep-alive client returns it. */
+export interface Http1Response {
+  status: number;
+  headers: Map<string, string>;
+  body: string;
+}
+
+/** Options of {@link KeepAliveClient}. */
+export interface KeepAliveOptions {
+  /** A connection idle longer than this is not reused (servers close idle ones), in ms. */
+  idleMs?: number;
+  /** The largest response body accepted. */
+  maxBodyBytes?: number;
+  caCerts?: readonly string[] | undefined;
+}
+
+/**
+ * One kept-alive connection to one origin, carrying one POST at a time; `busy` while it does.
+ * Any failure (connection, protocol, abort) closes it, and the next request opens a new one. A
+ * request is never sent twice: one whose connection fails is the caller's to give up or retry.
+ */
+export class KeepAliveClient {
+  readonly #url: URL;
+  readonly #idleMs: number;
+  readonly #maxBodyBytes: number;
+  readonly #caCerts: readonly string[] | undefined;
+  #conn: Deno.Conn | undefined;
+  /** The connection's reader, kept with it: its buffer is allocated once per connection. */
+  #reader: Reader | undefined;
+  #lastUsed = 0;
+  #busy = false;
+  /** Connections opened, for tests and diagnostics. */
+  connections = 0;
+
+  constructor(url: string | URL, options: KeepAliveOptions = {}) {
+    this.#url = new URL(url);
+    if (this.#url.protocol !== "http:" && this.#url.protocol !== "https:") {
+      throw new TypeError(`not an http(s) URL: ${this.#url.protocol}`);
+    }
+    this.#idleMs = options.idleMs ?? 4_000;
+    this.#maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
+    this.#caCerts = options.caCerts;
+  }
+
+  /** Whether a request is in flight. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** POSTs `body` to `path` (with its query) and reads the whole answer. */
+  async post(
+    path: string,
+    headers: Record<string, string>,
+    body: string,
+    signal: AbortSignal,
+  ): Promise<Http1Response> {
+    if (this.#busy) throw new Error("KeepAliveClient: one request at a time");
+    if (signal.aborted) throw signal.reason;
+    this.#busy = true;
+    // An abort closes the connection, which ends the write or read in progress: one listener
+    // per request, not one per socket operation.
+    const abort = () => this.close();
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.close();
+      if (!this.#conn || !this.#reader) {
+        this.#conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
+        this.#reader = new Reader(this.#conn);
+        this.connections++;
+      }
+      const conn = this.#conn;
+      const reader = this.#reader;
+      const request = requestBytes("POST", this.#url, path, headers, body);
+      for (let written = 0; written < request.length;) {
+        written += await conn.write(request.subarray(written));
+      }
+      const head = await readHead(reader);
+      const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
+      // Bytes beyond the answer were never asked for: the connection is not trusted further.
+      if (!reusable || reader.data.length > 0) this.close();
+      this.#lastUsed = performance.now();
+      return { status: head.status, headers: head.headers, body: decoder.decode(bytes) };
+    } catch (error) {
+      this.close();
+      throw signal.aborted ? signal.reason : error;
+    } finally {
+      signal.removeEventListener("abort", abort);
+      this.#busy = false;
+    }
+  }
+
+  /** Closes the connection (the next request opens another). */
+  close(): void {
+    closeQuietly(this.#conn);
+    this.#conn = undefined;
+    this.#reader = undefined;
+  }
+}
