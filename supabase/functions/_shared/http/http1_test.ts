@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { KeepAliveClient, ProtocolError } from "./http1.ts";
+import { ConnectError, KeepAliveClient, ProtocolError } from "./http1.ts";
+import { serveLoopback } from "../testing/loopback.ts";
+import { testCertificates } from "../testing/tls.ts";
 
 /** What the scripted server does with one request: the bytes it answers, then whether it closes. */
 interface Step {
@@ -222,4 +224,21 @@ Deno.test("KeepAliveClient: one request at a time; other schemes are refused", a
   assert.equal((await first).body, "[1]");
   c.close();
   assert.throws(() => new KeepAliveClient("ftp://127.0.0.1/"), TypeError);
+});
+
+Deno.test("KeepAliveClient: https verifies the certificate and keeps the TLS session for the next request", async () => {
+  const pem = await testCertificates("IP:127.0.0.1");
+  await using server = serveLoopback(async (req) => {
+    return new Response(`[${JSON.stringify(await req.text())}]`);
+  }, { cert: pem.cert, key: pem.key });
+  const trusted = new KeepAliveClient(server.url, { caCerts: [pem.ca] });
+  const bodies = [];
+  for (const body of ["a", "b", "c"]) bodies.push((await post(trusted, body)).body);
+  assert.deepEqual(bodies, ['["a"]', '["b"]', '["c"]']);
+  assert.equal(trusted.connections, 1);
+  trusted.close();
+  // A certificate that chains to no trusted root is not spoken to.
+  const untrusted = new KeepAliveClient(server.url);
+  await assert.rejects(post(untrusted), (e) => e instanceof ConnectError && e.stage === "tls");
+  untrusted.close();
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DeliveryError, MAX_RESPONSE_BYTES, postWebhook, type WebhookRequest } from "./http.ts";
 import { serveLoopback } from "../testing/loopback.ts";
+import { testCertificates } from "../testing/tls.ts";
 
 /** A server on loopback for one test; `handler` answers, every request is recorded. */
 function serve(
@@ -139,40 +140,8 @@ Deno.test("postWebhook() reports a refused connection and a server that does not
   );
 });
 
-/** A root CA and a certificate it signs for `name`, made with openssl in a temporary folder. */
-async function certificates(name: string): Promise<{ ca: string; cert: string; key: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "torvus-webhook-tls-" });
-  // Each command is its words, then one last argument that may hold spaces (a subject).
-  const run = async (words: string, ...last: string[]) => {
-    const args = [...words.split(" "), ...last];
-    const out = await new Deno.Command("openssl", { args, cwd: dir, stderr: "piped" }).output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  };
-  const newKey = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-  try {
-    await run(
-      `req -x509 ${newKey} -keyout ca.key -out ca.crt -days 1 -subj`,
-      "/CN=webhook test CA",
-    );
-    await run(`req ${newKey} -keyout server.key -out server.csr -subj`, `/CN=${name}`);
-    await Deno.writeTextFile(`${dir}/ext.cnf`, `subjectAltName=DNS:${name}\n`);
-    await run(
-      "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 " +
-        "-extfile ext.cnf",
-    );
-    const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
-    return {
-      ca: await read("ca.crt"),
-      cert: await read("server.crt"),
-      key: await read("server.key"),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("postWebhook() speaks TLS to the address, verifying the certificate for the URL's host", async () => {
-  const pem = await certificates("hooks.test");
+  const pem = await testCertificates("DNS:hooks.test");
   const s = serve(() => new Response("secure"), { cert: pem.cert, key: pem.key });
   try {
     const url = `https://hooks.test:${s.port}/in`;
