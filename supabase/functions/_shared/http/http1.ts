@@ -21,6 +21,19 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 /** A response that does not follow HTTP/1.1 as this client speaks it. */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
+  /** The connection ended before a single byte of answer. */
+  readonly unanswered: boolean;
+  constructor(message: string, options?: { unanswered: boolean }) {
+    super(message);
+    this.unanswered = options?.unanswered ?? false;
+  }
+}
+
+/** Whether a request failed on a connection the server had closed, before any answer. */
+function closedUnanswered(error: unknown): boolean {
+  if (error instanceof ProtocolError) return error.unanswered;
+  return error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted || error instanceof Deno.errors.NotConnected;
 }
 
 const encoder = new TextEncoder();
@@ -205,7 +218,10 @@ export async function readHead(reader: Reader): Promise<Head> {
       }
       const scanned = reader.data.length;
       if (!(await reader.more())) {
-        throw new ProtocolError("the connection closed before a response");
+        throw new ProtocolError(
+          "the connection closed before a response",
+          scanned === 0 ? { unanswered: true } : undefined,
+        );
       }
       end = indexOfHeadEnd(reader.data, scanned - 3);
     }
@@ -339,7 +355,9 @@ export interface KeepAliveOptions {
 /**
  * One kept-alive connection to one origin, carrying one POST at a time; `busy` while it does.
  * Any failure (connection, protocol, abort) closes it, and the next request opens a new one. A
- * request is never sent twice: one whose connection fails is the caller's to give up or retry.
+ * request goes a second time only when a kept-alive connection turns out closed by the server
+ * before any byte of answer (its idle timeout, a restart), the usual fate of a reused connection;
+ * any other failure is the caller's to give up or retry.
  */
 export class KeepAliveClient {
   readonly #url: URL;
@@ -385,23 +403,18 @@ export class KeepAliveClient {
     signal.addEventListener("abort", abort, { once: true });
     try {
       if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.close();
-      if (!this.#conn || !this.#reader) {
-        this.#conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
-        this.#reader = new Reader(this.#conn);
-        this.connections++;
-      }
-      const conn = this.#conn;
-      const reader = this.#reader;
       const request = requestBytes("POST", this.#url, path, headers, body);
-      for (let written = 0; written < request.length;) {
-        written += await conn.write(request.subarray(written));
+      const reused = this.#conn !== undefined;
+      try {
+        return await this.#exchange(request, signal);
+      } catch (error) {
+        // A kept-alive connection the server had already closed (its idle timeout, a restart)
+        // fails before a single byte of answer: the request was not taken, so it goes once more,
+        // on a new connection. Any other failure is the caller's.
+        if (!reused || signal.aborted || !closedUnanswered(error)) throw error;
+        this.close();
+        return await this.#exchange(request, signal);
       }
-      const head = await readHead(reader);
-      const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
-      // Bytes beyond the answer were never asked for: the connection is not trusted further.
-      if (!reusable || reader.data.length > 0) this.close();
-      this.#lastUsed = performance.now();
-      return { status: head.status, headers: head.headers, body: decoder.decode(bytes) };
     } catch (error) {
       this.close();
       throw signal.aborted ? signal.reason : error;
@@ -409,6 +422,26 @@ export class KeepAliveClient {
       signal.removeEventListener("abort", abort);
       this.#busy = false;
     }
+  }
+
+  /** One request on the connection (opened if there is none) and its whole answer. */
+  async #exchange(request: Uint8Array, signal: AbortSignal): Promise<Http1Response> {
+    if (!this.#conn || !this.#reader) {
+      this.#conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
+      this.#reader = new Reader(this.#conn);
+      this.connections++;
+    }
+    const conn = this.#conn;
+    const reader = this.#reader;
+    for (let written = 0; written < request.length;) {
+      written += await conn.write(request.subarray(written));
+    }
+    const head = await readHead(reader);
+    const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
+    // Bytes beyond the answer were never asked for: the connection is not trusted further.
+    if (!reusable || reader.data.length > 0) this.close();
+    this.#lastUsed = performance.now();
+    return { status: head.status, headers: head.headers, body: decoder.decode(bytes) };
   }
 
   /** Closes the connection (the next request opens another). */

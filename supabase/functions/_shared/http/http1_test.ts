@@ -242,3 +242,22 @@ Deno.test("KeepAliveClient: https verifies the certificate and keeps the TLS ses
   await assert.rejects(post(untrusted), (e) => e instanceof ConnectError && e.stage === "tls");
   untrusted.close();
 });
+
+Deno.test("KeepAliveClient: a kept-alive connection the server closed is replaced once, unanswered requests only", async () => {
+  await using s = scripted([
+    { chunks: [ok("[1]")], close: true }, // closes without saying so (an idle timeout)
+    { chunks: [ok("[2]")] },
+    { chunks: ["HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n[3"], close: true }, // answered in part
+    { chunks: [ok("[4]")] },
+  ]);
+  const c = new KeepAliveClient(s.url);
+  assert.equal((await post(c, "[1]")).body, "[1]");
+  assert.equal((await post(c, "[2]")).body, "[2]");
+  assert.equal(c.connections, 2);
+  assert.equal(s.requests.length, 2, "the request on the closed connection reached nobody");
+  // A connection that ends after part of an answer is not retried: the request was taken.
+  await assert.rejects(post(c, "[3]"), ProtocolError);
+  assert.equal((await post(c, "[4]")).body, "[4]");
+  assert.deepEqual(s.requests.map((r) => r.slice(-3)), ["[1]", "[2]", "[3]", "[4]"]);
+  c.close();
+});
