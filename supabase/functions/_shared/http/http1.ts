@@ -428,6 +428,8 @@ export class KeepAliveClient {
   async #exchange(request: Uint8Array, signal: AbortSignal): Promise<Http1Response> {
     if (!this.#conn || !this.#reader) {
       this.#conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
+      // Each request leaves in one write and waits for its answer: nothing to gain from Nagle.
+      (this.#conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
       this.#reader = new Reader(this.#conn);
       this.connections++;
     }
