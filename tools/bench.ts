@@ -15,7 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { LOCAL } from "./stack/config.ts";
-import { BENCH, portOf, type Served, type Stack, startStack } from "./bench/stack.ts";
+import { BENCH, logPathOf, portOf, type Served, type Stack, startStack } from "./bench/stack.ts";
 import { createFixtures, type Fixtures, startChurn } from "./bench/fixtures.ts";
 import * as meter from "./bench/meter.ts";
 import { runWrk, type WrkLoad } from "./bench/wrk.ts";
@@ -143,6 +143,8 @@ async function measure(
     const keys = c.fn === "v1-test" || c.fn === "vaults";
     const calls0 = keys ? await calls(stack) : 0;
     await meter.takeCounters(port);
+    const logPath = logPathOf(c.fn);
+    const logStart = Deno.statSync(logPath).size;
     const p = stack.pids;
     const stopCpu = meter.meterCpu({
       server: () => meter.cpuSeconds(p[c.fn]),
@@ -157,6 +159,9 @@ async function measure(
     const k = await meter.takeCounters(port);
     const lookups = keys ? await calls(stack) - calls0 : undefined;
     const n = Math.max(1, k.requests);
+    const warnings = logLinesSince(logPath, logStart)
+      .filter((line) => /"level":"(warn|error)"/.test(line)).length;
+    if (warnings > 0) log(`  WARNING: ${warnings} warning/error lines in ${logPath}`);
     const unexpected = Object.entries(k.statuses).filter(([s]) => !c.expect.includes(Number(s)));
     const result: CaseResult = {
       id: c.id,
@@ -169,6 +174,7 @@ async function measure(
       statuses: k.statuses,
       unexpected: [...Object.values(w.socketErrors), ...unexpected.map(([, v]) => v)]
         .reduce((a, b) => a + b, 0),
+      warnings,
       requests: k.requests,
       cpuUs: Object.fromEntries(
         Object.entries(cpu.seconds).map(([name, s]) => [name, (Number(s) * 1e6) / n]),
@@ -184,6 +190,25 @@ async function measure(
     return result;
   } finally {
     await stopChurn?.();
+  }
+}
+
+/** The lines a log file gained since it was `from` bytes long. */
+function logLinesSince(path: string, from: number): string[] {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    file.seekSync(from, Deno.SeekMode.Start);
+    const size = Deno.statSync(path).size - from;
+    const bytes = new Uint8Array(Math.max(0, size));
+    let read = 0;
+    while (read < bytes.length) {
+      const n = file.readSync(bytes.subarray(read));
+      if (n === null) break;
+      read += n;
+    }
+    return new TextDecoder().decode(bytes.subarray(0, read)).split("\n");
+  } finally {
+    file.close();
   }
 }
 

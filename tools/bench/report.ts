@@ -23,6 +23,11 @@ export interface CaseResult {
   statuses: Record<number, number>;
   /** Socket errors and answers of a status the case does not expect. */
   unexpected: number;
+  /**
+   * Warning and error lines the function logged during the case (a Redis outage, say, which the
+   * limiter survives by letting requests through uncounted: figures that would flatter).
+   */
+  warnings: number;
   requests: number;
   /** CPU µs per request, by process. */
   cpuUs: Record<Process, number>;
@@ -58,7 +63,8 @@ function markdown(head: string, rows: string[][]): string {
 export function tables(results: readonly CaseResult[]): string {
   const statuses = (r: CaseResult) =>
     Object.entries(r.statuses).map(([s, n]) => `${s}×${int(n)}`).join(" ") +
-    (r.unexpected > 0 ? ` ⚠ ${int(r.unexpected)} unexpected` : "");
+    (r.unexpected > 0 ? ` ⚠ ${int(r.unexpected)} unexpected` : "") +
+    (r.warnings > 0 ? ` ⚠ ${int(r.warnings)} warning/error log lines` : "");
   const speed = markdown(
     "case|conns|req/s|vs bare|p50 ms|p99 ms|server answered",
     results.map((r) => [

@@ -42,6 +42,8 @@ export const BENCH = {
   firstPort: 29351,
 };
 const LOGS = `${LOCAL}/bench/logs`;
+/** Where a started process writes its output. */
+export const logPathOf = (name: string) => `${LOGS}/${name}.log`;
 /** The port a served process listens on. */
 export const portOf = (name: Served) => BENCH.firstPort + SERVED.indexOf(name);
 const DIRECT_URL = `postgresql://postgres@127.0.0.1:5432/${BENCH.database}?sslmode=disable`;
@@ -106,7 +108,7 @@ export async function startStack(
       cwd: ROOT,
       env: { ...Object.fromEntries(basics), NO_COLOR: "1", ...command.env },
       clearEnv: true,
-      logPath: `${LOGS}/${name}.log`,
+      logPath: logPathOf(name),
       ready: async () => await httpStatus(ready) === 200,
       timeoutMs: 60_000,
       spawned: (pid) => pids.push(pid),
