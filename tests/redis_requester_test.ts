@@ -142,6 +142,48 @@ Deno.test("requester: identical reads queued together share one command, never a
   }
 });
 
+Deno.test("requester: reads interleaved with writes of other keys still share (a key's limits, then its epoch)", async () => {
+  const r = relay();
+  try {
+    const { redis, requester } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 2000 });
+    const [epoch, shard] = [`${PREFIX}:il:epoch`, `${PREFIX}:il:epoch:7`];
+    const [minute, day] = [`${PREFIX}:il:minute`, `${PREFIX}:il:day`];
+    r.hold = true;
+    const first = redis.incr(epoch);
+    await tick();
+    // Three requests of one key, as admission issues them: its windows' writes, then its epoch.
+    const reads = [];
+    for (let i = 0; i < 3; i++) {
+      void redis.incr(minute);
+      void redis.eval("return redis.call('INCR', KEYS[1])", [day], []);
+      reads.push(redis.mget<(number | null)[]>(epoch, shard));
+    }
+    // A write to a key a queued read reads is a barrier: the read after it is its own command.
+    const bump = redis.incr(shard);
+    const afterBump = redis.mget<(number | null)[]>(epoch, shard);
+    r.hold = false;
+    r.release();
+    assert.equal(await first, 1);
+    assert.deepEqual(await Promise.all(reads), [[1, null], [1, null], [1, null]]);
+    assert.equal(await bump, 1);
+    assert.deepEqual(await afterBump, [1, 1]);
+    assert.deepEqual(r.calls[1]!.map((c) => (c as string[])[0]), [
+      "incr",
+      "eval",
+      "mget",
+      "incr",
+      "eval",
+      "incr",
+      "eval",
+      "incr",
+      "mget",
+    ]);
+    assert.deepEqual(requester.stats, { calls: 2, commands: 10 });
+  } finally {
+    await r.close();
+  }
+});
+
 Deno.test("requester: a command's error is its own; the others of its call succeed", async () => {
   const r = relay();
   try {

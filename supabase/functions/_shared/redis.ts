@@ -18,12 +18,14 @@
  * connection never holds the commands queued behind it either. Retries are left to the callers:
  * a slow or absent Redis must cost a request one bounded wait.
  *
- * A read (GET, MGET) identical to one still waiting in the queue, with no other command queued
- * between them, shares that one's answer: both were issued before the call that carries them
- * leaves, so the shared answer is as fresh as two would be (a flood of one key's requests reads
- * its key-state epoch once per call, not once per request). A read already in flight is never
- * shared (it may have left before a change), nor one queued before a write (an isolate that
- * bumps an epoch and then reads it sees its own bump).
+ * A read (GET, MGET) identical to one still waiting in the queue shares that one's answer: both
+ * were issued before the call that carries them leaves, so the shared answer is as fresh as two
+ * would be (a flood of one key's requests reads its key-state epoch once per call, not once per
+ * request, though each request's rate-limit scripts stand between those reads). A read already in
+ * flight is never shared (it may have left before a change), nor one queued before a command that
+ * may write what it reads (an isolate that bumps an epoch and then reads it sees its own bump): a
+ * command naming one of the queued reads' keys among its arguments, or any command not known to
+ * name every key it touches there.
  *
  * Calls go over one kept-alive HTTP/1.1 connection (http/http1.ts), not `fetch`: on Deno 2.1 a
  * `fetch` costs about 180 µs of CPU and a call on a kept-alive socket about 55 µs, and with at
@@ -93,6 +95,8 @@ export class BatchingRequester implements Requester {
   #queue: Waiting[] = [];
   /** Reads waiting in {@link #queue}, by command, to share with identical ones. */
   #queuedReads = new Map<string, Promise<Answer>>();
+  /** The keys those reads read. */
+  #queuedReadKeys = new Set<string>();
   #inFlight = false;
   #scheduled = false;
 
@@ -113,7 +117,7 @@ export class BatchingRequester implements Requester {
         .then((answer) => answer as UpstashResponse<TResult>);
     }
     const read = readKey(req.body);
-    if (read === undefined) this.#queuedReads.clear();
+    if (read === undefined && mayWrite(req.body, this.#queuedReadKeys)) this.#forgetReads();
     const shared = read === undefined ? undefined : this.#queuedReads.get(read);
     if (shared) return shared as Promise<UpstashResponse<TResult>>;
     const answer = new Promise<Answer>((resolve, reject) => {
@@ -125,8 +129,16 @@ export class BatchingRequester implements Requester {
         queueMicrotask(() => this.#send());
       }
     });
-    if (read !== undefined) this.#queuedReads.set(read, answer);
+    if (read !== undefined) {
+      this.#queuedReads.set(read, answer);
+      for (const key of (req.body as unknown[]).slice(1)) this.#queuedReadKeys.add(String(key));
+    }
     return answer as Promise<UpstashResponse<TResult>>;
+  }
+
+  #forgetReads(): void {
+    this.#queuedReads.clear();
+    this.#queuedReadKeys.clear();
   }
 
   #send(): void {
@@ -134,7 +146,7 @@ export class BatchingRequester implements Requester {
     if (this.#inFlight || this.#queue.length === 0) return;
     const batch = this.#queue;
     this.#queue = [];
-    this.#queuedReads.clear();
+    this.#forgetReads();
     this.#inFlight = true;
     const commands = batch.map((w) => w.command);
     // The first command was issued first: its deadline is the batch's.
@@ -232,6 +244,25 @@ export class BatchingRequester implements Requester {
 
 /** Commands whose answers identical commands issued at the same time may share. */
 const SHAREABLE_READS = new Set(["get", "mget"]);
+
+/**
+ * Commands whose every key stands among their arguments (scripts declare theirs, as Upstash and
+ * Redis Cluster require): one of them writes a queued read's key only if it names it.
+ */
+const KEYS_IN_ARGUMENTS = new Set(
+  ("eval evalsha eval_ro evalsha_ro get mget set setex psetex getset getdel incr incrby " +
+    "incrbyfloat decr decrby del unlink exists expire pexpire expireat pexpireat persist ttl " +
+    "pttl hset hget hdel hincrby sadd srem zadd zrem lpush rpush").split(" "),
+);
+
+/** Whether a command may write one of `keys` (true for a command of unknown reach). */
+function mayWrite(command: unknown, keys: ReadonlySet<string>): boolean {
+  if (keys.size === 0) return false;
+  if (!Array.isArray(command) || typeof command[0] !== "string") return true;
+  if (!KEYS_IN_ARGUMENTS.has(command[0].toLowerCase())) return true;
+  for (let i = 1; i < command.length; i++) if (keys.has(String(command[i]))) return true;
+  return false;
+}
 
 /** The sharing key of a read command (its JSON), or undefined for any other command. */
 function readKey(command: unknown): string | undefined {
