@@ -179,13 +179,13 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
 
   /** The denial of a window that blocks the identifier in memory, if one does. */
   const blocked = (
-    scope: string,
+    limiters: readonly WindowLimiter[],
     identifier: string,
     windows: readonly Window[],
   ): Decision | undefined => {
     const t = now();
-    for (const w of windows) {
-      if (windowLimiter(scope, w).blockedUntil(identifier) === undefined) continue;
+    for (const [i, w] of windows.entries()) {
+      if (limiters[i]!.blockedUntil(identifier) === undefined) continue;
       // As the library answers a memory block (reason "cacheBlock"), with the window's own reset.
       const ms = durationMs(w.duration);
       return {
@@ -206,18 +206,13 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       for (const w of windows) background(windowLimiter(scope, w).limit(identifier, -1));
     },
     async check(scope, identifier, windows) {
-      const denied = blocked(scope, identifier, windows);
-      if (denied) return denied;
       const limiters = windows.map((w) => windowLimiter(scope, w));
+      const held = blocked(limiters, identifier, windows);
+      if (held) return held;
       try {
-        const results = (await Promise.all(limiters.map((l) => l.limit(identifier)))).map(
-          (r, i) => {
-            // A memory block ends early (see MemoryBlocks); the window still resets at its end.
-            if (r.reason !== "cacheBlock") return r;
-            const ms = durationMs(windows[i]!.duration);
-            return { ...r, reset: (Math.floor(now() / ms) + 1) * ms };
-          },
-        );
+        // No window blocks the identifier now (and the algorithm asks the same blocks on the same
+        // clock), so every answer below comes from Redis.
+        const results = await Promise.all(limiters.map((l) => l.limit(identifier)));
         const denied = results.some((r) => !r.success);
         if (denied) {
           results.forEach((r, i) => {
