@@ -138,10 +138,11 @@ export async function connect(
   }
 }
 
-/** Writes all of `bytes`, bounded by `signal`. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array, signal: AbortSignal) {
+/** Writes all of `bytes`, each write bounded by `signal` if one is given (as {@link Reader}). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array, signal?: AbortSignal) {
   for (let written = 0; written < bytes.length;) {
-    written += await bounded(conn.write(bytes.subarray(written)), signal);
+    const write = conn.write(bytes.subarray(written));
+    written += await (signal ? bounded(write, signal) : write);
   }
 }
 
@@ -433,11 +434,8 @@ export class KeepAliveClient {
       this.#reader = new Reader(this.#conn);
       this.connections++;
     }
-    const conn = this.#conn;
     const reader = this.#reader;
-    for (let written = 0; written < request.length;) {
-      written += await conn.write(request.subarray(written));
-    }
+    await writeAll(this.#conn, request);
     const head = await readHead(reader);
     const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
     // Bytes beyond the answer were never asked for: the connection is not trusted further.
