@@ -180,7 +180,7 @@ async function measure(
         Object.entries(cpu.seconds).map(([name, s]) => [name, (Number(s) * 1e6) / n]),
       ) as CaseResult["cpuUs"],
       busyCores: cpu.busyCores,
-      redis: { single: k.redis, pipelines: k.pipelines, perRequest: (k.redis + k.pipelines) / n },
+      redis: { calls: k.redisCalls, perRequest: k.redisCalls / n },
       hitRatio: lookups === undefined ? undefined : 1 - lookups / n,
       verifyCalls: lookups,
       churn: await stopChurn?.(),

@@ -81,9 +81,8 @@ export function meterCpu<K extends string>(readers: Record<K, () => number>) {
 export interface Counters {
   requests: number;
   statuses: Record<string, number>;
-  /** REST calls to Redis: single commands, and pipelines (or multi-exec). */
-  redis: number;
-  pipelines: number;
+  /** REST calls the function's Redis client made (every one a pipeline: redis.ts). */
+  redisCalls: number;
 }
 
 /** Takes a served function's counters (they start afresh). */

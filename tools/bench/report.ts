@@ -32,7 +32,7 @@ export interface CaseResult {
   /** CPU µs per request, by process. */
   cpuUs: Record<Process, number>;
   busyCores: number;
-  redis: { single: number; pipelines: number; perRequest: number };
+  redis: { calls: number; perRequest: number };
   /** 1 − key lookups in PostgreSQL per request, for the API-key cases. */
   hitRatio: number | undefined;
   verifyCalls: number | undefined;
@@ -86,7 +86,7 @@ export function tables(results: readonly CaseResult[]): string {
       fix(r.busyCores, 2),
       r.id.startsWith("baseline")
         ? "–"
-        : `${fix(r.redis.perRequest, 3)} (${int(r.redis.single)} + ${int(r.redis.pipelines)} p)`,
+        : `${fix(r.redis.perRequest, 3)} (${int(r.redis.calls)} calls)`,
       pct(r.hitRatio, 2),
     ]),
   );

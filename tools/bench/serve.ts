@@ -20,8 +20,7 @@ const port = Number(Deno.env.get("BENCH_PORT"));
 const fresh = () => ({
   requests: 0,
   statuses: {} as Record<number, number>,
-  redis: 0,
-  pipelines: 0,
+  redisCalls: 0,
 });
 let counters = fresh();
 
@@ -43,7 +42,7 @@ const realServe = Deno.serve;
     if (req.url.endsWith("/__bench/counters")) {
       const taken = counters;
       const calls = redisCalls();
-      taken.pipelines = calls - callsTaken;
+      taken.redisCalls = calls - callsTaken;
       callsTaken = calls;
       counters = fresh();
       return Response.json(taken);
