@@ -168,13 +168,9 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
         };
       }
 
+      // The prefix is known good (above), so a key that does not parse has a bad body or checksum.
       const parsed = parseApiKey(presented);
-      if (!parsed.ok) {
-        return {
-          ok: false,
-          code: parsed.reason === "format" ? "INVALID_API_KEY_FORMAT" : "INVALID_API_KEY",
-        };
-      }
+      if (!parsed.ok) return { ok: false, code: "INVALID_API_KEY" };
       if (!options.acceptedModes.includes(parsed.mode)) {
         return { ok: false, code: "INVALID_API_KEY" };
       }
