@@ -35,13 +35,15 @@ export function corsHeaders(headers: Headers): void {
 
 /** A JSON response. */
 export function json(body: unknown, status = 200, init: HeadersInit = {}): Response {
+  const text = JSON.stringify(body);
+  if (init instanceof Headers || Array.isArray(init)) {
+    const headers = new Headers(init);
+    headers.set("Content-Type", "application/json");
+    return new Response(text, { status, headers });
+  }
   // A plain record is the cheapest init a Response takes (a Headers object is copied entry by
   // entry); most answers have no headers of their own here.
-  const headers = init instanceof Headers || Array.isArray(init)
-    ? new Headers(init)
-    : { ...init, "Content-Type": "application/json" };
-  if (headers instanceof Headers) headers.set("Content-Type", "application/json");
-  return new Response(JSON.stringify(body), { status, headers });
+  return new Response(text, { status, headers: { ...init, "Content-Type": "application/json" } });
 }
 
 /**
