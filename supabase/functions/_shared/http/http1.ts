@@ -59,7 +59,7 @@ export function requestBytes(
 }
 
 /** Settles with `work`, or rejects when `signal` aborts (then `cleanup` gets what comes late). */
-export function bounded<T>(
+function bounded<T>(
   work: Promise<T>,
   signal: AbortSignal,
   cleanup?: (value: T) => void,
@@ -138,11 +138,32 @@ export async function connect(
   }
 }
 
-/** Writes all of `bytes`, each write bounded by `signal` if one is given (as {@link Reader}). */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array, signal?: AbortSignal) {
+/** Writes all of `bytes` (closing the connection ends a write in progress). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array) {
   for (let written = 0; written < bytes.length;) {
-    const write = conn.write(bytes.subarray(written));
-    written += await (signal ? bounded(write, signal) : write);
+    written += await conn.write(bytes.subarray(written));
+  }
+}
+
+/**
+ * Runs `exchange`, ended by `signal`: an abort calls `close` (closing the connection ends the
+ * write or read in progress: one listener, not one per socket operation), and the exchange then
+ * rejects with the signal's reason.
+ */
+export async function closingOnAbort<T>(
+  signal: AbortSignal,
+  close: () => void,
+  exchange: () => Promise<T>,
+): Promise<T> {
+  if (signal.aborted) throw signal.reason;
+  const abort = () => close();
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    return await exchange();
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  } finally {
+    signal.removeEventListener("abort", abort);
   }
 }
 
@@ -156,16 +177,15 @@ function indexOfHeadEnd(data: Uint8Array, from: number): number {
 }
 
 /**
- * Reads a connection into a buffer: `data` holds what arrived and is not consumed yet. Each read
- * is bounded by `signal` when one is given; without, the caller ends a read by closing the
- * connection.
+ * Reads a connection into a buffer: `data` holds what arrived and is not consumed yet. Closing the
+ * connection ends a read in progress.
  */
 export class Reader {
   #buffer = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
   eof = false;
-  constructor(private readonly conn: Deno.Conn, private readonly signal?: AbortSignal) {}
+  constructor(private readonly conn: Deno.Conn) {}
 
   /** What arrived and is not consumed yet. */
   get data(): Uint8Array {
@@ -190,8 +210,7 @@ export class Reader {
       grown.set(this.#buffer);
       this.#buffer = grown;
     }
-    const read = this.conn.read(this.#buffer.subarray(this.#end));
-    const n = await (this.signal ? bounded(read, this.signal) : read);
+    const n = await this.conn.read(this.#buffer.subarray(this.#end));
     if (n === null) {
       this.eof = true;
       return false;
@@ -396,31 +415,29 @@ export class KeepAliveClient {
     signal: AbortSignal,
   ): Promise<Http1Response> {
     if (this.#busy) throw new Error("KeepAliveClient: one request at a time");
-    if (signal.aborted) throw signal.reason;
     this.#busy = true;
-    // An abort closes the connection, which ends the write or read in progress: one listener
-    // per request, not one per socket operation.
-    const abort = () => this.close();
-    signal.addEventListener("abort", abort, { once: true });
     try {
-      if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.close();
-      const request = requestBytes("POST", this.#url, path, headers, body);
-      const reused = this.#conn !== undefined;
-      try {
-        return await this.#exchange(request, signal);
-      } catch (error) {
-        // A kept-alive connection the server had already closed (its idle timeout, a restart)
-        // fails before a single byte of answer: the request was not taken, so it goes once more,
-        // on a new connection. Any other failure is the caller's.
-        if (!reused || signal.aborted || !closedUnanswered(error)) throw error;
-        this.close();
-        return await this.#exchange(request, signal);
-      }
-    } catch (error) {
-      this.close();
-      throw signal.aborted ? signal.reason : error;
+      return await closingOnAbort(signal, () => this.close(), async () => {
+        if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.close();
+        const request = requestBytes("POST", this.#url, path, headers, body);
+        const reused = this.#conn !== undefined;
+        try {
+          return await this.#exchange(request, signal);
+        } catch (error) {
+          this.close();
+          // A kept-alive connection the server had already closed (its idle timeout, a restart)
+          // fails before a single byte of answer: the request was not taken, so it goes once
+          // more, on a new connection. Any other failure is the caller's.
+          if (!reused || signal.aborted || !closedUnanswered(error)) throw error;
+          try {
+            return await this.#exchange(request, signal);
+          } catch (again) {
+            this.close();
+            throw again;
+          }
+        }
+      });
     } finally {
-      signal.removeEventListener("abort", abort);
       this.#busy = false;
     }
   }

@@ -14,6 +14,7 @@
  */
 import {
   closeQuietly,
+  closingOnAbort,
   connect,
   ConnectError,
   ProtocolError,
@@ -117,17 +118,21 @@ export async function postWebhook(r: WebhookRequest): Promise<WebhookResponse> {
       ...r.headers,
     };
     const path = `${r.url.pathname}${r.url.search}`;
-    await writeAll(conn, requestBytes("POST", r.url, path, headers, r.body), signal);
-    const reader = new Reader(conn, signal);
-    let head;
-    try {
-      head = await readHead(reader);
-    } catch (error) {
-      if (error instanceof ProtocolError) throw new DeliveryError("protocol", error.message);
-      throw error;
-    }
-    const body = await readPrefix(reader, head.status, head.headers);
-    return { status: head.status, body: new TextDecoder().decode(body).replaceAll("\u0000", "") };
+    const bytes = requestBytes("POST", r.url, path, headers, r.body);
+    const open = conn;
+    return await closingOnAbort(signal, () => closeQuietly(open), async () => {
+      await writeAll(open, bytes);
+      const reader = new Reader(open);
+      let head;
+      try {
+        head = await readHead(reader);
+      } catch (error) {
+        if (error instanceof ProtocolError) throw new DeliveryError("protocol", error.message);
+        throw error;
+      }
+      const body = await readPrefix(reader, head.status, head.headers);
+      return { status: head.status, body: new TextDecoder().decode(body).replaceAll("\u0000", "") };
+    });
   } finally {
     closeQuietly(conn);
   }
