@@ -64,6 +64,8 @@ const schema = z.object({
   TORVUS_DIRECT_IP_SOURCE: directIpSource.default({ kind: "none" }),
   TORVUS_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default("torvus"),
   TORVUS_RATELIMIT_TIMEOUT_MS: intIn(10, 5000).default(300),
+  // Opening the Redis connection (DNS, TCP, TLS) is bounded by this, not by a call's deadline.
+  TORVUS_REDIS_CONNECT_TIMEOUT_MS: intIn(100, 60_000).default(5000),
   TORVUS_RATELIMIT_FAIL_MODE: z.enum(["open", "closed"]).default("open"),
   TORVUS_JWKS_COOLDOWN_MS: intIn(1000, 600_000).default(30_000),
   TORVUS_DB_POOL_MAX: intIn(1, 100).default(3),
@@ -164,7 +166,7 @@ export interface Config {
     hsSecret: string | undefined;
     jwksCooldownMs: number;
   };
-  redis: { url: string; token: string; prefix: string };
+  redis: { url: string; token: string; prefix: string; connectTimeoutMs: number };
   rateLimit: { timeoutMs: number; failMode: "open" | "closed" };
   keyModes: readonly KeyMode[];
   clientAddress: ClientAddressConfig;
@@ -228,6 +230,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       url: e.UPSTASH_REDIS_REST_URL,
       token: e.UPSTASH_REDIS_REST_TOKEN,
       prefix: e.TORVUS_REDIS_PREFIX,
+      connectTimeoutMs: e.TORVUS_REDIS_CONNECT_TIMEOUT_MS,
     },
     rateLimit: { timeoutMs: e.TORVUS_RATELIMIT_TIMEOUT_MS, failMode: e.TORVUS_RATELIMIT_FAIL_MODE },
     keyModes: e.TORVUS_KEY_MODES,

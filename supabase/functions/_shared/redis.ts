@@ -29,8 +29,9 @@
  *
  * Calls go over one kept-alive HTTP/1.1 connection (http/http1.ts), not `fetch`: on Deno 2.1 a
  * `fetch` costs about 180 µs of CPU and a call on a kept-alive socket about 55 µs, and with at
- * most one batch in flight one connection carries them all. A call that fails or times out
- * closes it; the next opens another. An explicit pipeline that finds it busy takes `fetch`.
+ * most one batch in flight one connection carries them all (an explicit pipeline waits its turn on
+ * it). The connection opens apart from any call's deadline (see KeepAliveClient); a call that
+ * fails closes it and the next one starts opening at once.
  *
  * Explicit pipelines and transactions (`redis.pipeline()`, `redis.multi()`) go out as they are.
  * Responses are plain JSON (no `Upstash-Encoding: base64`): every value this API stores is ASCII.
@@ -48,6 +49,13 @@ export interface RequesterStats {
   calls: number;
   /** Commands sent in those calls. */
   commands: number;
+  /**
+   * Calls that carried a command that writes and failed after they were sent: the server may
+   * have applied them. They are never sent again (a rate-limit script applied twice would cost
+   * the caller a request it never made); their commands fail, and the limiter decides as its
+   * fail mode says.
+   */
+  unsure: number;
 }
 
 /** Options of {@link createRedis}. */
@@ -57,9 +65,13 @@ export interface RedisOptions {
   /** Bound of each REST call, in ms. */
   timeoutMs: number;
   /**
+   * Bound of opening the kept-alive connection (DNS, TCP, TLS), in ms; no call's deadline cuts
+   * it short. Default 5,000.
+   */
+  connectTimeoutMs?: number;
+  /**
    * A fetch to make every call with; by default calls go over a kept-alive HTTP/1.1 connection
-   * (http/http1.ts), and over the platform's `fetch` only while that connection is busy with an
-   * explicit pipeline.
+   * (http/http1.ts), one after the other.
    */
   fetch?: typeof fetch;
 }
@@ -83,7 +95,7 @@ export class RedisCallError extends Error {
 export class BatchingRequester implements Requester {
   readonly readYourWrites = true;
   upstashSyncToken = "";
-  readonly stats: RequesterStats = { calls: 0, commands: 0 };
+  readonly stats: RequesterStats = { calls: 0, commands: 0, unsure: 0 };
   readonly #base: string;
   /** The base URL's path, without its trailing slash. */
   readonly #basePath: string;
@@ -106,7 +118,15 @@ export class BatchingRequester implements Requester {
     this.#authorization = `Bearer ${options.token}`;
     this.#timeoutMs = options.timeoutMs;
     this.#fetch = options.fetch ?? fetch;
-    this.#http = options.fetch ? undefined : new KeepAliveClient(this.#base);
+    if (!options.fetch) {
+      const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+      // An answer that comes after its call gave up is still read (up to a second deadline), so
+      // a round trip near the deadline does not cost the connection; a hung one does.
+      const answerTimeoutMs = 2 * options.timeoutMs;
+      this.#http = new KeepAliveClient(this.#base, { connectTimeoutMs, answerTimeoutMs });
+      // The isolate's start-up: the connection opens while nothing waits for it yet.
+      this.#http.warm().catch(() => {});
+    }
   }
 
   /** Queues a single command; sends anything else (explicit pipelines, transactions) at once. */
@@ -199,6 +219,7 @@ export class BatchingRequester implements Requester {
   ): Promise<unknown> {
     this.stats.calls++;
     this.stats.commands += commands;
+    const idempotent = readOnly(path, body);
     const headers: Record<string, string> = {
       authorization: this.#authorization,
       "content-type": "application/json",
@@ -209,21 +230,34 @@ export class BatchingRequester implements Requester {
     let status: number;
     let text: string;
     let syncToken: string | null | undefined;
-    if (this.#http && !this.#http.busy) {
-      const target = `${this.#basePath}${suffix}` || "/";
-      const answer = await this.#http.post(target, headers, json, signal);
-      ({ status, body: text } = answer);
-      syncToken = answer.headers.get("upstash-sync-token");
-    } else {
-      const response = await this.#fetch(`${this.#base}${suffix}`, {
-        method: "POST",
-        headers,
-        body: json,
-        signal,
-      });
-      status = response.status;
-      text = await response.text();
-      syncToken = response.headers.get("upstash-sync-token");
+    const http = this.#http;
+    const sentBefore = http?.sent ?? 0;
+    try {
+      if (http) {
+        const target = `${this.#basePath}${suffix}` || "/";
+        const answer = await http.post(target, headers, json, signal, { idempotent });
+        ({ status, body: text } = answer);
+        syncToken = answer.headers.get("upstash-sync-token");
+      } else {
+        const response = await this.#fetch(`${this.#base}${suffix}`, {
+          method: "POST",
+          headers,
+          body: json,
+          signal,
+        });
+        status = response.status;
+        text = await response.text();
+        syncToken = response.headers.get("upstash-sync-token");
+      }
+    } catch (error) {
+      // With fetch, whether the request left cannot be told: it counts as sent.
+      if (idempotent || (http && http.sent === sentBefore)) throw error;
+      this.stats.unsure++;
+      throw new RedisCallError(
+        "a Redis call that writes failed after it was sent; it may have been applied and is " +
+          "not sent again",
+        { cause: error },
+      );
     }
     let parsed: unknown;
     try {
@@ -240,6 +274,22 @@ export class BatchingRequester implements Requester {
     this.upstashSyncToken = syncToken ?? this.upstashSyncToken;
     return parsed;
   }
+}
+
+/** Commands that only read: a call made of nothing else may be sent twice. */
+const READ_ONLY = new Set(
+  "get mget exists ttl pttl type strlen hget hmget hgetall hlen scard smembers sismember zscore zcard ping"
+    .split(" "),
+);
+
+/** Whether a call (one command, or a pipeline of them) only reads. */
+function readOnly(path: readonly string[], body: unknown): boolean {
+  if (path.length > 0 && path[0] !== "pipeline") return false; // a transaction, a stream
+  const commands = path.length === 0 ? [body] : body;
+  if (!Array.isArray(commands)) return false;
+  return commands.every((c) =>
+    Array.isArray(c) && typeof c[0] === "string" && READ_ONLY.has(c[0].toLowerCase())
+  );
 }
 
 /** Commands whose answers identical commands issued at the same time may share. */

@@ -114,6 +114,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
     url: config.redis.url,
     token: config.redis.token,
     timeoutMs: config.rateLimit.timeoutMs,
+    connectTimeoutMs: config.redis.connectTimeoutMs,
   });
   const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix);
   const services: Services = {

@@ -370,27 +370,63 @@ export interface KeepAliveOptions {
   /** The largest response body accepted. */
   maxBodyBytes?: number;
   caCerts?: readonly string[] | undefined;
+  /**
+   * Bound of opening a connection (TCP, then TLS for https), in ms. It is the connection's own,
+   * not any request's: see {@link KeepAliveClient}.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * How long an answer is awaited once its request left, in ms, whether or not its caller still
+   * waits (default: `connectTimeoutMs`). Past it the connection is closed and another opened.
+   */
+  answerTimeoutMs?: number;
+}
+
+/** Options of one {@link KeepAliveClient.post}. */
+export interface PostOptions {
+  /**
+   * Whether the request may be sent twice. Only then does a request that a reused connection
+   * failed before any byte of answer go once more: the server may have run it before closing,
+   * and a request that writes (a rate-limit script) must never be applied twice.
+   */
+  idempotent?: boolean;
 }
 
 /**
  * One kept-alive connection to one origin, carrying one POST at a time; `busy` while it does.
- * Any failure (connection, protocol, abort) closes it, and the next request opens a new one. A
- * request goes a second time only when a kept-alive connection turns out closed by the server
- * before any byte of answer (its idle timeout, a restart), the usual fate of a reused connection;
- * any other failure is the caller's to give up or retry.
+ *
+ * Opening a connection is not part of any request: {@link warm} starts it (at an isolate's
+ * start-up, and again whenever a connection is lost), bounded by `connectTimeoutMs` alone, and a
+ * request waits for it only as long as its own signal allows. A request that gives up never
+ * abandons the attempt, so a connection that takes longer to open than one request may wait
+ * (DNS, TCP and TLS to a far region: three round trips) is still there for the next request.
+ *
+ * Any failure of a request (protocol, abort, a connection lost) closes the connection and starts
+ * opening the next. A request goes a second time only if the caller says it is idempotent and a
+ * kept-alive connection turns out closed by the server before any byte of answer (its idle
+ * timeout, a restart); any other failure is the caller's to give up or retry.
  */
 export class KeepAliveClient {
   readonly #url: URL;
   readonly #idleMs: number;
   readonly #maxBodyBytes: number;
   readonly #caCerts: readonly string[] | undefined;
+  readonly #connectTimeoutMs: number;
+  readonly #answerTimeoutMs: number;
   #conn: Deno.Conn | undefined;
   /** The connection's reader, kept with it: its buffer is allocated once per connection. */
   #reader: Reader | undefined;
+  /** The connection being opened, if one is. */
+  #opening: Promise<void> | undefined;
   #lastUsed = 0;
   #busy = false;
+  /** Settles when the last exchange asked for has ended: the next one waits for it. */
+  #tail: Promise<void> = Promise.resolve();
+  #closed = false;
   /** Connections opened, for tests and diagnostics. */
   connections = 0;
+  /** Requests handed to a connection (whether or not answered), for callers that must know. */
+  sent = 0;
 
   constructor(url: string | URL, options: KeepAliveOptions = {}) {
     this.#url = new URL(url);
@@ -400,71 +436,148 @@ export class KeepAliveClient {
     this.#idleMs = options.idleMs ?? 4_000;
     this.#maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
     this.#caCerts = options.caCerts;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.#answerTimeoutMs = options.answerTimeoutMs ?? this.#connectTimeoutMs;
   }
 
-  /** Whether a request is in flight. */
+  /** Whether an exchange is in progress (its caller may have given up on it). */
   get busy(): boolean {
     return this.#busy;
   }
 
-  /** POSTs `body` to `path` (with its query) and reads the whole answer. */
+  /**
+   * Starts opening a connection unless one is open or opening; settles when that attempt does
+   * (bounded by `connectTimeoutMs`). Nothing that waits for it can cut it short.
+   */
+  warm(): Promise<void> {
+    if (this.#conn) return Promise.resolve();
+    this.#opening ??= this.#open().finally(() => this.#opening = undefined);
+    return this.#opening;
+  }
+
+  async #open(): Promise<void> {
+    this.#closed = false;
+    const signal = AbortSignal.timeout(this.#connectTimeoutMs);
+    let conn: Deno.Conn;
+    try {
+      conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
+    } catch (error) {
+      if (!signal.aborted) throw error;
+      throw new ConnectError(
+        "connect",
+        `no connection to ${this.#url.host} within ${this.#connectTimeoutMs} ms`,
+      );
+    }
+    if (this.#closed) return closeQuietly(conn);
+    // Each request leaves in one write and waits for its answer: nothing to gain from Nagle.
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    this.#conn = conn;
+    this.#reader = new Reader(conn);
+    this.#lastUsed = performance.now();
+    this.connections++;
+  }
+
+  /**
+   * POSTs `body` to `path` (with its query) and reads the whole answer, or rejects when `signal`
+   * aborts. Requests go one at a time, in order: each waits (as long as its signal allows) for
+   * the exchange before it. A caller that gives up after its request left does not end the
+   * exchange: the answer is still read to its end, within `answerTimeoutMs`, so the
+   * connection stays open for the next request instead of being closed and opened again (at a
+   * round trip close to the deadline, that would cost every other call). A request whose caller
+   * gave up before it left is never sent.
+   */
   async post(
     path: string,
     headers: Record<string, string>,
     body: string,
     signal: AbortSignal,
+    options: PostOptions = {},
   ): Promise<Http1Response> {
-    if (this.#busy) throw new Error("KeepAliveClient: one request at a time");
-    this.#busy = true;
+    const previous = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((resolve) => release = resolve);
     try {
-      return await closingOnAbort(signal, () => this.close(), async () => {
-        if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.close();
-        const request = requestBytes("POST", this.#url, path, headers, body);
-        const reused = this.#conn !== undefined;
-        try {
-          return await this.#exchange(request, signal);
-        } catch (error) {
-          this.close();
-          // A kept-alive connection the server had already closed (its idle timeout, a restart)
-          // fails before a single byte of answer: the request was not taken, so it goes once
-          // more, on a new connection. Any other failure is the caller's.
-          if (!reused || signal.aborted || !closedUnanswered(error)) throw error;
-          try {
-            return await this.#exchange(request, signal);
-          } catch (again) {
-            this.close();
-            throw again;
-          }
-        }
-      });
-    } finally {
+      await bounded(previous, signal);
+    } catch (error) {
+      void previous.then(release);
+      throw error;
+    }
+    this.#busy = true;
+    const exchange = this.#attempt(path, headers, body, signal, options);
+    void exchange.then(() => {}, () => {}).finally(() => {
       this.#busy = false;
+      release();
+    });
+    return await bounded(exchange, signal);
+  }
+
+  /** One request, sent once more if {@link PostOptions.idempotent} allows. */
+  async #attempt(
+    path: string,
+    headers: Record<string, string>,
+    body: string,
+    signal: AbortSignal,
+    options: PostOptions,
+  ): Promise<Http1Response> {
+    if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.#drop();
+    const request = requestBytes("POST", this.#url, path, headers, body);
+    const reused = this.#conn !== undefined;
+    try {
+      return await this.#exchange(request, signal);
+    } catch (error) {
+      this.#lose();
+      // A kept-alive connection the server had already closed (its idle timeout, a restart)
+      // fails before a single byte of answer. Whether the server read the request first cannot
+      // be told, so only an idempotent request goes once more.
+      if (!options.idempotent || !reused || signal.aborted || !closedUnanswered(error)) {
+        throw error;
+      }
+      try {
+        return await this.#exchange(request, signal);
+      } catch (again) {
+        this.#lose();
+        throw again;
+      }
     }
   }
 
-  /** One request on the connection (opened if there is none) and its whole answer. */
+  /** One request on the connection (waiting for one to open) and its whole answer. */
   async #exchange(request: Uint8Array, signal: AbortSignal): Promise<Http1Response> {
-    if (!this.#conn || !this.#reader) {
-      this.#conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
-      // Each request leaves in one write and waits for its answer: nothing to gain from Nagle.
-      (this.#conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
-      this.#reader = new Reader(this.#conn);
-      this.connections++;
-    }
+    if (!this.#conn) await bounded(this.warm(), signal);
+    // Its caller gave up before it left: it is not sent late.
+    if (signal.aborted) throw signal.reason;
+    const conn = this.#conn;
     const reader = this.#reader;
-    await writeAll(this.#conn, request);
-    const head = await readHead(reader);
-    const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
-    // Bytes beyond the answer were never asked for: the connection is not trusted further.
-    if (!reusable || reader.data.length > 0) this.close();
-    this.#lastUsed = performance.now();
-    return { status: head.status, headers: head.headers, body: decoder.decode(bytes) };
+    if (!conn || !reader) throw new ConnectError("connect", "the connection was closed");
+    this.sent++;
+    // Its caller may give up sooner; the answer is still awaited this long.
+    const answered = AbortSignal.timeout(this.#answerTimeoutMs);
+    return await closingOnAbort(answered, () => this.#lose(), async () => {
+      await writeAll(conn, request);
+      const head = await readHead(reader);
+      const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
+      // Bytes beyond the answer were never asked for: the connection is not trusted further.
+      if (!reusable || reader.data.length > 0) this.#lose();
+      this.#lastUsed = performance.now();
+      return { status: head.status, headers: head.headers, body: decoder.decode(bytes) };
+    });
   }
 
-  /** Closes the connection (the next request opens another). */
-  close(): void {
+  /** Closes a connection that can serve no more requests, and starts opening the next. */
+  #lose(): void {
+    this.#drop();
+    if (!this.#closed) this.warm().catch(() => {});
+  }
+
+  #drop(): void {
     closeQuietly(this.#conn);
     this.#conn = undefined;
     this.#reader = undefined;
+  }
+
+  /** Closes the connection, and one being opened once it opens (the next request opens another). */
+  close(): void {
+    this.#closed = true;
+    this.#drop();
   }
 }

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { ConnectError, KeepAliveClient, ProtocolError } from "./http1.ts";
 import { serveLoopback } from "../testing/loopback.ts";
 import { testCertificates } from "../testing/tls.ts";
+import { delayProxy } from "../testing/delay_proxy.ts";
+import { rawServer, writeText } from "../testing/raw_server.ts";
 
 /** What the scripted server does with one request: the bytes it answers, then whether it closes. */
 interface Step {
@@ -9,79 +11,32 @@ interface Step {
   close?: boolean;
   /** Never answers (the client must give up). */
   hang?: boolean;
+  /** Waits this long before answering. */
+  delayMs?: number;
 }
 
 /**
- * A raw TCP server on 127.0.0.1 that reads each request (head and `Content-Length` body) and
- * answers with the next scripted step, byte for byte, each chunk in its own write.
+ * A raw TCP server on 127.0.0.1 that answers each request with the next scripted step, byte for
+ * byte, each chunk in its own write.
  */
 function scripted(steps: Step[]) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const requests: string[] = [];
-  const conns = new Set<Deno.Conn>();
-  const decoder = new TextDecoder();
-  const serve = async (conn: Deno.Conn): Promise<void> => {
-    conns.add(conn);
-    const buf = new Uint8Array(64 * 1024);
-    let text = "";
-    try {
-      while (true) {
-        let end = text.indexOf("\r\n\r\n");
-        while (end < 0 || text.length < end + 4 + contentLength(text.slice(0, end))) {
-          const n = await conn.read(buf);
-          if (n === null) return;
-          text += decoder.decode(buf.subarray(0, n));
-          end = text.indexOf("\r\n\r\n");
-        }
-        const total = end + 4 + contentLength(text.slice(0, end));
-        requests.push(text.slice(0, total));
-        text = text.slice(total);
-        const step = steps.shift();
-        if (!step || step.hang) return await new Promise<void>(() => {});
-        for (const chunk of step.chunks) {
-          await conn.write(new TextEncoder().encode(chunk));
-          await new Promise((resolve) => setTimeout(resolve, 1));
-        }
-        if (step.close) return;
-      }
-    } catch {
-      // closed by the client
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
+  const server = rawServer(async (_, conn) => {
+    const step = steps.shift();
+    if (!step || step.hang) return "hang";
+    if (step.delayMs) await new Promise((resolve) => setTimeout(resolve, step.delayMs));
+    for (const chunk of step.chunks) {
+      await writeText(conn, chunk);
+      await new Promise((resolve) => setTimeout(resolve, 1));
     }
-  };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) void serve(conn);
-    } catch {
-      // listener closed
-    }
-  })();
-  const port = (listener.addr as Deno.NetAddr).port;
+    return step.close ? "close" : "keep";
+  });
   return {
-    url: `http://127.0.0.1:${port}/base`,
-    requests,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
-      await accepting;
+    url: `http://127.0.0.1:${server.port}/base`,
+    get requests() {
+      return server.requests.map((r) => r.text);
     },
+    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
   };
-}
-
-function contentLength(head: string): number {
-  return Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
 }
 
 const ok = (body: string, more = "") =>
@@ -186,18 +141,31 @@ Deno.test("KeepAliveClient: an answer over the size bound is refused", async () 
   c.close();
 });
 
-Deno.test("KeepAliveClient: an abort gives up at once; the next request gets a new connection", async () => {
+Deno.test("KeepAliveClient: an abort gives up at once; an answer that never comes ends the connection", async () => {
   await using s = scripted([{ chunks: [], hang: true }, { chunks: [ok("[1]")] }]);
-  const c = new KeepAliveClient(s.url);
+  const c = new KeepAliveClient(s.url, { connectTimeoutMs: 300 });
   const started = performance.now();
   const reason = new DOMException("deadline", "TimeoutError");
   const abort = new AbortController();
   setTimeout(() => abort.abort(reason), 100);
   await assert.rejects(post(c, "[]", abort.signal), (e) => e === reason);
-  assert.ok(performance.now() - started < 1000);
-  assert.equal(c.busy, false);
+  assert.ok(performance.now() - started < 200, "the caller is free at its deadline");
+  assert.equal(c.busy, true, "the answer is still awaited, within the connection's bound");
+  // The next request waits for that, then gets a new connection.
   assert.equal((await post(c)).body, "[1]");
   assert.equal(c.connections, 2);
+  c.close();
+});
+
+Deno.test("KeepAliveClient: an answer its caller gave up on is read to the end, and the connection kept", async () => {
+  await using s = scripted([{ chunks: [ok("[1]")], delayMs: 150 }, { chunks: [ok("[2]")] }]);
+  const c = new KeepAliveClient(s.url);
+  await assert.rejects(
+    post(c, "[]", AbortSignal.timeout(50)),
+    (e) => (e as Error).name === "TimeoutError",
+  );
+  assert.equal((await post(c)).body, "[2]");
+  assert.equal(c.connections, 1, "no connection lost to a deadline");
   c.close();
 });
 
@@ -216,12 +184,12 @@ Deno.test("KeepAliveClient: bytes beyond the answer, or a long idle, end the con
   c.close();
 });
 
-Deno.test("KeepAliveClient: one request at a time; other schemes are refused", async () => {
-  await using s = scripted([{ chunks: [ok("[1]")] }]);
+Deno.test("KeepAliveClient: requests go one at a time, in order; other schemes are refused", async () => {
+  await using s = scripted([{ chunks: [ok("[1]")] }, { chunks: [ok("[2]")] }]);
   const c = new KeepAliveClient(s.url);
-  const first = post(c);
-  await assert.rejects(post(c), /one request at a time/);
-  assert.equal((await first).body, "[1]");
+  const [a, b] = await Promise.all([post(c, "[1]"), post(c, "[2]")]);
+  assert.deepEqual([a.body, b.body], ["[1]", "[2]"]);
+  assert.equal(c.connections, 1);
   c.close();
   assert.throws(() => new KeepAliveClient("ftp://127.0.0.1/"), TypeError);
 });
@@ -243,7 +211,7 @@ Deno.test("KeepAliveClient: https verifies the certificate and keeps the TLS ses
   untrusted.close();
 });
 
-Deno.test("KeepAliveClient: a kept-alive connection the server closed is replaced once, unanswered requests only", async () => {
+Deno.test("KeepAliveClient: a kept-alive connection the server closed is replaced once, unanswered idempotent requests only", async () => {
   await using s = scripted([
     { chunks: [ok("[1]")], close: true }, // closes without saying so (an idle timeout)
     { chunks: [ok("[2]")] },
@@ -251,13 +219,89 @@ Deno.test("KeepAliveClient: a kept-alive connection the server closed is replace
     { chunks: [ok("[4]")] },
   ]);
   const c = new KeepAliveClient(s.url);
-  assert.equal((await post(c, "[1]")).body, "[1]");
-  assert.equal((await post(c, "[2]")).body, "[2]");
+  const idempotent = (body: string) =>
+    c.post("/base/pipeline", {}, body, AbortSignal.timeout(2000), { idempotent: true });
+  assert.equal((await idempotent("[1]")).body, "[1]");
+  assert.equal((await idempotent("[2]")).body, "[2]");
   assert.equal(c.connections, 2);
   assert.equal(s.requests.length, 2, "the request on the closed connection reached nobody");
   // A connection that ends after part of an answer is not retried: the request was taken.
-  await assert.rejects(post(c, "[3]"), ProtocolError);
-  assert.equal((await post(c, "[4]")).body, "[4]");
+  await assert.rejects(idempotent("[3]"), ProtocolError);
+  assert.equal((await idempotent("[4]")).body, "[4]");
   assert.deepEqual(s.requests.map((r) => r.slice(-3)), ["[1]", "[2]", "[3]", "[4]"]);
   c.close();
+});
+
+Deno.test("KeepAliveClient: a request that may write is never sent twice, even unanswered", async () => {
+  // The server reads the second request and closes without a byte of answer: it may have run it.
+  await using s = scripted([{ chunks: [ok("[1]")] }, { chunks: [], close: true }, {
+    chunks: [ok("[3]")],
+  }]);
+  const c = new KeepAliveClient(s.url);
+  assert.equal((await post(c, '["incr"]')).body, "[1]");
+  await assert.rejects(post(c, '["incr"]'), (e) => e instanceof ProtocolError && e.unanswered);
+  assert.equal(s.requests.length, 2, "sent once");
+  assert.equal(c.sent, 2);
+  assert.equal((await post(c, '["incr"]')).body, "[3]");
+  c.close();
+});
+
+Deno.test("KeepAliveClient: a connection far away opens though the request that started it gave up", async () => {
+  const pem = await testCertificates("IP:127.0.0.1");
+  await using server = serveLoopback(() => new Response("[1]"), { cert: pem.cert, key: pem.key });
+  // TCP's and TLS's round trips take 300 ms, more than the first request waits.
+  await using far = delayProxy({ hostname: "127.0.0.1", port: server.port }, 150);
+  const c = new KeepAliveClient(`https://127.0.0.1:${far.port}`, {
+    caCerts: [pem.ca],
+    connectTimeoutMs: 5000,
+  });
+  const started = performance.now();
+  await assert.rejects(
+    post(c, "[]", AbortSignal.timeout(100)),
+    (e) => (e as Error).name === "TimeoutError",
+  );
+  assert.ok(performance.now() - started < 200, "the request gave up at its own deadline");
+  await c.warm();
+  const opened = performance.now() - started;
+  assert.ok(opened >= 250, `the connection took its round trips (${Math.round(opened)} ms)`);
+  // Open now: a request costs one round trip.
+  const before = performance.now();
+  assert.equal((await post(c, "[]", AbortSignal.timeout(280))).body, "[1]");
+  assert.ok(performance.now() - before < 280);
+  assert.equal(c.connections, 1);
+  assert.equal(far.accepted, 1, "one connection attempt, not one per request");
+  c.close();
+});
+
+Deno.test("KeepAliveClient: a connection lost to an unanswered request is opened again before the next request", async () => {
+  await using s = scripted([{ chunks: [], hang: true }, { chunks: [ok("[2]")] }]);
+  const c = new KeepAliveClient(s.url, { connectTimeoutMs: 100 });
+  await assert.rejects(
+    post(c, "[]", AbortSignal.timeout(50)),
+    (e) => (e as Error).name === "TimeoutError",
+  );
+  // The answer is awaited 100 ms; then the connection goes, and the next opens at once.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await c.warm();
+  assert.equal(c.connections, 2, "the next connection opened without waiting for a request");
+  assert.equal((await post(c)).body, "[2]");
+  c.close();
+});
+
+Deno.test("KeepAliveClient: a connection that cannot open within its own timeout fails the waiting request", async () => {
+  // A TLS server that never answers the handshake.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const c = new KeepAliveClient(`https://127.0.0.1:${port}`, { connectTimeoutMs: 100 });
+  const started = performance.now();
+  await assert.rejects(post(c, "[]", AbortSignal.timeout(2000)), ConnectError);
+  assert.ok(performance.now() - started < 1000);
+  c.close();
+  listener.close();
+  for (const conn of held) conn.close();
+  await accepting;
 });

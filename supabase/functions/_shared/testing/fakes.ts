@@ -243,7 +243,7 @@ export async function fakeServices(
     log,
     sql: unreachable("the database") as Sql,
     redis: unreachable("Redis") as Redis,
-    redisStats: { calls: 0, commands: 0 },
+    redisStats: { calls: 0, commands: 0, unsure: 0 },
     jwt: createJwtVerifier({
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,
