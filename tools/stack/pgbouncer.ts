@@ -43,34 +43,49 @@ function configDir(profile: PoolerName): string {
   return `${LOCAL}/pgbouncer-${profile}`;
 }
 
+/** What a PgBouncer configuration of {@link pgbouncerIni} needs. */
+export interface PgbouncerSettings {
+  port: number;
+  pgHost: string;
+  pgPort: number;
+  /** Folder of the configuration and its user list. */
+  dir: string;
+  maxClientConn?: number;
+}
+
+/**
+ * Writes `userlist.txt` and returns the text of a `pgbouncer.ini` for Supavisor's transaction
+ * mode in front of pgHost:pgPort (the stack's, and tests' poolers of their own).
+ */
+export function pgbouncerIni(s: PgbouncerSettings): string {
+  // With auth_type trust PgBouncer still wants the user listed.
+  Deno.writeTextFileSync(`${s.dir}/userlist.txt`, '"postgres" ""\n');
+  return [
+    "; Written by tools/stack/pgbouncer.ts: Supavisor's transaction mode.",
+    "[databases]",
+    `* = host=${s.pgHost} port=${s.pgPort}`,
+    "",
+    "[pgbouncer]",
+    "listen_addr = 127.0.0.1",
+    `listen_port = ${s.port}`,
+    "unix_socket_dir =",
+    "auth_type = trust",
+    `auth_file = ${s.dir}/userlist.txt`,
+    "pool_mode = transaction",
+    `default_pool_size = ${PGBOUNCER_POOL_SIZE}`,
+    `max_client_conn = ${s.maxClientConn ?? 2000}`,
+    "admin_users = postgres",
+    "stats_users = postgres",
+    "; Like Supavisor, nothing of a client's session survives its transaction.",
+    "server_reset_query =",
+    "",
+  ].join("\n");
+}
+
 function writeConfig(profile: PoolerName, port: number, pgHost: string, pgPort: number): string {
   const dir = configDir(profile);
   Deno.mkdirSync(dir, { recursive: true });
-  // With auth_type trust PgBouncer still wants the user listed.
-  Deno.writeTextFileSync(`${dir}/userlist.txt`, '"postgres" ""\n');
-  Deno.writeTextFileSync(
-    `${dir}/pgbouncer.ini`,
-    [
-      "; Written by `deno task stack up` (tools/stack/pgbouncer.ts): Supavisor's transaction mode.",
-      "[databases]",
-      `* = host=${pgHost} port=${pgPort}`,
-      "",
-      "[pgbouncer]",
-      "listen_addr = 127.0.0.1",
-      `listen_port = ${port}`,
-      "unix_socket_dir =",
-      "auth_type = trust",
-      `auth_file = ${dir}/userlist.txt`,
-      "pool_mode = transaction",
-      `default_pool_size = ${PGBOUNCER_POOL_SIZE}`,
-      "max_client_conn = 2000",
-      "admin_users = postgres",
-      "stats_users = postgres",
-      "; Like Supavisor, nothing of a client's session survives its transaction.",
-      "server_reset_query =",
-      "",
-    ].join("\n"),
-  );
+  Deno.writeTextFileSync(`${dir}/pgbouncer.ini`, pgbouncerIni({ port, pgHost, pgPort, dir }));
   return `${dir}/pgbouncer.ini`;
 }
 

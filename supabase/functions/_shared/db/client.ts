@@ -233,6 +233,14 @@ const CONNECTION_CODES = new Set([
   "53300", // too_many_connections
 ]);
 
+/**
+ * What a pooler says when it has no room for another client. Supavisor refuses a client over its
+ * compute size's limit with SQLSTATE XX000 ("internal error", severity FATAL) and one of these
+ * messages; XX000 alone says nothing of the kind, so the message decides. (PgBouncer's
+ * "no more connections allowed (max_client_conn)" comes as 08P01, a connection failure.)
+ */
+const POOLER_FULL = /max client connections reached|max clients reached/i;
+
 /** True when an error means the database is unreachable or overloaded, not that a query is wrong. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
@@ -240,6 +248,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("08"))) {
     return true;
   }
+  if (code === "XX000" && POOLER_FULL.test(error.message)) return true;
   return error.name === "ConnectionRefused" || error.name === "ConnectionReset" ||
     /connect|ECONNREFUSED|terminat/i.test(error.message) && !("severity" in error);
 }
