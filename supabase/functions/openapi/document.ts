@@ -200,7 +200,13 @@ const AUTH_CODES: Readonly<Record<RouteSpec["auth"], readonly ErrorCode[]>> = {
     "API_KEY_EXPIRED",
     "IP_NOT_ALLOWED",
   ],
-  jwt: ["MISSING_AUTH_TOKEN", "INVALID_AUTH_TOKEN", "TOKEN_EXPIRED", "FORBIDDEN"],
+  jwt: [
+    "MISSING_AUTH_TOKEN",
+    "INVALID_AUTH_TOKEN",
+    "APP_TOKEN_NOT_ACCEPTED",
+    "TOKEN_EXPIRED",
+    "FORBIDDEN",
+  ],
 };
 
 /** The headers an error answer carries, as `app.ts` builds it. */
@@ -455,7 +461,8 @@ Authentication, API keys, rate limits and vaults.
 **Credentials.** \`/api/v1/*\` routes take an API key in \`X-API-Key\` (\`sk_live_…\` or
 \`sk_test_…\`; a test key sees test data only). \`/api/me\`, \`/api/vaults\`, \`/api/keys\` and
 \`/api/webhooks\` take a Supabase Auth access token: \`Authorization: Bearer <jwt>\`. An expired token is answered
-419 \`TOKEN_EXPIRED\`: refresh it and retry.
+419 \`TOKEN_EXPIRED\`: refresh it and retry. Tokens Supabase Auth issues to third-party apps
+(those with a \`client_id\` claim) are refused, 401 \`APP_TOKEN_NOT_ACCEPTED\`.
 
 **Errors.** Every error body has \`error\`, \`code\` (stable; branch on it) and \`request_id\`
 (also the \`X-Request-ID\` header). Bodies on bearer-token routes also carry \`statusCode\`.

@@ -127,6 +127,14 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
       if (payload.role !== "authenticated") {
         return { ok: false, code: "FORBIDDEN", bearerError: "insufficient_scope" };
       }
+      // Supabase Auth's OAuth server issues a third-party app the user's own token plus its
+      // `client_id`. Until apps have grants and scopes of their own, such a token must not act
+      // with the user's full power (list, create and revoke API keys, read every vault).
+      if (
+        payload.client_id !== undefined && payload.client_id !== null && payload.client_id !== ""
+      ) {
+        return { ok: false, code: "APP_TOKEN_NOT_ACCEPTED", bearerError: "invalid_token" };
+      }
       const principal: UserPrincipal = {
         kind: "user",
         userId: payload.sub,

@@ -75,6 +75,12 @@ export const ERRORS = {
     message: "Valid token but insufficient permissions",
     family: "jwt",
   },
+  APP_TOKEN_NOT_ACCEPTED: {
+    status: 401,
+    error: "Unauthorized",
+    message: "Tokens issued to third-party apps are not accepted",
+    family: "jwt",
+  },
   IP_ALLOWLIST_REQUIRES_ENTERPRISE: {
     status: 403,
     error: "Forbidden",

@@ -202,6 +202,13 @@ const FORBIDDEN: Expectation = {
   challenge: { bearerError: "insufficient_scope" },
 };
 
+const APP_TOKEN: Expectation = {
+  ...JWT_401,
+  message: "Tokens issued to third-party apps are not accepted",
+  code: "APP_TOKEN_NOT_ACCEPTED",
+  challenge: { bearerError: "invalid_token" },
+};
+
 const bearer = (token: string): Presented => ({
   headers: { authorization: `Bearer ${token}` },
   secrets: [token],
@@ -389,6 +396,15 @@ export const JWT_CASES: readonly HostileCase[] = [
     return bearer(await trusted(f, { role: "service_role" }));
   }),
   jwtCase("an API key as the bearer token", INVALID_TOKEN, (f) => bearer(f.keys.live.key)),
+  jwtCase("validly signed for a third-party app (client_id claim)", APP_TOKEN, async (f) => {
+    return bearer(
+      await trusted(f, {
+        client_id: crypto.randomUUID(),
+        scope: "openid email profile",
+        amr: [{ method: "oauth_provider/authorization_code", timestamp: ago(f, 10) }],
+      }),
+    );
+  }),
 ];
 
 // --- API-key cases -------------------------------------------------------------------------------
