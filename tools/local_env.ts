@@ -1,6 +1,6 @@
 /**
- * The local stack's settings file, `.local/stack.env` (KEY=VALUE lines), written by
- * `deno task stack up`. Tools call {@link loadLocalEnv} so that `deno task dev` and
+ * The local stack's settings files, `.local/<profile>.env` (`dev.env`, `test.env`; KEY=VALUE
+ * lines), written by `deno task stack up --profile <profile>`. Tools call {@link loadLocalEnv} so that `deno task dev` and
  * `deno task admin` work in a new shell without exporting anything; variables already set in
  * the environment always win, which is how tests and deployments point them elsewhere.
  *
