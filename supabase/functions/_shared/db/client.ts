@@ -130,8 +130,12 @@ export async function inTransaction<T>(
   });
 }
 
-/** A connection reserved from the pool; the vendored postgres.js can end its session. */
-export type Connection = postgres.ReservedSql & { terminate?: () => void };
+/**
+ * A connection reserved from the pool. Its `terminate()` (added by the vendored postgres.js,
+ * patch 0010) is required, not optional: a driver without it would leave a stalled session in
+ * the pool, so it must fail `deno task check` rather than degrade silently.
+ */
+export type Connection = postgres.ReservedSql;
 
 /**
  * Runs `fn` on a connection reserved from the pool, bounded by the client's deadline: every
@@ -163,7 +167,7 @@ export async function onConnection<T>(
   } catch (error) {
     if (error instanceof DatabaseTimeoutError) {
       expired = true;
-      held?.terminate?.();
+      held?.terminate();
     }
     throw error;
   }

@@ -729,6 +729,12 @@ declare namespace postgres {
 
   interface ReservedSql<TTypes extends Record<string, unknown> = {}> extends Sql<TTypes> {
     release(): void;
+    /**
+     * Ends the session of this reserved connection (added by the vendored copy): its statements
+     * fail at once, the pool takes the connection back once it has closed, and a later
+     * `release()` does nothing.
+     */
+    terminate(): void;
   }
 }
 
