@@ -5,12 +5,13 @@
  * token or an API key), counts the request against the right rate-limit windows (the key's
  * minute and day, the user's hour, or the address's hour for anonymous and failed requests),
  * confirms a key served from the isolate's cache against the key-state epoch in the same Redis
- * round trip, and checks the operation's scope. The answer is a value the pipeline maps to a
+ * command, and checks the operation's scope. The answer is a value the pipeline maps to a
  * response; nothing here builds one.
  *
  * @module
  */
 import type { AuthFailure, Principal, Scope } from "./principal.ts";
+import type { Confirmation } from "./api_key.ts";
 import type { ErrorCode } from "../http/errors.ts";
 import type { AuthKind } from "../http/spec.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
@@ -91,7 +92,7 @@ export function bearerToken(
 }
 
 type Authenticated = ({ ok: true; principal: Principal } | AuthFailure) & {
-  confirm?: (() => Promise<boolean>) | undefined;
+  confirm?: Confirmation | undefined;
 };
 
 async function authenticate(s: Services, r: AdmissionRequest): Promise<Authenticated> {
@@ -118,11 +119,12 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
     if (result.ok) {
       const { scope, identifier, windows } = windowsOf(result.principal);
       const confirm = result.confirm;
-      // A key served from cache is confirmed in the same Redis round trip as its limits.
-      const [d, confirmed] = await timing.after(
+      // A key served from cache is confirmed in the same Redis command as its limits.
+      const d = await timing.after(
         "rl",
-        Promise.all([s.limiter.check(scope, identifier, windows), confirm ? confirm() : true]),
+        s.limiter.check(scope, identifier, windows, confirm?.keys),
       );
+      const confirmed = confirm === undefined || confirm.matches(d.reads);
       decision = d;
       if (!confirmed) {
         // The key changed since it was cached: look it up again. If it is still valid but its

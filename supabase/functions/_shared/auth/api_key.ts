@@ -13,7 +13,7 @@
  * never trusted alone: the request also reads the key-state epoch of its key (Redis counters
  * bumped by every revocation, suspension, expiry change and roll; see key_epoch.ts), in the
  * same Redis round trip as its
- * rate-limit check (see `confirm`). A changed epoch drops the entry and the key is looked up
+ * rate-limit check, in one Redis command (see `confirm`). A changed epoch drops the entry and the key is looked up
  * again, so a revocation is seen by the next request on every instance. On a miss the epoch is
  * read before the database, so an entry can never pair old data with a newer epoch. When Redis
  * cannot answer, nothing is cached or confirmed and every request goes to the database.
@@ -50,6 +50,20 @@ export interface KeyStore {
 export interface KeyEpoch {
   /** The current state version of the keys with this hash; rejects when it cannot be read. */
   current(hash: Uint8Array): Promise<string>;
+  /** The Redis keys whose values make that version (read with the rate limits: one command). */
+  keysOf(hash: Uint8Array): readonly string[];
+  /** The version the values of {@link keysOf}'s keys make. */
+  versionOf(values: readonly unknown[]): string;
+}
+
+/**
+ * How a key served from cache is confirmed: its epoch keys are read in the same Redis command as
+ * its rate limits, and `matches` judges what was read (undefined: nothing could be read). On
+ * false the stale entry is already gone: authenticate again.
+ */
+export interface Confirmation {
+  keys: readonly string[];
+  matches(values: readonly unknown[] | undefined): boolean;
 }
 
 /** Options of {@link createKeyAuthenticator}. */
@@ -65,12 +79,8 @@ export interface KeyAuthOptions {
 
 /** A successful authentication, possibly from cache and then awaiting confirmation. */
 export type KeyAuthResult = AuthResult<KeyPrincipal> & {
-  /**
-   * Present when the answer came from cache: resolves true when the key's state is unchanged.
-   * Call it in the same tick as the rate-limit check so both share one Redis round trip; on
-   * false, authenticate again (the stale entry is already gone).
-   */
-  confirm?: () => Promise<boolean>;
+  /** Present when the answer came from cache: the key's state must be confirmed unchanged. */
+  confirm?: Confirmation;
 };
 
 /** Authenticates a presented API key. */
@@ -157,13 +167,16 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
       if (hit) {
         const result = evaluate(hit.key, clientIp);
         if (!result.ok) return result;
+        const epoch = options.epoch!;
         return {
           ...result,
-          confirm: async () => {
-            const epoch = await readEpoch(hash);
-            if (epoch === hit.epoch) return true;
-            cache.delete(cacheKey);
-            return false;
+          confirm: {
+            keys: epoch.keysOf(hash),
+            matches: (values) => {
+              if (values !== undefined && epoch.versionOf(values) === hit.epoch) return true;
+              cache.delete(cacheKey);
+              return false;
+            },
           },
         };
       }

@@ -8,7 +8,7 @@ import {
   storedKey,
 } from "../testing/fakes.ts";
 import { routeOfKind, runCase } from "../testing/run_case.ts";
-import { createKeyAuthenticator } from "./api_key.ts";
+import { type Confirmation, createKeyAuthenticator } from "./api_key.ts";
 import { generateApiKey, hashApiKey } from "./key_format.ts";
 import { EPOCH_SHARDS, shardOf } from "./key_epoch.ts";
 
@@ -51,18 +51,26 @@ Deno.test("authenticate() serves a key of a mode the deployment does not accept 
   assert.equal(store.lookups, 0);
 });
 
+/** What admission does with a confirmation: the epoch keys read, then judged. */
+const confirmed = async (c: Confirmation, epoch: ReturnType<typeof fakeEpoch>) =>
+  c.matches(await epoch.read(c.keys).catch(() => undefined));
+
 Deno.test("authenticate() caches a key, confirmed by an unchanged epoch", async () => {
   const { store, epoch, keys, key } = await setup();
   const first = await keys.authenticate(key, undefined);
   assert.ok(first.ok && first.confirm === undefined, "a lookup, not a cached answer");
   const second = await keys.authenticate(key, undefined);
   assert.ok(second.ok && second.confirm, "served from cache, to confirm");
-  assert.equal(await second.confirm!(), true);
+  assert.equal(await confirmed(second.confirm!, epoch), true);
   assert.equal(store.lookups, 1);
   await epoch.bump();
   const third = await keys.authenticate(key, undefined);
   assert.ok(third.ok && third.confirm);
-  assert.equal(await third.confirm!(), false, "the epoch moved: the entry is dropped");
+  assert.equal(
+    await confirmed(third.confirm!, epoch),
+    false,
+    "the epoch moved: the entry is dropped",
+  );
   const fourth = await keys.authenticate(key, undefined);
   assert.ok(fourth.ok && fourth.confirm === undefined, "looked up again");
   assert.equal(store.lookups, 2);
@@ -76,12 +84,16 @@ Deno.test("authenticate() keeps a cached key while other shards change, not its 
   await epoch.bump(Array.from({ length: EPOCH_SHARDS }, (_, i) => i).filter((i) => i !== own));
   const cached = await keys.authenticate(key, undefined);
   assert.ok(cached.ok && cached.confirm);
-  assert.equal(await cached.confirm!(), true);
+  assert.equal(await confirmed(cached.confirm!, epoch), true);
   assert.equal(store.lookups, 1);
   await epoch.bump([own]);
   const changed = await keys.authenticate(key, undefined);
   assert.ok(changed.ok && changed.confirm);
-  assert.equal(await changed.confirm!(), false, "its shard moved: the entry is dropped");
+  assert.equal(
+    await confirmed(changed.confirm!, epoch),
+    false,
+    "its shard moved: the entry is dropped",
+  );
 });
 
 Deno.test("authenticate() caches nothing while the epoch cannot be read", async () => {

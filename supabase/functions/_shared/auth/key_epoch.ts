@@ -45,14 +45,12 @@ export interface RedisKeyEpoch extends KeyEpoch {
 /** The epoch over Upstash Redis (whose client bounds every call: redis.ts). */
 export function createRedisKeyEpoch(redis: Redis, prefix: string): RedisKeyEpoch {
   const global = epochKey(prefix);
+  const keysOf = (hash: Uint8Array) => [global, shardEpochKey(prefix, shardOf(hash))];
+  const versionOf = (values: readonly unknown[]) => `${values[0] ?? 0}.${values[1] ?? 0}`;
   return {
-    current: async (hash) => {
-      const [all, shard] = await redis.mget<(number | null)[]>(
-        global,
-        shardEpochKey(prefix, shardOf(hash)),
-      );
-      return `${all ?? 0}.${shard ?? 0}`;
-    },
+    keysOf,
+    versionOf,
+    current: async (hash) => versionOf(await redis.mget<(number | null)[]>(...keysOf(hash))),
     bump: async (shards) => {
       const keys = shards === undefined
         ? [global]

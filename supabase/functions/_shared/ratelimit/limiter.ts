@@ -1,20 +1,22 @@
 /**
- * Rate limits with @upstash/ratelimit: sliding windows kept in Redis, one limiter per
- * (scope, window, limit), built once per isolate and reused.
+ * Rate limits kept in Redis as sliding windows, built once per isolate and reused.
  *
- * Each window runs the library's sliding-window algorithm (`Ratelimit.slidingWindow`, its Lua
- * script and its ephemeral cache protocol) directly, with the keys `Ratelimit.limit` would use,
- * rather than through the `Ratelimit` class: the class adds deny lists, analytics and a timeout
- * race, all switched off here, and about 4 µs of CPU per window and request (measured on Deno 2.1).
+ * A subject with one window (a user's hour, an address's hour) runs @upstash/ratelimit's
+ * sliding-window algorithm (`Ratelimit.slidingWindow`, its Lua script and its ephemeral cache
+ * protocol) directly, with the keys `Ratelimit.limit` would use, rather than through the
+ * `Ratelimit` class (its deny lists, analytics and timeout race are all off here): one command.
  *
- * A subject may have several windows (an API key has a minute and a day). They are checked in
- * one Redis round trip (the client joins commands issued together: redis.ts) and, when one
- * denies while another allowed, the allowed window gets its token back: a request refused by one
- * window consumes no quota of another.
+ * A subject with several windows (an API key's minute and day), or whose check must also read
+ * keys (a cached API key's state epoch), runs one script of our own (windows_script.ts): every
+ * window checked, and a token taken in each only if all allow, atomically, with the reads in the
+ * same command. The arithmetic and the keys are the library's, so counts do not change. One
+ * Upstash command a request, and no refund: a request refused by one window never took a token
+ * of another.
  *
  * A subject that a window denied is refused from memory until a token of that window frees up
  * (the library's ephemeral cache, see `MemoryBlocks`), and then no window is asked at all: a
- * flood from a limited key or address costs no Redis command and no refund.
+ * flood from a limited key or address costs no rate-limit command (a check that must read keys
+ * still reads them, in one command).
  *
  * When Redis fails or does not answer in time (the client cuts every command off after the Redis
  * timeout), the decision is `degraded`: with fail mode "open" the request goes through
@@ -24,6 +26,7 @@
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import type { Redis } from "@upstash/redis";
+import { runWindows, type ScriptWindow } from "./windows_script.ts";
 
 type Duration = `${number} ${"s" | "m" | "h" | "d"}`;
 
@@ -47,11 +50,22 @@ export interface Decision {
   policies: ReadonlyArray<{ name: string; limit: number; seconds: number }>;
   /** Redis did not answer in time or failed; nothing was counted. */
   degraded: boolean;
+  /**
+   * The values of the keys a check was asked to read, read with its decision (null for a missing
+   * key); absent when they could not be read.
+   */
+  reads?: readonly unknown[];
 }
 
 /** Checks and consumes rate-limit quota. */
 export interface RateLimiter {
-  check(scope: string, identifier: string, windows: readonly Window[]): Promise<Decision>;
+  /** Counts a request in every window; `reads` are keys read in the same command. */
+  check(
+    scope: string,
+    identifier: string,
+    windows: readonly Window[],
+    reads?: readonly string[],
+  ): Promise<Decision>;
   /** Gives back the token a `check` took in every window (after the response). */
   refund(scope: string, identifier: string, windows: readonly Window[]): void;
 }
@@ -137,10 +151,16 @@ class MemoryBlocks implements NonNullable<AlgorithmContext["cache"]> {
 
 /** One window of one scope: the library's algorithm, its context and memory blocks. */
 interface WindowLimiter {
+  /** The window as our own script sees it (same keys as the library's). */
+  script: ScriptWindow;
   /** Takes (or, with rate -1, gives back) a token of the identifier's window. */
   limit(identifier: string, rate?: number): Promise<WindowAnswer>;
   /** Until when (epoch ms) a denied identifier is refused from memory, if it is. */
   blockedUntil(identifier: string): number | undefined;
+  /** Refuses the identifier from memory until `reset` (capped as the library caps it). */
+  block(identifier: string, reset: number): void;
+  /** Ends a memory block (a token was given back). */
+  unblock(identifier: string): void;
 }
 
 /** Creates the limiter shared by every request of the isolate. */
@@ -168,9 +188,12 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       const redis = options.redis as unknown as AlgorithmContext["redis"];
       const context: AlgorithmContext = { redis, prefix, cache: blocks };
       limiter = {
+        script: { prefix, limit: w.limit, ms: durationMs(w.duration) },
         // The key `Ratelimit.limit` would use (prefix:identifier), in Redis and in memory.
         limit: (identifier, rate) => algorithm.limit(context, `${prefix}:${identifier}`, rate),
         blockedUntil: (identifier) => blocks.until(`${prefix}:${identifier}`),
+        block: (identifier, reset) => blocks.blockUntil(`${prefix}:${identifier}`, reset),
+        unblock: (identifier) => blocks.pop(`${prefix}:${identifier}`),
       };
       limiters.set(id, limiter);
     }
@@ -201,54 +224,97 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     return undefined;
   };
 
+  const degraded = (windows: readonly Window[], error: unknown): Decision => {
+    options.onError?.(error);
+    const first = windows[0]!;
+    return {
+      allowed: true,
+      limit: first.limit,
+      remaining: first.limit,
+      reset: now() + durationMs(first.duration),
+      window: first.name,
+      policies: policiesOf(windows),
+      degraded: true,
+    };
+  };
+
+  /** One window, through the library's algorithm: one command. */
+  const single = async (limiter: WindowLimiter, identifier: string, w: Window) => {
+    const r = await limiter.limit(identifier);
+    return {
+      allowed: r.success,
+      limit: r.limit,
+      remaining: r.remaining,
+      reset: r.reset,
+      window: w.name,
+      policies: policiesOf([w]),
+      degraded: false,
+    };
+  };
+
+  /** Every window and the reads, through our script: one command. */
+  const several = async (
+    limiters: readonly WindowLimiter[],
+    identifier: string,
+    windows: readonly Window[],
+    reads: readonly string[],
+  ): Promise<Decision> => {
+    const t = now();
+    const answer = await runWindows(
+      options.redis,
+      identifier,
+      limiters.map((l) => l.script),
+      t,
+      1,
+      reads,
+    );
+    const resetOf = (i: number) => {
+      const ms = limiters[i]!.script.ms;
+      return (Math.floor(t / ms) + 1) * ms;
+    };
+    let pick = answer.denied;
+    if (pick >= 0) limiters[pick]!.block(identifier, resetOf(pick));
+    else {
+      pick = 0;
+      answer.remaining.forEach((r, i) => {
+        if (r < answer.remaining[pick]!) pick = i;
+      });
+    }
+    return {
+      allowed: answer.denied < 0,
+      limit: windows[pick]!.limit,
+      remaining: Math.max(0, answer.remaining[pick]!),
+      reset: resetOf(pick),
+      window: windows[pick]!.name,
+      policies: policiesOf(windows),
+      degraded: false,
+      reads: answer.reads,
+    };
+  };
+
   return {
     refund(scope, identifier, windows) {
-      for (const w of windows) background(windowLimiter(scope, w).limit(identifier, -1));
+      const limiters = windows.map((w) => windowLimiter(scope, w));
+      for (const l of limiters) l.unblock(identifier);
+      const scripts = limiters.map((l) => l.script);
+      background(runWindows(options.redis, identifier, scripts, now(), -1));
     },
-    async check(scope, identifier, windows) {
+    async check(scope, identifier, windows, reads = []) {
       const limiters = windows.map((w) => windowLimiter(scope, w));
       const held = blocked(limiters, identifier, windows);
-      if (held) return held;
+      if (held && reads.length === 0) return held;
       try {
+        if (held) return { ...held, reads: await options.redis.mget(...reads) };
         // No window blocks the identifier now (and the algorithm asks the same blocks on the same
         // clock), so every answer below comes from Redis.
-        const results = await Promise.all(limiters.map((l) => l.limit(identifier)));
-        const denied = results.some((r) => !r.success);
-        if (denied) {
-          results.forEach((r, i) => {
-            const limiter = limiters[i];
-            if (r.success && r.reason === undefined && limiter) {
-              background(limiter.limit(identifier, -1));
-            }
-          });
+        if (limiters.length === 1 && reads.length === 0) {
+          return await single(limiters[0]!, identifier, windows[0]!);
         }
-        let pick = 0;
-        results.forEach((r, i) => {
-          const best = results[pick]!;
-          if (denied ? !r.success && best.success : r.remaining < best.remaining) pick = i;
-        });
-        const chosen = results[pick]!;
-        return {
-          allowed: !denied,
-          limit: chosen.limit,
-          remaining: chosen.remaining,
-          reset: chosen.reset,
-          window: windows[pick]!.name,
-          policies: policiesOf(windows),
-          degraded: false,
-        };
+        return await several(limiters, identifier, windows, reads);
       } catch (error) {
+        if (!held) return degraded(windows, error);
         options.onError?.(error);
-        const first = windows[0]!;
-        return {
-          allowed: true,
-          limit: first.limit,
-          remaining: first.limit,
-          reset: now() + durationMs(first.duration),
-          window: first.name,
-          policies: policiesOf(windows),
-          degraded: true,
-        };
+        return held; // without its reads: a cached key is then looked up again
       }
     },
   };

@@ -68,16 +68,24 @@ export function fakeKeyStore(): {
 /** A key-state epoch in memory, sharded as the Redis one is. */
 export function fakeEpoch(): KeyEpoch & {
   bump(shards?: readonly number[]): Promise<void>;
+  read(keys: readonly string[]): Promise<unknown[]>;
   failing: boolean;
 } {
   let global = 0;
   const counters = new Map<number, number>();
   const epoch = {
     failing: false,
-    current: (hash: Uint8Array) =>
+    keysOf: (hash: Uint8Array) => ["epoch", `epoch:${shardOf(hash)}`],
+    versionOf: (values: readonly unknown[]) => `${values[0] ?? 0}.${values[1] ?? 0}`,
+    /** The values of its keys, as Redis would answer them (rejects while failing). */
+    read: (keys: readonly string[]): Promise<unknown[]> =>
       epoch.failing
         ? Promise.reject(new Error("redis down"))
-        : Promise.resolve(`${global}.${counters.get(shardOf(hash)) ?? 0}`),
+        : Promise.resolve(keys.map((k) =>
+          k === "epoch" ? global : counters.get(Number(k.slice("epoch:".length))) ?? null
+        )),
+    current: (hash: Uint8Array) =>
+      epoch.read(epoch.keysOf(hash)).then((values) => epoch.versionOf(values)),
     bump: (shards?: readonly number[]) => {
       if (shards === undefined) global++;
       for (const shard of new Set(shards)) counters.set(shard, (counters.get(shard) ?? 0) + 1);
@@ -91,7 +99,11 @@ export function fakeEpoch(): KeyEpoch & {
  * A rate limiter in memory with fixed windows (the real one slides; what the pipeline does with
  * a decision is the same). `degraded` makes every decision degraded, as an unreachable Redis does.
  */
-export function fakeLimiter(now: () => number): RateLimiter & {
+export function fakeLimiter(
+  now: () => number,
+  read: (keys: readonly string[]) => Promise<unknown[]> = (keys) =>
+    Promise.resolve(keys.map(() => null)),
+): RateLimiter & {
   counts: Map<string, number>;
   degraded: boolean;
   refunds: number;
@@ -105,7 +117,21 @@ export function fakeLimiter(now: () => number): RateLimiter & {
     counts,
     degraded: false,
     refunds: 0,
-    check(scope: string, identifier: string, windows: readonly Window[]): Promise<Decision> {
+    async check(
+      scope: string,
+      identifier: string,
+      windows: readonly Window[],
+      reads: readonly string[] = [],
+    ): Promise<Decision> {
+      const decision = await limiter.decide(scope, identifier, windows);
+      if (reads.length === 0 || decision.degraded) return decision;
+      try {
+        return { ...decision, reads: await read(reads) };
+      } catch {
+        return decision;
+      }
+    },
+    decide(scope: string, identifier: string, windows: readonly Window[]): Promise<Decision> {
       const policies = windows.map((w) => ({ name: w.name, limit: w.limit, seconds: seconds(w) }));
       if (limiter.degraded) {
         const w = policies[0]!;
@@ -228,7 +254,7 @@ export async function fakeServices(
   });
   const store = fakeKeyStore();
   const epoch = fakeEpoch();
-  const limiter = fakeLimiter(clock.now);
+  const limiter = fakeLimiter(clock.now, epoch.read);
   const signer = await localSigner(config.jwt.issuer);
   const log = createLogger({}, config.logLevel);
   const recorded: Recorded = {
