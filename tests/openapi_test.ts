@@ -27,6 +27,7 @@ import { startReceiver } from "./_support/receiver.ts";
 import { waitFor } from "./_support/dev_server.ts";
 import { MAX_WEBHOOK_ENDPOINTS } from "../supabase/functions/_shared/schemas/webhooks.ts";
 import { api, type ApiInit, type ApiResponse, e2e, uniqueIp } from "./_harness.ts";
+import { EXPOSED_HEADERS } from "../supabase/functions/_shared/http/respond.ts";
 import { closeDb, db, newKey, newTier, newUser } from "./_fixtures.ts";
 
 type Json = Record<string, unknown>;
@@ -341,19 +342,23 @@ e2e("the conformance check catches answers the document does not allow", async (
       "X-RateLimit-Reset": String(Math.ceil(Date.now() / 1000) + 60),
       "RateLimit": '"minute";r=9;t=60',
       "RateLimit-Policy": '"minute";q=10;w=60',
+      "Cache-Control": "no-store",
+      "Access-Control-Allow-Origin": "*",
+      "Access-Control-Expose-Headers": EXPOSED_HEADERS,
       ...headers,
     }),
     text: JSON.stringify(body),
     body,
   });
   const error = (code: string, extra: Json = {}) => ({
-    error: "x",
+    error: "unauthorized",
     message: "y",
     code,
     ...extra,
     request_id: requestId,
   });
-  const bearer = { "WWW-Authenticate": "Bearer" };
+  const bearer = { "WWW-Authenticate": 'Bearer realm="torvus"' };
+  const apiKey = { "WWW-Authenticate": 'ApiKey realm="torvus", header="X-API-Key"' };
   const cases: Array<[RegExp, () => void]> = [
     [/must NOT have additional properties/, () =>
       c.check(
@@ -376,9 +381,7 @@ e2e("the conformance check catches answers the document does not allow", async (
         c.check(
           "GET",
           "/api/v1/test",
-          fake(401, error("MISSING_API_KEY", { statusCode: 401 }), {
-            "WWW-Authenticate": "ApiKey",
-          }),
+          fake(401, error("MISSING_API_KEY", { statusCode: 401 }), apiKey),
         ),
     ],
     [
@@ -396,10 +399,7 @@ e2e("the conformance check catches answers the document does not allow", async (
         c.check(
           "GET",
           "/api/v1/test",
-          fake(401, error("MISSING_API_KEY"), {
-            "WWW-Authenticate": "ApiKey",
-            "X-RateLimit-Remaining": "-1",
-          }),
+          fake(401, error("MISSING_API_KEY"), { ...apiKey, "X-RateLimit-Remaining": "-1" }),
         ),
     ],
     [/status not documented/, () => c.check("GET", "/api/v1/health", fake(418, {}))],
