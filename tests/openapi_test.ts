@@ -27,6 +27,7 @@ import { startReceiver } from "./_support/receiver.ts";
 import { waitFor } from "./_support/dev_server.ts";
 import { MAX_WEBHOOK_ENDPOINTS } from "../supabase/functions/_shared/schemas/webhooks.ts";
 import { api, type ApiInit, type ApiResponse, e2e, uniqueIp } from "./_harness.ts";
+import { undocumentedHeaders } from "./_documented_headers.ts";
 import { EXPOSED_HEADERS } from "../supabase/functions/_shared/http/respond.ts";
 import { closeDb, db, newKey, newTier, newUser } from "./_fixtures.ts";
 
@@ -116,6 +117,9 @@ class Conformance {
       return;
     }
     this.seen.add(label);
+    for (const name of undocumentedHeaders(response, r.headers)) {
+      this.#problems.push(`${label}: sends ${name}, which the document does not list`);
+    }
     for (const [name, raw] of Object.entries((response.headers ?? {}) as Json)) {
       const header = this.deref(raw)!;
       const value = r.headers.get(name);
@@ -403,6 +407,27 @@ e2e("the conformance check catches answers the document does not allow", async (
         ),
     ],
     [/status not documented/, () => c.check("GET", "/api/v1/health", fake(418, {}))],
+    [
+      /sends x-powered-by, which the document does not list/,
+      () =>
+        c.check(
+          "GET",
+          "/api/v1/test",
+          fake(401, error("MISSING_API_KEY"), { ...apiKey, "X-Powered-By": "PHP" }),
+        ),
+    ],
+    [
+      /header Access-Control-Allow-Origin: "https:\/\/example.com"/,
+      () =>
+        c.check(
+          "GET",
+          "/api/v1/test",
+          fake(401, error("MISSING_API_KEY"), {
+            ...apiKey,
+            "Access-Control-Allow-Origin": "https://example.com",
+          }),
+        ),
+    ],
   ];
   for (const [problem, run] of cases) {
     run();
