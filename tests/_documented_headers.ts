@@ -40,7 +40,8 @@ export function deref(document: Json, value: unknown): Json | undefined {
 
 /**
  * The response object the document gives an answer to `method` on the path `template` with
- * `status` (`components.responses.MethodNotAllowed` for a method the path lacks).
+ * `status` (`components.responses.MethodNotAllowed` for a method the path lacks, `Preflight`
+ * for `OPTIONS`).
  */
 export function documentedResponse(
   document: Json,
@@ -52,9 +53,12 @@ export function documentedResponse(
   if (!item) return undefined;
   const op = item[method.toLowerCase()] as Json | undefined;
   if (!op) {
-    return status === 405
-      ? deref(document, { $ref: "#/components/responses/MethodNotAllowed" })
+    const component = method === "OPTIONS" && status === 204
+      ? "Preflight"
+      : status === 405
+      ? "MethodNotAllowed"
       : undefined;
+    return component && deref(document, { $ref: `#/components/responses/${component}` });
   }
   return deref(document, (op.responses as Json)[String(status)]);
 }

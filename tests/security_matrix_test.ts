@@ -262,8 +262,8 @@ test(
 
 // The headers the OpenAPI document lists for each answer are the ones the API sends: on every
 // route of the matrix, at both of its paths, accepted (valid credentials), refused (none, and a
-// key without the scope) and for a method the path lacks (405), nothing sent is undocumented
-// and nothing documented as always sent is missing.
+// key without the scope), for a method the path lacks (405) and the CORS preflight (OPTIONS),
+// nothing sent is undocumented and nothing documented as always sent is missing.
 test("documented headers: every route sends exactly the headers the document lists", async (t) => {
   const f = await fixtures();
   const served = await api("/api/openapi.json", { ip: freshIp() });
@@ -282,6 +282,7 @@ test("documented headers: every route sends exactly the headers the document lis
         ["accepted", valid],
         ["no credential", {}],
         ["a method the path lacks", valid, "PUT"],
+        ["the CORS preflight", {}, "OPTIONS"],
       ];
       if (route.scope) {
         asked.push(["without the scope", { "x-api-key": lacking.get(route.scope)! }]);

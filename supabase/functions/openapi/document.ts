@@ -8,7 +8,8 @@
  * Which errors an operation documents follows from the pipeline (`_shared/http/pipeline.ts`):
  * its credentials (401/403/419), an `{id}` in its path (404), a query or body (400/413/415),
  * the errors its handler raises itself (`errors` in the manifest), and 429/500/503 everywhere.
- * 405, answered for any method a path lacks, is `components.responses.MethodNotAllowed`.
+ * 405, answered for any method a path lacks, is `components.responses.MethodNotAllowed`; the
+ * CORS preflight (`OPTIONS`, 204 on every path) is `components.responses.Preflight`.
  *
  * @module
  */
@@ -18,7 +19,7 @@ import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
 import { GATEWAY_ROUTES } from "../_shared/routes.ts";
 import { MANIFEST, TAGS } from "../_shared/manifest.ts";
 import { API_VERSION } from "../_shared/config.ts";
-import { EXPOSED_HEADERS } from "../_shared/http/respond.ts";
+import { ALLOWED_HEADERS, EXPOSED_HEADERS } from "../_shared/http/respond.ts";
 import * as S from "../_shared/schemas/mod.ts";
 
 /** A JSON object of the document. */
@@ -149,6 +150,9 @@ const int32 = (minimum: number, maximum = INT32.max): Json => ({
   maximum,
 });
 
+/** A list of methods (`Allow`). */
+const METHODS: Json = { type: "string", pattern: "^[A-Z]+(, [A-Z]+)*$", maxLength: 64 };
+
 /**
  * Response headers, the one place that documents them; `required` is their usual state, copied
  * inline where it differs. `tests/security_matrix_test.ts` checks that every route sends exactly
@@ -193,11 +197,19 @@ const HEADERS: Readonly<Record<string, Json>> = {
     "The credential the route expects (RFC 9110); for bearer tokens the RFC 6750 `error`",
     { type: "string", pattern: "^(Bearer|ApiKey) realm=", maxLength: 256 },
   ),
-  "Allow": header("The methods the path implements", {
-    type: "string",
-    pattern: "^[A-Z]+(, [A-Z]+)*$",
-    maxLength: 64,
-  }),
+  "Allow": header("The methods the path implements", METHODS),
+  "Access-Control-Allow-Methods": header(
+    "CORS preflight: the methods the path implements",
+    METHODS,
+  ),
+  "Access-Control-Allow-Headers": header(
+    "CORS preflight: the request headers a browser client may send",
+    { type: "string", const: ALLOWED_HEADERS },
+  ),
+  "Access-Control-Max-Age": header(
+    "CORS preflight: seconds a browser may keep this answer (a day)",
+    int32(86_400, 86_400),
+  ),
   "Cache-Control": header(
     "`no-store` on every answer but this document's (`public, max-age=300`)",
     { type: "string", enum: ["no-store", "public, max-age=300"] },
@@ -518,7 +530,7 @@ Authentication, API keys, rate limits and vaults.
 (also the \`X-Request-ID\` header). Bodies on bearer-token routes also carry \`statusCode\`.
 A method a path does not implement is answered 405 \`{"error":"Method not allowed"}\` with an
 \`Allow\` header (\`components.responses.MethodNotAllowed\`). \`OPTIONS\` is answered 204 on
-every path without credentials (CORS preflight).
+every path without credentials (CORS preflight, \`components.responses.Preflight\`).
 
 **Rate limits.** Every answer that passed the limiter carries \`X-RateLimit-Limit\`,
 \`X-RateLimit-Remaining\`, \`X-RateLimit-Reset\` (epoch seconds, tightest window) and the IETF
@@ -571,6 +583,16 @@ export function buildOpenApiDocument(): Json {
           { schema: ref("MethodNotAllowedError"), headers: decided("Allow") },
           { headers: new Set([...COMMON, "Allow"]) },
         ]),
+        // Answered before credentials and rate limiting, on every path.
+        Preflight: responseObject("CORS preflight (`OPTIONS`): no body", [{
+          headers: new Set([
+            ...COMMON,
+            "Allow",
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Headers",
+            "Access-Control-Max-Age",
+          ]),
+        }]),
       },
       headers: HEADERS,
       securitySchemes: {
