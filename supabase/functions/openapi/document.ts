@@ -20,6 +20,7 @@ import { GATEWAY_ROUTES } from "../_shared/routes.ts";
 import { MANIFEST, TAGS } from "../_shared/manifest.ts";
 import { API_VERSION } from "../_shared/config.ts";
 import { ALLOWED_HEADERS, EXPOSED_HEADERS } from "../_shared/http/respond.ts";
+import { MAX_BODY_BYTES } from "../_shared/http/input.ts";
 import * as S from "../_shared/schemas/mod.ts";
 
 /** A JSON object of the document. */
@@ -445,7 +446,10 @@ function operation(doc: OperationSpec, spec: RouteSpec): Json {
   };
   if (doc.query) op.parameters = queryParameters(doc.query);
   if (doc.body) {
+    const kib = (doc.body.maxBytes ?? MAX_BODY_BYTES) / 1024;
     op.requestBody = {
+      // The bound of the whole body (OWASP API4), read before any field is parsed.
+      description: `JSON of at most ${kib} KiB; a larger body is 413 \`PAYLOAD_TOO_LARGE\``,
       required: doc.body.required,
       content: {
         "application/json": { schema: ref(componentName(REQUEST_SCHEMAS, doc.body.schema)) },
