@@ -107,6 +107,9 @@ class Conformance {
     let location: string[];
     if (item[m]) {
       location = ["paths", template, m, "responses", String(r.status)];
+    } else if (method === "OPTIONS") {
+      assert.equal(r.status, 204, `${template}: the CORS preflight is 204`);
+      location = ["components", "responses", "Preflight"];
     } else {
       assert.equal(r.status, 405, `${method} ${template} is not documented: only 405 fits`);
       location = ["components", "responses", "MethodNotAllowed"];
@@ -232,7 +235,8 @@ e2e("the served document is valid OpenAPI 3.1 and is the one the code builds", a
 });
 
 e2e("every gateway route and method is documented with its credentials", async () => {
-  const { document } = await served();
+  const c = await served();
+  const { document } = c;
   const paths = document.paths as Record<string, Json>;
   const expected = new Map<string, { methods: Set<string>; credentials: string }>();
   for (const gateway of GATEWAY_ROUTES) {
@@ -273,7 +277,10 @@ e2e("every gateway route and method is documented with its credentials", async (
     assert.equal(r.status, 204);
     const allow = new Set((r.headers.get("allow") ?? "").split(",").map((m) => m.trim()));
     assert.deepEqual(allow, new Set([...methods].map((m) => m.toUpperCase()).concat("OPTIONS")));
+    // Its headers, names and values, are those of components.responses.Preflight.
+    c.check("OPTIONS", template, r);
   }
+  c.assertConforming();
 
   const schemes = (document.components as Json).securitySchemes as Json;
   assert.deepEqual(schemes.bearerAuth, {
