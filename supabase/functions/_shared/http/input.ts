@@ -12,12 +12,14 @@ import { redact } from "../log.ts";
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * Most entries a 400's `details` lists, and the longest `path` and `message` of one: field
- * names come from the client (a 64 KiB body holds thousands of unknown ones), and the answer
- * to a request stays small whatever it sent (the OpenAPI document states these bounds).
+ * Most entries a 400's `details` lists: field names come from the client (a 64 KiB body holds
+ * thousands of unknown ones), and the answer to a request stays small whatever it sent (the
+ * OpenAPI document states this bound and the two below).
  */
 export const MAX_DETAILS = 100;
+/** Longest `path` of one entry (a client's field name may be long); longer ones are cut. */
 export const MAX_DETAIL_PATH = 256;
+/** Longest `message` of one entry; longer ones are cut. */
 export const MAX_DETAIL_MESSAGE = 512;
 
 /** `text` cut to `max` characters, the cut marked with an ellipsis. */

@@ -11,8 +11,9 @@ import { listQuery, ModeSchema, pageOf, Timestamp, Uuid } from "./common.ts";
 export const MAX_VAULT_NAME = 10_000;
 /** Longest vault description (ciphertext too). */
 export const MAX_VAULT_DESCRIPTION = 100_000;
-/** Most tags, and the longest tag, of a vault. */
+/** Most tags of a vault (the database's check too). */
 export const MAX_VAULT_TAGS = 50;
+/** Longest tag of a vault. */
 export const MAX_TAG_LENGTH = 64;
 
 const Tag = z.string().min(1).max(MAX_TAG_LENGTH);

@@ -28,8 +28,9 @@ export const MAX_WEBHOOK_ENDPOINTS = 20;
 /** Longest grace period of a rotated secret: 7 days. */
 export const MAX_SECRET_GRACE_SECONDS = 7 * 86_400;
 
-/** Longest endpoint URL and description (the database's checks too). */
+/** Longest endpoint URL (the database's check too). */
 export const MAX_WEBHOOK_URL = 2048;
+/** Longest endpoint description (the database's check too). */
 export const MAX_WEBHOOK_DESCRIPTION = 500;
 
 const Url = z.string().trim().min(1).max(MAX_WEBHOOK_URL).meta({
