@@ -52,6 +52,8 @@ export interface MatrixRoute {
   method: Method;
   /** Path as a client calls it, with an existing-looking id where the route has one. */
   path: string;
+  /** The path as the OpenAPI document names it (gateway path, `{id}`), for both paths. */
+  template: string;
   credential: Credential;
   /** The scope an API key needs (API-key routes; none for `GET /api/v1/test`). */
   scope?: Scope;
@@ -118,22 +120,24 @@ export const AUTHENTICATED_ROUTES: readonly MatrixRoute[] = GATEWAY_ROUTES
     (MANIFEST[g.function].routes as readonly RouteSpec[])
       .filter((route) => route.auth === g.credentials && isBelow(route.path, g.target))
       .flatMap((route) => {
-        const rest = route.path.split("/").filter((p) => p !== "")
-          .slice(g.target.split("/").filter((p) => p !== "").length)
-          .map((p) =>
-            p === ":id" && g.function === "vaults"
-              ? SOME_VAULT_ID
-              : p.startsWith(":")
-              ? SOME_KEY_ID
-              : p
-          );
+        const below = route.path.split("/").filter((p) => p !== "")
+          .slice(g.target.split("/").filter((p) => p !== "").length);
+        const rest = below.map((p) =>
+          p === ":id" && g.function === "vaults"
+            ? SOME_VAULT_ID
+            : p.startsWith(":")
+            ? SOME_KEY_ID
+            : p
+        );
         const tail = rest.length > 0 ? `/${rest.join("/")}` : "";
+        const template = g.path + below.map((p) => `/${p.replace(/^:(.+)$/, "{$1}")}`).join("");
         return (Object.entries(route.methods) as Array<[Method, OperationSpec]>).flatMap(
           ([method, op]) => {
             const sample = sampleOf(op.id);
             if (!sample) throw new Error(`tests/_matrix.ts: no sample for operation ${op.id}`);
             const base = {
               method,
+              template,
               credential: route.auth as Credential,
               ok: sample.ok,
               ...(op.scope ? { scope: op.scope } : {}),

@@ -19,6 +19,7 @@ import {
 } from "./_harness.ts";
 import { closeDbLast, db, newKey, newTier, newUser, type TestUser } from "./_fixtures.ts";
 import { setKeyExpiry, setKeyStatus, setKeyTier, setUserTier } from "../tools/admin/ops.ts";
+import { MAX_INSTANT_LENGTH } from "../supabase/functions/_shared/schemas/common.ts";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const KEY = /^sk_(live|test)_[A-Za-z0-9_-]{48}$/;
@@ -225,6 +226,17 @@ e2e("create: invalid bodies are 400/413/415 naming the field, never a 500", asyn
     assert.equal(r.body.statusCode, 400, "JWT routes carry statusCode");
   }
   const hostBits = await keys.create({ ...valid, ip_allowlist: ["10.0.0.1/8"] });
+  // `expires_at` takes at most 35 characters (nanoseconds and an offset): one more is refused
+  // though zod's pattern would take any number of digits.
+  const inAWeek = new Date(Date.now() + 7 * DAY_MS).toISOString().slice(0, 19);
+  const longest = `${inAWeek}.123456789+00:00`;
+  assert.equal(longest.length, MAX_INSTANT_LENGTH);
+  const atBound = await (await newKeysApi()).keys.create({ ...valid, expires_at: longest });
+  assert.equal(atBound.status, 201, atBound.text);
+  assertInvalid(
+    await keys.create({ ...valid, expires_at: `${inAWeek}.1234567890+00:00` }),
+    "expires_at",
+  );
   assert.match(JSON.stringify(hostBits.body.details), /host bits set; did you mean 10\.0\.0\.0\/8/);
   assertError(await keys.raw("POST", "", "{not json"), 400, "INVALID_JSON");
   assertError(await keys.raw("POST", "", ""), 400, "INVALID_JSON");

@@ -27,6 +27,8 @@ import { startReceiver } from "./_support/receiver.ts";
 import { waitFor } from "./_support/dev_server.ts";
 import { MAX_WEBHOOK_ENDPOINTS } from "../supabase/functions/_shared/schemas/webhooks.ts";
 import { api, type ApiInit, type ApiResponse, e2e, uniqueIp } from "./_harness.ts";
+import { undocumentedHeaders } from "./_documented_headers.ts";
+import { EXPOSED_HEADERS } from "../supabase/functions/_shared/http/respond.ts";
 import { closeDb, db, newKey, newTier, newUser } from "./_fixtures.ts";
 
 type Json = Record<string, unknown>;
@@ -105,6 +107,9 @@ class Conformance {
     let location: string[];
     if (item[m]) {
       location = ["paths", template, m, "responses", String(r.status)];
+    } else if (method === "OPTIONS") {
+      assert.equal(r.status, 204, `${template}: the CORS preflight is 204`);
+      location = ["components", "responses", "Preflight"];
     } else {
       assert.equal(r.status, 405, `${method} ${template} is not documented: only 405 fits`);
       location = ["components", "responses", "MethodNotAllowed"];
@@ -115,6 +120,9 @@ class Conformance {
       return;
     }
     this.seen.add(label);
+    for (const name of undocumentedHeaders(response, r.headers)) {
+      this.#problems.push(`${label}: sends ${name}, which the document does not list`);
+    }
     for (const [name, raw] of Object.entries((response.headers ?? {}) as Json)) {
       const header = this.deref(raw)!;
       const value = r.headers.get(name);
@@ -227,7 +235,8 @@ e2e("the served document is valid OpenAPI 3.1 and is the one the code builds", a
 });
 
 e2e("every gateway route and method is documented with its credentials", async () => {
-  const { document } = await served();
+  const c = await served();
+  const { document } = c;
   const paths = document.paths as Record<string, Json>;
   const expected = new Map<string, { methods: Set<string>; credentials: string }>();
   for (const gateway of GATEWAY_ROUTES) {
@@ -268,7 +277,10 @@ e2e("every gateway route and method is documented with its credentials", async (
     assert.equal(r.status, 204);
     const allow = new Set((r.headers.get("allow") ?? "").split(",").map((m) => m.trim()));
     assert.deepEqual(allow, new Set([...methods].map((m) => m.toUpperCase()).concat("OPTIONS")));
+    // Its headers, names and values, are those of components.responses.Preflight.
+    c.check("OPTIONS", template, r);
   }
+  c.assertConforming();
 
   const schemes = (document.components as Json).securitySchemes as Json;
   assert.deepEqual(schemes.bearerAuth, {
@@ -341,19 +353,23 @@ e2e("the conformance check catches answers the document does not allow", async (
       "X-RateLimit-Reset": String(Math.ceil(Date.now() / 1000) + 60),
       "RateLimit": '"minute";r=9;t=60',
       "RateLimit-Policy": '"minute";q=10;w=60',
+      "Cache-Control": "no-store",
+      "Access-Control-Allow-Origin": "*",
+      "Access-Control-Expose-Headers": EXPOSED_HEADERS,
       ...headers,
     }),
     text: JSON.stringify(body),
     body,
   });
   const error = (code: string, extra: Json = {}) => ({
-    error: "x",
+    error: "unauthorized",
     message: "y",
     code,
     ...extra,
     request_id: requestId,
   });
-  const bearer = { "WWW-Authenticate": "Bearer" };
+  const bearer = { "WWW-Authenticate": 'Bearer realm="torvus"' };
+  const apiKey = { "WWW-Authenticate": 'ApiKey realm="torvus", header="X-API-Key"' };
   const cases: Array<[RegExp, () => void]> = [
     [/must NOT have additional properties/, () =>
       c.check(
@@ -376,9 +392,7 @@ e2e("the conformance check catches answers the document does not allow", async (
         c.check(
           "GET",
           "/api/v1/test",
-          fake(401, error("MISSING_API_KEY", { statusCode: 401 }), {
-            "WWW-Authenticate": "ApiKey",
-          }),
+          fake(401, error("MISSING_API_KEY", { statusCode: 401 }), apiKey),
         ),
     ],
     [
@@ -396,13 +410,31 @@ e2e("the conformance check catches answers the document does not allow", async (
         c.check(
           "GET",
           "/api/v1/test",
-          fake(401, error("MISSING_API_KEY"), {
-            "WWW-Authenticate": "ApiKey",
-            "X-RateLimit-Remaining": "-1",
-          }),
+          fake(401, error("MISSING_API_KEY"), { ...apiKey, "X-RateLimit-Remaining": "-1" }),
         ),
     ],
     [/status not documented/, () => c.check("GET", "/api/v1/health", fake(418, {}))],
+    [
+      /sends x-powered-by, which the document does not list/,
+      () =>
+        c.check(
+          "GET",
+          "/api/v1/test",
+          fake(401, error("MISSING_API_KEY"), { ...apiKey, "X-Powered-By": "PHP" }),
+        ),
+    ],
+    [
+      /header Access-Control-Allow-Origin: "https:\/\/example.com"/,
+      () =>
+        c.check(
+          "GET",
+          "/api/v1/test",
+          fake(401, error("MISSING_API_KEY"), {
+            ...apiKey,
+            "Access-Control-Allow-Origin": "https://example.com",
+          }),
+        ),
+    ],
   ];
   for (const [problem, run] of cases) {
     run();

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { api, type ApiResponse, assertCommonHeaders, awayFromWindowEnd } from "./_harness.ts";
 import { closeDb, newKey, newTier } from "./_fixtures.ts";
+import { headerMismatches } from "./_documented_headers.ts";
 import {
   AUTHENTICATED_ROUTES,
   type Expectation,
@@ -182,7 +183,8 @@ test("control: a valid key with every scope reaches every API-key route", async 
   }
 });
 
-test("API key matrix: a key without the route's scope gets 403 INSUFFICIENT_SCOPE", async (t) => {
+/** For each scope, a key with every other scope (1,000 requests a minute). */
+async function keysLacking(): Promise<Map<Scope, string>> {
   const tier = await newTier(1000, 100_000);
   const all: Scope[] = ["read", "write", "delete"];
   const lacking = new Map<Scope, string>();
@@ -190,6 +192,11 @@ test("API key matrix: a key without the route's scope gets 403 INSUFFICIENT_SCOP
     const k = await newKey({ mode: "live", tier, scopes: all.filter((s) => s !== scope) });
     lacking.set(scope, k.key);
   }
+  return lacking;
+}
+
+test("API key matrix: a key without the route's scope gets 403 INSUFFICIENT_SCOPE", async (t) => {
+  const lacking = await keysLacking();
   const ip = freshIp();
   for (const route of KEY_ROUTES.filter((r) => r.scope !== undefined)) {
     await t.step(`${routeName(route)} needs ${route.scope}`, async () => {
@@ -252,6 +259,44 @@ test(
     }
   },
 );
+
+// The headers the OpenAPI document lists for each answer are the ones the API sends: on every
+// route of the matrix, at both of its paths, accepted (valid credentials), refused (none, and a
+// key without the scope), for a method the path lacks (405) and the CORS preflight (OPTIONS),
+// nothing sent is undocumented and nothing documented as always sent is missing.
+test("documented headers: every route sends exactly the headers the document lists", async (t) => {
+  const f = await fixtures();
+  const served = await api("/api/openapi.json", { ip: freshIp() });
+  assert.equal(served.status, 200, served.text.slice(0, 300));
+  const document = served.body;
+  const token = await trusted(f);
+  const lacking = await keysLacking();
+  for (const route of AUTHENTICATED_ROUTES) {
+    await t.step(routeName(route), async () => {
+      // An address of its own: the refusals count against its hourly window of 100.
+      const ip = freshIp();
+      const valid = route.credential === "jwt"
+        ? { authorization: `Bearer ${token}` }
+        : { "x-api-key": f.keys.live.key };
+      const asked: Array<[string, Record<string, string>, string?]> = [
+        ["accepted", valid],
+        ["no credential", {}],
+        ["a method the path lacks", valid, "PUT"],
+        ["the CORS preflight", {}, "OPTIONS"],
+      ];
+      if (route.scope) {
+        asked.push(["without the scope", { "x-api-key": lacking.get(route.scope)! }]);
+      }
+      for (const [what, headers, method] of asked) {
+        const { path, init } = requestInit(route, ip, { headers, secrets: [] });
+        const r = await api(path, { ...init, ...(method ? { method } : {}) });
+        assert.ok(r.status < 500, `${what}: ${r.status} ${r.text}`);
+        const problems = headerMismatches(document, method ?? route.method, route.template, r);
+        assert.deepEqual(problems, [], `${what}: ${path}`);
+      }
+    });
+  }
+});
 
 test("matrix covers every route of the gateway table", () => {
   const kinds = new Set(AUTHENTICATED_ROUTES.map((r) => `${r.credential} ${r.path.split("/")[2]}`));

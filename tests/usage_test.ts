@@ -151,6 +151,10 @@ e2e("usage: bad ranges, granularities and ids are 400 naming the parameter", asy
     [`/api/usage?key_id=nope`, "key_id"],
     [`/api/usage?mode=staging`, "mode"],
     [`/api/usage?from=2026-11-01&from=2026-11-02`, "from"],
+    // One character past each bound: an instant of 36 characters, a key id of 27.
+    [`${base}?from=2026-11-01T00:00:00.1234567890%2B00:00`, "from"],
+    [`/api/usage?to=2026-11-03T00:00:00.1234567890%2B00:00`, "to"],
+    [`/api/usage?key_id=${key.id}0`, "key_id"],
   ];
   for (const [path, parameter] of cases) {
     const r = await api(path, auth);
@@ -159,6 +163,12 @@ e2e("usage: bad ranges, granularities and ids are 400 naming the parameter", asy
   }
   const noToken = await api(base);
   assertError(noToken, 401, "MISSING_AUTH_TOKEN");
+  // At the bounds: 35 characters (nanoseconds and an offset), a key id in lower case.
+  const longest = await api(
+    `/api/usage?from=2026-11-01T00:00:00.123456789%2B00:00&key_id=${key.id.toLowerCase()}`,
+    auth,
+  );
+  assert.equal(longest.status, 200, longest.text);
   const ok = await api(`${base}?from=2026-11-01&to=2026-11-03T12:00:00%2B02:00`, auth);
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.body.from, "2026-11-01T00:00:00.000Z");

@@ -211,6 +211,9 @@ e2e("validation: bodies and ids (400/404/413/415, never a 500)", async () => {
         [{ name: "n", tags: "estate" }, "tags"],
         [{ name: "n", tags: [""] }, "tags.0"],
         [{ name: "n", tags: Array(51).fill("t") }, "tags"],
+        // One past each bound: a name of 10,001 characters, a tag of 65.
+        [{ name: "n".repeat(10_001) }, "name"],
+        [{ name: "n", tags: ["t".repeat(65)] }, "tags.0"],
         [{ name: "n", description: 5 }, "description"],
         [{ name: "n", status: "inactive" }, "status"],
         [{ name: "n", user_id: user.userId }, "user_id"],
@@ -230,10 +233,18 @@ e2e("validation: bodies and ids (400/404/413/415, never a 500)", async () => {
         [{ status: "deleted" }, "status"],
         [{ name: "" }, "name"],
         [{ tags: [1] }, "tags.0"],
+        [{ name: "n".repeat(10_001) }, "name"],
+        [{ tags: Array(51).fill("t") }, "tags"],
+        [{ tags: ["t".repeat(65)] }, "tags.0"],
       ] as const
     ) {
       assertInvalid(await v.update(id, body), path);
     }
+    // A 400 names at most 100 offending fields, however many the body holds.
+    const extra = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`x${i}`, 1]));
+    const many = await v.create({ name: "n", ...extra });
+    assertInvalid(many, "x0");
+    assert.equal(many.body.details.length, 100);
     assertError(await v.raw("POST", "", "{"), 400, "INVALID_JSON");
     assertError(await v.raw("PATCH", `/${id}`, ""), 400, "INVALID_JSON");
     assertError(
@@ -267,6 +278,12 @@ e2e("validation: bodies and ids (400/404/413/415, never a 500)", async () => {
     assert.equal(untouched.body.status, "active");
     assert.equal((await v.list()).body.pagination.total, 1, "no failed request made a vault");
   }
+  // At the bounds (a caller of its own): a 10,000-character name (ciphertext), 50 tags of 64.
+  const atBounds = await vaults(viaJwt(await newUser()), ip).create({
+    name: "n".repeat(10_000),
+    tags: Array(50).fill("t".repeat(64)),
+  });
+  assert.equal(atBounds.status, 201, atBounds.text.slice(0, 300));
 });
 
 // PostgreSQL text cannot hold U+0000: such a string is refused up front, 400 naming the field.

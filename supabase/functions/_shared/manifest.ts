@@ -78,7 +78,12 @@ const USAGE_DESCRIPTION = "Requests by outcome per `hour` or UTC `day` (`granula
 const KEY_BODY_BYTES = 16 * 1024;
 
 /** A ULID path parameter, as the reference shows it. */
-const ULID = { type: "string", pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$" };
+const ULID = {
+  type: "string",
+  pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$",
+  minLength: 26,
+  maxLength: 26,
+};
 
 /** The vault operations, for one kind of caller (ids, tag and scopes differ). */
 function vaultRoutes<
@@ -118,6 +123,9 @@ function vaultRoutes<
           id: create,
           tag,
           summary: "Create a vault",
+          description: "Name and description arrive encrypted by the client and are stored " +
+            "exactly as sent (up to 10,000 and 100,000 characters); at most 50 tags of up to " +
+            "64 characters.",
           ...scope("write"),
           body: { schema: CreateVault, required: true },
           success: { status: 201, description: "The created vault", schema: VaultSchema },
@@ -132,6 +140,7 @@ function vaultRoutes<
           id: get,
           tag,
           summary: "Get a vault",
+          description: "A vault of another user, or an id that is not a UUID, is 404.",
           ...scope("read"),
           success: { status: 200, description: "The vault", schema: VaultSchema },
         },
@@ -227,6 +236,7 @@ export const MANIFEST = {
           id: "getMe",
           tag: "Authentication",
           summary: "The signed-in user",
+          description: "The profile of the token's subject; 404 once that user is deleted.",
           success: { status: 200, description: "The user's profile", schema: MeSchema },
           errors: ["NOT_FOUND"],
         },
@@ -239,7 +249,10 @@ export const MANIFEST = {
       { prefix: "/api/v1/vaults", target: "/v1" },
       { prefix: "/api/vaults", target: "" },
     ],
-    pathId: { description: "The vault's id", schema: { type: "string", format: "uuid" } },
+    pathId: {
+      description: "The vault's id",
+      schema: { type: "string", format: "uuid", minLength: 36, maxLength: 36 },
+    },
     routes: [...VAULTS_BY_KEY, ...VAULTS_BY_TOKEN],
   },
   "api-keys": {
@@ -281,6 +294,7 @@ export const MANIFEST = {
             id: "getApiKey",
             tag: "API keys",
             summary: "Get an API key's metadata",
+            description: "Never the key itself, nor its hash.",
             success: { status: 200, description: "The key's metadata", schema: ApiKeySchema },
           },
         },
@@ -400,6 +414,7 @@ export const MANIFEST = {
             id: "getWebhook",
             tag: "Webhooks",
             summary: "Get a webhook endpoint",
+            description: "Never its signing secret.",
             success: { status: 200, description: "The endpoint", schema: WebhookSchema },
           },
           PATCH: {

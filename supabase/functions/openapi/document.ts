@@ -8,7 +8,8 @@
  * Which errors an operation documents follows from the pipeline (`_shared/http/pipeline.ts`):
  * its credentials (401/403/419), an `{id}` in its path (404), a query or body (400/413/415),
  * the errors its handler raises itself (`errors` in the manifest), and 429/500/503 everywhere.
- * 405, answered for any method a path lacks, is `components.responses.MethodNotAllowed`.
+ * 405, answered for any method a path lacks, is `components.responses.MethodNotAllowed`; the
+ * CORS preflight (`OPTIONS`, 204 on every path) is `components.responses.Preflight`.
  *
  * @module
  */
@@ -18,6 +19,8 @@ import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
 import { GATEWAY_ROUTES } from "../_shared/routes.ts";
 import { MANIFEST, TAGS } from "../_shared/manifest.ts";
 import { API_VERSION } from "../_shared/config.ts";
+import { ALLOWED_HEADERS, EXPOSED_HEADERS } from "../_shared/http/respond.ts";
+import { MAX_BODY_BYTES } from "../_shared/http/input.ts";
 import * as S from "../_shared/schemas/mod.ts";
 
 /** A JSON object of the document. */
@@ -78,19 +81,31 @@ function componentName(table: Readonly<Record<string, z.ZodType>>, schema: z.Zod
   return found[0];
 }
 
-// What zod adds that says nothing a reader or a client generator needs: the safe-integer bounds
-// of z.int(), and its regular expressions beside the standard `date-time` and `uuid` formats.
-function trimNoise(ctx: { jsonSchema: Json }): void {
+const INT32 = { min: -(2 ** 31), max: 2 ** 31 - 1 };
+
+/** `int32` when an integer's bounds fit 32 bits, else `int64` (zod states no format itself). */
+function integerFormat(minimum: unknown, maximum: unknown): "int32" | "int64" {
+  return typeof minimum === "number" && typeof maximum === "number" &&
+      minimum >= INT32.min && maximum <= INT32.max
+    ? "int32"
+    : "int64";
+}
+
+// What zod leaves out or adds. Every integer gets its format from its bounds (z.int() is bounded
+// by the safe integers, which stay: the bound is real). zod's regular expressions beside the
+// standard `date-time` and `uuid` formats say nothing a reader or a client generator needs.
+function adjust(ctx: { jsonSchema: Json }): void {
   const s = ctx.jsonSchema;
-  if (s.maximum === Number.MAX_SAFE_INTEGER) delete s.maximum;
-  if (s.minimum === Number.MIN_SAFE_INTEGER) delete s.minimum;
+  if (s.type === "integer" && s.format === undefined) {
+    s.format = integerFormat(s.minimum, s.maximum);
+  }
   if (s.format === "date-time" || s.format === "uuid") delete s.pattern;
 }
 
 const JSON_SCHEMA_OPTIONS = {
   target: "draft-2020-12",
   unrepresentable: "throw",
-  override: trimNoise,
+  override: adjust,
 } as const;
 
 function toComponents(table: Readonly<Record<string, z.ZodType>>, io: "input" | "output"): Json {
@@ -129,44 +144,92 @@ const header = (description: string, schema: Json, required = true): Json => ({
   schema,
 });
 
-/** Response headers; `required` is their usual state, copied inline where it differs. */
+const int32 = (minimum: number, maximum = INT32.max): Json => ({
+  type: "integer",
+  format: "int32",
+  minimum,
+  maximum,
+});
+
+/** A list of methods (`Allow`). */
+const METHODS: Json = { type: "string", pattern: "^[A-Z]+(, [A-Z]+)*$", maxLength: 64 };
+
+/**
+ * Response headers, the one place that documents them; `required` is their usual state, copied
+ * inline where it differs. `tests/security_matrix_test.ts` checks that every route sends exactly
+ * these (beyond HTTP's own `Content-Type`, `Content-Length`, `Date`, `Vary`).
+ */
 const HEADERS: Readonly<Record<string, Json>> = {
   "X-Request-ID": header("The request's id, also in error bodies as `request_id`", {
     type: "string",
     format: "uuid",
+    maxLength: 36,
   }),
   "X-Response-Time": header("Milliseconds the API spent on the request", {
     type: "string",
     pattern: "^\\d+(\\.\\d+)?$",
+    maxLength: 20,
   }),
-  "X-RateLimit-Limit": header("Requests allowed in the tightest rate-limit window", {
-    type: "integer",
-    minimum: 1,
-  }),
-  "X-RateLimit-Remaining": header("Requests left in that window", { type: "integer", minimum: 0 }),
+  "X-RateLimit-Limit": header("Requests allowed in the tightest rate-limit window", int32(1)),
+  "X-RateLimit-Remaining": header("Requests left in that window", int32(0)),
   "X-RateLimit-Reset": header("When that window resets, in Unix epoch seconds", {
     type: "integer",
+    format: "int64",
     minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
   }),
   "RateLimit": header(
     'IETF httpapi RateLimit header: the tightest window, e.g. `"minute";r=9;t=42` ' +
       "(remaining requests, seconds until reset)",
-    { type: "string" },
+    { type: "string", pattern: '^"[a-z]+";r=\\d+;t=\\d+$', maxLength: 64 },
   ),
   "RateLimit-Policy": header(
     'IETF httpapi RateLimit-Policy header: every window, e.g. `"minute";q=10;w=60, ' +
       '"day";q=1000;w=86400`',
-    { type: "string" },
+    {
+      type: "string",
+      pattern: '^"[a-z]+";q=\\d+;w=\\d+(, "[a-z]+";q=\\d+;w=\\d+)*$',
+      maxLength: 256,
+    },
   ),
-  "Retry-After": header("Seconds to wait before retrying", { type: "integer", minimum: 1 }),
+  // A day is the longest window; 503s ask for 1 or 30 seconds.
+  "Retry-After": header("Seconds to wait before retrying", int32(1, 86_400)),
   "WWW-Authenticate": header(
     "The credential the route expects (RFC 9110); for bearer tokens the RFC 6750 `error`",
-    { type: "string" },
+    { type: "string", pattern: "^(Bearer|ApiKey) realm=", maxLength: 256 },
   ),
-  "Allow": header("The methods the path implements", { type: "string" }),
+  "Allow": header("The methods the path implements", METHODS),
+  "Access-Control-Allow-Methods": header(
+    "CORS preflight: the methods the path implements",
+    METHODS,
+  ),
+  "Access-Control-Allow-Headers": header(
+    "CORS preflight: the request headers a browser client may send",
+    { type: "string", const: ALLOWED_HEADERS },
+  ),
+  "Access-Control-Max-Age": header(
+    "CORS preflight: seconds a browser may keep this answer (a day)",
+    int32(86_400, 86_400),
+  ),
+  "Cache-Control": header(
+    "`no-store` on every answer but this document's (`public, max-age=300`)",
+    { type: "string", enum: ["no-store", "public, max-age=300"] },
+  ),
+  "Access-Control-Allow-Origin": header(
+    "CORS: any origin may call the API (it authenticates by header, never by cookie)",
+    { type: "string", const: "*" },
+  ),
+  "Access-Control-Expose-Headers": header(
+    "CORS: the response headers a browser client may read",
+    { type: "string", const: EXPOSED_HEADERS },
+  ),
   "Server-Timing": header(
     "Time spent in authentication (`auth`), rate limiting (`rl`) and the database (`db`)",
-    { type: "string" },
+    {
+      type: "string",
+      pattern: "^[a-z]+;dur=\\d+(\\.\\d+)?(, [a-z]+;dur=\\d+(\\.\\d+)?)*$",
+      maxLength: 256,
+    },
     false,
   ),
 };
@@ -185,7 +248,14 @@ interface Variant {
   headers: ReadonlySet<string>;
 }
 
-const COMMON = ["X-Request-ID", "X-Response-Time", "Server-Timing"];
+const COMMON = [
+  "X-Request-ID",
+  "X-Response-Time",
+  "Cache-Control",
+  "Access-Control-Allow-Origin",
+  "Access-Control-Expose-Headers",
+  "Server-Timing",
+];
 
 /** Headers of an answer that passed rate limiting (successes, and refusals made after it). */
 const decided = (...more: string[]) => new Set([...COMMON, ...RATE_LIMIT_HEADERS, ...more]);
@@ -382,7 +452,10 @@ function operation(doc: OperationSpec, spec: RouteSpec): Json {
   };
   if (doc.query) op.parameters = queryParameters(doc.query);
   if (doc.body) {
+    const kib = (doc.body.maxBytes ?? MAX_BODY_BYTES) / 1024;
     op.requestBody = {
+      // The bound of the whole body (OWASP API4), read before any field is parsed.
+      description: `JSON of at most ${kib} KiB; a larger body is 413 \`PAYLOAD_TOO_LARGE\``,
       required: doc.body.required,
       content: {
         "application/json": { schema: ref(componentName(REQUEST_SCHEMAS, doc.body.schema)) },
@@ -468,7 +541,7 @@ Authentication, API keys, rate limits and vaults.
 (also the \`X-Request-ID\` header). Bodies on bearer-token routes also carry \`statusCode\`.
 A method a path does not implement is answered 405 \`{"error":"Method not allowed"}\` with an
 \`Allow\` header (\`components.responses.MethodNotAllowed\`). \`OPTIONS\` is answered 204 on
-every path without credentials (CORS preflight).
+every path without credentials (CORS preflight, \`components.responses.Preflight\`).
 
 **Rate limits.** Every answer that passed the limiter carries \`X-RateLimit-Limit\`,
 \`X-RateLimit-Remaining\`, \`X-RateLimit-Reset\` (epoch seconds, tightest window) and the IETF
@@ -502,9 +575,14 @@ export function buildOpenApiDocument(): Json {
       version: API_VERSION,
       description: DESCRIPTION.trimStart() + catalogue(),
     },
+    // `x-internal`: both are public (OWASP API9, inventory).
     servers: [
-      { url: "/", description: "The host that served this document" },
-      { url: "https://api.torvussecurity.com", description: "Production" },
+      {
+        url: "/",
+        description: "The host that served this document: production, or a local stack",
+        "x-internal": false,
+      },
+      { url: "https://api.torvussecurity.com", description: "Production", "x-internal": false },
     ],
     tags: TAGS.map((t) => ({ ...t })),
     paths: paths(),
@@ -516,6 +594,16 @@ export function buildOpenApiDocument(): Json {
           { schema: ref("MethodNotAllowedError"), headers: decided("Allow") },
           { headers: new Set([...COMMON, "Allow"]) },
         ]),
+        // Answered before credentials and rate limiting, on every path.
+        Preflight: responseObject("CORS preflight (`OPTIONS`): no body", [{
+          headers: new Set([
+            ...COMMON,
+            "Allow",
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Headers",
+            "Access-Control-Max-Age",
+          ]),
+        }]),
       },
       headers: HEADERS,
       securitySchemes: {
@@ -523,7 +611,11 @@ export function buildOpenApiDocument(): Json {
           type: "http",
           scheme: "bearer",
           bearerFormat: "JWT",
-          description: "A Supabase Auth access token (valid one hour)",
+          description: "A Supabase Auth access token (valid one hour), verified as RFC8725 " +
+            "(JSON Web Token Best Current Practices) asks: the algorithms are pinned by " +
+            "configuration (ES256 or RS256 from the project's JWKS; HS256 only where a legacy " +
+            "secret is configured), never taken from the token, so `none` is refused; the " +
+            "issuer, the audience, `exp` and `sub` are required and checked.",
         },
         apiKeyAuth: {
           type: "apiKey",

@@ -11,6 +11,22 @@ import { redact } from "../log.ts";
 /** Largest JSON body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * Most entries a 400's `details` lists: field names come from the client (a 64 KiB body holds
+ * thousands of unknown ones), and the answer to a request stays small whatever it sent (the
+ * OpenAPI document states this bound and the two below).
+ */
+export const MAX_DETAILS = 100;
+/** Longest `path` of one entry (a client's field name may be long); longer ones are cut. */
+export const MAX_DETAIL_PATH = 256;
+/** Longest `message` of one entry; longer ones are cut. */
+export const MAX_DETAIL_MESSAGE = 512;
+
+/** `text` cut to `max` characters, the cut marked with an ellipsis. */
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, max - 1) + "…";
+}
+
 function details(error: z.ZodError): Array<{ path: string; message: string }> {
   return error.issues.flatMap((issue) => {
     // Field names come from the client; one that is a credential is not echoed back.
@@ -37,10 +53,14 @@ export function invalidField(
 
 /** The 400 for these offending fields; the message names the first. */
 function invalid(where: string, found: Array<{ path: string; message: string }>): ApiError {
-  const first = found[0];
+  const listed = found.slice(0, MAX_DETAILS).map((d) => ({
+    path: cut(d.path, MAX_DETAIL_PATH),
+    message: cut(d.message, MAX_DETAIL_MESSAGE),
+  }));
+  const first = listed[0];
   return new ApiError("VALIDATION_FAILED", {
     message: first ? `Invalid ${where}: ${first.path}: ${first.message}` : `Invalid ${where}`,
-    extra: { details: found },
+    extra: { details: listed },
   });
 }
 

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { readJson, readUpTo } from "./input.ts";
+import {
+  MAX_DETAIL_MESSAGE,
+  MAX_DETAIL_PATH,
+  MAX_DETAILS,
+  parseQuery,
+  readJson,
+  readUpTo,
+} from "./input.ts";
+import { MAX_MESSAGE_LENGTH } from "../schemas/errors.ts";
 import { ApiError } from "./errors.ts";
 
 const Body = z.strictObject({
@@ -79,4 +87,49 @@ Deno.test("readUpTo() stops at the bound", async () => {
   assert.equal((await readUpTo(stream(), 100))?.byteLength, 100);
   assert.equal(await readUpTo(stream(), 99), undefined);
   assert.equal((await readUpTo(null, 10))?.byteLength, 0);
+});
+
+/** The ApiError `fn` throws. */
+function thrown(fn: () => unknown): ApiError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ApiError);
+    return error;
+  }
+  assert.fail("accepted");
+}
+
+Deno.test("a 400 lists at most MAX_DETAILS fields, each path and message cut to its bound", async () => {
+  // 150 unknown fields in a small body: the answer names the first 100.
+  const fields = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`f${i}`, 1]));
+  const many = await readJson(post(JSON.stringify({ name: "n", ...fields })), Body).then(
+    () => assert.fail("accepted"),
+    (error: ApiError) => error,
+  );
+  const details = many.options.extra?.details as Array<{ path: string; message: string }>;
+  assert.equal(details.length, MAX_DETAILS);
+  assert.deepEqual(details[0], { path: "f0", message: "unknown field" });
+  assert.deepEqual(details[MAX_DETAILS - 1], { path: "f99", message: "unknown field" });
+
+  // A field name one past the path bound is cut, marked with an ellipsis; one at it is not.
+  const Query = z.strictObject({});
+  const at = "q".repeat(MAX_DETAIL_PATH);
+  const atBound = thrown(() => parseQuery(new URL(`http://localhost/?${at}=1`), Query));
+  assert.equal((atBound.options.extra?.details as Array<{ path: string }>)[0]!.path, at);
+  const past = thrown(() => parseQuery(new URL(`http://localhost/?${at}q=1`), Query));
+  const cut = (past.options.extra?.details as Array<{ path: string }>)[0]!.path;
+  assert.equal(cut.length, MAX_DETAIL_PATH);
+  assert.equal(cut, "q".repeat(MAX_DETAIL_PATH - 1) + "…");
+  assert.ok(past.message.length <= MAX_MESSAGE_LENGTH);
+
+  // A message longer than its bound (a handler's own, say) is cut the same way.
+  const Long = z.strictObject({ name: z.string().refine(() => false, "m".repeat(600)) });
+  const long = await readJson(post('{"name":"n"}'), Long).then(
+    () => assert.fail("accepted"),
+    (error: ApiError) => error,
+  );
+  const message = (long.options.extra?.details as Array<{ message: string }>)[0]!.message;
+  assert.equal(message.length, MAX_DETAIL_MESSAGE);
+  assert.ok(long.message.length <= MAX_MESSAGE_LENGTH);
 });

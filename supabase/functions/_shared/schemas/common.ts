@@ -11,27 +11,40 @@
 import { z } from "zod";
 
 /** A ULID as the database generates it (Crockford base32, upper case). */
-export const Ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/).meta({
+export const Ulid = z.string().length(26).regex(/^[0-9A-HJKMNP-TV-Z]{26}$/).meta({
   description: "A ULID (26 characters, Crockford base32)",
   examples: ["01JBG7XKQM9F3Y8W2Z5N4P1R6T"],
 });
 
 /** A UUID (users, vaults, request ids). */
-export const Uuid = z.uuid();
+export const Uuid = z.uuid().length(36);
 
 /** The request id of the answer, equal to its `X-Request-ID` header. */
-export const RequestId = z.uuid().meta({
+export const RequestId = z.uuid().length(36).meta({
   description: "The request's id, also sent as the X-Request-ID header; quote it to support",
   examples: ["a1b2c3d4-e5f6-4890-abcd-ef1234567890"],
 });
 
-/** An instant in ISO 8601, UTC (`Date.prototype.toISOString`). */
-export const Timestamp = z.iso.datetime().meta({ examples: ["2025-10-17T14:30:00.000Z"] });
+/** An instant in ISO 8601, UTC (`Date.prototype.toISOString`: always 24 characters). */
+export const Timestamp = z.iso.datetime().length(24).meta({
+  examples: ["2025-10-17T14:30:00.000Z"],
+});
+
+/**
+ * Longest ISO 8601 instant a client may send: `2026-11-30T12:00:00.123456789+05:30` is 35
+ * characters (nanoseconds and an offset); zod's pattern alone would take any number of digits.
+ */
+export const MAX_INSTANT_LENGTH = 35;
+
+/** Most items one page of a list holds (`limit`). */
+export const MAX_PAGE_ITEMS = 100;
+/** Largest `offset` a list query takes. */
+export const MAX_OFFSET = 1_000_000;
 
 /** Where a page of a list starts and how many items the list holds in all. */
 export const PaginationSchema = z.object({
-  limit: z.int().min(1).max(100),
-  offset: z.int().min(0),
+  limit: z.int().min(1).max(MAX_PAGE_ITEMS),
+  offset: z.int().min(0).max(MAX_OFFSET),
   total: z.int().min(0),
 }).meta({ description: "The page returned and the number of items in all" });
 
@@ -40,8 +53,8 @@ export const PaginationSchema = z.object({
  * default) from `offset` on. Spread into the list's own query with its filters.
  */
 const PAGE_QUERY = {
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_ITEMS).default(20),
+  offset: z.coerce.number().int().min(0).max(MAX_OFFSET).default(0),
 };
 
 /** The query of a list operation: the paging fields, then the list's own `filters`. */
@@ -51,7 +64,8 @@ export function listQuery<F extends z.ZodRawShape>(filters: F) {
 
 /** A page of a list: its `item`s and the {@link PaginationSchema}, described as `description`. */
 export function pageOf<T extends z.ZodType>(item: T, description: string) {
-  return z.object({ data: z.array(item), pagination: PaginationSchema }).meta({ description });
+  return z.object({ data: z.array(item).max(MAX_PAGE_ITEMS), pagination: PaginationSchema })
+    .meta({ description });
 }
 
 /** A key's or a vault's data mode: test data never mixes with live data. */

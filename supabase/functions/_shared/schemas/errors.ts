@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { type ErrorCode, ERRORS } from "../http/errors.ts";
 import { RequestId } from "./common.ts";
+import { MAX_DETAIL_MESSAGE, MAX_DETAIL_PATH, MAX_DETAILS } from "../http/input.ts";
 import { KeyScopeSchema } from "./keys.ts";
 
 const codes = Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]];
@@ -19,11 +20,22 @@ export const ErrorCodeSchema = z.enum(codes).meta({
   description: "A stable error code; clients branch on it, never on the message",
 });
 
-const message = z.string().meta({ description: "A human-readable explanation" });
+/**
+ * Longest `message` an error carries: the catalogue's are short, and a validation message names
+ * one field (at most {@link MAX_DETAIL_PATH} characters) and zod's sentence about it.
+ */
+export const MAX_MESSAGE_LENGTH = 1024;
+
+const message = z.string().max(MAX_MESSAGE_LENGTH).meta({
+  description: "A human-readable explanation",
+});
+
+/** The catalogue's `error` words (the seed documents them per family). */
+const errorWords = [...new Set(codes.map((c) => ERRORS[c].error))] as [string, ...string[]];
 
 /** The body of errors on API-key routes and on routes without credentials. */
 export const ApiKeyErrorSchema = z.object({
-  error: z.string().meta({ examples: ["unauthorized"] }),
+  error: z.enum(errorWords).meta({ examples: ["unauthorized"] }),
   message,
   code: ErrorCodeSchema,
   request_id: RequestId,
@@ -31,7 +43,7 @@ export const ApiKeyErrorSchema = z.object({
 
 /** The body of errors on JWT routes: the documented `statusCode` beside `code`. */
 export const JwtErrorSchema = z.object({
-  error: z.string().meta({ examples: ["Unauthorized"] }),
+  error: z.enum(errorWords).meta({ examples: ["Unauthorized"] }),
   message,
   statusCode: z.int().min(400).max(599).meta({ description: "The HTTP status, repeated" }),
   code: ErrorCodeSchema,
@@ -53,7 +65,7 @@ export const RateLimitErrorSchema = z.object({
   message,
   statusCode: statusOnJwtRoutes(429),
   code: z.literal("RATE_LIMIT_EXCEEDED"),
-  retry_after: z.int().min(1).meta({ description: "Seconds to wait before retrying" }),
+  retry_after: z.int().min(1).max(86_400).meta({ description: "Seconds to wait before retrying" }),
   request_id: RequestId,
 }).meta({ description: "Too many requests in a rate-limit window" });
 
@@ -64,9 +76,13 @@ export const ValidationErrorSchema = z.object({
   statusCode: statusOnJwtRoutes(400),
   code: z.literal("VALIDATION_FAILED"),
   details: z.array(z.object({
-    path: z.string().meta({ description: "Dotted path of the field; `(root)` for the body" }),
-    message: z.string(),
-  })).min(1),
+    path: z.string().max(MAX_DETAIL_PATH).meta({
+      description: "Dotted path of the field; `(root)` for the body",
+    }),
+    message: z.string().max(MAX_DETAIL_MESSAGE),
+  })).min(1).max(MAX_DETAILS).meta({
+    description: `Every offending field, at most ${MAX_DETAILS}`,
+  }),
   request_id: RequestId,
 }).meta({ description: "The query or the body does not match its schema" });
 

@@ -10,7 +10,7 @@ import { RequestId, Timestamp } from "./common.ts";
 export const HealthCheckSchema = z.object({
   status: z.enum(["ok", "unavailable"]),
   latency_ms: z.number().min(0),
-  error: z.string().optional().meta({
+  error: z.string().max(200).optional().meta({
     description: "Why the check failed, without a library's message",
     examples: ["connection failed", "no answer within 1000 ms"],
   }),
@@ -24,7 +24,7 @@ const checkedAt = Timestamp.meta({
 /** 200: every dependency answered. */
 export const HealthOkSchema = z.object({
   status: z.literal("ok"),
-  version: z.string(),
+  version: z.string().max(64),
   timestamp: Timestamp,
   checked_at: checkedAt,
   checks,
@@ -33,13 +33,13 @@ export const HealthOkSchema = z.object({
 /** 503: a dependency did not answer in time; `failed` names it. */
 export const HealthUnavailableSchema = z.object({
   status: z.literal("unavailable"),
-  version: z.string(),
+  version: z.string().max(64),
   timestamp: Timestamp,
   checked_at: checkedAt,
   checks,
   error: z.literal("service_unavailable"),
   code: z.literal("DEPENDENCY_UNAVAILABLE"),
-  message: z.string(),
-  failed: z.array(z.enum(["database", "redis"])).min(1),
+  message: z.string().max(200),
+  failed: z.array(z.enum(["database", "redis"])).min(1).max(2),
   request_id: RequestId,
 }).meta({ description: "A dependency of the API is unavailable" });

@@ -8,11 +8,16 @@
 import { z } from "zod";
 import ipaddr from "ipaddr.js";
 import type { Scope } from "../auth/principal.ts";
-import { listQuery, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
+import { KEY_BODY_LENGTH, KEY_PREFIX } from "../auth/key_format.ts";
+import { listQuery, MAX_INSTANT_LENGTH, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
 
 /** A permission of a key. */
 export const KeyScopeSchema = z.enum(["read", "write", "delete"] as const satisfies Scope[]);
 
+/** Longest key name (the database's check too). */
+export const MAX_KEY_NAME = 100;
+/** Longest CIDR range as sent (an IPv6 address in full with its prefix is 43). */
+export const MAX_CIDR_LENGTH = 64;
 /** Most ranges one key's allowlist may hold. */
 export const MAX_ALLOWLIST = 100;
 /** Longest grace period a rolled key may keep working: 30 days. */
@@ -21,7 +26,7 @@ export const MAX_GRACE_SECONDS = 30 * 86_400;
 export const DEFAULT_GRACE_SECONDS = 86_400;
 
 /** A CIDR range (or a single address, taken as /32 or /128) without host bits set. */
-export const Cidr = z.string().max(64).transform((value, ctx) => {
+export const Cidr = z.string().max(MAX_CIDR_LENGTH).transform((value, ctx) => {
   try {
     const [address, bits] = value.includes("/") ? ipaddr.parseCIDR(value) : (() => {
       const a = ipaddr.parse(value);
@@ -46,12 +51,12 @@ export const Cidr = z.string().max(64).transform((value, ctx) => {
  * the service clock.
  */
 export const CreateKey = z.strictObject({
-  name: z.string().trim().min(1).max(100),
+  name: z.string().trim().min(1).max(MAX_KEY_NAME),
   mode: z.enum(["live", "test"]),
   scopes: z.array(KeyScopeSchema).min(1).max(3).default(["read"])
     .transform((s) => [...new Set(s)]),
   expires_in: z.enum(["90d", "1y", "never"]).optional(),
-  expires_at: z.iso.datetime({ offset: true }).optional(),
+  expires_at: z.iso.datetime({ offset: true }).max(MAX_INSTANT_LENGTH).optional(),
   ip_allowlist: z.array(Cidr).min(1).max(MAX_ALLOWLIST).optional(),
 }).check((ctx) => {
   const v = ctx.value;
@@ -80,18 +85,18 @@ export const ListKeysQuery = listQuery({
 /** A key's metadata. */
 export const ApiKeySchema = z.object({
   id: Ulid,
-  name: z.string(),
+  name: z.string().max(MAX_KEY_NAME),
   mode: ModeSchema,
-  start: z.string().meta({
+  start: z.string().max(20).meta({
     description: "The key's first characters, to recognise it",
     examples: ["sk_test_Ab3d"],
   }),
-  scopes: z.array(KeyScopeSchema),
+  scopes: z.array(KeyScopeSchema).max(KeyScopeSchema.options.length),
   status: z.enum(["active", "revoked", "suspended", "expired"]).meta({
     description: "`expired` once `expires_at` has passed",
   }),
   tier_id: Ulid,
-  ip_allowlist: z.array(z.string()).nullable().meta({
+  ip_allowlist: z.array(z.string().max(MAX_CIDR_LENGTH)).max(MAX_ALLOWLIST).nullable().meta({
     description: "CIDR ranges the key may be used from (Enterprise); null: anywhere",
   }),
   created_at: Timestamp,
@@ -102,9 +107,10 @@ export const ApiKeySchema = z.object({
 }).meta({ description: "An API key's metadata; the key itself is never shown again" });
 
 /** The full key, shown once. */
-const FullKey = z.string().regex(/^sk_(live|test)_[A-Za-z0-9_-]+$/).meta({
-  description: "The API key. Shown once: store it now, it cannot be recovered",
-});
+const FullKey = z.string().length(KEY_PREFIX.live.length + KEY_BODY_LENGTH)
+  .regex(/^sk_(live|test)_[A-Za-z0-9_-]+$/).meta({
+    description: "The API key. Shown once: store it now, it cannot be recovered",
+  });
 
 /** `POST /api/keys` 201: the new key's metadata and the key. */
 export const CreatedKeySchema = ApiKeySchema.extend({ key: FullKey }).meta({

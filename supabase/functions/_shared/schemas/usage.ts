@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { ModeSchema, Timestamp, Ulid } from "./common.ts";
+import { MAX_INSTANT_LENGTH, ModeSchema, Timestamp, Ulid } from "./common.ts";
 
 /** Bucket sizes. */
 export const GranularitySchema = z.enum(["hour", "day"]);
@@ -22,7 +22,10 @@ export const DEFAULT_SPAN_MS: Record<Granularity, number> = {
 };
 
 /** An instant as a query parameter: an ISO 8601 date-time with an offset, or a date (UTC). */
-const Instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()])
+const Instant = z.union([
+  z.iso.datetime({ offset: true }).max(MAX_INSTANT_LENGTH),
+  z.iso.date().length(10),
+])
   .transform((value) => new Date(value.length === 10 ? `${value}T00:00:00Z` : value))
   .meta({ description: "ISO 8601: `2026-11-30T12:00:00Z` or `2026-11-30` (UTC)" });
 
@@ -38,7 +41,8 @@ export const KeyUsageQuery = z.strictObject(rangeShape);
 /** Query of `GET /api/usage`. */
 export const UsageQuery = z.strictObject({
   ...rangeShape,
-  key_id: z.string().transform((v) => v.toUpperCase()).pipe(Ulid).optional()
+  key_id: z.string().max(26).regex(/^[0-9A-HJKMNP-TV-Z]{26}$/i)
+    .transform((v) => v.toUpperCase()).pipe(Ulid).optional()
     .meta({ description: "Only this key's usage" }),
   mode: ModeSchema.optional().meta({ description: "Only live or only test keys" }),
 });
@@ -58,9 +62,10 @@ export const UsageSchema = z.object({
   granularity: GranularitySchema,
   from: Timestamp.meta({ description: "Start of the first bucket (inclusive)" }),
   to: Timestamp.meta({ description: "End of the last bucket (exclusive)" }),
-  buckets: z.array(UsageCountsSchema.extend({ start: Timestamp })).meta({
-    description: "Every bucket of the range, oldest first, zeros included",
-  }),
+  buckets: z.array(UsageCountsSchema.extend({ start: Timestamp }))
+    .max(Math.max(...Object.values(MAX_BUCKETS))).meta({
+      description: "Every bucket of the range, oldest first, zeros included",
+    }),
   totals: UsageCountsSchema,
 }).meta({
   description: "Requests by outcome per hour or day (UTC), from rollups kept as requests are " +

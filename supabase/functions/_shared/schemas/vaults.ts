@@ -7,32 +7,44 @@
 import { z } from "zod";
 import { listQuery, ModeSchema, pageOf, Timestamp, Uuid } from "./common.ts";
 
-const Tag = z.string().min(1).max(64);
+/** Longest vault name: ciphertext of the client's encryption, so room for a long name. */
+export const MAX_VAULT_NAME = 10_000;
+/** Longest vault description (ciphertext too). */
+export const MAX_VAULT_DESCRIPTION = 100_000;
+/** Most tags of a vault (the database's check too). */
+export const MAX_VAULT_TAGS = 50;
+/** Longest tag of a vault. */
+export const MAX_TAG_LENGTH = 64;
+
+const Tag = z.string().min(1).max(MAX_TAG_LENGTH);
+const Name = z.string().min(1).max(MAX_VAULT_NAME);
+const Description = z.string().max(MAX_VAULT_DESCRIPTION).nullable();
+const Tags = z.array(Tag).max(MAX_VAULT_TAGS);
 
 /** Query of the list operation. */
 export const ListVaultsQuery = listQuery({ status: z.enum(["active", "inactive"]).optional() });
 
 /** Body of the create operation. Names arrive encrypted by the client; stored as given. */
 export const CreateVault = z.strictObject({
-  name: z.string().min(1).max(10_000),
-  description: z.string().max(100_000).nullable().optional(),
-  tags: z.array(Tag).max(50).default([]),
+  name: Name,
+  description: Description.optional(),
+  tags: Tags.default([]),
 });
 
 /** Body of the update operation: at least one field. */
 export const UpdateVault = z.strictObject({
-  name: z.string().min(1).max(10_000).optional(),
-  description: z.string().max(100_000).nullable().optional(),
-  tags: z.array(Tag).max(50).optional(),
+  name: Name.optional(),
+  description: Description.optional(),
+  tags: Tags.optional(),
   status: z.enum(["active", "inactive"]).optional(),
 }).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
 
 /** A vault. Name and description are stored as the client sent them (encrypted client-side). */
 export const VaultSchema = z.object({
   id: Uuid,
-  name: z.string(),
-  description: z.string().nullable(),
-  tags: z.array(z.string()),
+  name: Name,
+  description: Description,
+  tags: Tags,
   status: z.enum(["active", "inactive"]).meta({
     description: "`inactive` once deleted (deletion is soft)",
   }),

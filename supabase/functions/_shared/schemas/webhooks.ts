@@ -28,14 +28,19 @@ export const MAX_WEBHOOK_ENDPOINTS = 20;
 /** Longest grace period of a rotated secret: 7 days. */
 export const MAX_SECRET_GRACE_SECONDS = 7 * 86_400;
 
-const Url = z.string().trim().min(1).max(2048).meta({
+/** Longest endpoint URL (the database's check too). */
+export const MAX_WEBHOOK_URL = 2048;
+/** Longest endpoint description (the database's check too). */
+export const MAX_WEBHOOK_DESCRIPTION = 500;
+
+const Url = z.string().trim().min(1).max(MAX_WEBHOOK_URL).meta({
   description: "Where deliveries are POSTed: https for live endpoints; its host must not be " +
     "(or resolve to) a private, loopback or link-local address",
   examples: ["https://example.com/hooks/torvus"],
 });
 const Events = z.array(WebhookEventType).min(1).max(WEBHOOK_EVENT_TYPES.length)
   .transform((e) => [...new Set(e)]);
-const Description = z.string().max(500).nullable();
+const Description = z.string().max(MAX_WEBHOOK_DESCRIPTION).nullable();
 
 /** Body of `POST /api/webhooks`. */
 export const CreateWebhook = z.strictObject({
@@ -74,12 +79,12 @@ export const ListDeliveriesQuery = listQuery({
 /** An endpoint, as the API shows it. */
 export const WebhookSchema = z.object({
   id: Ulid,
-  url: z.string(),
-  description: z.string().nullable(),
-  events: z.array(WebhookEventType),
+  url: z.string().max(MAX_WEBHOOK_URL),
+  description: Description,
+  events: z.array(WebhookEventType).max(WEBHOOK_EVENT_TYPES.length),
   mode: ModeSchema,
   status: z.enum(["enabled", "disabled"]),
-  disabled_reason: z.string().nullable().meta({
+  disabled_reason: z.string().max(1000).nullable().meta({
     description: "Why the endpoint is disabled: by its owner, or after failing for days",
   }),
   disabled_at: Timestamp.nullable(),
@@ -95,7 +100,7 @@ export const WebhookSchema = z.object({
 }).meta({ description: "A webhook endpoint; its secret is shown only when created or rotated" });
 
 /** An endpoint secret, shown once. */
-const Secret = z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({
+const Secret = z.string().max(96).regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({
   description: "The signing secret (Standard Webhooks). Shown once: store it now",
 });
 
@@ -120,18 +125,20 @@ export const WebhookListSchema = pageOf(
 export const DeliverySchema = z.object({
   id: Ulid,
   event_id: Ulid.meta({ description: "The event's id: the `webhook-id` header of every attempt" }),
-  event_type: z.string(),
+  event_type: z.string().max(64),
   status: z.enum(["pending", "succeeded", "failed"]),
   attempts: z.int().min(0),
   next_attempt_at: Timestamp.nullable().meta({
     description: "When it is tried next (pending deliveries)",
   }),
   last_attempt_at: Timestamp.nullable(),
-  response_status: z.int().nullable().meta({ description: "The last attempt's HTTP status" }),
-  response_body: z.string().nullable().meta({
+  response_status: z.int().min(0).max(999).nullable().meta({
+    description: "The last attempt's HTTP status",
+  }),
+  response_body: z.string().max(1024).nullable().meta({
     description: "The first 1,024 bytes of the last answer's body",
   }),
-  last_error: z.string().nullable(),
+  last_error: z.string().max(1000).nullable(),
   completed_at: Timestamp.nullable(),
   created_at: Timestamp,
 }).meta({ description: "A delivery of an event to an endpoint, with its last attempt" });
