@@ -214,4 +214,31 @@ e2e("doctor: TLS through a private root and an intermediate, and the diagnoses",
   }
 });
 
+e2e("doctor: functions that cannot reach Redis are named by the health check", async () => {
+  const stack = stackEnv();
+  const server = await startDevServer({
+    port: freePort(),
+    dbUrl: stack.dbUrl,
+    redisUrl: `http://127.0.0.1:${freePort()}`,
+    redisToken: stack.redisToken,
+    redisPrefix: `torvus-test-doctor-${crypto.randomUUID().slice(0, 8)}`,
+    logName: "doctor-no-redis",
+  });
+  try {
+    const run = await doctor(server.url, { SUPABASE_URL: server.url });
+    assertStatus(run, "FAIL", ["health"]);
+    const health = run.checks.get("health")!.text;
+    assert.match(health, /unavailable: redis/);
+    assert.match(health, /cause: the functions cannot reach redis/);
+    assert.match(health, /fix: +check UPSTASH_REDIS_REST_URL/);
+    // Nothing is counted without Redis: the doctor says so rather than blame the front end.
+    assertStatus(run, "FAIL", ["client addresses"]);
+    assert.match(run.checks.get("client addresses")!.text, /rate limiter did not count/);
+    assertStatus(run, "skip", ["functions region", "database TLS", "redis"]);
+    assert.equal(run.code, 1);
+  } finally {
+    await server.stop();
+  }
+});
+
 closeDbLast("doctor");

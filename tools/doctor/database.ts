@@ -151,11 +151,12 @@ async function poolFinding(db: DbConfig): Promise<Finding> {
         "set TORVUS_DB_POOL_MODE=transaction in the functions' secrets",
       );
     }
+    // Not seeing a session shared proves little behind a busy pooler with many connections.
     const mode = shared
       ? "transaction pooler: a session setting of one client was seen by the next"
       : proxied
-      ? "a pooler in session mode (or a proxy): sessions are not shared"
-      : "direct or session connection: sessions are not shared";
+      ? "a pooler (or a proxy): no session was seen shared between clients"
+      : "direct or session connection: no session was seen shared between clients";
     return ok(`${mode} (${path}); ${configured}`);
   } finally {
     await onConnection(first, (c) => c`select set_config(${SETTING}, '', false)`).catch(() => {});

@@ -213,12 +213,18 @@ function forgeries(): Array<Record<string, string>> {
 
 async function forgedAddressFinding(base: string): Promise<Finding> {
   for (let attempt = 0; attempt < 2; attempt++) {
-    const seen: Array<{ remaining: number | undefined; reset: number | undefined }> = [];
+    const seen: Array<
+      { remaining: number | undefined; limit: number | undefined; reset: number | undefined }
+    > = [];
     const lines: string[] = [];
     for (const headers of forgeries()) {
       const a = await get(`${base}/api/v1/test`, headers);
       const remaining = numericHeader(a.headers, "x-ratelimit-remaining");
-      seen.push({ remaining, reset: numericHeader(a.headers, "x-ratelimit-reset") });
+      seen.push({
+        remaining,
+        limit: numericHeader(a.headers, "x-ratelimit-limit"),
+        reset: numericHeader(a.headers, "x-ratelimit-reset"),
+      });
       lines.push(`${Object.keys(headers).join(" + ")} → ${a.status}, remaining ${remaining}`);
     }
     if (seen.some((x) => x.remaining === undefined)) {
@@ -227,6 +233,17 @@ async function forgedAddressFinding(base: string): Promise<Finding> {
         "without the per-address count the doctor cannot tell whose address the functions saw " +
           "(the limiter may be degraded: see health)",
         "make the health check pass first",
+        lines,
+      );
+    }
+    // A counted request leaves at most limit - 1: a count at the limit was never made.
+    if (seen.some((x) => x.remaining === x.limit)) {
+      return fail(
+        "the rate limiter did not count these requests (remaining stays at the limit)",
+        "the functions' rate-limit calls to Redis fail or time out, so limits are off (fail " +
+          "mode open) and whose address the functions saw cannot be told",
+        "make Redis answer the functions within TORVUS_RATELIMIT_TIMEOUT_MS (300 ms): see the " +
+          "health and functions region checks",
         lines,
       );
     }
