@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import {
   CLIENT_ADDRESS_HEADERS,
   CLIENT_ADDRESS_MODES,
+  exportRegion,
   FORWARDED_METHODS,
+  FUNCTION_REGIONS,
   FUNCTIONS_URL,
   GATEWAY_SECRET_ENV,
   HEADERS,
@@ -18,6 +20,8 @@ import {
   OUTPUT_FILES,
   pathPattern,
   PRE_MIDDLEWARE,
+  REGION_HEADER,
+  REGION_PLACEHOLDER,
   REMOVED_HEADERS,
   renderExports,
   rewriteTo,
@@ -50,9 +54,10 @@ interface Version {
   extended_paths: { white_list: Allowed[]; url_rewrites: Rewrite[] };
 }
 
-const version = () =>
-  (tykExport() as { version_data: { versions: { Default: Version } } }).version_data.versions
-    .Default;
+const version = (region?: string) =>
+  (tykExport(region === undefined ? {} : { region }) as {
+    version_data: { versions: { Default: Version } };
+  }).version_data.versions.Default;
 
 /** Where a rewrite sends `url` (escaped path and query), or undefined when it does not match. */
 function apply(rule: Rewrite, url: string): string | undefined {
@@ -266,6 +271,7 @@ Deno.test("the secret is only named (env://), and the headers are the functions'
   assert.deepEqual(v.global_headers, {
     [HEADERS.secret]: `env://${GATEWAY_SECRET_ENV}`,
     [HEADERS.clientIp]: "$tyk_context.remote_addr",
+    [REGION_HEADER]: REGION_PLACEHOLDER,
   });
   assert.equal(HEADERS.secret.toLowerCase(), GATEWAY_SECRET_HEADER);
   assert.equal(HEADERS.clientIp.toLowerCase(), CLIENT_IP_HEADER);
@@ -326,5 +332,65 @@ Deno.test("routes.json lists every route with the methods the API reference docu
     for (const method of Object.keys(item).filter((k) => k !== "parameters")) {
       assert.ok(owner.methods.includes(method.toUpperCase()), `${method} ${template} is listed`);
     }
+  }
+});
+
+Deno.test("the definition pins the functions to the region chosen at export", () => {
+  // The committed files hold the placeholder, replaced on import like the functions' URL.
+  assert.equal(version().global_headers[REGION_HEADER], REGION_PLACEHOLDER);
+  assert.equal(exportRegion(undefined), REGION_PLACEHOLDER);
+  assert.equal(exportRegion(""), REGION_PLACEHOLDER);
+  for (const region of FUNCTION_REGIONS) {
+    const v = version(region);
+    assert.equal(v.global_headers[REGION_HEADER], region);
+    // Set after the client's own is removed, so the gateway's is the only one.
+    assert.ok(v.global_headers_remove.includes(REGION_HEADER));
+    const neutral = routesExport({ region }) as { headers: { set: Record<string, string> } };
+    assert.equal(neutral.headers.set[REGION_HEADER], region);
+    assert.match(renderExports({ region }).get(OUTPUT_FILES.tyk)!, new RegExp(`"${region}"`));
+  }
+  // `any`: the platform's default (nearest the caller); a client still cannot choose.
+  const any = version("any");
+  assert.equal(any.global_headers[REGION_HEADER], undefined);
+  assert.ok(any.global_headers_remove.includes(REGION_HEADER));
+  // Supabase's list as its guide gives it; anything else is refused at export.
+  assert.equal(FUNCTION_REGIONS.length, 14);
+  for (const bad of ["eu-central-2", "us-east-2", "EU-WEST-1", "eu-west-1 ", "{x}"]) {
+    assert.throws(() => exportRegion(bad), /unknown functions region/, bad);
+  }
+});
+
+Deno.test("gateway:export --region writes a definition with the region filled in", async () => {
+  const out = await Deno.makeTempDir({ prefix: "torvus-gateway-export-" });
+  try {
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          `--allow-write=${out}`,
+          "--allow-env",
+          "tools/gateway_export.ts",
+          ...args,
+        ],
+        cwd: new URL(".", root).pathname,
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const written = await run(["--region", "eu-west-2", "--out", out]);
+    assert.ok(written.success, new TextDecoder().decode(written.stderr));
+    const tyk = JSON.parse(await Deno.readTextFile(`${out}/tyk-api-definition.json`));
+    assert.equal(tyk.version_data.versions.Default.global_headers[REGION_HEADER], "eu-west-2");
+    // The environment variable does the same; the option wins over it.
+    const fromEnv = await run(["--out", out], { TORVUS_FUNCTIONS_REGION: "ap-south-1" });
+    assert.ok(fromEnv.success);
+    const routes = JSON.parse(await Deno.readTextFile(`${out}/routes.json`));
+    assert.equal(routes.headers.set[REGION_HEADER], "ap-south-1");
+    const refused = await run(["--region", "mars-1", "--out", out]);
+    assert.equal(refused.code, 2);
+    assert.match(new TextDecoder().decode(refused.stderr), /unknown functions region "mars-1"/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
   }
 });

@@ -34,6 +34,8 @@ import {
   GATEWAY_SECRET_ENV,
   HEADERS,
   PRE_MIDDLEWARE,
+  REGION_HEADER,
+  REGION_PLACEHOLDER,
   tykExport,
 } from "../tools/gateway_export.ts";
 import {
@@ -50,6 +52,8 @@ const root = new URL("../", import.meta.url);
 const FUNCTIONS_ORIGIN = "https://abcdefghijklmnopqrst.supabase.co";
 const FUNCTIONS_BASE = `${FUNCTIONS_ORIGIN}/functions/v1`;
 const DOMAIN = "api.torvus.test";
+/** The database's region, which the functions are pinned to. */
+const REGION = "eu-west-2";
 const SECRET = "5f2b8c0e9d7a4136b1e0c2d4f6a8b0c2e4f6a8b0c2d4e6f8";
 /** The gateway's environment: the secret, and one `$secret_env.` label could reach. */
 const ENV: Record<string, string> = {
@@ -339,7 +343,8 @@ const GATEWAY: Gateway = {
 /** Imports the definition as an operator does, then loads it as Tyk does (`env://`). */
 function load(text: string, env: Record<string, string>): Definition {
   let json = text.replaceAll("{SUPABASE_FUNCTIONS_URL}", FUNCTIONS_BASE)
-    .replaceAll("{TORVUS_API_DOMAIN}", DOMAIN);
+    .replaceAll("{TORVUS_API_DOMAIN}", DOMAIN)
+    .replaceAll(REGION_PLACEHOLDER, REGION);
   // gateway/api_definition.go replaceSecrets: `env://([^"]+)`, replaced when the value is set.
   const seen = new Set<string>();
   for (const m of json.matchAll(/env:\/\/([^"]+)/g)) {
@@ -768,6 +773,7 @@ const policy = addressPolicy({
 function assertGatewayHeaders(h: Header, clientIp: string, what: string) {
   assert.deepEqual(h.values(HEADERS.secret), [SECRET], `${what}: the secret, once`);
   assert.deepEqual(h.values(HEADERS.clientIp), [clientIp], `${what}: the client's address`);
+  assert.deepEqual(h.values(REGION_HEADER), [REGION], `${what}: the database's region, once`);
   for (const name of ["X-Forwarded-For", "X-Real-IP"]) {
     assert.ok(!h.has(name), `${what}: no ${name} upstream`);
   }
@@ -787,6 +793,8 @@ const FORGERIES: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = [
   [["X-Torvus-Gateway-Secret", SECRET], ["X-Real-IP", "198.51.100.9"]],
   [["Connection", "X-Torvus-Gateway-Secret, X-Torvus-Client-IP"]],
   [["Connection", "keep-alive"], ["X-Forwarded-For", "198.51.100.10"]],
+  [["X-Region", "ap-southeast-2"], ["x-region", "sa-east-1"]],
+  [["Connection", "X-Region"]],
 ];
 
 /** Paths below a public prefix: ids, actions, queries, trailing slashes, near misses inside. */
@@ -1005,6 +1013,38 @@ Deno.test("no `$secret_…` or `$tyk_…` label in a URL is ever expanded", () =
   const bare = definition();
   delete bare.custom_middleware;
   assert.ok(leaked(tyk(bare, { method: "GET", target: "/api/me?$secret_env.OTHER" })));
+});
+
+Deno.test("a client cannot move the functions to another region", () => {
+  const def = definition();
+  // Supabase honours forceFunctionRegion in the query as it does X-Region: refused, any case,
+  // encoded or not, alone or among other parameters.
+  const hostile = [
+    "/api/v1/test?forceFunctionRegion=ap-southeast-2",
+    "/api/me?x=1&forcefunctionregion=sa-east-1",
+    "/api/keys?FORCEFUNCTIONREGION=us-west-1&y=2",
+    "/api/v1/vaults?force%46unctionRegion=eu-west-1",
+    "/api/vaults/x?forceFunctionRegion",
+  ];
+  for (const target of hostile) {
+    for (const method of FORWARDED_METHODS) {
+      const outcome = tyk(def, { method, target });
+      assertRefused(outcome, `${method} ${target}`, 400);
+      assert.equal((outcome as { body: { code: string } }).body.code, "VALIDATION_FAILED");
+    }
+  }
+  // The name as a value, or inside another name, is only text.
+  for (const target of ["/api/me?q=forceFunctionRegion", "/api/me?forceFunctionRegions=x"]) {
+    assertReaches(tyk(def, { method: "GET", target }), target, "GET");
+  }
+  // A client's X-Region never reaches a function, also with region `any` (no header set).
+  const any = load(JSON.stringify(tykExport({ region: "any" })), ENV);
+  const outcome = tyk(any, {
+    method: "GET",
+    target: "/api/v1/test",
+    headers: [["X-Region", "ap-southeast-2"]],
+  });
+  assert.ok(outcome.kind === "upstream" && !outcome.headers.has(REGION_HEADER));
 });
 
 Deno.test("the pre middleware is what keeps a client from choosing its address", () => {

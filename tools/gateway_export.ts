@@ -10,12 +10,16 @@
  *   `supabase/gateway/middleware/strip_client_addresses.js` (client-sent X-Real-IP and
  *   X-Forwarded-For removed before Tyk derives the client's address; URLs with `$` refused), and
  *   sends each function the shared secret (from the gateway's environment, `env://…`) and the
- *   client's address, with no X-Forwarded-For or X-Real-IP. `{SUPABASE_FUNCTIONS_URL}` and
- *   `{TORVUS_API_DOMAIN}` are replaced on import; see supabase/gateway/README.md.
+ *   client's address, with no X-Forwarded-For or X-Real-IP, and Supabase's `X-Region` header,
+ *   which runs the functions in the database's region instead of the one nearest the caller.
+ *   `{SUPABASE_FUNCTIONS_URL}`, `{TORVUS_API_DOMAIN}` and (by default) `{SUPABASE_FUNCTIONS_REGION}`
+ *   are replaced on import; see supabase/gateway/README.md.
  *
  * `deno task gateway:export` writes both; `--check` only compares them with the committed files
- * and exits 1 on a difference. `tests/gateway_export_test.ts` does the same, and
- * `tests/tyk_model_test.ts` runs requests through a model of Tyk over the definition.
+ * and exits 1 on a difference. `--region <region>` (or `TORVUS_FUNCTIONS_REGION`) fills in the
+ * region, and `--out <dir>` writes there instead (the committed files keep the placeholder).
+ * `tests/gateway_export_test.ts` checks the committed files, and `tests/tyk_model_test.ts` runs
+ * requests through a model of Tyk over the definition.
  *
  * @module
  */
@@ -32,6 +36,59 @@ import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_
 export const FUNCTIONS_URL = "{SUPABASE_FUNCTIONS_URL}";
 /** Replaced by the API's public host name (e.g. `api.torvus.example`) on import. */
 export const API_DOMAIN = "{TORVUS_API_DOMAIN}";
+/**
+ * Supabase's request header that runs a function in a given region rather than the one nearest
+ * the caller (supabase-js: `region` / `FunctionRegion`; the platform reports where it ran in the
+ * `x-sb-edge-region` response header). Every rate-limit decision is a round trip to Redis and
+ * every query one to the database, so the functions belong in their region: far from Redis the
+ * limiter's 300 ms call deadline is reached and limits are skipped (docs/DEPLOY.md).
+ */
+export const REGION_HEADER = "X-Region";
+/**
+ * The regions Supabase can pin a function to (Regional Invocations guide). `any` sends no header:
+ * the platform's default, the region nearest the caller.
+ */
+export const FUNCTION_REGIONS = [
+  "ap-northeast-1",
+  "ap-northeast-2",
+  "ap-south-1",
+  "ap-southeast-1",
+  "ap-southeast-2",
+  "ca-central-1",
+  "eu-central-1",
+  "eu-west-1",
+  "eu-west-2",
+  "eu-west-3",
+  "sa-east-1",
+  "us-east-1",
+  "us-west-1",
+  "us-west-2",
+] as const;
+/**
+ * The committed definition's region: a placeholder replaced on import like the URL's, since no
+ * region is right for every project (it is the project's database region, or the nearest one in
+ * {@link FUNCTION_REGIONS}).
+ */
+export const REGION_PLACEHOLDER = "{SUPABASE_FUNCTIONS_REGION}";
+/** The environment variable `deno task gateway:export` reads the region from. */
+export const REGION_ENV = "TORVUS_FUNCTIONS_REGION";
+
+/** Options of the export. */
+export interface ExportOptions {
+  /** A region of {@link FUNCTION_REGIONS}, `any`, or (default) {@link REGION_PLACEHOLDER}. */
+  region?: string;
+}
+
+/** Checks a region for the export: one Supabase pins functions to, `any`, or the placeholder. */
+export function exportRegion(region: string | undefined): string {
+  if (region === undefined || region === "") return REGION_PLACEHOLDER;
+  if (region === "any" || region === REGION_PLACEHOLDER) return region;
+  if ((FUNCTION_REGIONS as readonly string[]).includes(region)) return region;
+  throw new Error(
+    `unknown functions region "${region}": one of ${FUNCTION_REGIONS.join(", ")}, or any`,
+  );
+}
+
 /**
  * The gateway process's environment variable holding the shared secret. The definition says
  * `env://TORVUS_GATEWAY_SECRET`, which Tyk (5.3+) replaces with its value when it loads the
@@ -62,14 +119,17 @@ export const CLIENT_ADDRESS_HEADERS = [HEADERS.realIp, HEADERS.forwardedFor] as 
 
 /**
  * Removed from every request before the gateway's own are set (`global_headers_remove`):
- * X-Forwarded-For there also stops Tyk appending the peer to it when it proxies; `Connection`
- * so a client cannot name the gateway's headers as hop-by-hop ones for the proxy to drop.
+ * X-Forwarded-For there also stops Tyk appending the peer to it when it proxies; `X-Region` so a
+ * client cannot send the functions far from Redis and the database (with region `any` too);
+ * `Connection` so a client cannot name the gateway's headers as hop-by-hop ones for the proxy
+ * to drop.
  */
 export const REMOVED_HEADERS = [
   HEADERS.forwardedFor,
   HEADERS.realIp,
   HEADERS.clientIp,
   HEADERS.secret,
+  REGION_HEADER,
   "Connection",
 ] as const;
 
@@ -198,7 +258,8 @@ export function rewriteTo(route: GatewayRoute): string {
 }
 
 /** The neutral export. */
-export function routesExport(): Json {
+export function routesExport(options: ExportOptions = {}): Json {
+  const region = exportRegion(options.region);
   return {
     $comment: "Generated by `deno task gateway:export` from " +
       "supabase/functions/_shared/routes.ts; do not edit. A request whose decoded path matches " +
@@ -213,11 +274,20 @@ export function routesExport(): Json {
         `${HEADERS.clientIp} as the client's address only with the right ${HEADERS.secret}. ` +
         "The address is the gateway's own view of the client (its TCP peer, or a header a " +
         "load balancer in front of it overwrites), never one the client sent. A gateway that " +
-        "honours `Connection` must not let it drop the headers it sets.",
-      remove: [HEADERS.forwardedFor, HEADERS.realIp, HEADERS.clientIp, HEADERS.secret],
+        "honours `Connection` must not let it drop the headers it sets. " +
+        `${REGION_HEADER} runs the functions in the database's region (Supabase's header); a ` +
+        "client's own is removed, and a query naming `forceFunctionRegion` refused.",
+      remove: [
+        HEADERS.forwardedFor,
+        HEADERS.realIp,
+        HEADERS.clientIp,
+        HEADERS.secret,
+        REGION_HEADER,
+      ],
       set: {
         [HEADERS.secret]: `the value of ${GATEWAY_SECRET_ENV} (the gateway's secret store)`,
         [HEADERS.clientIp]: "the client's address as the gateway saw it",
+        ...regionHeaders(region),
       },
     },
     routes: GATEWAY_ROUTES.map((route) => ({
@@ -233,8 +303,14 @@ export function routesExport(): Json {
   };
 }
 
+/** The region header the gateway sets: none for `any`. */
+function regionHeaders(region: string): Record<string, string> {
+  return region === "any" ? {} : { [REGION_HEADER]: region };
+}
+
 /** The Tyk classic API definition. */
-export function tykExport(): Json {
+export function tykExport(options: ExportOptions = {}): Json {
+  const region = exportRegion(options.region);
   const entries = GATEWAY_ROUTES.flatMap((route) =>
     FORWARDED_METHODS.map((method) => ({ route, method }))
   );
@@ -286,6 +362,7 @@ export function tykExport(): Json {
             [HEADERS.secret]: `env://${GATEWAY_SECRET_ENV}`,
             // Computed after the pre middleware deleted X-Real-IP and X-Forwarded-For.
             [HEADERS.clientIp]: "$tyk_context.remote_addr",
+            ...regionHeaders(region),
           },
           extended_paths: {
             white_list: entries.map(({ route, method }) => ({
@@ -308,21 +385,39 @@ export function tykExport(): Json {
   };
 }
 
-/** Every output file's content, as committed. */
-export function renderExports(): Map<string, string> {
+/** Every output file's content (as committed with the default options). */
+export function renderExports(options: ExportOptions = {}): Map<string, string> {
   const text = (value: unknown) => JSON.stringify(value, null, 2) + "\n";
   return new Map([
-    [OUTPUT_FILES.routes, text(routesExport())],
-    [OUTPUT_FILES.tyk, text(tykExport())],
+    [OUTPUT_FILES.routes, text(routesExport(options))],
+    [OUTPUT_FILES.tyk, text(tykExport(options))],
   ]);
+}
+
+/** `--name value` or `--name=value` from the command line. */
+function option(args: readonly string[], name: string): string | undefined {
+  const at = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (at < 0) return undefined;
+  const arg = args[at]!;
+  return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : args[at + 1];
 }
 
 if (import.meta.main) {
   const root = new URL("../", import.meta.url);
   const check = Deno.args.includes("--check");
+  const out = option(Deno.args, "--out");
+  let region: string;
+  try {
+    region = exportRegion(option(Deno.args, "--region") ?? Deno.env.get(REGION_ENV));
+  } catch (error) {
+    console.error(`gateway export: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
   let stale = 0;
-  for (const [path, content] of renderExports()) {
-    const file = new URL(path, root);
+  for (const [path, content] of renderExports({ region })) {
+    const file = out === undefined
+      ? new URL(path, root)
+      : new URL(path.split("/").pop()!, new URL(out.replace(/\/?$/, "/"), `file://${Deno.cwd()}/`));
     if (check) {
       const current = await Deno.readTextFile(file).catch(() => undefined);
       if (current !== content) {
@@ -333,7 +428,7 @@ if (import.meta.main) {
     }
     await Deno.mkdir(new URL(".", file), { recursive: true });
     await Deno.writeTextFile(file, content);
-    console.log(`gateway export: wrote ${path}`);
+    console.log(`gateway export: wrote ${out === undefined ? path : file.pathname}`);
   }
   if (stale > 0) Deno.exit(1);
 }

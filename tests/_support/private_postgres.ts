@@ -59,7 +59,10 @@ export async function startPrivatePostgres(
     port: number;
     database: string;
     log: (line: string) => void;
-    /** Serve TLS with a self-signed certificate made for this server. */
+    /**
+     * Serve TLS: a certificate for localhost and 127.0.0.1 from an intermediate CA, which a
+     * private root signs (the root is `certificate`).
+     */
     tls?: boolean;
     /** Apply bootstrap.sql and the migrations (default true). */
     migrate?: boolean;
@@ -89,27 +92,44 @@ export async function startPrivatePostgres(
   log(`private PostgreSQL: initdb ${data}`);
   const tlsArgs: string[] = [];
   if (options.tls) {
-    // A root CA of its own and a server certificate it signs, as a hosted database has.
+    // A root CA of its own, an intermediate it signs and a server certificate the intermediate
+    // signs; the server presents its certificate and the intermediate, as Supabase's pooler does.
+    const caExt =
+      "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n";
+    const serverExt = "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n";
     const steps: string[][] = [
-      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test Root CA"]
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        .concat(["-subj", "/CN=Torvus Test Root CA"])
         .concat(["-keyout", `${data}/ca.key`, "-out", `${data}/ca.crt`]),
+      ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=Torvus Test Intermediate CA"]
+        .concat(["-keyout", `${data}/intermediate.key`, "-out", `${data}/intermediate.csr`]),
+      ["x509", "-req", "-in", `${data}/intermediate.csr`, "-CA", `${data}/ca.crt`]
+        .concat(["-CAkey", `${data}/ca.key`, "-CAcreateserial", "-days", "1"])
+        .concat(["-out", `${data}/intermediate.crt`, "-extfile", `${data}/ca.cnf`]),
       ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
         .concat(["-keyout", `${data}/server.key`, "-out", `${data}/server.csr`]),
-      ["x509", "-req", "-in", `${data}/server.csr`, "-CA", `${data}/ca.crt`]
-        .concat(["-CAkey", `${data}/ca.key`, "-CAcreateserial", "-days", "1"])
-        .concat(["-out", `${data}/server.crt`, "-extfile", `${data}/san.cnf`]),
+      ["x509", "-req", "-in", `${data}/server.csr`, "-CA", `${data}/intermediate.crt`]
+        .concat(["-CAkey", `${data}/intermediate.key`, "-CAcreateserial", "-days", "1"])
+        .concat(["-out", `${data}/leaf.crt`, "-extfile", `${data}/san.cnf`]),
     ];
-    Deno.writeTextFileSync(
-      `${dir}/san.cnf`,
-      "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    );
-    const [mv, mvArgs] = asOwner("cp", [`${dir}/san.cnf`, `${data}/san.cnf`]);
-    await run(mv, mvArgs);
+    Deno.writeTextFileSync(`${dir}/san.cnf`, serverExt);
+    Deno.writeTextFileSync(`${dir}/ca.cnf`, caExt);
+    for (const file of ["san.cnf", "ca.cnf"]) {
+      const [cp, cpArgs] = asOwner("cp", [`${dir}/${file}`, `${data}/${file}`]);
+      await run(cp, cpArgs);
+    }
     for (const step of steps) {
       const [cmd, args] = asOwner("openssl", step);
       const made = await run(cmd, args, { timeoutMs: 60_000 });
       if (!made.success) throw new StackError(`openssl failed: ${made.stderr.trim()}`);
     }
+    // The chain the server sends: its own certificate, then the intermediate.
+    const [sh, shArgs] = asOwner("sh", [
+      "-c",
+      `cat "${data}/leaf.crt" "${data}/intermediate.crt" > "${data}/server.crt"`,
+    ]);
+    const chained = await run(sh, shArgs);
+    if (!chained.success) throw new StackError(`server.crt: ${chained.stderr.trim()}`);
     tlsArgs.push("-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key");
   }
 

@@ -188,17 +188,25 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Parses a configuration from an environment map (defaults to the process environment). */
-export function parseConfig(env: Record<string, string | undefined>): Config {
+/** The set variables of `env` validated by `shape`, or a ConfigError naming each problem. */
+function validated<S extends z.ZodType>(
+  shape: S,
+  env: Record<string, string | undefined>,
+): z.output<S> {
   const defined = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
   );
-  const result = schema.safeParse(defined);
+  const result = shape.safeParse(defined);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
   }
-  const e = result.data;
+  return result.data;
+}
+
+/** Parses a configuration from an environment map (defaults to the process environment). */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const e = validated(schema, env);
   const base = e.SUPABASE_URL.replace(/\/+$/, "");
   const problems: string[] = [];
   const dbUrl = e.TORVUS_DB_URL ?? e.SUPABASE_DB_URL;
@@ -281,7 +289,7 @@ function isLoopbackHost(host: string): boolean {
  */
 function dbConfig(
   url: string,
-  e: z.output<typeof schema>,
+  e: z.output<typeof dbSchema>,
   problems: string[],
 ): DbConfig | undefined {
   const parsed = URL.parse(url.replace(/^postgres(ql)?:/, "http:"));
@@ -318,6 +326,32 @@ function dbConfig(
     ssl,
     caCerts: e.TORVUS_DB_CA_CERT === undefined ? [] : pemCertificates(e.TORVUS_DB_CA_CERT),
   };
+}
+
+/** The settings of {@link schema} the database connection is made from. */
+const dbSchema = schema.pick({
+  SUPABASE_DB_URL: true,
+  TORVUS_DB_URL: true,
+  TORVUS_DB_POOL_MAX: true,
+  TORVUS_DB_POOL_MODE: true,
+  TORVUS_DB_CA_CERT: true,
+  TORVUS_DB_PREPARE: true,
+  TORVUS_DB_TIMEOUT_MS: true,
+});
+
+/**
+ * The database connection alone, as {@link parseConfig} makes it (`tools/doctor.ts` checks the
+ * database with the functions' own settings while other settings may be absent); undefined
+ * when neither URL is set.
+ */
+export function parseDbConfig(env: Record<string, string | undefined>): DbConfig | undefined {
+  const e = validated(dbSchema, env);
+  const url = e.TORVUS_DB_URL ?? e.SUPABASE_DB_URL;
+  if (url === undefined) return undefined;
+  const problems: string[] = [];
+  const db = dbConfig(url, e, problems);
+  if (db === undefined) throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
+  return db;
 }
 
 let cached: Config | undefined;

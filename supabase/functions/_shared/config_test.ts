@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "./config.ts";
+import { ConfigError, parseConfig, parseDbConfig } from "./config.ts";
 
 const base = {
   SUPABASE_URL: "https://abc.supabase.co",
@@ -148,4 +148,23 @@ Deno.test("parseConfig() reads the webhook settings, loopback refused by default
         e instanceof ConfigError && e.message.includes(name!) && !e.message.includes(value!),
     );
   }
+});
+
+Deno.test("parseDbConfig() makes the database settings alone, as parseConfig() does", () => {
+  const pooled = "postgresql://postgres.abc:pw@aws-0-eu.pooler.supabase.com:6543/postgres";
+  // The other required settings may be absent.
+  assert.deepEqual(
+    parseDbConfig({ TORVUS_DB_URL: pooled }),
+    parseConfig({ ...base, TORVUS_DB_URL: pooled }).db,
+  );
+  assert.deepEqual(parseDbConfig(base), parseConfig(base).db);
+  assert.equal(parseDbConfig({ SUPABASE_URL: base.SUPABASE_URL }), undefined);
+  assert.throws(
+    () => parseDbConfig({ TORVUS_DB_URL: `${pooled}?sslmode=disable` }),
+    (e: unknown) => e instanceof ConfigError && /must use TLS/.test(e.message),
+  );
+  assert.throws(
+    () => parseDbConfig({ TORVUS_DB_URL: pooled, TORVUS_DB_CA_CERT: "x" }),
+    ConfigError,
+  );
 });

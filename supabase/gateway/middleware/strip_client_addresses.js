@@ -11,7 +11,10 @@
  * only way to it, overwrites X-Real-IP with its own TCP peer) X-Real-IP is kept.
  *
  * It also refuses (400) any URL with "$": Tyk expands $secret_..., $tyk_context... and
- * $tyk_meta... labels in the URL it rewrites, and the URL comes from the client.
+ * $tyk_meta... labels in the URL it rewrites, and the URL comes from the client. And any query
+ * naming forceFunctionRegion (in any case): Supabase runs the function in the region it names,
+ * in place of the definition's X-Region, so a client could send the functions far from Redis,
+ * where rate-limit calls time out and limits are skipped.
  *
  * ECMAScript 5 (Tyk's JSVM is otto). Needs enable_jsvm: true in tyk.conf. The object's name
  * must stay the definition's custom_middleware.pre[0].name. See supabase/gateway/README.md.
@@ -30,6 +33,15 @@ torvusStripClientAddresses.NewProcessRequest(function (request, _session, spec) 
     request.ReturnOverrides.ResponseCode = 400;
     request.ReturnOverrides.ResponseError = "The request URL contains a dollar sign, " +
       "which this API does not accept";
+  }
+  var params = request.Params || {};
+  var name;
+  for (name in params) {
+    if (String(name).toLowerCase() === "forcefunctionregion") {
+      request.ReturnOverrides.ResponseCode = 400;
+      request.ReturnOverrides.ResponseError = "The query parameter forceFunctionRegion " +
+        "is not accepted: the gateway chooses where the functions run";
+    }
   }
 
   // Tyk keeps the body it read, byte for byte, instead of the string it handed over.
