@@ -180,7 +180,11 @@ async function measure(
         Object.entries(cpu.seconds).map(([name, s]) => [name, (Number(s) * 1e6) / n]),
       ) as CaseResult["cpuUs"],
       busyCores: cpu.busyCores,
-      redis: { calls: k.redisCalls, perRequest: k.redisCalls / n },
+      redis: {
+        calls: k.redisCalls,
+        perRequest: k.redisCalls / n,
+        commandsPerRequest: k.redisCommands / n,
+      },
       hitRatio: lookups === undefined ? undefined : 1 - lookups / n,
       verifyCalls: lookups,
       churn: await stopChurn?.(),

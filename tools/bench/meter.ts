@@ -83,6 +83,8 @@ export interface Counters {
   statuses: Record<string, number>;
   /** REST calls the function's Redis client made (every one a pipeline: redis.ts). */
   redisCalls: number;
+  /** Commands those calls carried: what Upstash bills (scripts count one each). */
+  redisCommands: number;
 }
 
 /** Takes a served function's counters (they start afresh). */

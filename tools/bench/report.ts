@@ -32,7 +32,8 @@ export interface CaseResult {
   /** CPU µs per request, by process. */
   cpuUs: Record<Process, number>;
   busyCores: number;
-  redis: { calls: number; perRequest: number };
+  /** REST calls, and the commands they carried (what Upstash bills), per request. */
+  redis: { calls: number; perRequest: number; commandsPerRequest: number };
   /** 1 − key lookups in PostgreSQL per request, for the API-key cases. */
   hitRatio: number | undefined;
   verifyCalls: number | undefined;
@@ -79,7 +80,7 @@ export function tables(results: readonly CaseResult[]): string {
   );
   const cpu = ["server", "bridge", "redis", "postgres", "pgbouncer", "wrk"] as const;
   const cost = markdown(
-    "case|server|bridge|Redis|PostgreSQL|PgBouncer|wrk|busy cores|Redis calls/req|key cache hits",
+    "case|server|bridge|Redis|PostgreSQL|PgBouncer|wrk|busy cores|Redis calls/req|Upstash commands/req|key cache hits",
     results.map((r) => [
       r.label,
       ...cpu.map((k) => fix(r.cpuUs[k])),
@@ -87,10 +88,12 @@ export function tables(results: readonly CaseResult[]): string {
       r.id.startsWith("baseline")
         ? "–"
         : `${fix(r.redis.perRequest, 3)} (${int(r.redis.calls)} calls)`,
+      r.id.startsWith("baseline") ? "–" : fix(r.redis.commandsPerRequest, 2),
       pct(r.hitRatio, 2),
     ]),
   );
-  return `${speed}\n\nCPU µs per request of each process, Redis calls per request:\n\n${cost}`;
+  return `${speed}\n\nCPU µs per request of each process, Redis calls and Upstash commands per ` +
+    `request:\n\n${cost}`;
 }
 
 /** The goals of issue 13 over the cases that ran. */
@@ -120,6 +123,12 @@ export function goals(results: readonly CaseResult[]): Goal[] {
     worst?.redis.perRequest,
     (v) => v <= 0.1,
     (v) => fix(v, 3),
+  );
+  add(
+    "Upstash commands per valid-key request ≤ 1.0 (issue 26)",
+    by.get("v1-test")?.redis.commandsPerRequest,
+    (v) => v <= 1.0,
+    (v) => fix(v, 2),
   );
   const base1 = by.get("baseline-1c")?.latencyMs.p50;
   const test1 = by.get("v1-test-1c")?.latencyMs.p50;

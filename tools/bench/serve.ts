@@ -9,8 +9,9 @@
  * Before the function's `index.ts` is imported, `Deno.serve` is replaced by one that listens on
  * BENCH_PORT (Deno 2.1's own always takes 8000). `GET /__bench/counters`, answered in front of
  * the function's handler, returns the counts since the last such request (requests, by status,
- * and the REST calls the isolate's Redis client made, from `Services.redisStats`: every call is
- * a pipeline) and starts them afresh. With BENCH_FUNCTION=baseline it serves a bare
+ * and the REST calls the isolate's Redis client made and the commands they carried, from
+ * `Services.redisStats`: every call is a pipeline; the commands are what Upstash bills, the
+ * top-level commands redis-server runs) and starts them afresh. With BENCH_FUNCTION=baseline it serves a bare
  * `Deno.serve` handler through the same wrapper.
  *
  * @module
@@ -21,12 +22,13 @@ const fresh = () => ({
   requests: 0,
   statuses: {} as Record<number, number>,
   redisCalls: 0,
+  redisCommands: 0,
 });
 let counters = fresh();
 
-/** Redis REST calls so far (none for the baseline, which has no services). */
-let redisCalls = () => 0;
-let callsTaken = 0;
+/** Redis REST calls and the commands they carried so far (none for the baseline). */
+let redisStats = () => ({ calls: 0, commands: 0 });
+let taken0 = { calls: 0, commands: 0 };
 
 type Handler = (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
 const count = (res: Response) => {
@@ -41,9 +43,10 @@ const realServe = Deno.serve;
   return realServe({ hostname: "127.0.0.1", port, onListen: () => {} }, (req, info) => {
     if (req.url.endsWith("/__bench/counters")) {
       const taken = counters;
-      const calls = redisCalls();
-      taken.redisCalls = calls - callsTaken;
-      callsTaken = calls;
+      const now = { ...redisStats() };
+      taken.redisCalls = now.calls - taken0.calls;
+      taken.redisCommands = now.commands - taken0.commands;
+      taken0 = now;
       counters = fresh();
       return Response.json(taken);
     }
@@ -61,5 +64,5 @@ if (fn === "baseline") {
   const { bootIsolate } = await import("../../supabase/functions/_shared/services.ts");
   const boot = bootIsolate();
   if (boot instanceof Error) throw boot;
-  redisCalls = () => boot.services.redisStats.calls;
+  redisStats = () => boot.services.redisStats;
 }
