@@ -39,7 +39,19 @@ function closedUnanswered(error: unknown): boolean {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The bytes of a request: its line, headers (`Content-Length` added) and body. */
+/** A header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value: visible characters, spaces and tabs; never CR, LF or NUL. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A request target: no whitespace or control characters. */
+const TARGET = /^[\x21-\x7e]+$/;
+
+/**
+ * The bytes of a request: its line, headers (`Content-Length` added) and body. A method, target,
+ * header name or value that would break the framing (CR, LF, a space in the target) is refused
+ * with a TypeError before anything is written: a value from elsewhere (a webhook's custom
+ * header, a token) can never add a header or a request of its own.
+ */
 export function requestBytes(
   method: string,
   url: URL,
@@ -47,9 +59,19 @@ export function requestBytes(
   headers: Record<string, string>,
   body: string,
 ): Uint8Array {
+  if (!TOKEN.test(method) || !TARGET.test(path)) {
+    throw new TypeError("the request line holds characters HTTP/1.1 does not allow");
+  }
   const payload = encoder.encode(body);
   const lines = [`${method} ${path} HTTP/1.1`, `Host: ${url.host}`];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  for (const [k, v] of Object.entries(headers)) {
+    if (!TOKEN.test(k) || !FIELD_VALUE.test(v)) {
+      throw new TypeError(
+        `header ${TOKEN.test(k) ? `"${k}"` : "name"} holds characters HTTP/1.1 does not allow`,
+      );
+    }
+    lines.push(`${k}: ${v}`);
+  }
   lines.push(`Content-Length: ${payload.length}`);
   const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
   const out = new Uint8Array(head.length + payload.length);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConnectError, KeepAliveClient, ProtocolError } from "./http1.ts";
+import { ConnectError, KeepAliveClient, ProtocolError, requestBytes } from "./http1.ts";
 import { serveLoopback } from "../testing/loopback.ts";
 import { testCertificates } from "../testing/tls.ts";
 import { delayProxy } from "../testing/delay_proxy.ts";
@@ -304,4 +304,33 @@ Deno.test("KeepAliveClient: a connection that cannot open within its own timeout
   listener.close();
   for (const conn of held) conn.close();
   await accepting;
+});
+
+Deno.test("requestBytes() refuses CR, LF and NUL in header names and values, and a broken request line", () => {
+  const url = new URL("http://127.0.0.1/");
+  const ok = requestBytes("POST", url, "/pipeline?x=1", { authorization: "Bearer t\tx" }, "[]");
+  assert.match(
+    new TextDecoder().decode(ok),
+    /^POST \/pipeline\?x=1 HTTP\/1\.1\r\nHost: 127\.0\.0\.1\r\n/,
+  );
+  for (
+    const [name, value] of [
+      ["x-a", "1\r\nx-injected: 1"],
+      ["x-a", "1\nx-injected: 1"],
+      ["x-a", "1\r"],
+      ["x-a", "a\u0000b"],
+      ["x-a\r\nx-b", "1"],
+      ["x a", "1"],
+      ["", "1"],
+    ]
+  ) {
+    assert.throws(
+      () => requestBytes("POST", url, "/", { [name!]: value! }, ""),
+      TypeError,
+      JSON.stringify(name),
+    );
+  }
+  assert.throws(() => requestBytes("POST", url, "/a b", {}, ""), TypeError);
+  assert.throws(() => requestBytes("POST", url, "/\r\nGET /", {}, ""), TypeError);
+  assert.throws(() => requestBytes("PO ST", url, "/", {}, ""), TypeError);
 });
