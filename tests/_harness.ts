@@ -21,6 +21,7 @@ export {
   type TestUser,
   uniqueEmail,
 } from "./_fixtures.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 /** The dev server under test. */
 export const BASE_URL = Deno.env.get("TORVUS_TEST_BASE_URL") ?? "http://127.0.0.1:29331";
@@ -133,5 +134,5 @@ export const BAD_PAGE_QUERIES: ReadonlyArray<readonly [string, string]> = [
 export async function awayFromWindowEnd(windowSeconds: number, marginSeconds: number) {
   const windowMs = windowSeconds * 1000;
   const left = windowMs - (Date.now() % windowMs);
-  if (left < marginSeconds * 1000) await new Promise((resolve) => setTimeout(resolve, left + 100));
+  if (left < marginSeconds * 1000) await delay(left + 100);
 }

@@ -20,6 +20,7 @@ import {
 import { closeDbLast, db, newKey, newTier, newUser, type TestUser } from "./_fixtures.ts";
 import { setKeyExpiry, setKeyStatus, setKeyTier, setUserTier } from "../tools/admin/ops.ts";
 import { MAX_INSTANT_LENGTH } from "../supabase/functions/_shared/schemas/common.ts";
+import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const KEY = /^sk_(live|test)_[A-Za-z0-9_-]{48}$/;
@@ -45,8 +46,6 @@ const METADATA = [
   "status",
   "tier_id",
 ];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A random address of 198.51.100.0/24 (TEST-NET-2), outside every allowlist used here. */
 const outsideIp = () => `198.51.100.${1 + Math.floor(Math.random() * 254)}`;

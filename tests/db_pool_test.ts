@@ -16,9 +16,9 @@ import { createSql, inTransaction } from "../supabase/functions/_shared/db/clien
 import type { DbConfig } from "../supabase/functions/_shared/config.ts";
 import { startPrivatePostgres } from "./_support/private_postgres.ts";
 import { testDbUrl } from "./_db.ts";
+import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
 
 const PORT = 5492;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A private server of its own for a test that stops, restarts or stalls it. */
 const privateServer = (port: number, database: string) =>
   startPrivatePostgres({ port, database, log: () => {}, migrate: false });

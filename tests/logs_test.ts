@@ -10,6 +10,7 @@ import { api, type ApiResponse, e2e } from "./_harness.ts";
 import { closeDbLast, db, newKey, newUser } from "./_fixtures.ts";
 import { fixtures, freshIp, hashForms, sign } from "./_matrix.ts";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 const LOG_FILE = Deno.env.get("TORVUS_SERVER_LOG");
 
@@ -118,7 +119,7 @@ e2e("server log: no key, token or key hash, wherever the client put them", async
   // No response body echoes a credential the client sent as one (headers, query, agent).
   for (const r of responses.filter((r) => r !== created)) assertAbsent(r.text, forms, "a body");
 
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await delay(200);
   const log = await Deno.readTextFile(LOG_FILE!);
   assertAbsent(log, forms, `${LOG_FILE}`);
 
@@ -136,7 +137,7 @@ e2e("server log: no key, token or key hash, wherever the client put them", async
   const ids = responses.map((r) => r.headers.get("x-request-id")!);
   let rows: { path: string; user_agent: string | null }[] = [];
   for (let i = 0; i < 50 && rows.length < ids.length; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
     rows = await db()<{ path: string; user_agent: string | null }[]>`
       select path, user_agent from public.api_request_log where request_id = any(${ids}::uuid[])`;
   }
@@ -160,7 +161,7 @@ e2e("request log: a credential in the User-Agent is not stored", async () => {
   const id = r.headers.get("x-request-id");
   let row: { user_agent: string } | undefined;
   for (let i = 0; i < 50 && row === undefined; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
     [row] = await db()<{ user_agent: string }[]>`
       select user_agent from public.api_request_log where request_id = ${id}`;
   }

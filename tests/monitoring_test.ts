@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { api, assertCommonHeaders, e2e, uniqueIp } from "./_harness.ts";
 import { alone } from "./_support/alone.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 e2e(
   "health and the reference answer 200 to an address over its budget, without limit headers",
@@ -64,7 +65,7 @@ e2e(
         assert.equal(r.status, 401);
       }
       // The summary of a window is written when the window ends (10 s).
-      await new Promise((resolve) => setTimeout(resolve, 10_500));
+      await delay(10_500);
     }, {
       TORVUS_LOG_REQUESTS_PER_10S: "5",
       TORVUS_REDIS_PREFIX: `torvus-test-logs-${crypto.randomUUID().slice(0, 8)}`,

@@ -12,6 +12,7 @@ import { alone } from "./_support/alone.ts";
 import { e2e } from "./_harness.ts";
 import { closeDbLast, newUser } from "./_fixtures.ts";
 import { pgbouncerIni } from "../tools/stack/pgbouncer.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 const DIRECT = new URL((Deno.env.get("SUPABASE_DB_URL") ?? "").replace(/^postgres(ql)?:/, "http:"));
 
@@ -50,7 +51,7 @@ async function smallPgbouncer(maxClients: number) {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
       break;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await delay(50);
     }
   }
   return {

@@ -14,8 +14,8 @@ import { api, type ApiResponse, assertCommonHeaders, awayFromWindowEnd, e2e } fr
 import { closeDbLast, db, newKey, newTier, newUser } from "./_fixtures.ts";
 import { fixtures, freshIp, trusted } from "./_matrix.ts";
 import { announceKeyChange } from "../tools/admin/epoch.ts";
+import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const header = (r: ApiResponse, name: string) => r.headers.get(name);
 
 /**

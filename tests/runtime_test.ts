@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_LIMITS, EdgeRuntime, type RuntimeLimits } from "../tools/runtime/supervisor.ts";
 import type { WireRequest } from "../tools/runtime/protocol.ts";
+import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
 
 const FIXTURES = new URL("./fixtures/runtime/", import.meta.url);
 
@@ -21,7 +22,6 @@ function get(path: string, init: Partial<WireRequest> = {}): WireRequest {
   return { method: "GET", url: `http://runtime.test${path}`, headers: [], body: null, ...init };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const lines = (file: string) => {
   try {
     return Deno.readTextFileSync(file).trim().split("\n").filter((l) => l !== "");

@@ -26,6 +26,7 @@ import {
   stopProcess,
 } from "../tools/stack/process.ts";
 import { parseDbUrl } from "../tools/stack/postgres.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 const TOKEN = "ab".repeat(32);
 const noEnv = () => undefined;
@@ -258,7 +259,7 @@ Deno.test("stack process: a recorded pid must still be the recorded program", as
     assert.ok(isAlive(child.pid));
     // Right after spawn the child may not have exec'd yet: its cmdline is still Deno's.
     for (let i = 0; i < 200 && !isRecordedProcess(child.pid, "sleep"); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await delay(10);
     }
     assert.ok(isRecordedProcess(child.pid, "sleep"));
     // What `down` checks before signalling a pid from a pid file: a stranger is left alone.
@@ -279,7 +280,7 @@ Deno.test("stack process: SIGKILL follows when SIGTERM is ignored", async () => 
     stdin: "null",
   }).spawn();
   try {
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
     assert.equal(await stopProcess(child.pid, ["SIGTERM", "SIGKILL"], 300), "SIGKILL");
   } finally {
     await child.status;
@@ -303,12 +304,12 @@ Deno.test({
     try {
       const deadline = Date.now() + 5_000;
       while (Deno.readTextFileSync(logPath) === "" && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await delay(50);
       }
       assert.equal(Deno.readTextFileSync(logPath), "started\n");
       // The shell writes before it execs: wait for the exec too.
       while (!isRecordedProcess(pid, "sleep 30") && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await delay(20);
       }
       assert.ok(isRecordedProcess(pid, "sleep 30"));
       const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);

@@ -19,8 +19,7 @@ import {
   type TestKey,
   uniqueIp,
 } from "./_harness.ts";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
 
 /** The owner's bearer token of a key. */
 async function ownerToken(key: TestKey): Promise<string> {

@@ -32,6 +32,7 @@ import {
   verified,
 } from "./_support/webhooks.ts";
 import { MAX_WEBHOOK_ENDPOINTS } from "../supabase/functions/_shared/schemas/webhooks.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 /** Every secret this file saw: none may appear in the server's log. */
 const secrets: string[] = [];
@@ -199,7 +200,7 @@ e2e(
     const testDeliveries = await deliveries(user, test.id);
     assert.equal(testDeliveries.length, 1);
     assert.notEqual(liveDeliveries[0].event_id, testDeliveries[0].event_id);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await delay(1_000);
     assert.equal(receiver.received.length, 1, "the live vault never reached the test endpoint");
   },
 );
@@ -277,7 +278,7 @@ e2e("webhooks: rate_limit.exceeded is sent once per key and window", async () =>
   assert.equal(event.data.limit, 3);
   assert.equal(event.data.mode, "test");
   assert.ok(Date.parse(event.data.reset_at) > Date.now() - 1000);
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  await delay(1_500);
   assert.equal(receiver.received.length, 1, "one event for the window, not one per refusal");
 });
 
@@ -307,7 +308,7 @@ e2e("webhooks: the sweep announces a key expiring within 7 days, then its expiry
   assert.equal(expired.type, "api_key.expired");
   assert.equal(expired.data.id, key.id);
   assert.equal(expired.data.status, "expired");
-  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await delay(2_000);
   assert.equal(receiver.received.length, 2, "each announced once");
 });
 

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { EDGE_DENO, EDGE_DENO_ENV } from "../../tools/runtime/edge_deno.ts";
+import { delay } from "../../supabase/functions/_shared/deadline.ts";
 
 const FUNCTIONS = new URL("../../supabase/functions/", import.meta.url);
 const PORT = 8000;
@@ -69,7 +70,7 @@ export async function alone(
           child.kill("SIGKILL");
           assert.fail(`${name} did not start on Deno 2.1:\n${(await output).join("\n")}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await delay(100);
       }
     }
     await use(base);

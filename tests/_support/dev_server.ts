@@ -115,10 +115,9 @@ export async function waitFor(
   }
 }
 
-/** Waits `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/** Waits `ms` milliseconds (the tree's one pause, deadline.ts). */
+export { delay as sleep } from "../../supabase/functions/_shared/deadline.ts";
+import { delay as sleep } from "../../supabase/functions/_shared/deadline.ts";
 
 /** A TCP port nobody listens on right now (bound and released). */
 export function freePort(): number {

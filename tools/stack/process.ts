@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { delay } from "../../supabase/functions/_shared/deadline.ts";
 
 /** A failure with a one-line reason for the user; the CLI prints it and exits 1. */
 export class StackError extends Error {
@@ -347,7 +348,7 @@ export async function waitUntil(
   while (!(await check())) {
     if (Date.now() >= deadline) return false;
     const ms = Math.min(intervalMs, Math.max(0, deadline - Date.now()));
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    await delay(ms);
   }
   return true;
 }

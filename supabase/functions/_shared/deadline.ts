@@ -23,3 +23,35 @@ export function withTimeout<T>(
   promise.catch(() => {});
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * Settles as `work` does, or rejects with the signal's reason when `signal` aborts first; what
+ * `work` yields after that goes to `cleanup` (a connection opened too late is closed, say).
+ */
+export function untilAborted<T>(
+  work: Promise<T>,
+  signal: AbortSignal,
+  cleanup?: (value: T) => void,
+): Promise<T> {
+  const late = () => void work.then((v) => cleanup?.(v), () => {});
+  if (signal.aborted) {
+    late();
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => {
+      late();
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", abort, { once: true });
+    work.then(
+      (v) => (signal.removeEventListener("abort", abort), resolve(v)),
+      (e) => (signal.removeEventListener("abort", abort), reject(e)),
+    );
+  });
+}
+
+/** Resolves after `ms` (the one pause of the tree: retries, backoff, tests). */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -42,6 +42,7 @@
  */
 import { Redis, type Requester, type UpstashRequest, type UpstashResponse } from "@upstash/redis";
 import { KeepAliveClient } from "./http/http1.ts";
+import { withTimeout } from "./deadline.ts";
 
 /** What the requester has done, for tests and diagnostics. */
 export interface RequesterStats {
@@ -195,20 +196,15 @@ export class BatchingRequester implements Requester {
    */
   #call(path: string[], body: unknown, commands: number, ms: number): Promise<unknown> {
     const abort = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new DOMException(
-          `Redis call timed out after ${Math.round(ms)} ms`,
-          "TimeoutError",
-        );
-        abort.abort(error);
-        reject(error);
-      }, ms);
-    });
     const exchange = this.#exchange(path, body, commands, abort.signal);
-    exchange.catch(() => {});
-    return Promise.race([exchange, deadline]).finally(() => clearTimeout(timer));
+    return withTimeout(exchange, ms, "Redis call", () => {
+      const error = new DOMException(
+        `Redis call timed out after ${Math.round(ms)} ms`,
+        "TimeoutError",
+      );
+      abort.abort(error);
+      return error;
+    });
   }
 
   async #exchange(

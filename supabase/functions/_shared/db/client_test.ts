@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { isDatabaseUnavailable, onConnection, type Sql } from "./client.ts";
+import { delay as sleep } from "../deadline.ts";
 
 /**
  * A pool of one connection whose reservation arrives after `reserveMs` and whose statements are
@@ -26,7 +27,6 @@ function slowPool(options: { deadlineMs: number; reserveMs: number; answerMs?: n
   return { sql: sql as unknown as Sql, events };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const timedOut = (e: { code?: string }) => e.code === "DB_DEADLINE";
 
 Deno.test("onConnection() runs nothing on a connection reserved after the deadline", async () => {

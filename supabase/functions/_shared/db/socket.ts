@@ -22,6 +22,7 @@
  */
 import { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
+import { withTimeout } from "../deadline.ts";
 
 /** PostgreSQL's SSLRequest: length 8, code 80877103. */
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
@@ -157,20 +158,6 @@ async function readByte(conn: Deno.Conn): Promise<number | undefined> {
   return n === 1 ? one[0] : undefined;
 }
 
-/** Races `work` against `ms`; on timeout runs `abandon` and rejects. */
-function bounded<T>(work: Promise<T>, ms: number, abandon: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abandon();
-      const error = new Error(`connect to the database timed out after ${ms} ms`);
-      (error as { code?: string }).code = "CONNECT_TIMEOUT";
-      reject(error);
-    }, ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
  * postgres.js's `socket` option: connects to the first host and, with `tls`, asks for TLS and
  * completes the handshake, so postgres.js (told `ssl: false`) speaks to a ready socket.
@@ -214,7 +201,13 @@ export function denoSocketFactory(
       return tls;
     };
     try {
-      return new DenoSocket(await bounded(upgrade(), options.timeoutMs, () => conn?.close()));
+      const ms = options.timeoutMs;
+      const upgraded = await withTimeout(upgrade(), ms, "connect to the database", () => {
+        conn?.close();
+        const error = new Error(`connect to the database timed out after ${ms} ms`);
+        return Object.assign(error, { code: "CONNECT_TIMEOUT" });
+      });
+      return new DenoSocket(upgraded);
     } catch (error) {
       try {
         conn?.close();

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { untilAborted } from "../deadline.ts";
+
 /** Longest status line and headers accepted. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
@@ -80,29 +82,6 @@ export function requestBytes(
   return out;
 }
 
-/** Settles with `work`, or rejects when `signal` aborts (then `cleanup` gets what comes late). */
-function bounded<T>(
-  work: Promise<T>,
-  signal: AbortSignal,
-  cleanup?: (value: T) => void,
-): Promise<T> {
-  if (signal.aborted) {
-    void work.then((v) => cleanup?.(v), () => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => {
-      void work.then((v) => cleanup?.(v), () => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", abort, { once: true });
-    work.then(
-      (v) => (signal.removeEventListener("abort", abort), resolve(v)),
-      (e) => (signal.removeEventListener("abort", abort), reject(e)),
-    );
-  });
-}
-
 /** Closes a connection that may already be closed. */
 export function closeQuietly(conn: Deno.Conn | undefined): void {
   try {
@@ -135,7 +114,7 @@ export async function connect(
   const port = Number(url.port || (https ? 443 : 80));
   let conn: Deno.Conn;
   try {
-    conn = await bounded(Deno.connect({ hostname: address, port }), signal, closeQuietly);
+    conn = await untilAborted(Deno.connect({ hostname: address, port }), signal, closeQuietly);
   } catch (error) {
     if (signal.aborted) throw signal.reason;
     const what = error instanceof Error ? error.name : "error";
@@ -145,13 +124,13 @@ export async function connect(
   try {
     const tlsOptions: Deno.StartTlsOptions = { hostname };
     if (options.caCerts) tlsOptions.caCerts = [...options.caCerts];
-    const tls = await bounded(
+    const tls = await untilAborted(
       Deno.startTls(conn as Deno.TcpConn, tlsOptions),
       signal,
       closeQuietly,
     );
     conn = tls;
-    await bounded(tls.handshake(), signal);
+    await untilAborted(tls.handshake(), signal);
     return tls;
   } catch {
     closeQuietly(conn);
@@ -294,45 +273,86 @@ async function need(reader: Reader, n: number): Promise<void> {
   }
 }
 
-/** A chunked body's payload, read exactly (trailers skipped), at most `maxBytes`. */
-async function readChunked(reader: Reader, maxBytes: number): Promise<Uint8Array> {
+/** Where the next CR LF starts in `data` at or after `from`, or -1. */
+function crlfAt(data: Uint8Array, from: number): number {
+  for (let i = from; i + 1 < data.length; i++) if (data[i] === 13 && data[i + 1] === 10) return i;
+  return -1;
+}
+
+/** What {@link dechunk} made of the bytes of a chunked body that have arrived. */
+export interface Dechunked {
+  /** The payload so far (at most `maxBytes`; a chunk that arrived in part, in part). */
+  payload: Uint8Array;
+  /** The last chunk and the trailers arrived: the body is whole. */
+  done: boolean;
+  /** Bytes of `data` the whole body took (when done). */
+  consumed: number;
+  /** Why the bytes are not a chunked body (or one over `maxBytes`); the payload is what came before. */
+  error?: string;
+}
+
+/**
+ * Decodes the chunked body at the start of `data`, as far as it has arrived: the one decoder of
+ * both clients. The Redis client needs the body whole and exact ({@link readBody}); a webhook
+ * delivery keeps the first bytes of whatever arrived by its deadline (webhooks/http.ts).
+ */
+export function dechunk(data: Uint8Array, maxBytes: number): Dechunked {
   const parts: Uint8Array[] = [];
   let total = 0;
-  const line = async (): Promise<string> => {
-    for (let from = 0;;) {
-      const data = reader.data;
-      for (let i = from; i + 1 < data.length; i++) {
-        if (data[i] === 13 && data[i + 1] === 10) {
-          const text = decoder.decode(data.subarray(0, i));
-          reader.consume(i + 2);
-          return text;
-        }
-      }
-      if (data.length > MAX_HEAD_BYTES) throw new ProtocolError("a chunk line is too long");
-      from = Math.max(0, data.length - 1);
-      await need(reader, data.length + 1);
-    }
-  };
-  while (true) {
-    const size = /^([0-9a-fA-F]{1,8})(?:;.*)?$/.exec(await line());
-    if (!size) throw new ProtocolError("a chunk size is not hexadecimal");
-    const n = parseInt(size[1]!, 16);
-    if (n === 0) break;
-    total += n;
-    if (total > maxBytes) throw new ProtocolError(`the response is larger than ${maxBytes} bytes`);
-    await need(reader, n + 2);
-    const data = reader.data;
-    if (data[n] !== 13 || data[n + 1] !== 10) throw new ProtocolError("a chunk is not terminated");
-    parts.push(data.slice(0, n));
-    reader.consume(n + 2);
-  }
-  while ((await line()) !== "") {
-    // trailers: not used
-  }
-  const out = new Uint8Array(total);
   let at = 0;
-  for (const p of parts) (out.set(p, at), at += p.length);
-  return out;
+  const payload = () => {
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const p of parts) (out.set(p, o), o += p.length);
+    return out;
+  };
+  const stop = (error?: string): Dechunked =>
+    error === undefined
+      ? { payload: payload(), done: false, consumed: 0 }
+      : { payload: payload(), done: false, consumed: 0, error };
+  while (true) {
+    const end = crlfAt(data, at);
+    if (end < 0) {
+      return stop(data.length - at > MAX_HEAD_BYTES ? "a chunk line is too long" : undefined);
+    }
+    const size = /^([0-9a-fA-F]{1,8})(?:;.*)?$/.exec(decoder.decode(data.subarray(at, end)));
+    if (!size) return stop("a chunk size is not hexadecimal");
+    const n = parseInt(size[1]!, 16);
+    const start = end + 2;
+    if (n === 0) {
+      // Trailers (not used), up to the empty line that ends the body.
+      for (let t = start;;) {
+        const e = crlfAt(data, t);
+        if (e < 0) {
+          return stop(data.length - t > MAX_HEAD_BYTES ? "a trailer is too long" : undefined);
+        }
+        if (e === t) return { payload: payload(), done: true, consumed: e + 2 };
+        t = e + 2;
+      }
+    }
+    const over = total + n > maxBytes;
+    const take = Math.max(0, Math.min(over ? maxBytes - total : n, data.length - start));
+    if (take > 0) (parts.push(data.subarray(start, start + take)), total += take);
+    if (over) return stop(`the response is larger than ${maxBytes} bytes`);
+    if (data.length < start + n + 2) return stop();
+    if (data[start + n] !== 13 || data[start + n + 1] !== 10) {
+      return stop("a chunk is not terminated");
+    }
+    at = start + n + 2;
+  }
+}
+
+/** A chunked body's payload, read exactly (trailers skipped), at most `maxBytes`. */
+async function readChunked(reader: Reader, maxBytes: number): Promise<Uint8Array> {
+  while (true) {
+    const d = dechunk(reader.data, maxBytes);
+    if (d.error !== undefined) throw new ProtocolError(d.error);
+    if (d.done) {
+      reader.consume(d.consumed);
+      return d.payload;
+    }
+    if (!(await reader.more())) throw new ProtocolError("the connection closed mid-response");
+  }
 }
 
 /** A whole body and whether the connection may carry another request. */
@@ -519,7 +539,7 @@ export class KeepAliveClient {
     let release!: () => void;
     this.#tail = new Promise<void>((resolve) => release = resolve);
     try {
-      await bounded(previous, signal);
+      await untilAborted(previous, signal);
     } catch (error) {
       void previous.then(release);
       throw error;
@@ -530,7 +550,7 @@ export class KeepAliveClient {
       this.#busy = false;
       release();
     });
-    return await bounded(exchange, signal);
+    return await untilAborted(exchange, signal);
   }
 
   /** One request, sent once more if {@link PostOptions.idempotent} allows. */
@@ -565,7 +585,7 @@ export class KeepAliveClient {
 
   /** One request on the connection (waiting for one to open) and its whole answer. */
   async #exchange(request: Uint8Array, signal: AbortSignal): Promise<Http1Response> {
-    if (!this.#conn) await bounded(this.warm(), signal);
+    if (!this.#conn) await untilAborted(this.warm(), signal);
     // Its caller gave up before it left: it is not sent late.
     if (signal.aborted) throw signal.reason;
     const conn = this.#conn;

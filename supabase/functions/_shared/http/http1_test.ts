@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { ConnectError, KeepAliveClient, ProtocolError, requestBytes } from "./http1.ts";
+import { ConnectError, dechunk, KeepAliveClient, ProtocolError, requestBytes } from "./http1.ts";
 import { serveLoopback } from "../testing/loopback.ts";
 import { testCertificates } from "../testing/tls.ts";
 import { delayProxy } from "../testing/delay_proxy.ts";
 import { rawServer, writeText } from "../testing/raw_server.ts";
+import { delay } from "../deadline.ts";
 
 /** What the scripted server does with one request: the bytes it answers, then whether it closes. */
 interface Step {
@@ -23,10 +24,10 @@ function scripted(steps: Step[]) {
   const server = rawServer(async (_, conn) => {
     const step = steps.shift();
     if (!step || step.hang) return "hang";
-    if (step.delayMs) await new Promise((resolve) => setTimeout(resolve, step.delayMs));
+    if (step.delayMs) await delay(step.delayMs);
     for (const chunk of step.chunks) {
       await writeText(conn, chunk);
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await delay(1);
     }
     return step.close ? "close" : "keep";
   });
@@ -178,7 +179,7 @@ Deno.test("KeepAliveClient: bytes beyond the answer, or a long idle, end the con
   const c = new KeepAliveClient(s.url, { idleMs: 50 });
   assert.equal((await post(c)).body, "[1]");
   assert.equal((await post(c)).body, "[2]");
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await delay(100);
   assert.equal((await post(c)).body, "[3]");
   assert.equal(c.connections, 3);
   c.close();
@@ -281,7 +282,7 @@ Deno.test("KeepAliveClient: a connection lost to an unanswered request is opened
     (e) => (e as Error).name === "TimeoutError",
   );
   // The answer is awaited 100 ms; then the connection goes, and the next opens at once.
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await delay(200);
   await c.warm();
   assert.equal(c.connections, 2, "the next connection opened without waiting for a request");
   assert.equal((await post(c)).body, "[2]");
@@ -333,4 +334,28 @@ Deno.test("requestBytes() refuses CR, LF and NUL in header names and values, and
   assert.throws(() => requestBytes("POST", url, "/a b", {}, ""), TypeError);
   assert.throws(() => requestBytes("POST", url, "/\r\nGET /", {}, ""), TypeError);
   assert.throws(() => requestBytes("PO ST", url, "/", {}, ""), TypeError);
+});
+
+Deno.test("dechunk() decodes a whole body exactly, a partial one as far as it came, and names what is wrong", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const text = (d: { payload: Uint8Array }) => new TextDecoder().decode(d.payload);
+  const whole = dechunk(bytes("3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nx-t: 1\r\n\r\nNEXT"), 100);
+  assert.deepEqual([text(whole), whole.done, whole.consumed, whole.error], [
+    "abcde",
+    true,
+    34,
+    undefined,
+  ]);
+  // As far as it came: the second chunk in part, no error.
+  const part = dechunk(bytes("3\r\nabc\r\n5\r\nde"), 100);
+  assert.deepEqual([text(part), part.done, part.error], ["abcde", false, undefined]);
+  // Over the bound: what fits, and why it stopped.
+  const over = dechunk(bytes("3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"), 5);
+  assert.deepEqual([text(over), over.done, over.error], [
+    "abcde",
+    false,
+    "the response is larger than 5 bytes",
+  ]);
+  assert.equal(dechunk(bytes("zz\r\nabc\r\n"), 100).error, "a chunk size is not hexadecimal");
+  assert.equal(dechunk(bytes("3\r\nabcX\r\n"), 100).error, "a chunk is not terminated");
 });

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { delay } from "../deadline.ts";
 
 /** A running proxy. */
 export interface DelayProxy extends AsyncDisposable {
@@ -99,8 +100,6 @@ export function delayProxy(
     [Symbol.asyncDispose]: close,
   };
 }
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));

@@ -31,6 +31,7 @@ import { signedHeaders } from "./signing.ts";
 import { refusedAddress } from "./address.ts";
 import { hostOf, refusedUrl, resolveHost } from "./target.ts";
 import { DeliveryError, postWebhook, type WebhookRequest, type WebhookResponse } from "./http.ts";
+import { delay } from "../deadline.ts";
 
 /** Deliveries claimed (and sent concurrently) at a time by one isolate. */
 const BATCH = 8;
@@ -245,7 +246,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     try {
       while (now() - started < RUN_BUDGET_MS) {
         const wait = lastClaim + MIN_CLAIM_GAP_MS - now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (wait > 0) await delay(wait);
         again = false;
         lastClaim = now();
         const batch = await claim();

@@ -17,6 +17,7 @@ import {
   closingOnAbort,
   connect,
   ConnectError,
+  dechunk,
   ProtocolError,
   Reader,
   readHead,
@@ -53,31 +54,8 @@ export class DeliveryError extends Error {
   }
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-/** The payload of a chunked body, as far as `data` holds it (tolerant: a prefix is enough). */
-function unchunk(data: Uint8Array): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let at = 0;
-  while (at < data.length) {
-    let lineEnd = at;
-    while (lineEnd + 1 < data.length && !(data[lineEnd] === 13 && data[lineEnd + 1] === 10)) {
-      lineEnd++;
-    }
-    if (lineEnd + 1 >= data.length) break;
-    const size = parseInt(new TextDecoder().decode(data.subarray(at, lineEnd)), 16);
-    if (!Number.isFinite(size) || size <= 0) break;
-    const start = lineEnd + 2;
-    parts.push(data.subarray(start, Math.min(start + size, data.length)));
-    at = start + size + 2;
-  }
-  return parts.reduce(concat, new Uint8Array(0));
-}
+/** The payload of a chunked body, as far as it arrived (tolerant: a prefix is enough). */
+const unchunk = (data: Uint8Array) => dechunk(data, MAX_RESPONSE_BYTES).payload;
 
 /** Up to {@link MAX_RESPONSE_BYTES} of the body; whatever arrived when the deadline passed. */
 async function readPrefix(reader: Reader, status: number, headers: Map<string, string>) {
