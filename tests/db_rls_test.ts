@@ -43,14 +43,19 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
     const vaultB = await vault(b, "live");
     await vault(a, "live");
     await vault(b, "test");
+    const [shape] = await sql<{ id: string }[]>`
+      insert into public.api_request_shapes (id, method, route, last_day)
+      values (public.request_shape_id('GET', '/api/v1/test', null, null, null), 'GET',
+        '/api/v1/test', current_date)
+      on conflict (id) do update set last_day = excluded.last_day returning id`;
     for (const user of [a, b]) {
       await sql`insert into public.api_request_log (request_id, user_id, shape, status, latency_ms)
-        values (${crypto.randomUUID()}, ${user.id}, 0, 200, 1.5)`;
+        values (${crypto.randomUUID()}, ${user.id}, ${shape!.id}, 200, 1.5)`;
     }
     // A key's rows name the key only (its owner is the key's): the owner reads them too.
     for (const key of [keyA, keyB]) {
       await sql`insert into public.api_request_log (request_id, key_id, shape, status, latency_ms)
-        values (${crypto.randomUUID()}, public.key_uuid(${key.id}), 0, 200, 1.5)`;
+        values (${crypto.randomUUID()}, public.key_uuid(${key.id}), ${shape!.id}, 200, 1.5)`;
     }
     const ids = <T extends { id: string }>(rows: readonly T[]) => rows.map((r) => r.id);
     /** Asserts that `fn`, run as the user of `claims`, fails with `code` (no privilege). */
@@ -319,6 +324,28 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
       for (const table of ["api_request_shapes", "api_request_log_entries"]) {
         await refused(a.claims, (tx) => tx`select 1 from ${tx("public." + table)}`);
       }
+    });
+
+    await t.step("request log: my_request_log() shows one's own rows as written", async () => {
+      const rows = await asUser(
+        sql,
+        a.claims,
+        (tx) =>
+          tx<{ key_id: string | null; route: string }[]>`select key_id, route
+            from public.my_request_log(now() - interval '1 hour', now() + interval '1 hour')`,
+      );
+      assert.deepEqual(rows.map((r) => r.key_id).sort(), [keyA.id, null].sort());
+      assert.ok(rows.every((r) => r.route === "/api/v1/test"));
+      const none = await asUser(
+        sql,
+        { role: "authenticated" },
+        (tx) => tx`select 1 from public.my_request_log(now() - interval '1 hour', now())`,
+      );
+      assert.equal(none.length, 0, "no subject, no rows");
+      await assertSqlState(
+        asAnon(sql, (tx) => tx`select 1 from public.my_request_log(now(), now())`),
+        DENIED,
+      );
     });
 
     await t.step("authenticated without a subject sees no rows; auth.users is closed", async () => {

@@ -370,3 +370,29 @@ from public.api_request_log l
 join public.api_request_shapes s on s.id = l.shape
 left join public.api_keys k on public.key_uuid(k.id) = l.key_id;
 revoke all on public.api_request_log_entries from anon, authenticated;
+
+-- The owner's view: the caller's requests (their user's and their keys') in [p_from, p_to), newest
+-- first, as written. SECURITY DEFINER because shapes are shared by all users and not readable by
+-- them; it filters by auth.uid() itself, exactly as the log's policy does, and reads only the
+-- partitions of the range.
+create or replace function public.my_request_log(p_from timestamptz, p_to timestamptz,
+  p_limit integer default 100)
+returns table (created_at timestamptz, request_id uuid, key_id text, mode text, method text,
+  route text, status smallint, code text, latency_ms real, ip inet, user_agent text)
+language sql stable security definer
+set search_path = ''
+as $$
+  select l.created_at, l.request_id, public.key_ulid(l.key_id), s.mode, s.method, s.route,
+    l.status, s.code, l.latency_ms, l.ip, s.user_agent
+  from public.api_request_log l
+  join public.api_request_shapes s on s.id = l.shape
+  where l.created_at >= p_from and l.created_at < p_to
+    and (l.user_id = (select auth.uid())
+      or l.key_id = any (array(select public.key_uuid(k.id) from public.api_keys k
+        where k.user_id = (select auth.uid()))))
+  order by l.created_at desc
+  limit least(greatest(p_limit, 0), 1000)
+$$;
+revoke all on function public.my_request_log(timestamptz, timestamptz, integer) from public, anon;
+grant execute on function public.my_request_log(timestamptz, timestamptz, integer)
+  to authenticated;
