@@ -342,6 +342,14 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         (tx) => tx`select 1 from public.my_request_log(now() - interval '1 hour', now())`,
       );
       assert.equal(none.length, 0, "no subject, no rows");
+      const old = await asUser(
+        sql,
+        a.claims,
+        (tx) =>
+          tx`select 1 from public.my_request_log(now() - interval '3 days',
+            now() + interval '2 days')`,
+      );
+      assert.equal(old.length, 0, "at most the range's last day");
       await assertSqlState(
         asAnon(sql, (tx) => tx`select 1 from public.my_request_log(now(), now())`),
         DENIED,

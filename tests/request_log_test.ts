@@ -31,8 +31,23 @@ async function testPartitions(): Promise<Partition[]> {
     where lower < '2021-01-01'`;
 }
 
+/**
+ * Waits for the dev server's first retention run (5 s after it starts, then hourly): it would drop
+ * this file's old partitions as expired while a test uses them.
+ */
+async function afterScheduledPurge() {
+  const path = Deno.env.get("TORVUS_SERVER_LOG") ??
+    new URL("../.local/logs/test-server.log", import.meta.url).pathname;
+  for (let i = 0; i < 100; i++) {
+    if (/"job":"purge_expired"/.test(Deno.readTextFileSync(path))) return;
+    await sleep(200);
+  }
+  assert.fail(`no purge_expired run in ${path} within 20 s`);
+}
+
 /** Drops what an earlier run of this file may have left (partitions and rows of 2019-2020). */
 async function cleanUp() {
+  await afterScheduledPurge();
   for (const p of await testPartitions()) await db().unsafe(`drop table public.${p.name}`);
   await db()`delete from public.api_request_log_default where created_at < '2021-01-01'`;
 }
@@ -148,6 +163,7 @@ const QUERIES: Record<string, string> = {
 
 e2e("request log: bytes per logged request, indexes included, and the readers' plans", async () => {
   const sql = db();
+  await afterScheduledPurge();
   const N = 200_000;
   const day = Date.UTC(2019, 5, 1);
   await sql`select public.request_log_add_partition(${iso(day)}, ${iso(day + DAY)})`;

@@ -209,6 +209,8 @@ declare
   dropped text[] := '{}';
   skipped text[] := '{}';
 begin
+  -- One run at a time (pg_cron and an operator's call would race to create the same partition).
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('public.request_log_maintain'));
   select s.partitions_ahead into ahead from public.request_log_settings s;
   select r.keep into keep from public.retention_settings r where r.relation = 'api_request_log';
   cutoff := p_now - coalesce(keep, interval '4 days');
@@ -372,9 +374,10 @@ left join public.api_keys k on public.key_uuid(k.id) = l.key_id;
 revoke all on public.api_request_log_entries from anon, authenticated;
 
 -- The owner's view: the caller's requests (their user's and their keys') in [p_from, p_to), newest
--- first, as written. SECURITY DEFINER because shapes are shared by all users and not readable by
--- them; it filters by auth.uid() itself, exactly as the log's policy does, and reads only the
--- partitions of the range.
+-- first, as written, at most the last day of the range and 1,000 rows (a busy key's week would be
+-- millions of rows to sort). SECURITY DEFINER because shapes are shared by all users and not
+-- readable by them; it filters by auth.uid() itself, exactly as the log's policy does, and reads
+-- only the partitions of the range.
 create or replace function public.my_request_log(p_from timestamptz, p_to timestamptz,
   p_limit integer default 100)
 returns table (created_at timestamptz, request_id uuid, key_id text, mode text, method text,
@@ -386,7 +389,7 @@ as $$
     l.status, s.code, l.latency_ms, l.ip, s.user_agent
   from public.api_request_log l
   join public.api_request_shapes s on s.id = l.shape
-  where l.created_at >= p_from and l.created_at < p_to
+  where l.created_at >= greatest(p_from, p_to - interval '1 day') and l.created_at < p_to
     and (l.user_id = (select auth.uid())
       or l.key_id = any (array(select public.key_uuid(k.id) from public.api_keys k
         where k.user_id = (select auth.uid()))))
