@@ -43,9 +43,19 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
     const vaultB = await vault(b, "live");
     await vault(a, "live");
     await vault(b, "test");
+    const [shape] = await sql<{ id: string }[]>`
+      insert into public.api_request_shapes (id, method, route, last_day)
+      values (public.request_shape_id('GET', '/api/v1/test', null, null, null), 'GET',
+        '/api/v1/test', current_date)
+      on conflict (id) do update set last_day = excluded.last_day returning id`;
     for (const user of [a, b]) {
-      await sql`insert into public.api_request_log (request_id, user_id, method, path, status, latency_ms)
-        values (${crypto.randomUUID()}, ${user.id}, 'GET', '/v1/vaults', 200, 1.5)`;
+      await sql`insert into public.api_request_log (request_id, user_id, shape, status, latency_ms)
+        values (${crypto.randomUUID()}, ${user.id}, ${shape!.id}, 200, 1.5)`;
+    }
+    // A key's rows name the key only (its owner is the key's): the owner reads them too.
+    for (const key of [keyA, keyB]) {
+      await sql`insert into public.api_request_log (request_id, key_id, shape, status, latency_ms)
+        values (${crypto.randomUUID()}, public.key_uuid(${key.id}), ${shape!.id}, 200, 1.5)`;
     }
     const ids = <T extends { id: string }>(rows: readonly T[]) => rows.map((r) => r.id);
     /** Asserts that `fn`, run as the user of `claims`, fails with `code` (no privilege). */
@@ -295,16 +305,54 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
       const rows = await asUser(
         sql,
         a.claims,
-        (tx) => tx<{ user_id: string }[]>`select user_id from public.api_request_log`,
+        (tx) =>
+          tx<{ user_id: string | null; key_id: string | null }[]>`
+            select user_id, public.key_ulid(key_id) as key_id from public.api_request_log`,
       );
+      assert.ok(rows.some((r) => r.user_id === a.id), "the user's own rows");
+      assert.ok(rows.some((r) => r.key_id === keyA.id), "the rows of the user's key");
       assert.ok(
-        rows.length >= 1 && rows.every((r) => r.user_id === a.id),
+        rows.every((r) => r.user_id === a.id || (r.user_id === null && r.key_id === keyA.id)),
+        JSON.stringify(rows),
       );
       await refused(
         a.claims,
         (tx) =>
-          tx`insert into public.api_request_log (request_id, user_id, method, path, status, latency_ms)
-            values (${crypto.randomUUID()}, ${a.id}, 'GET', '/', 200, 1)`,
+          tx`insert into public.api_request_log (request_id, user_id, shape, status, latency_ms)
+            values (${crypto.randomUUID()}, ${a.id}, 0, 200, 1)`,
+      );
+      for (const table of ["api_request_shapes", "api_request_log_entries"]) {
+        await refused(a.claims, (tx) => tx`select 1 from ${tx("public." + table)}`);
+      }
+    });
+
+    await t.step("request log: my_request_log() shows one's own rows as written", async () => {
+      const rows = await asUser(
+        sql,
+        a.claims,
+        (tx) =>
+          tx<{ key_id: string | null; route: string }[]>`select key_id, route
+            from public.my_request_log(now() - interval '1 hour', now() + interval '1 hour')`,
+      );
+      assert.deepEqual(rows.map((r) => r.key_id).sort(), [keyA.id, null].sort());
+      assert.ok(rows.every((r) => r.route === "/api/v1/test"));
+      const none = await asUser(
+        sql,
+        { role: "authenticated" },
+        (tx) => tx`select 1 from public.my_request_log(now() - interval '1 hour', now())`,
+      );
+      assert.equal(none.length, 0, "no subject, no rows");
+      const old = await asUser(
+        sql,
+        a.claims,
+        (tx) =>
+          tx`select 1 from public.my_request_log(now() - interval '3 days',
+            now() + interval '2 days')`,
+      );
+      assert.equal(old.length, 0, "at most the range's last day");
+      await assertSqlState(
+        asAnon(sql, (tx) => tx`select 1 from public.my_request_log(now(), now())`),
+        DENIED,
       );
     });
 
@@ -314,26 +362,39 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
           sql,
           { role: "authenticated" },
           (tx) =>
-            tx`select ${tx.unsafe(table === "accounts" ? "user_id" : "id")} from ${
-              tx("public." + table)
-            }`,
+            tx`select ${
+              tx.unsafe(
+                table === "accounts"
+                  ? "user_id"
+                  : table === "api_request_log"
+                  ? "request_id"
+                  : "id",
+              )
+            } from ${tx("public." + table)}`,
         );
         assert.equal(rows.length, 0, table);
       }
       await refused(a.claims, (tx) => tx`select id from auth.users`);
     });
 
-    // Default privileges would give the API roles the log's identity sequence; setval() from a
-    // user would make every later log insert fail, so the migration revokes it.
-    await t.step("API roles have no privileges on the request log's sequence", async () => {
-      // Checked through the privileges, not by calling setval(): a sequence change is not
-      // transactional, and a successful rewind would break the log for every later test.
-      const privileges = (tx: Q) =>
-        tx<{ granted: boolean }[]>`
-          select has_sequence_privilege('public.api_request_log_id_seq', 'usage,select,update')
-            as granted`;
-      assert.equal((await asUser(sql, a.claims, privileges))[0]?.granted, false, "authenticated");
-      assert.equal((await asAnon(sql, privileges))[0]?.granted, false, "anon");
+    // Each partition is a table of its own, reachable by name: created by the maintenance job
+    // under the default privileges that grant the API roles everything, so each must have RLS
+    // on and no privileges left (the parent's policy applies only through the parent).
+    await t.step("request log partitions: RLS on, nothing granted to the API roles", async () => {
+      const parts = await sql<{ name: string; rls: boolean }[]>`
+        select c.relname as name, c.relrowsecurity as rls from pg_inherits i
+        join pg_class c on c.oid = i.inhrelid
+        where i.inhparent = 'public.api_request_log'::regclass`;
+      assert.ok(parts.length >= 2, "the default partition and today's at least");
+      for (const p of parts) {
+        assert.ok(p.rls, `${p.name}: RLS`);
+        for (const role of ["anon", "authenticated"]) {
+          const [row] = await sql<{ granted: boolean }[]>`select has_table_privilege(${role},
+            ${"public." + p.name}, 'select,insert,update,delete,truncate') as granted`;
+          assert.equal(row?.granted, false, `${role} on ${p.name}`);
+        }
+        await refused(a.claims, (tx) => tx`select 1 from ${tx("public." + p.name)}`);
+      }
     });
 
     await t.step("anon sees no rows of anything but tiers", async () => {
@@ -341,7 +402,7 @@ Deno.test("database isolation (RLS, grants, guard trigger)", async (t) => {
         accounts: "select user_id from public.accounts",
         api_keys: "select id from public.api_keys",
         vaults: "select id from public.vaults",
-        api_request_log: "select id from public.api_request_log",
+        api_request_log: "select request_id from public.api_request_log",
         users: "select id from auth.users",
       };
       for (const [name, query] of Object.entries(queries)) {

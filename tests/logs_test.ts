@@ -139,12 +139,13 @@ e2e("server log: no key, token or key hash, wherever the client put them", async
   for (let i = 0; i < 50 && rows.length < ids.length; i++) {
     await delay(200);
     rows = await db()<{ path: string; user_agent: string | null }[]>`
-      select path, user_agent from public.api_request_log where request_id = any(${ids}::uuid[])`;
+      select route as path, user_agent from public.api_request_log_entries
+      where request_id = any(${ids}::uuid[])`;
   }
   assert.equal(rows.length, ids.length, "every request is in the request log");
   for (const row of rows) {
     assert.ok(!row.path.includes("?"), `path ${row.path} has no query`);
-    assertAbsent(row.path, forms, "api_request_log.path");
+    assertAbsent(row.path, forms, "api_request_log route");
   }
 });
 
@@ -163,7 +164,7 @@ e2e("request log: a credential in the User-Agent is not stored", async () => {
   for (let i = 0; i < 50 && row === undefined; i++) {
     await delay(200);
     [row] = await db()<{ user_agent: string }[]>`
-      select user_agent from public.api_request_log where request_id = ${id}`;
+      select user_agent from public.api_request_log_entries where request_id = ${id}`;
   }
   assert.ok(row, "the refused request is recorded");
   assertAbsent(row.user_agent, await forbiddenForms([key.key], [token]), "user_agent");

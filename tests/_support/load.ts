@@ -253,7 +253,7 @@ export async function runLoadTest(options: LoadOptions): Promise<LoadReport> {
       "request log of the limited key",
       async () => {
         const [row] = await sql<{ n: string }[]>`select count(*) as n from public.api_request_log
-        where key_id = ${limitedKey.id} and status = 200`;
+        where key_id = public.key_uuid(${limitedKey.id}) and status = 200`;
         audited200 = Number(row?.n ?? 0);
         return audited200 >= wrk200;
       },

@@ -57,7 +57,11 @@ export function startScheduler(jobs: Job[], log: Log, firstAfterMs = 5_000): () 
   };
 }
 
-/** The retention job: `call public.purge_expired()` (migration `..._usage.sql`). */
+/**
+ * The retention job: `call public.purge_expired()` (migrations `..._usage.sql` and
+ * `..._request_log_partitioned.sql`): batched deletes of the other tables, and the request log's
+ * partitions created ahead and dropped when expired.
+ */
 export function purgeJob(dbUrl: string, everyMs: number): Job {
   return {
     name: "purge_expired",
@@ -66,9 +70,10 @@ export function purgeJob(dbUrl: string, everyMs: number): Job {
       const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
       try {
         // The simple protocol, as pg_cron runs it: the procedure commits between batches.
-        const [row] = await sql.unsafe<{ deleted: string }[]>("call public.purge_expired()")
-          .simple();
-        return { deleted: Number(row?.deleted ?? 0) };
+        const [row] = await sql.unsafe<{ deleted: string; maintained: unknown }[]>(
+          "call public.purge_expired()",
+        ).simple();
+        return { deleted: Number(row?.deleted ?? 0), partitions: row?.maintained };
       } finally {
         await sql.end({ timeout: 5 });
       }

@@ -20,6 +20,11 @@
  * carries an id: written twice, after an answer lost at commit, it changes nothing the second
  * time. The same statement moves `last_used_at` of the keys seen, at most once a minute per key.
  *
+ * Rows are written in the compact form of log_rows.ts (a shape per distinct method, route, code,
+ * mode and user agent; the key as a uuid). Which rows the raw log keeps is the database's setting
+ * `request_log_settings.raw_log` (all, only status 400 and above, none), applied in the same
+ * statement; the hourly aggregates and the refusal counters count every request in every mode.
+ *
  * A failed write keeps its batch and retries with backoff for a bounded time
  * ({@link AuditOptions.retryForMs}), so a database restart loses nothing; rows still unwritten
  * after that, or beyond the queue's bound, are dropped and counted in an error line.
@@ -28,23 +33,11 @@
  * @module
  */
 import { inTransaction, type Sql } from "./db/client.ts";
-import { type Logger, redact } from "./log.ts";
+import type { Logger } from "./log.ts";
+import { type LoggedRequest, logRows } from "./log_rows.ts";
 
 /** One request, as logged. Never holds a credential. */
-export interface AuditRecord {
-  requestId: string;
-  keyId?: string | undefined;
-  userId?: string | undefined;
-  mode?: "live" | "test" | undefined;
-  method: string;
-  path: string;
-  status: number;
-  code?: string | undefined;
-  latencyMs: number;
-  ip?: string | undefined;
-  userAgent?: string | undefined;
-  at: Date;
-}
+export type AuditRecord = LoggedRequest;
 
 /** Accepts records and persists them soon after. */
 export interface AuditSink {
@@ -77,8 +70,6 @@ export interface AuditOptions {
 export const FULL_REFUSALS_PER_MINUTE = 10;
 /** Subjects tracked per minute; past this every refusal is counted, none kept in full. */
 const MAX_SUBJECTS = 20_000;
-const MAX_USER_AGENT = 512;
-const MAX_PATH = 1024;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Refusals of one subject, code and minute beyond the full rows. */
@@ -167,21 +158,7 @@ export function createAuditSink(options: AuditOptions): AuditSink {
    * took many times the wall time and 16-120 µs a row on the writer's side.
    */
   const write = async (batch: Batch) => {
-    const rows = batch.rows.map((r) => ({
-      request_id: r.requestId,
-      key_id: r.keyId ?? null,
-      user_id: r.userId ?? null,
-      mode: r.mode ?? null,
-      method: r.method.slice(0, 16),
-      path: r.path.slice(0, MAX_PATH),
-      status: r.status,
-      code: r.code ?? null,
-      latency_ms: Math.round(r.latencyMs * 1000) / 1000,
-      ip: r.ip ?? null,
-      // Clients have put keys in their User-Agent; the log must never keep one.
-      user_agent: r.userAgent === undefined ? null : redact(r.userAgent.slice(0, MAX_USER_AGENT)),
-      created_at: r.at.toISOString(),
-    }));
+    const { rows, shapes } = logRows(batch.rows);
     const refusals = batch.counters.map((c) => ({
       subject: c.subject,
       code: c.code,
@@ -200,24 +177,48 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     ];
     // Returned, not awaited: BEGIN, the timeouts, the statement and COMMIT leave in one write.
     // Every parameter is text (no array), so postgres.js sends it without describing it first.
+    // How much of the raw log to keep is the database's setting (request_log_settings.raw_log):
+    // every row goes into the aggregates, only the kept ones into api_request_log.
     await inTransaction(sql, {}, (tx) =>
       tx`with batch as (
           insert into public.api_log_batches (id) values (${batch.id})
           on conflict do nothing returning id
-        ), logged as (
-          insert into public.api_request_log (request_id, key_id, user_id, mode, method, path,
-            status, code, latency_ms, ip, user_agent, created_at)
+        ), input as (
           select r.* from batch, json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
-            request_id uuid, key_id text, user_id uuid, mode text, method text, path text,
-            status smallint, code text, latency_ms real, ip inet, user_agent text,
-            created_at timestamptz)
-          on conflict (request_id) do nothing
-          returning key_id, user_id, mode, status, created_at
+            created_at timestamptz, request_id uuid, shape integer, key_id text, key uuid,
+            user_id uuid, mode text, status smallint, latency_ms real, ip inet)
         ), refused as (
           select c.* from batch, json_to_recordset(${JSON.stringify(refusals)}::text::json) as c(
             subject text, code text, status smallint, minute timestamptz, count integer,
             first_seen timestamptz, last_seen timestamptz, key_id text, user_id uuid, mode text,
             ip inet)
+        ), shapes as (
+          select public.request_shape_id(s.method, s.route, s.code, s.mode, s.user_agent) as id,
+            s.* from json_to_recordset(${JSON.stringify(shapes)}::text::json) as s(n integer,
+            method text, route text, code text, mode text, user_agent text)
+        ), kept as (
+          select i.*, s.id as shape_id from input i
+          join shapes s on s.n = i.shape
+          join public.request_log_settings c
+            on c.raw_log = 'all' or (c.raw_log = 'failed' and i.status >= 400)
+        ), used_shapes as (
+          select shape_id, max((created_at at time zone 'UTC')::date) as day from kept
+          group by shape_id
+        ), shaped as (
+          insert into public.api_request_shapes (id, method, route, code, mode, user_agent,
+            last_day)
+          select s.id, s.method, s.route, s.code, s.mode, s.user_agent, u.day
+          from used_shapes u join shapes s on s.id = u.shape_id
+          on conflict (id) do nothing
+        ), aged as (
+          update public.api_request_shapes t set last_day = u.day from used_shapes u
+          where t.id = u.shape_id and t.last_day < u.day
+        ), logged as (
+          insert into public.api_request_log (created_at, request_id, shape, key_id, user_id,
+            latency_ms, status, ip)
+          select created_at, request_id, shape_id, key, case when key is null then user_id end,
+            latency_ms, status, ip
+          from kept
         ), counted as (
           insert into public.api_refusals as t (subject, code, minute, status, count, first_seen,
             last_seen, key_id, user_id, mode, ip)
@@ -236,7 +237,7 @@ export function createAuditSink(options: AuditOptions): AuditSink {
             coalesce(sum(n) filter (where status between 400 and 499 and status <> 429), 0),
             coalesce(sum(n) filter (where status >= 500), 0)
           from (
-            select key_id, user_id, mode, status, created_at as at, 1 as n from logged
+            select key_id, user_id, mode, status, created_at as at, 1 as n from input
             union all
             select key_id, user_id, mode, status, minute, count from refused
           ) e

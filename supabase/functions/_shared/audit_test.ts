@@ -16,6 +16,7 @@ import type { Sql } from "./db/client.ts";
 function fakeSql(options: { failures?: number; lostAnswers?: number; delayMs?: number } = {}) {
   const batches: Array<Array<Record<string, unknown>>> = [];
   const counted: Array<Array<Record<string, unknown>>> = [];
+  const shapes: Array<Array<Record<string, unknown>>> = [];
   const ids: string[] = [];
   let failures = options.failures ?? 0;
   let lostAnswers = options.lostAnswers ?? 0;
@@ -40,10 +41,11 @@ function fakeSql(options: { failures?: number; lostAnswers?: number; delayMs?: n
   const statement = (first: TemplateStringsArray, ...values: unknown[]) => {
     const text = first.join("?");
     if (text.includes("insert into public.api_request_log")) {
-      // A batch travels as its id and two JSON text parameters: full rows and counters.
+      // A batch travels as its id and JSON text parameters: full rows, counters and shapes.
       ids.push(values[0] as string);
       batches.push(JSON.parse(values[1] as string));
       counted.push(JSON.parse(values[2] as string));
+      shapes.push(JSON.parse(values[3] as string));
     }
     if (text.trim() === "commit" && lostAnswers > 0) {
       lostAnswers--;
@@ -68,7 +70,14 @@ function fakeSql(options: { failures?: number; lostAnswers?: number; delayMs?: n
       });
     },
   };
-  return { sql: sql as unknown as Sql, batches, counted, ids, transactions: () => transactions };
+  return {
+    sql: sql as unknown as Sql,
+    batches,
+    counted,
+    shapes,
+    ids,
+    transactions: () => transactions,
+  };
 }
 
 const record = (i: number): AuditRecord => ({
@@ -169,7 +178,8 @@ Deno.test("createAuditSink() keeps no credential a client put in its User-Agent"
   const key = `sk_live_${"A".repeat(48)}`;
   sink.record({ ...record(1), userAgent: `curl ${key}` });
   await settled();
-  assert.equal(db.batches[0]![0]!.user_agent, "curl sk_live_[redacted]");
+  assert.equal(db.shapes[0]![0]!.user_agent, "curl sk_live_[redacted]");
+  assert.ok(!JSON.stringify(db.batches).includes(key) && !JSON.stringify(db.shapes).includes(key));
 });
 
 const refusal = (ip: string, code = "INVALID_API_KEY", status = 401): AuditRecord => ({
