@@ -13,10 +13,10 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { api, closeDbLast, db, e2e, newKey, newTier, newUser, uniqueIp } from "./_harness.ts";
+import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2020, 2, 1, 12, 0, 0);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 
 interface Partition {

@@ -35,6 +35,7 @@
 import { inTransaction, type Sql } from "./db/client.ts";
 import type { Logger } from "./log.ts";
 import { type LoggedRequest, logRows } from "./log_rows.ts";
+import { delay as sleep } from "./deadline.ts";
 
 /** One request, as logged. Never holds a credential. */
 export type AuditRecord = LoggedRequest;
@@ -70,7 +71,6 @@ export interface AuditOptions {
 export const FULL_REFUSALS_PER_MINUTE = 10;
 /** Subjects tracked per minute; past this every refusal is counted, none kept in full. */
 const MAX_SUBJECTS = 20_000;
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Refusals of one subject, code and minute beyond the full rows. */
 interface Counter {
