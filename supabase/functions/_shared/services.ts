@@ -1,8 +1,8 @@
 /**
  * An isolate's dependencies and state: configuration, clock, logger, database pool, Redis,
  * verifiers, rate limiter, request log and error reporter. Everything an isolate keeps between
- * requests lives here (nothing in module globals), built once when the isolate starts; tests
- * build their own from fakes (`_shared/testing/`).
+ * requests lives here (nothing in module globals), each built once, when first used (a function
+ * builds only what its requests need); tests build their own from fakes (`_shared/testing/`).
  *
  * @module
  */
@@ -99,48 +99,94 @@ function lazySentry(options: SentryOptions, log: Logger): ErrorReporter {
 /** Services and what shutting them down must wait for. */
 export interface Isolate {
   services: Services;
+  /**
+   * Starts opening what the function will need before its first request: the Redis connection
+   * (rate limits). Functions that never count a request do not call it.
+   */
+  warm?(): void;
   /** Flushes the request log, waits for background work and closes the pool. */
   shutdown(): Promise<void>;
 }
 
-/** Builds an isolate's services from a configuration. */
+/**
+ * Defines `key` on `target` as the value `make` returns when first read, then kept: a service
+ * one function never uses (the reference never opens a database pool) is never built.
+ */
+function lazy<T extends object, K extends keyof T>(target: T, key: K, make: () => T[K]): void {
+  Object.defineProperty(target, key, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const value = make();
+      Object.defineProperty(target, key, { value, enumerable: true });
+      return value;
+    },
+  });
+}
+
+/** A value made on first use, then kept, with whether it was made. */
+function once<T>(make: () => T): { (): T; made: boolean } {
+  let value: T;
+  const get = Object.assign(() => {
+    if (!get.made) (value = make(), get.made = true);
+    return value;
+  }, { made: false });
+  return get;
+}
+
+/**
+ * Builds an isolate's services from a configuration. The cheap ones at once; the database pool,
+ * the Redis client and what stands on them when first used.
+ */
 export function buildServices(config: Config, now: () => number = Date.now): Isolate {
   const log = createLogger({}, config.logLevel);
   for (const warning of config.warnings) log.warn(warning);
   const inFlight = new Set<Promise<unknown>>();
   const background = backgroundRunner(log, inFlight);
-  const sql = createSql(config.db);
-  const { redis, requester } = createRedis({
-    url: config.redis.url,
-    token: config.redis.token,
-    timeoutMs: config.rateLimit.timeoutMs,
-    connectTimeoutMs: config.redis.connectTimeoutMs,
-  });
-  const keyEpoch = createRedisKeyEpoch(redis, config.redis.prefix);
-  const services: Services = {
+  const sql = once(() => createSql(config.db));
+  const redis = once(() =>
+    createRedis({
+      url: config.redis.url,
+      token: config.redis.token,
+      timeoutMs: config.rateLimit.timeoutMs,
+      connectTimeoutMs: config.redis.connectTimeoutMs,
+    })
+  );
+  const keyEpoch = once(() => createRedisKeyEpoch(redis().redis, config.redis.prefix));
+  const audit = once(() => createAuditSink({ sql: sql(), log, background, now }));
+  const services = {
     config,
     now,
     log,
-    sql,
-    redis,
-    redisStats: requester.stats,
-    jwt: createJwtVerifier({
+    addresses: addressPolicy(config.clientAddress),
+    requestLines: createRequestLineSampler(config.logRequestsPer10s, log, now),
+    reporter: config.sentry ? lazySentry({ ...config.sentry, background }, log) : noopReporter,
+    background,
+  } as Services;
+  lazy(services, "sql", sql);
+  lazy(services, "redis", () => redis().redis);
+  lazy(services, "redisStats", () => redis().requester.stats);
+  lazy(services, "keyEpoch", keyEpoch);
+  lazy(services, "audit", audit);
+  lazy(services, "jwt", () =>
+    createJwtVerifier({
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,
       jwks: new URL(config.jwt.jwksUrl),
       hsSecret: config.jwt.hsSecret,
       cooldownMs: config.jwt.jwksCooldownMs,
       now,
-    }),
-    keys: createKeyAuthenticator({
-      store: createSqlKeyStore(sql),
+    }));
+  lazy(services, "keys", () =>
+    createKeyAuthenticator({
+      store: createSqlKeyStore(sql()),
       acceptedModes: config.keyModes,
-      epoch: keyEpoch,
+      epoch: keyEpoch(),
       now,
-    }),
-    keyEpoch,
-    limiter: createRateLimiter({
-      redis,
+    }));
+  lazy(services, "limiter", () =>
+    createRateLimiter({
+      redis: redis().redis,
       prefix: config.redis.prefix,
       background,
       now,
@@ -152,30 +198,27 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
           }),
         now,
       ),
-    }),
-    addresses: addressPolicy(config.clientAddress),
-    requestLines: createRequestLineSampler(config.logRequestsPer10s, log, now),
-    audit: createAuditSink({ sql, log, background, now }),
-    reporter: config.sentry ? lazySentry({ ...config.sentry, background }, log) : noopReporter,
-    background,
-    webhooks: createWebhooks({
-      sql,
-      redis,
+    }));
+  lazy(services, "webhooks", () =>
+    createWebhooks({
+      sql: sql(),
+      redis: redis().redis,
       redisPrefix: config.redis.prefix,
       config: config.webhooks,
       log,
       now,
       background,
-    }),
-  };
+    }));
   return {
     services,
+    // Creating the client starts opening its connection (redis.ts).
+    warm: () => void redis(),
     async shutdown() {
       services.requestLines.flush();
       await Promise.allSettled([...inFlight]);
       await services.reporter.flush();
-      await services.audit.close();
-      await services.sql.end({ timeout: 5 });
+      if (audit.made) await audit().close();
+      if (sql.made) await sql().end({ timeout: 5 });
     },
   };
 }

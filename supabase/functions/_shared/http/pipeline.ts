@@ -81,6 +81,8 @@ export function createHandler(options: FunctionOptions): Handler {
   }
   if (options.boot instanceof ConfigError) return misconfigured;
   const s = options.boot.services;
+  // A function that counts requests opens its Redis connection now, not at its first request.
+  if (compiled.some((r) => r.spec.rateLimited !== false)) options.boot.warm?.();
 
   return async (req, info) => {
     const started = performance.now();
