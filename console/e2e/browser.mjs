@@ -14,7 +14,19 @@ import { createRequire } from "node:module";
 export const API_URL = process.env.TORVUS_TEST_BASE_URL ?? "http://127.0.0.1:29331";
 export const CONSOLE_URL = process.env.TORVUS_CONSOLE_URL ?? "http://127.0.0.1:29333";
 
-const CHROMIUM = process.env.TORVUS_CHROMIUM ?? "/usr/bin/chromium";
+/** Debian's Chromium. */
+export const CHROMIUM = process.env.TORVUS_CHROMIUM ?? "/usr/bin/chromium";
+/** Chromium's flags for the suite and the benchmark: headless, quiet, nothing from the network. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const AXE_SOURCE = readFileSync(
   createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
   "utf8",
@@ -31,16 +43,7 @@ export async function openBrowser() {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1200, height: 900 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: CONSOLE_URL });
   const problems = [];

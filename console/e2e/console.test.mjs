@@ -276,3 +276,63 @@ test("sign in with the email code (a new user)", async () => {
   for (const secret of secrets) assert.equal((await storageDump(page)).includes(secret), false);
   noProblems();
 });
+
+test("an ended session brings sign-in over the page, and what was typed stays", async () => {
+  const page = b.page;
+  // Access tokens of 3 s for this user (the test profile's Auth honours the header).
+  const shortTokens = (route) =>
+    route.continue({
+      headers: { ...route.request().headers(), "x-torvus-auth-token-ttl": "3" },
+    });
+  await b.context.route(`${API_URL}/auth/v1/**`, shortTokens);
+  let token = "";
+  const capture = async (response) => {
+    if (response.url().startsWith(`${API_URL}/auth/v1/signup`) && response.ok()) {
+      token = (await response.json()).access_token;
+    }
+  };
+  page.on("response", capture);
+  const who = uniqueEmail("ended");
+  await page.getByRole("tab", { name: "Password" }).click();
+  await page.getByRole("textbox", { name: "Email" }).fill(who);
+  await page.getByRole("textbox", { name: "Password" }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+  page.off("response", capture);
+  await page.getByRole("link", { name: "API keys" }).click();
+  await heading(/API keys/);
+  await page.getByLabel("Name").fill("typed before the session ended");
+
+  // The session ends elsewhere (sign-out everywhere), and the access token expires.
+  const out = await fetch(`${API_URL}/auth/v1/logout?scope=global`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  assert.equal(out.status, 204);
+  await new Promise((r) => setTimeout(r, 3_500));
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.getByText("Your session ended. Sign in again").waitFor().catch(async (e) => {
+    throw new Error(`${await page.locator("body").innerText()}\n${b.problems.join("\n")}`, {
+      cause: e,
+    });
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  // The refused refresh and API call are the expected network errors of this test.
+  b.problems.splice(
+    0,
+    b.problems.length,
+    ...b.problems.filter((p) => !/status of (400|401|403|419)/.test(p)),
+  );
+  assert.equal(await page.getByLabel("Name").inputValue(), "typed before the session ended");
+
+  await b.context.unroute(`${API_URL}/auth/v1/**`, shortTokens);
+  const overlay = page.locator(".signin.overlay");
+  await overlay.getByRole("textbox", { name: "Email" }).fill(who);
+  await overlay.getByRole("textbox", { name: "Password" }).fill(PASSWORD);
+  await overlay.getByRole("button", { name: "Sign in", exact: true }).click();
+  await overlay.waitFor({ state: "detached" });
+  assert.equal(await page.getByLabel("Name").inputValue(), "typed before the session ended");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.getByRole("region", { name: /Your new key "typed before/ }).waitFor();
+  noProblems();
+});

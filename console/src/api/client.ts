@@ -27,11 +27,19 @@ async function accessToken(): Promise<string | null> {
   return data.session?.access_token ?? null;
 }
 
+/** The answer for a call made without a session: no request is sent. */
+function sessionEnded(): Response {
+  endSession();
+  const body = { code: "SESSION_ENDED", message: "Your session ended: sign in again" };
+  return Response.json(body, { status: 401 });
+}
+
 /** fetch with the session's bearer token, refreshing once on 419. */
 async function authedFetch(input: Request): Promise<Response> {
   const send = async (token: string | null) => {
+    if (token === null) return sessionEnded();
     const request = input.clone();
-    if (token !== null) request.headers.set("Authorization", `Bearer ${token}`);
+    request.headers.set("Authorization", `Bearer ${token}`);
     return await fetch(request);
   };
   let response = await send(await accessToken());
