@@ -66,7 +66,12 @@ export function consoleHandler(dir: string): (req: Request) => Promise<Response>
         { status: 503, headers: { "Content-Type": "text/plain; charset=utf-8" } },
       );
     }
-    const path = decodeURIComponent(new URL(req.url).pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url).pathname);
+    } catch {
+      return new Response("Bad request\n", { status: 400 });
+    }
     const relative = normalize(path).replace(/^(\.\.(\/|$))+/, "").replace(/^\/+/, "");
     let file = relative === "" || extname(relative) === "" ? "index.html" : relative;
     if (file === "_headers") file = "index.html";
