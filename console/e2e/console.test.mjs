@@ -3,7 +3,9 @@
  * password, with a magic link (PKCE) and with an email code; create a key with the keyboard
  * alone and see it once; use it against /api/v1/test (200) and see the request in the usage
  * chart; revoke it and see it refused (401); add a webhook endpoint on a loopback receiver, send
- * a test, see the delivery listed; sign out, with the key and the tokens nowhere in storage.
+ * a test, see the delivery listed, retry it, rotate the secret, disable and enable the endpoint;
+ * sign out, with the keys and the tokens nowhere in storage; an ended session brings sign-in
+ * over the page without losing what was typed; roll a key with a grace period.
  * axe-core runs on every page (no serious or critical violation), and any console error, page
  * error or CSP violation fails the suite.
  */
@@ -209,6 +211,29 @@ test("webhooks: add an endpoint on a loopback receiver, send a test, see the del
     assert.equal(received.length, 1);
     assert.equal(JSON.parse(received[0].body).type, "webhook.test");
     await checkAxe("webhooks (deliveries)");
+
+    // Retry sends the same event again.
+    await deliveries.getByRole("button", { name: /^Retry webhook\.test/ }).click();
+    for (let i = 0; i < 50 && received.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(received.length, 2);
+    assert.equal(received[1].headers["webhook-id"], received[0].headers["webhook-id"]);
+
+    // Rotate the secret: confirmed, then the new one shown once.
+    await page.getByRole("button", { name: `Rotate secret of ${url}` }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Rotate the secret" }).click();
+    const rotated = page.getByRole("region", { name: /New signing secret of/ });
+    const next = await rotated.getByLabel(/signing secret/).inputValue();
+    assert.match(next, /^whsec_/);
+    assert.notEqual(next, secret);
+    secrets.add(next);
+    await rotated.getByRole("button", { name: "Done, I stored it" }).click();
+
+    // Disable it, then enable it again.
+    await page.getByRole("button", { name: `Disable ${url}` }).click();
+    await page.getByRole("button", { name: `Enable ${url}` }).click();
+    await page.getByRole("button", { name: `Disable ${url}` }).waitFor();
     noProblems();
   } finally {
     receiver.close();
@@ -340,5 +365,34 @@ test("an ended session brings sign-in over the page, and what was typed stays", 
   assert.equal(await page.getByLabel("Name").inputValue(), "typed before the session ended");
   await page.getByRole("button", { name: "Create key" }).click();
   await page.getByRole("region", { name: /Your new key "typed before/ }).waitFor();
+  noProblems();
+});
+
+test("roll a key with a grace period: both keys work, the new one is shown once", async () => {
+  const page = b.page;
+  const name = "typed before the session ended";
+  const old = await page.getByRole("region", { name: /Your new key/ }).getByLabel(/Your new key/)
+    .inputValue();
+  secrets.add(old);
+  await page.getByRole("button", { name: "Done, I stored it" }).click();
+  await page.getByRole("button", { name: `Roll ${name}` }).click();
+  const dialog = page.getByRole("dialog", { name: `Roll "${name}"?` });
+  await dialog.getByLabel("The old key keeps working for").selectOption("3600");
+  await checkAxe("keys (roll dialog)");
+  await dialog.getByRole("button", { name: "Roll the key" }).click();
+  const once = page.getByRole("region", { name: `New key for "${name}"` });
+  const rolled = await once.getByLabel(/New key for/).inputValue();
+  assert.match(rolled, /^sk_test_/);
+  assert.notEqual(rolled, old);
+  secrets.add(rolled);
+  await checkAxe("keys (key shown once)");
+  await once.getByRole("button", { name: "Done, I stored it" }).click();
+  for (const key of [old, rolled]) {
+    const r = await fetch(`${API_URL}/api/v1/test`, { headers: { "X-API-Key": key } });
+    assert.equal(r.status, 200, await r.text());
+  }
+  await signOut();
+  const dump = await storageDump(page);
+  for (const secret of secrets) assert.equal(dump.includes(secret), false);
   noProblems();
 });
