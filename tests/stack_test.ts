@@ -60,6 +60,7 @@ Deno.test("stack settings: each profile's defaults have every key", () => {
     TORVUS_WEBHOOK_ALLOW_LOOPBACK: "true",
     TORVUS_WEBHOOK_RETRY_BASE_MS: "1000",
     TORVUS_WEBHOOK_SWEEP_EVERY_MS: "1000",
+    TORVUS_CONSOLE_PORT: "29333",
     TORVUS_PROFILE: "test",
   });
   const dev = resolveSettings("dev", new Map(), noEnv, () => TOKEN);

@@ -7,7 +7,9 @@
  * - Supabase's own paths, `/functions/v1/<name>/...` (so `supabase.functions.invoke` works);
  * - any other path (an unknown function too): the gateway's 404 in the API's error format,
  *   without reaching a function or counting against a rate limit;
- * - the local Auth stand-in's JWKS at `/auth/v1/.well-known/jwks.json`;
+ * - the local Auth stand-in (`auth/server.ts`) at `/auth/v1/...`: sign-up, password and email
+ *   sign-in, magic links with PKCE, refresh, sign-out, the JWKS; its mail at `/_mailbox/`;
+ * - with `TORVUS_CONSOLE_PORT`, the built console (`console/dist`) on that port (`console.ts`);
  * - with `TORVUS_RUNTIME_CONTROL=true` (the test profile), `/_runtime/stats` and
  *   `POST /_runtime/functions/<name>/drop` (retire the function's isolate; it is dropped early
  *   once idle), for tests and the benchmark.
@@ -25,7 +27,11 @@
  * @module
  */
 import { loadLocalEnv } from "./local_env.ts";
+import postgres from "postgres";
 import { publicJwks } from "./local_auth.ts";
+import { createAuthHandler } from "./auth/server.ts";
+import { Mailbox } from "./auth/mailbox.ts";
+import { serveConsole } from "./console.ts";
 import { FUNCTIONS, resolveGatewayPath } from "../supabase/functions/_shared/routes.ts";
 import {
   DEFAULT_LIMITS,
@@ -124,6 +130,10 @@ export interface DevServerOptions {
   control: boolean;
   limits?: RuntimeLimits;
   log?: Log;
+  /** The Auth stand-in's handler for `/auth/v1/...` (without it, only the JWKS is served). */
+  auth?: (req: Request) => Promise<Response>;
+  /** The local mailbox shown at `/_mailbox/`. */
+  mailbox?: Mailbox;
 }
 
 /** The request handler and the runtime behind it. */
@@ -150,10 +160,16 @@ export function createDevServer(options: DevServerOptions): {
   const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     const started = performance.now();
     const url = new URL(req.url);
+    if (url.pathname.startsWith("/auth/v1/") && options.auth !== undefined) {
+      return await options.auth(req);
+    }
     if (url.pathname === "/auth/v1/.well-known/jwks.json") {
       return Response.json(await publicJwks(), {
         headers: { "Cache-Control": "public, max-age=600" },
       });
+    }
+    if (url.pathname.startsWith("/_mailbox") && options.mailbox !== undefined) {
+      return options.mailbox.serve(url);
     }
     if (options.control && url.pathname.startsWith("/_runtime/")) {
       return await control(req, url.pathname);
@@ -209,12 +225,32 @@ if (import.meta.main) {
     if (level === "info") console.log(line);
     else console.error(line);
   };
+  const dbUrl = Deno.env.get("SUPABASE_DB_URL");
+  const control = Deno.env.get("TORVUS_RUNTIME_CONTROL") === "true";
+  const mailbox = new Mailbox();
+  const consolePort = Number(Deno.env.get("TORVUS_CONSOLE_PORT") || "0");
+  const consoleUrl = consolePort > 0 ? `http://${hostname}:${consolePort}` : undefined;
+  const authSql = dbUrl ? postgres(dbUrl, { max: 4, onnotice: () => {} }) : undefined;
   const { handler, runtime } = createDevServer({
     passForwarded: Deno.env.get("TORVUS_DEV_PASS_FORWARDED") === "true",
     gatewaySecret: Deno.env.get("TORVUS_GATEWAY_SECRET") || undefined,
-    control: Deno.env.get("TORVUS_RUNTIME_CONTROL") === "true",
+    control,
     limits: limitsFromEnv(),
     log: write,
+    mailbox,
+    ...(authSql && {
+      auth: createAuthHandler({
+        sql: authSql,
+        mailbox,
+        publicUrl: Deno.env.get("SUPABASE_URL") ?? `http://${hostname}:${port}`,
+        siteUrl: Deno.env.get("TORVUS_AUTH_SITE_URL") || consoleUrl ||
+          `http://${hostname}:${port}`,
+        redirectUrls: (Deno.env.get("TORVUS_AUTH_REDIRECT_URLS") ?? "").split(",")
+          .map((u) => u.trim()).filter((u) => u !== ""),
+        jwtExpiry: Number(Deno.env.get("TORVUS_AUTH_JWT_EXPIRY") || "3600"),
+        allowTtlHeader: control,
+      }),
+    }),
   });
   const server = Deno.serve({
     hostname,
@@ -231,8 +267,11 @@ if (import.meta.main) {
     },
   }, handler);
 
+  const consoleServer = consolePort > 0
+    ? serveConsole({ hostname, port: consolePort, log: write })
+    : undefined;
+
   // Scheduled jobs (pg_cron on hosted Supabase): retention and the webhook sweep.
-  const dbUrl = Deno.env.get("SUPABASE_DB_URL");
   const purgeEvery = Number(Deno.env.get("TORVUS_DEV_PURGE_EVERY_S") || "3600") * 1000;
   const sweep = webhookSweepJob(
     `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
@@ -252,6 +291,8 @@ if (import.meta.main) {
       new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000)),
     ]);
     if (!closed) write("warn", "requests still open after 5 s; stopping anyway");
+    await consoleServer?.shutdown();
+    await authSql?.end({ timeout: 2 });
     // Each isolate finishes its requests and its waitUntil work (the request log), then ends.
     await stopJobs();
     await runtime.shutdown();

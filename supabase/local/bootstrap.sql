@@ -96,3 +96,60 @@ alter default privileges for role postgres in schema public
   grant all on functions to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public
   grant all on sequences to anon, authenticated, service_role;
+
+-- The local Auth stand-in (tools/auth/) keeps what Supabase Auth keeps, in tables named as
+-- hosted Supabase names them (which have more columns): password hashes (bcrypt through
+-- pgcrypto's crypt, as Supabase Auth's are), sessions, rotating refresh tokens, one-time tokens
+-- (email codes and magic links, stored hashed) and PKCE flow states.
+alter table auth.users add column if not exists encrypted_password varchar(255);
+alter table auth.users add column if not exists email_confirmed_at timestamptz;
+alter table auth.users add column if not exists banned_until timestamptz;
+
+create table if not exists auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  aal text not null default 'aal1',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+alter table auth.sessions owner to supabase_admin;
+
+create table if not exists auth.refresh_tokens (
+  id bigserial primary key,
+  token varchar(255) not null unique,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  session_id uuid not null references auth.sessions (id) on delete cascade,
+  parent varchar(255),
+  revoked boolean not null default false,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+alter table auth.refresh_tokens owner to supabase_admin;
+create index if not exists refresh_tokens_session_id_idx on auth.refresh_tokens (session_id);
+
+create table if not exists auth.one_time_tokens (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null references auth.users (id) on delete cascade,
+  token_type text not null,
+  token_hash text not null,
+  relates_to text not null,
+  created_at timestamptz not null default now()
+);
+alter table auth.one_time_tokens owner to supabase_admin;
+create index if not exists one_time_tokens_token_hash_idx on auth.one_time_tokens (token_hash);
+
+create table if not exists auth.flow_state (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid references auth.users (id) on delete cascade,
+  auth_code text not null unique,
+  code_challenge text not null,
+  code_challenge_method text not null,
+  authentication_method text not null,
+  auth_code_issued_at timestamptz,
+  created_at timestamptz not null default now()
+);
+alter table auth.flow_state owner to supabase_admin;
+
+grant select, insert, update, delete on auth.sessions, auth.refresh_tokens,
+  auth.one_time_tokens, auth.flow_state to postgres, service_role;
+grant usage on sequence auth.refresh_tokens_id_seq to postgres, service_role;

@@ -11,7 +11,8 @@
  *   X-Forwarded-For through: `true` for `test`, whose tests act as many clients),
  *   `TORVUS_RUNTIME_CONTROL` (the dev server's `/_runtime/...` endpoints, `true` for `test`),
  *   `TORVUS_WEBHOOK_ALLOW_LOOPBACK` (`true`: local receivers), `TORVUS_WEBHOOK_RETRY_BASE_MS` and
- *   `TORVUS_WEBHOOK_SWEEP_EVERY_MS` (seconds for `test`): the environment's value, else the
+ *   `TORVUS_WEBHOOK_SWEEP_EVERY_MS` (seconds for `test`), `TORVUS_CONSOLE_PORT` (where the dev
+ *   server serves the console): the environment's value, else the
  *   file's (edits are kept), else the profile's default;
  * - `TORVUS_CRON_SECRET` (the webhook sweep's scheduler): as the tokens above;
  * - `SUPABASE_URL`, `UPSTASH_REDIS_REST_URL`, `SUPABASE_DB_URL`, `TORVUS_DB_URL` (the same
@@ -57,6 +58,8 @@ export const PROFILES = {
       // server runs the webhook sweep (pg_cron does on hosted Supabase).
       TORVUS_WEBHOOK_RETRY_BASE_MS: "10000",
       TORVUS_WEBHOOK_SWEEP_EVERY_MS: "10000",
+      // The console beside the API, as Supabase's local Studio sits at 54323.
+      TORVUS_CONSOLE_PORT: "54323",
     },
   },
   test: {
@@ -76,6 +79,7 @@ export const PROFILES = {
       // Backoff measured in seconds, so the suites see a retry without waiting minutes.
       TORVUS_WEBHOOK_RETRY_BASE_MS: "1000",
       TORVUS_WEBHOOK_SWEEP_EVERY_MS: "1000",
+      TORVUS_CONSOLE_PORT: "29333",
     },
   },
 } as const satisfies Record<
@@ -140,6 +144,7 @@ export const SETTING_KEYS = [
   "TORVUS_WEBHOOK_ALLOW_LOOPBACK",
   "TORVUS_WEBHOOK_RETRY_BASE_MS",
   "TORVUS_WEBHOOK_SWEEP_EVERY_MS",
+  "TORVUS_CONSOLE_PORT",
   "TORVUS_PROFILE",
 ] as const;
 
