@@ -242,7 +242,7 @@ Deno.test({
           keyFile,
           logName,
           // The faults under test are the dependencies', not the runtime's: no isolate is
-          // recycled for CPU time during the run (tests/runtime_test.ts covers that).
+          // recycled for CPU time during the run (tools/runtime/runtime_test.ts covers that).
           extraEnv: { TORVUS_RUNTIME_CPU_SOFT_MS: "600000", TORVUS_RUNTIME_CPU_HARD_MS: "1200000" },
         });
       server = await launch("faults");

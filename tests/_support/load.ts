@@ -150,7 +150,7 @@ export async function runLoadTest(options: LoadOptions): Promise<LoadReport> {
       extraEnv: {
         // What is measured is the functions under load, not the runtime replacing isolates
         // for CPU time (a cold start on these shared cores takes seconds under load, see
-        // tests/runtime_test.ts for the recycling itself): the soft limit is an hour's CPU.
+        // tools/runtime/runtime_test.ts for the recycling itself): the soft limit is an hour's CPU.
         TORVUS_RUNTIME_CPU_SOFT_MS: "3600000",
         TORVUS_RUNTIME_CPU_HARD_MS: "7200000",
         ...(options.maxHeapMiB

@@ -1,7 +1,7 @@
 /**
  * Files of a directory as data, and what the vendoring check compares: the vendored folder
  * against the published tarball with the patches applied, byte for byte. Kept free of npm, tar
- * and git so that `tests/vendor_postgres_test.ts` can state its rules on small trees.
+ * and git so that `tools/vendor_postgres/vendor_postgres_test.ts` can state its rules on small trees.
  *
  * @module
  */

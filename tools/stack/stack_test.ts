@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { parseEnvFile } from "../tools/local_env.ts";
-import { BRIDGE_MARKER, bridgePidPath } from "../tools/stack/bridge.ts";
+import { parseEnvFile } from "../local_env.ts";
+import { BRIDGE_MARKER, bridgePidPath } from "./bridge.ts";
 import {
   maskLine,
   readSettingsFile,
@@ -16,7 +16,7 @@ import {
   ROOT,
   SETTING_KEYS,
   settingsPath,
-} from "../tools/stack/config.ts";
+} from "./config.ts";
 import {
   isAlive,
   isRecordedProcess,
@@ -24,9 +24,9 @@ import {
   redact,
   spawnDetached,
   stopProcess,
-} from "../tools/stack/process.ts";
-import { parseDbUrl } from "../tools/stack/postgres.ts";
-import { delay } from "../supabase/functions/_shared/deadline.ts";
+} from "./process.ts";
+import { parseDbUrl } from "./postgres.ts";
+import { delay } from "../../supabase/functions/_shared/deadline.ts";
 
 const TOKEN = "ab".repeat(32);
 const noEnv = () => undefined;

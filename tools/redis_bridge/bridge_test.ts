@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { Redis } from "@upstash/redis";
 import { Ratelimit } from "@upstash/ratelimit";
-import { type BridgeOptions, createBridge } from "../tools/redis_bridge/bridge.ts";
-import { RedisPool, RedisUnavailableError } from "../tools/redis_bridge/pool.ts";
+import { type BridgeOptions, createBridge } from "./bridge.ts";
+import { RedisPool, RedisUnavailableError } from "./pool.ts";
 import {
   encodeCommand,
   INCOMPLETE,
@@ -18,8 +18,8 @@ import {
   type RespReply,
   RespStatus,
   RespWriter,
-} from "../tools/redis_bridge/resp.ts";
-import { sha1Hex, stripUpstashFlags } from "../tools/redis_bridge/scripts.ts";
+} from "./resp.ts";
+import { sha1Hex, stripUpstashFlags } from "./scripts.ts";
 
 const TOKEN = `test-token-${crypto.randomUUID()}`;
 const RUN = crypto.randomUUID().slice(0, 8);

@@ -5,11 +5,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { DEFAULT_LIMITS, EdgeRuntime, type RuntimeLimits } from "../tools/runtime/supervisor.ts";
-import type { WireRequest } from "../tools/runtime/protocol.ts";
-import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";
+import { DEFAULT_LIMITS, EdgeRuntime, type RuntimeLimits } from "./supervisor.ts";
+import type { WireRequest } from "./protocol.ts";
+import { delay as sleep } from "../../supabase/functions/_shared/deadline.ts";
 
-const FIXTURES = new URL("./fixtures/runtime/", import.meta.url);
+const FIXTURES = new URL("../../tests/fixtures/runtime/", import.meta.url);
 
 function runtime(limits: Partial<RuntimeLimits> = {}): EdgeRuntime {
   const entries = Object.fromEntries(

@@ -18,9 +18,9 @@ import {
   type Tree,
   UpstreamRecord,
   writeTree,
-} from "../tools/vendor_postgres/tree.ts";
-import { buildExpected, diffTrees, VendorError } from "../tools/vendor_postgres/build.ts";
-import { PATCHES, patchFiles, readRecord, VENDORED } from "../tools/vendor_postgres.ts";
+} from "./tree.ts";
+import { buildExpected, diffTrees, VendorError } from "./build.ts";
+import { PATCHES, patchFiles, readRecord, VENDORED } from "../vendor_postgres.ts";
 
 const text = new TextEncoder();
 const treeOf = (files: Record<string, string>): Tree =>
