@@ -18,7 +18,7 @@
  * `deno task gateway:export` writes both; `--check` only compares them with the committed files
  * and exits 1 on a difference. `--region <region>` (or `TORVUS_FUNCTIONS_REGION`) fills in the
  * region, and `--out <dir>` writes there instead (the committed files keep the placeholder).
- * `tests/gateway_export_test.ts` checks the committed files, and `tests/tyk_model_test.ts` runs
+ * `tools/gateway/gateway_export_test.ts` checks the committed files, and `tools/gateway/tyk_model_test.ts` runs
  * requests through a model of Tyk over the definition.
  *
  * @module

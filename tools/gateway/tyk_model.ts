@@ -26,49 +26,37 @@
  * Loading the definition replaces `env://NAME` with the gateway's environment, as Tyk 5.3+ does.
  * Requests the router registers under `/<api_id>/` keep their path, so the anchored patterns
  * refuse them like any other unknown path.
+ *
+ * The tests of the gateway definition run requests through it: tools/gateway/tyk_model_test.ts.
+ *
+ * @module
  */
 import assert from "node:assert/strict";
-import {
-  CLIENT_ADDRESS_HEADERS,
-  FORWARDED_METHODS,
-  GATEWAY_SECRET_ENV,
-  HEADERS,
-  PRE_MIDDLEWARE,
-  REGION_HEADER,
-  REGION_PLACEHOLDER,
-  tykExport,
-} from "../tools/gateway_export.ts";
-import {
-  FUNCTIONS,
-  GATEWAY_ROUTES,
-  resolveGatewayPath,
-} from "../supabase/functions/_shared/routes.ts";
-import { addressPolicy } from "../supabase/functions/_shared/http/ip.ts";
-import { ERRORS } from "../supabase/functions/_shared/http/errors.ts";
+import { GATEWAY_SECRET_ENV, REGION_PLACEHOLDER, tykExport } from "../gateway_export.ts";
 
-const root = new URL("../", import.meta.url);
+export const root = new URL("../../", import.meta.url);
 
 /** What an operator puts in place of the placeholders on import. */
-const FUNCTIONS_ORIGIN = "https://abcdefghijklmnopqrst.supabase.co";
-const FUNCTIONS_BASE = `${FUNCTIONS_ORIGIN}/functions/v1`;
-const DOMAIN = "api.torvus.test";
+export const FUNCTIONS_ORIGIN = "https://abcdefghijklmnopqrst.supabase.co";
+export const FUNCTIONS_BASE = `${FUNCTIONS_ORIGIN}/functions/v1`;
+export const DOMAIN = "api.torvus.test";
 /** The database's region, which the functions are pinned to. */
-const REGION = "eu-west-2";
-const SECRET = "5f2b8c0e9d7a4136b1e0c2d4f6a8b0c2e4f6a8b0c2d4e6f8";
+export const REGION = "eu-west-2";
+export const SECRET = "5f2b8c0e9d7a4136b1e0c2d4f6a8b0c2e4f6a8b0c2d4e6f8";
 /** The gateway's environment: the secret, and one `$secret_env.` label could reach. */
-const ENV: Record<string, string> = {
+export const ENV: Record<string, string> = {
   [GATEWAY_SECRET_ENV]: SECRET,
   [`TYK_SECRET_${GATEWAY_SECRET_ENV}`]: SECRET,
   TYK_SECRET_OTHER: "other-secret-value",
 };
-const PEER = "203.0.113.7";
-const PEER_ADDR = `${PEER}:51234`;
+export const PEER = "203.0.113.7";
+export const PEER_ADDR = `${PEER}:51234`;
 
 // ---------------------------------------------------------------------------------------------
 // Go's net/http and net/url, as far as the model needs them
 
 /** http.CanonicalHeaderKey for token names. */
-function canon(name: string): string {
+export function canon(name: string): string {
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return name;
   return name.toLowerCase().replace(
     /(^|-)([a-z])/g,
@@ -77,7 +65,7 @@ function canon(name: string): string {
 }
 
 /** http.Header: canonical keys, several values each. */
-class Header {
+export class Header {
   readonly #map = new Map<string, string[]>();
   static from(pairs: ReadonlyArray<readonly [string, string]>): Header {
     const h = new Header();
@@ -117,16 +105,16 @@ class Header {
   }
 }
 
-const isAlnum = (c: string) => /^[A-Za-z0-9]$/.test(c);
+export const isAlnum = (c: string) => /^[A-Za-z0-9]$/.test(c);
 
 /** url.shouldEscape in encodePath mode. */
-function shouldEscape(c: string): boolean {
+export function shouldEscape(c: string): boolean {
   if (isAlnum(c) || "-_.~".includes(c)) return false;
   return !"$&+,/:;=@".includes(c);
 }
 
 /** url.unescape: %XX decoded, an invalid escape an error. */
-function unescape(s: string): string {
+export function unescape(s: string): string {
   const bytes: number[] = [];
   const encoder = new TextEncoder();
   for (let i = 0; i < s.length; i++) {
@@ -143,7 +131,7 @@ function unescape(s: string): string {
 }
 
 /** url.escape(path, encodePath). */
-function escapePath(path: string): string {
+export function escapePath(path: string): string {
   let out = "";
   for (const byte of new TextEncoder().encode(path)) {
     const c = String.fromCharCode(byte);
@@ -155,7 +143,7 @@ function escapePath(path: string): string {
 }
 
 /** url.validEncoded(s, encodePath). */
-function validEncoded(s: string): boolean {
+export function validEncoded(s: string): boolean {
   for (const c of s) {
     if ("!$&'()*+,;=:@[]%".includes(c)) continue;
     if (c.charCodeAt(0) >= 0x80 || shouldEscape(c)) return false;
@@ -163,7 +151,7 @@ function validEncoded(s: string): boolean {
   return true;
 }
 
-interface GoURL {
+export interface GoURL {
   scheme: string;
   host: string;
   path: string;
@@ -173,13 +161,13 @@ interface GoURL {
 }
 
 /** url.URL.setPath. */
-function withPath(u: Omit<GoURL, "path" | "rawPath">, escaped: string): GoURL {
+export function withPath(u: Omit<GoURL, "path" | "rawPath">, escaped: string): GoURL {
   const path = unescape(escaped);
   return { ...u, path, rawPath: escaped === escapePath(path) ? "" : escaped };
 }
 
 /** url.URL.EscapedPath. */
-function escapedPath(u: GoURL): string {
+export function escapedPath(u: GoURL): string {
   if (u.rawPath !== "" && validEncoded(u.rawPath)) {
     try {
       if (unescape(u.rawPath) === u.path) return u.rawPath;
@@ -189,13 +177,13 @@ function escapedPath(u: GoURL): string {
 }
 
 /** url.URL.String for what the model handles (absolute, or a path and query). */
-function urlString(u: GoURL): string {
+export function urlString(u: GoURL): string {
   const head = u.scheme === "" ? "" : `${u.scheme}://${u.host}`;
   return head + escapedPath(u) + (u.forceQuery || u.rawQuery !== "" ? "?" + u.rawQuery : "");
 }
 
 /** url.Parse (absolute or a path), or url.ParseRequestURI (`request`: no fragment cut). */
-function parseURL(raw: string, request = false): GoURL {
+export function parseURL(raw: string, request = false): GoURL {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(raw)) throw new Error("invalid control character in URL");
   let rest = request ? raw : raw.split("#")[0]!;
@@ -214,7 +202,7 @@ function parseURL(raw: string, request = false): GoURL {
 }
 
 /** net.ParseIP's result as net.IP.String, or undefined. */
-function parseIP(text: string): string | undefined {
+export function parseIP(text: string): string | undefined {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (v4) {
     const parts = v4.slice(1);
@@ -236,7 +224,7 @@ function parseIP(text: string): string | undefined {
 }
 
 /** net.SplitHostPort's host. */
-function hostOf(remoteAddr: string): string {
+export function hostOf(remoteAddr: string): string {
   const bracketed = /^\[([^\]]+)\]:\d+$/.exec(remoteAddr);
   if (bracketed) return bracketed[1]!;
   const plain = /^([^:]+):\d+$/.exec(remoteAddr);
@@ -244,7 +232,7 @@ function hostOf(remoteAddr: string): string {
 }
 
 /** gorilla/mux cleanPath: path.Clean, keeping a final slash. */
-function cleanPath(p: string): string {
+export function cleanPath(p: string): string {
   if (p === "") return "/";
   if (!p.startsWith("/")) p = "/" + p;
   const out: string[] = [];
@@ -259,7 +247,7 @@ function cleanPath(p: string): string {
 }
 
 /** template.JSEscapeString, which html/template applies to `{{.Message}}` in error templates. */
-function jsEscape(s: string): string {
+export function jsEscape(s: string): string {
   let out = "";
   for (const ch of s) {
     const code = ch.codePointAt(0)!;
@@ -283,7 +271,7 @@ function jsEscape(s: string): string {
 // Tyk
 
 /** The parts of a classic API definition the model reads. */
-interface Definition {
+export interface Definition {
   api_id: string;
   domain?: string;
   enable_context_vars?: boolean;
@@ -320,7 +308,7 @@ interface Definition {
 }
 
 /** Gateway settings (tyk.conf) the outcome depends on. */
-interface Gateway {
+export interface Gateway {
   env: Record<string, string>;
   enableCustomDomains: boolean;
   prefixMatching: boolean;
@@ -330,7 +318,7 @@ interface Gateway {
   xffDepth: number;
 }
 
-const GATEWAY: Gateway = {
+export const GATEWAY: Gateway = {
   env: ENV,
   enableCustomDomains: true,
   prefixMatching: false,
@@ -341,7 +329,7 @@ const GATEWAY: Gateway = {
 };
 
 /** Imports the definition as an operator does, then loads it as Tyk does (`env://`). */
-function load(text: string, env: Record<string, string>): Definition {
+export function load(text: string, env: Record<string, string>): Definition {
   let json = text.replaceAll("{SUPABASE_FUNCTIONS_URL}", FUNCTIONS_BASE)
     .replaceAll("{TORVUS_API_DOMAIN}", DOMAIN)
     .replaceAll(REGION_PLACEHOLDER, REGION);
@@ -356,11 +344,11 @@ function load(text: string, env: Record<string, string>): Definition {
   return JSON.parse(json) as Definition;
 }
 
-const exported = () => JSON.stringify(tykExport());
-const definition = (env = ENV) => load(exported(), env);
+export const exported = () => JSON.stringify(tykExport());
+export const definition = (env = ENV) => load(exported(), env);
 
 /** httputil.PreparePathRegexp, compiled as Go would (the model's patterns are RE2 and JS alike). */
-function compilePath(pattern: string, gw: Gateway, ignoreCase: boolean): RegExp {
+export function compilePath(pattern: string, gw: Gateway, ignoreCase: boolean): RegExp {
   const open = (pattern.match(/\{/g) ?? []).length, close = (pattern.match(/\}/g) ?? []).length;
   if (open > 0 && open === close) pattern = pattern.replace(/\{([^}]+)\}/g, "([^/]+)");
   if (pattern.includes("/*")) {
@@ -371,8 +359,8 @@ function compilePath(pattern: string, gw: Gateway, ignoreCase: boolean): RegExp 
   return new RegExp(pattern, ignoreCase || gw.ignoreEndpointCase ? "i" : "");
 }
 
-type Status = "white_list" | "url_rewrite";
-interface Spec {
+export type Status = "white_list" | "url_rewrite";
+export interface Spec {
   status: Status;
   rx: RegExp;
   method: string;
@@ -382,7 +370,7 @@ interface Spec {
 }
 
 /** The version's compiled specs in Tyk's order (getExtendedPathSpecs: white_list, …, url_rewrites). */
-function specsOf(def: Definition, gw: Gateway): Spec[] {
+export function specsOf(def: Definition, gw: Gateway): Spec[] {
   const version = Object.values(def.version_data.versions)[0]!;
   assert.ok(version.use_extended_paths);
   const ext = version.extended_paths;
@@ -416,7 +404,7 @@ function specsOf(def: Definition, gw: Gateway): Spec[] {
 }
 
 /** URLSpec.matchesPath with the listen path stripped, then as it is (not versioned). */
-function matchesPath(spec: Spec, path: string, def: Definition): boolean {
+export function matchesPath(spec: Spec, path: string, def: Definition): boolean {
   const listen = def.proxy.listen_path;
   let clean = path.startsWith(listen) ? path.slice(listen.length) : path;
   if (!clean.startsWith("/")) clean = "/" + clean;
@@ -424,10 +412,10 @@ function matchesPath(spec: Spec, path: string, def: Definition): boolean {
 }
 
 /** The JSVM pre middleware: the shipped file, run with a stand-in for Tyk's core JS. */
-type Jsvm = (request: Record<string, unknown>, session: unknown, spec: unknown) => string;
-const jsvmCache = new Map<string, Jsvm>();
+export type Jsvm = (request: Record<string, unknown>, session: unknown, spec: unknown) => string;
+export const jsvmCache = new Map<string, Jsvm>();
 
-function loadJsvm(file: string, name: string): Jsvm {
+export function loadJsvm(file: string, name: string): Jsvm {
   const key = `${file}#${name}`;
   const cached = jsvmCache.get(key);
   if (cached) return cached;
@@ -465,7 +453,7 @@ function loadJsvm(file: string, name: string): Jsvm {
 }
 
 /** request.RealIP, nothing in the request context. */
-function realIP(h: Header, remoteAddr: string, xffDepth: number): string {
+export function realIP(h: Header, remoteAddr: string, xffDepth: number): string {
   const real = h.get("X-Real-IP");
   if (real !== "") {
     const ip = parseIP(real);
@@ -483,10 +471,10 @@ function realIP(h: Header, remoteAddr: string, xffDepth: number): string {
 }
 
 /** What the model's secret stores (Vault, Consul, files) would hand out for a label. */
-const storeSecret = (kind: string, key: string) => `STORE-SECRET(${kind}:${key})`;
+export const storeSecret = (kind: string, key: string) => `STORE-SECRET(${kind}:${key})`;
 
 /** Gateway.ReplaceTykVariables. */
-function replaceTykVariables(
+export function replaceTykVariables(
   input: string,
   context: Record<string, string> | undefined,
   gw: Gateway,
@@ -520,7 +508,7 @@ function replaceTykVariables(
 }
 
 /** What a client sends. */
-interface ClientRequest {
+export interface ClientRequest {
   method: string;
   /** The request target as sent: escaped path and query. */
   target: string;
@@ -531,14 +519,14 @@ interface ClientRequest {
 }
 
 /** What comes of it. */
-type Outcome =
+export type Outcome =
   | { kind: "upstream"; method: string; url: GoURL; headers: Header }
   | { kind: "error"; status: number; message: string; body: unknown }
   | { kind: "redirect"; location: string }
   | { kind: "no_api" };
 
 /** Tyk's error answer (ErrorHandler.HandleError): error_<code>.json, else error.json. */
-function tykError(status: number, message: string): Extract<Outcome, { kind: "error" }> {
+export function tykError(status: number, message: string): Extract<Outcome, { kind: "error" }> {
   const dir = new URL("supabase/gateway/templates/", root);
   let template: string;
   try {
@@ -551,19 +539,19 @@ function tykError(status: number, message: string): Extract<Outcome, { kind: "er
 }
 
 /** url.Values of a query, as the middleware's `Params`. */
-function paramsOf(rawQuery: string): Record<string, string[]> {
+export function paramsOf(rawQuery: string): Record<string, string[]> {
   const params: Record<string, string[]> = {};
   for (const [k, v] of new URLSearchParams(rawQuery)) (params[k] ??= []).push(v);
   return params;
 }
 
 /** An outcome as plain data, to compare two. */
-function show(o: Outcome): unknown {
+export function show(o: Outcome): unknown {
   return o.kind === "upstream" ? { ...o, url: urlString(o.url), headers: o.headers.toObject() } : o;
 }
 
 /** One request through the gateway. */
-function tyk(def: Definition, req: ClientRequest, gw: Gateway = GATEWAY): Outcome {
+export function tyk(def: Definition, req: ClientRequest, gw: Gateway = GATEWAY): Outcome {
   const peer = req.peer ?? PEER_ADDR;
   // 1. The router.
   if (gw.enableCustomDomains && def.domain && (req.host ?? DOMAIN) !== def.domain) {
@@ -752,466 +740,3 @@ function tyk(def: Definition, req: ClientRequest, gw: Gateway = GATEWAY): Outcom
 }
 
 // ---------------------------------------------------------------------------------------------
-// Expectations
-
-/** The function and path (decoded) an upstream URL reaches, if it is the functions' host. */
-function reached(u: GoURL): { fn: string; path: string } | undefined {
-  if (`${u.scheme}://${u.host}` !== FUNCTIONS_ORIGIN) return undefined;
-  const base = new URL(FUNCTIONS_BASE).pathname;
-  if (!u.path.startsWith(base + "/")) return undefined;
-  const fn = u.path.slice(base.length + 1).split("/")[0]!;
-  return { fn, path: u.path };
-}
-
-const policy = addressPolicy({
-  gatewaySecret: SECRET,
-  directAccess: "deny",
-  directIpSource: { kind: "none" },
-});
-
-/** The headers every forwarded request carries, checked as the functions read them. */
-function assertGatewayHeaders(h: Header, clientIp: string, what: string) {
-  assert.deepEqual(h.values(HEADERS.secret), [SECRET], `${what}: the secret, once`);
-  assert.deepEqual(h.values(HEADERS.clientIp), [clientIp], `${what}: the client's address`);
-  assert.deepEqual(h.values(REGION_HEADER), [REGION], `${what}: the database's region, once`);
-  for (const name of ["X-Forwarded-For", "X-Real-IP"]) {
-    assert.ok(!h.has(name), `${what}: no ${name} upstream`);
-  }
-  assert.deepEqual(policy.origin(h.toHeaders(), undefined), { via: "gateway", ip: clientIp }, what);
-}
-
-/** Clients' claims about addresses and the gateway's headers, one set per request. */
-const FORGERIES: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = [
-  [],
-  [["X-Real-IP", "198.51.100.1"]],
-  [["X-Forwarded-For", "198.51.100.2, 10.0.0.1"]],
-  [["X-Forwarded-For", "198.51.100.3"], ["X-Forwarded-For", "198.51.100.4"]],
-  [["X-Real-IP", "not-an-address"], ["X-Forwarded-For", "198.51.100.5"]],
-  [["X-Real-IP", "2001:db8::1"], ["x-forwarded-for", "2001:db8::2"]],
-  [["X-Torvus-Client-IP", "198.51.100.6"], ["x-torvus-client-ip", "198.51.100.7"]],
-  [["X-Torvus-Gateway-Secret", "guess"], ["X-Torvus-Client-IP", "198.51.100.8"]],
-  [["X-Torvus-Gateway-Secret", SECRET], ["X-Real-IP", "198.51.100.9"]],
-  [["Connection", "X-Torvus-Gateway-Secret, X-Torvus-Client-IP"]],
-  [["Connection", "keep-alive"], ["X-Forwarded-For", "198.51.100.10"]],
-  [["X-Region", "ap-southeast-2"], ["x-region", "sa-east-1"]],
-  [["Connection", "X-Region"]],
-];
-
-/** Paths below a public prefix: ids, actions, queries, trailing slashes, near misses inside. */
-const BELOW = [
-  "",
-  "/",
-  "?limit=5&offset=0",
-  "?",
-  "/01ARZ3NDEKTSV4RRFFQ69G5FAV",
-  "/01arz3ndektsv4rrffq69g5fav/",
-  "/01ARZ3NDEKTSV4RRFFQ69G5FAV/roll",
-  "/01ARZ3NDEKTSV4RRFFQ69G5FAV/revoke?x=1",
-  "/00000000-0000-4000-8000-000000000000?x=1&y=%2F",
-  "/v",
-  "/v2",
-  "/v10",
-  "/va/v1",
-  "/v1x",
-  "/x/v1",
-  "/a%20b",
-  "/a%2Fb",
-  "/...",
-  "/.well-known",
-  "/..x/y",
-  "/api/keys",
-  "?q=%24secret_env.OTHER",
-];
-
-/** The public URLs the model runs: every prefix with every tail that is still public. */
-function publicSamples(): string[] {
-  const out: string[] = [];
-  for (const { path } of GATEWAY_ROUTES) {
-    for (const rest of BELOW) {
-      const target = path + rest;
-      const decoded = unescape(target.split("?")[0]!);
-      if (resolveGatewayPath(decoded) !== undefined) out.push(target);
-    }
-  }
-  return out;
-}
-
-/** Asserts that a forwarded request reaches exactly where `resolveGatewayPath` says. */
-function assertReaches(outcome: Outcome, target: string, method: string, clientIp = PEER) {
-  const what = `${method} ${target}`;
-  assert.equal(outcome.kind, "upstream", `${what} is forwarded: ${JSON.stringify(outcome)}`);
-  if (outcome.kind !== "upstream") return;
-  const [rawPath, ...q] = target.split("?");
-  const expected = resolveGatewayPath(unescape(rawPath!))!;
-  assert.equal(outcome.method, method, what);
-  assert.equal(`${outcome.url.scheme}://${outcome.url.host}`, FUNCTIONS_ORIGIN, what);
-  assert.equal(outcome.url.path, expected.functionPath, what);
-  assert.equal(outcome.url.rawQuery, q.join("?"), `${what}: the query as sent`);
-  assertGatewayHeaders(outcome.headers, clientIp, what);
-}
-
-/** Asserts a refusal by the gateway itself, in the API's error format. */
-function assertRefused(outcome: Outcome, what: string, status = 403) {
-  assert.equal(outcome.kind, "error", `${what} is refused: ${JSON.stringify(outcome)}`);
-  if (outcome.kind !== "error") return;
-  assert.equal(outcome.status, status, what);
-  const body = outcome.body as { error: string; message: string; code: keyof typeof ERRORS };
-  assert.equal(body.message, outcome.message, what);
-  assert.equal(body.error, ERRORS[body.code].error, `${what}: a catalogued code and its error`);
-}
-
-// ---------------------------------------------------------------------------------------------
-
-Deno.test("the model implements every setting the exported definition uses", () => {
-  const def = definition();
-  assert.equal(def.proxy.listen_path, "/");
-  assert.equal(def.proxy.strip_listen_path, false);
-  assert.equal(def.domain, DOMAIN);
-  assert.equal(def.custom_middleware?.pre?.length, 1);
-  assert.equal(def.custom_middleware?.pre?.[0]?.name, PRE_MIDDLEWARE.name);
-  assert.equal(`supabase/gateway/${def.custom_middleware?.pre?.[0]?.path}`, PRE_MIDDLEWARE.file);
-  assert.equal(def.CORS?.enable, false);
-  assert.ok(def.enable_context_vars);
-  specsOf(def, GATEWAY); // refuses lists it does not implement
-  const version = Object.values(def.version_data.versions)[0]!;
-  assert.equal(version.global_headers?.[HEADERS.secret], SECRET, "env:// replaced on load");
-  assert.ok(!exported().includes(SECRET), "the secret is never in the file");
-});
-
-Deno.test("every public path and method reaches its function, whatever the client says", () => {
-  const def = definition();
-  const samples = publicSamples();
-  assert.ok(samples.length > GATEWAY_ROUTES.length * 10, "samples below every prefix");
-  for (const target of samples) {
-    for (const method of FORWARDED_METHODS) {
-      for (const headers of FORGERIES) {
-        assertReaches(tyk(def, { method, target, headers }), target, method);
-      }
-    }
-  }
-  // IPv6 peers too.
-  const outcome = tyk(def, {
-    method: "GET",
-    target: "/api/me",
-    peer: "[2001:db8::7]:443",
-    headers: [["X-Real-IP", "198.51.100.1"]],
-  });
-  assertReaches(outcome, "/api/me", "GET", "2001:db8::7");
-});
-
-Deno.test("paths outside the public table, and other methods, are refused by Tyk", () => {
-  const def = definition();
-  const tricky = [
-    "/",
-    "/health",
-    "/me",
-    "/vaults/v1/x",
-    "/functions/v1/health",
-    "/api",
-    "/api/",
-    "/api/vaults/v1",
-    "/api/vaults/v1/",
-    "/api/vaults/v1/x",
-    "/api/vaults//v1/x",
-    "/api/vaults/%76%31/x",
-    "/api/vaults%2Fv1/x",
-    "/api/vaults/./v1/x",
-    "/api/me/../vaults/v1/x",
-    "/api/me/%2e%2e/keys",
-    "/api/me//x",
-    "/api/mexyz",
-    "/api/v1/testx",
-    "/api/v1",
-    "/API/ME",
-    "/torvus-api/api/me",
-    "/torvus-api/",
-    "/api/me/$secret_env.OTHER",
-    "/api/me/%24secret_env.OTHER",
-  ];
-  for (const target of tricky) {
-    for (const method of [...FORWARDED_METHODS, "TRACE", "PROPFIND"]) {
-      assertRefused(tyk(def, { method, target }), `${method} ${target}`);
-    }
-  }
-  for (const target of publicSamples()) {
-    for (const method of ["TRACE", "CONNECT", "PROPFIND", "get"]) {
-      assertRefused(tyk(def, { method, target }), `${method} ${target}`);
-    }
-  }
-  // A path another route's unanchored pattern would once have taken reaches its own function.
-  const nested = tyk(def, { method: "GET", target: "/api/me/api/keys" });
-  assertReaches(nested, "/api/me/api/keys", "GET");
-  assert.ok(nested.kind === "upstream" && reached(nested.url)?.fn === "me");
-});
-
-Deno.test("the gateway's path options and URL cleaning change no outcome", () => {
-  const variants: Gateway[] = [
-    { ...GATEWAY, prefixMatching: true },
-    { ...GATEWAY, suffixMatching: true },
-    { ...GATEWAY, prefixMatching: true, suffixMatching: true },
-    { ...GATEWAY, skipUrlCleaning: false },
-  ];
-  const def = definition();
-  const targets = [...publicSamples(), "/api/vaults//v1/x", "/api/me/../vaults/v1/x", "/health"];
-  for (const gw of variants) {
-    for (const target of targets) {
-      const base = tyk(def, { method: "GET", target });
-      let outcome = tyk(def, { method: "GET", target }, gw);
-      if (outcome.kind === "redirect") {
-        // gorilla/mux answers 301 to the cleaned path; the client follows it.
-        outcome = tyk(def, { method: "GET", target: outcome.location }, gw);
-        if (outcome.kind === "upstream") {
-          const path = unescape(outcome.url.path);
-          assert.equal(
-            path,
-            resolveGatewayPath(cleanPath(unescape(target.split("?")[0]!)))
-              ?.functionPath,
-          );
-        } else assertRefused(outcome, target);
-        continue;
-      }
-      assert.deepEqual(show(outcome), show(base), `${target} with ${JSON.stringify(gw)}`);
-    }
-  }
-});
-
-Deno.test("no `$secret_…` or `$tyk_…` label in a URL is ever expanded", () => {
-  const def = definition();
-  const leaked = (o: Outcome) =>
-    o.kind === "upstream" &&
-    [SECRET, ENV.TYK_SECRET_OTHER!, "STORE-SECRET", PEER].some((s) => urlString(o.url).includes(s));
-  const hostile = [
-    "/api/me?$secret_env.OTHER",
-    "/api/me?x=$secret_env.TORVUS_GATEWAY_SECRET",
-    "/api/keys/1/roll?a=1&b=$secret_vault.x/y",
-    "/api/v1/vaults?$tyk_context.remote_addr",
-    "/api/vaults/x?%24&$secret_file.etc",
-  ];
-  for (const target of hostile) {
-    for (const method of FORWARDED_METHODS) {
-      const outcome = tyk(def, { method, target });
-      assertRefused(outcome, `${method} ${target}`, 400);
-      assert.equal((outcome as { body: { code: string } }).body.code, "VALIDATION_FAILED");
-    }
-  }
-  // Encoded, `$` is only a character: forwarded as sent, never expanded.
-  const encoded = "/api/me?x=%24secret_env.OTHER&y=%24tyk_context.remote_addr";
-  const outcome = tyk(def, { method: "GET", target: encoded });
-  assertReaches(outcome, encoded, "GET");
-  assert.ok(!leaked(outcome));
-  // An escaped prefix and an encoded `$`: no rewrite takes it; it goes to target_url + its path,
-  // i.e. to a function named after the prefix's first segment, which does not exist.
-  const odd = tyk(def, { method: "GET", target: "/api/%6De?x=%24secret_env.OTHER" });
-  assert.equal(odd.kind, "upstream");
-  if (odd.kind === "upstream") {
-    assert.equal(reached(odd.url)?.fn, "api");
-    assert.ok(!(FUNCTIONS as readonly string[]).includes("api"), "no function is called api");
-    assert.ok(!leaked(odd));
-    assertGatewayHeaders(odd.headers, PEER, "the odd one");
-  }
-  // Without the pre middleware the model shows the hazard it closes: the client's label expands.
-  const bare = definition();
-  delete bare.custom_middleware;
-  assert.ok(leaked(tyk(bare, { method: "GET", target: "/api/me?$secret_env.OTHER" })));
-});
-
-Deno.test("a client cannot move the functions to another region", () => {
-  const def = definition();
-  // Supabase honours forceFunctionRegion in the query as it does X-Region: refused, any case,
-  // encoded or not, alone or among other parameters.
-  const hostile = [
-    "/api/v1/test?forceFunctionRegion=ap-southeast-2",
-    "/api/me?x=1&forcefunctionregion=sa-east-1",
-    "/api/keys?FORCEFUNCTIONREGION=us-west-1&y=2",
-    "/api/v1/vaults?force%46unctionRegion=eu-west-1",
-    "/api/vaults/x?forceFunctionRegion",
-  ];
-  for (const target of hostile) {
-    for (const method of FORWARDED_METHODS) {
-      const outcome = tyk(def, { method, target });
-      assertRefused(outcome, `${method} ${target}`, 400);
-      assert.equal((outcome as { body: { code: string } }).body.code, "VALIDATION_FAILED");
-    }
-  }
-  // The name as a value, or inside another name, is only text.
-  for (const target of ["/api/me?q=forceFunctionRegion", "/api/me?forceFunctionRegions=x"]) {
-    assertReaches(tyk(def, { method: "GET", target }), target, "GET");
-  }
-  // A client's X-Region never reaches a function, also with region `any` (no header set).
-  const any = load(JSON.stringify(tykExport({ region: "any" })), ENV);
-  const outcome = tyk(any, {
-    method: "GET",
-    target: "/api/v1/test",
-    headers: [["X-Region", "ap-southeast-2"]],
-  });
-  assert.ok(outcome.kind === "upstream" && !outcome.headers.has(REGION_HEADER));
-});
-
-Deno.test("the pre middleware is what keeps a client from choosing its address", () => {
-  const js = Deno.readTextFileSync(new URL(PRE_MIDDLEWARE.file, root));
-  for (const name of CLIENT_ADDRESS_HEADERS) assert.ok(js.includes(`"${name}"`), name);
-  // Tyk's precedence, as modelled: X-Real-IP, then X-Forwarded-For, then the peer.
-  const h = (pairs: Array<[string, string]>) => Header.from(pairs);
-  assert.equal(
-    realIP(h([["X-Real-IP", "198.51.100.1"], ["X-Forwarded-For", "198.51.100.2"]]), PEER_ADDR, 0),
-    "198.51.100.1",
-  );
-  assert.equal(
-    realIP(h([["X-Real-IP", "bad"], ["X-Forwarded-For", "198.51.100.2, 10.0.0.1"]]), PEER_ADDR, 0),
-    "198.51.100.2",
-  );
-  assert.equal(
-    realIP(h([["X-Forwarded-For", "198.51.100.2, 10.0.0.1"]]), PEER_ADDR, 1),
-    "10.0.0.1",
-  );
-  assert.equal(realIP(h([["X-Forwarded-For", "junk"]]), PEER_ADDR, 0), PEER);
-  assert.equal(realIP(h([]), PEER_ADDR, 0), PEER);
-  // Without it, Tyk believes the client, and appends to its X-Forwarded-For when not removed.
-  const bare = definition();
-  delete bare.custom_middleware;
-  const forged = tyk(bare, {
-    method: "GET",
-    target: "/api/me",
-    headers: [["X-Real-IP", "198.51.100.1"]],
-  });
-  assert.ok(forged.kind === "upstream");
-  assert.deepEqual(forged.headers.values(HEADERS.clientIp), ["198.51.100.1"]);
-  // Without X-Forwarded-For in global_headers_remove, Tyk sends one: the peer appended to the
-  // client's (which only the pre middleware deletes).
-  for (const [middleware, expected] of [[true, PEER], [false, `198.51.100.2, ${PEER}`]] as const) {
-    const appending = definition();
-    if (!middleware) delete appending.custom_middleware;
-    const version = Object.values(appending.version_data.versions)[0]!;
-    version.global_headers_remove = version.global_headers_remove!.filter((n) =>
-      n !== "X-Forwarded-For"
-    );
-    const appended = tyk(appending, {
-      method: "GET",
-      target: "/api/me",
-      headers: [["X-Forwarded-For", "198.51.100.2"]],
-    });
-    assert.ok(appended.kind === "upstream");
-    assert.deepEqual(appended.headers.values("X-Forwarded-For"), [expected]);
-  }
-  // And `Connection` would let a client drop the gateway's headers if it were not removed.
-  const hopping = definition();
-  const v2 = Object.values(hopping.version_data.versions)[0]!;
-  v2.global_headers_remove = v2.global_headers_remove!.filter((n) => n !== "Connection");
-  const dropped = tyk(hopping, {
-    method: "GET",
-    target: "/api/me",
-    headers: [["Connection", "X-Torvus-Gateway-Secret"]],
-  });
-  assert.ok(dropped.kind === "upstream" && !dropped.headers.has(HEADERS.secret));
-});
-
-Deno.test("behind a load balancer that overwrites X-Real-IP, its address is the client's", () => {
-  const def = definition();
-  def.config_data = { ...def.config_data, torvus_client_address: "x-real-ip" };
-  const lb = "10.0.0.5:40000";
-  for (const target of publicSamples()) {
-    for (const forged of FORGERIES) {
-      const headers = [
-        ...forged.filter(([n]) => canon(n) !== "X-Real-Ip"),
-        [
-          "X-Real-IP",
-          "198.51.100.77",
-        ] as const,
-      ];
-      assertReaches(
-        tyk(def, { method: "GET", target, headers, peer: lb }),
-        target,
-        "GET",
-        "198.51.100.77",
-      );
-    }
-  }
-});
-
-Deno.test("without the secret in the gateway's environment, the functions refuse", () => {
-  const def = definition({ ...ENV, [GATEWAY_SECRET_ENV]: "" });
-  const outcome = tyk(def, { method: "GET", target: "/api/me" });
-  assert.ok(outcome.kind === "upstream");
-  assert.deepEqual(outcome.headers.values(HEADERS.secret), [`env://${GATEWAY_SECRET_ENV}`]);
-  assert.deepEqual(policy.origin(outcome.headers.toHeaders(), undefined), {
-    via: "refused",
-    ip: undefined,
-  });
-});
-
-Deno.test("the API's domain: other hosts do not reach it (enable_custom_domains)", () => {
-  const def = definition();
-  assert.equal(tyk(def, { method: "GET", target: "/api/me", host: "other.test" }).kind, "no_api");
-  assertReaches(tyk(def, { method: "GET", target: "/api/me", host: DOMAIN }), "/api/me", "GET");
-});
-
-Deno.test("random URLs: refused, or forwarded exactly where resolveGatewayPath says", () => {
-  const def = definition();
-  let seed = 0x5eed;
-  const random = (n: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
-  const parts = [
-    "api",
-    "v1",
-    "vaults",
-    "keys",
-    "me",
-    "health",
-    "test",
-    "openapi.json",
-    "",
-    ".",
-    "..",
-    "x",
-    "%2F",
-    "%2e",
-    "%24",
-    "$",
-    "%76%31",
-    "roll",
-    "torvus-api",
-    "API",
-    "v1x",
-    "%20",
-    "a?b=1",
-  ];
-  for (let i = 0; i < 20000; i++) {
-    const n = 1 + random(5);
-    let target = "/api";
-    for (let k = 0; k < n; k++) target += "/" + parts[random(parts.length)];
-    if (random(3) === 0) target = target.replace(/^\/api/, "");
-    if (random(4) === 0) target += "?" + ["", "a=1", "$x", "%24", "b=/c"][random(5)];
-    const method = FORWARDED_METHODS[random(FORWARDED_METHODS.length)]!;
-    const outcome = tyk(def, { method, target, headers: FORGERIES[random(FORGERIES.length)]! });
-    if (outcome.kind === "error") {
-      assert.ok([400, 403].includes(outcome.status), `${method} ${target}`);
-      continue;
-    }
-    let decoded: string;
-    try {
-      decoded = unescape(target.split("?")[0]!);
-    } catch {
-      assert.fail(`${target} is not a valid URL but was forwarded`);
-    }
-    assert.ok(resolveGatewayPath(decoded) !== undefined, `${method} ${target} is forwarded`);
-    assert.ok(!/(^|\/)\.{1,2}(\/|$)|\/\/|\$/.test(decoded), `${target}: refused shapes`);
-    assertReaches(outcome, target, method);
-  }
-});
-
-Deno.test("the error templates give the API's format for what Tyk answers itself", () => {
-  const messages = [
-    "Requested endpoint is forbidden",
-    "The request URL contains a dollar sign, which this API does not accept",
-    "There was a problem proxying the request",
-    "Upstream service reached hard timeout.",
-  ];
-  for (const status of [400, 403, 500, 502, 504]) {
-    for (const message of messages) {
-      assertRefused(tykError(status, message), `${status} ${message}`, status);
-    }
-  }
-  assert.equal((tykError(403, "x").body as { code: string }).code, "NOT_FOUND");
-});

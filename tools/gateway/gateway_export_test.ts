@@ -4,7 +4,7 @@
  * sends it (and nothing else), and every rewrite sends it (and its query) to the same function
  * path; the Tyk definition keeps to keys of Tyk's classic API definition, names its secret only
  * by `env://`, and its pre middleware is the shipped file. How Tyk runs it all is
- * `tests/tyk_model_test.ts`.
+ * `tools/gateway/tyk_model_test.ts`.
  */
 import assert from "node:assert/strict";
 import {
@@ -28,12 +28,15 @@ import {
   routesExport,
   segmentOtherThan,
   tykExport,
-} from "../tools/gateway_export.ts";
-import { GATEWAY_ROUTES, resolveGatewayPath } from "../supabase/functions/_shared/routes.ts";
-import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
-import { openApiDocument } from "../supabase/functions/openapi/handler.ts";
+} from "../gateway_export.ts";
+import { GATEWAY_ROUTES, resolveGatewayPath } from "../../supabase/functions/_shared/routes.ts";
+import {
+  CLIENT_IP_HEADER,
+  GATEWAY_SECRET_HEADER,
+} from "../../supabase/functions/_shared/http/ip.ts";
+import { openApiDocument } from "../../supabase/functions/openapi/handler.ts";
 
-const root = new URL("../", import.meta.url);
+const root = new URL("../../", import.meta.url);
 
 interface Rewrite {
   disabled: boolean;
