@@ -66,6 +66,7 @@ export function plan(base: string, env: Record<string, string | undefined>): {
       base,
       apiKey: get("TORVUS_DOCTOR_API_KEY"),
       region: get("TORVUS_FUNCTIONS_REGION"),
+      supabaseUrl,
     }),
     ...databaseChecks(db, problem),
     ...serviceChecks({

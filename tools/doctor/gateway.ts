@@ -26,6 +26,8 @@ export interface GatewaySettings {
   apiKey: string | undefined;
   /** The region the functions should run in (TORVUS_FUNCTIONS_REGION). */
   region: string | undefined;
+  /** The Supabase project's URL (SUPABASE_URL), where Auth and the Data API answer by design. */
+  supabaseUrl?: string | undefined;
 }
 
 /**
@@ -58,7 +60,7 @@ export function gatewayChecks(s: GatewaySettings): Check[] {
   return [
     { name: "health", run: async () => healthFinding(s, await probe()) },
     { name: "functions region", run: async () => regionFinding(s, await probe()) },
-    { name: "routing", run: answering(() => routingFinding(s.base)) },
+    { name: "routing", run: answering(() => routingFinding(s.base, s.supabaseUrl)) },
     { name: "client addresses", run: answering(() => forgedAddressFinding(s.base)) },
     { name: "test key", run: answering(() => testKeyFinding(s)) },
   ];
@@ -173,17 +175,27 @@ export function regionFinding(s: GatewaySettings, h: Health): Finding {
   return ok(summary);
 }
 
-async function routingFinding(base: string): Promise<Finding> {
+/** Paths of Supabase's own APIs among {@link UNLISTED_PATHS}. */
+const SUPABASE_PATHS = ["/rest/v1/", "/auth/v1/"];
+
+async function routingFinding(base: string, supabaseUrl?: string): Promise<Finding> {
   const forwarded: string[] = [];
   const seen: string[] = [];
-  for (const path of UNLISTED_PATHS) {
+  // Pointed at the project's own URL (the local dev server is both), Supabase's APIs answer
+  // there by design: only a gateway in front of it must refuse them.
+  const project = supabaseUrl !== undefined && new URL(base).origin === new URL(supabaseUrl).origin;
+  const paths = UNLISTED_PATHS.filter((p) =>
+    !project || !SUPABASE_PATHS.some((s) => p.startsWith(s))
+  );
+  for (const path of paths) {
     const a = await get(`${base}${path}`);
     seen.push(`${path} → ${a.status}${codeOf(a) ? ` ${codeOf(a)}` : ""}`);
     const refused = (a.status === 403 || a.status === 404) && codeOf(a) === "NOT_FOUND";
     if (!refused) forwarded.push(`${path} (${a.status})`);
   }
   if (forwarded.length === 0) {
-    return ok(`${UNLISTED_PATHS.length} paths outside the public table refused (403/404)`);
+    const skipped = project ? "; Supabase's own APIs not probed: this is the project's URL" : "";
+    return ok(`${paths.length} paths outside the public table refused (403/404)${skipped}`);
   }
   return fail(
     `answered: ${forwarded.join(", ")}`,
