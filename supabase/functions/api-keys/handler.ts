@@ -16,7 +16,7 @@
  */
 import type { z } from "zod";
 import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import {
   ApiKeySchema,
   CreatedKeySchema,
@@ -280,7 +280,7 @@ async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response
 }
 
 /** The api-keys function's operations. */
-export const operations: Implementations<typeof MANIFEST["api-keys"]> = {
+export const operations: Implementations<typeof spec> = {
   listApiKeys: list,
   createApiKey: create,
   getApiKey: get,

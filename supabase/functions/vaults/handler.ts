@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import {
   type CreateVault,
   type ListVaultsQuery,
@@ -145,7 +145,7 @@ async function remove(ctx: Ctx): Promise<Response> {
  * The vaults function's operations: the same five for a user's JWT (`/api/vaults…`) and for an
  * API key (`/api/v1/vaults…`, scopes checked by admission from the manifest).
  */
-export const operations: Implementations<typeof MANIFEST["vaults"]> = {
+export const operations: Implementations<typeof spec> = {
   listVaults: list,
   createVault: create,
   getVault: get,

@@ -12,7 +12,7 @@
  */
 import { z } from "zod";
 import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import {
   CreatedWebhookSchema,
   type CreateWebhook,
@@ -313,7 +313,7 @@ async function retry(ctx: Ctx): Promise<Response> {
 }
 
 /** The webhooks function's operations. */
-export const operations: Implementations<typeof MANIFEST["webhooks"]> = {
+export const operations: Implementations<typeof spec> = {
   listWebhooks: list,
   createWebhook: create,
   getWebhook: get,
