@@ -1,5 +1,6 @@
 /**
- * The api-keys function's routes and operations: the signed-in user's API keys (create, list, get, revoke, roll, usage).
+ * The api-keys function's routes and operations: the signed-in user's API keys (create, list, get,
+ * revoke, roll, usage).
  *
  * Each operation's id, documentation, scope, input schemas and answers stand here, beside the
  * handler that implements them (`handler.ts`). The function's pipeline routes and validates with

@@ -1,5 +1,6 @@
 /**
- * The health function's routes and operations: whether the API and its dependencies answer (no credentials, never rate limited).
+ * The health function's routes and operations: whether the API and its dependencies answer (no
+ * credentials, never rate limited).
  *
  * Each operation's id, documentation, scope, input schemas and answers stand here, beside the
  * handler that implements them (`handler.ts`). The function's pipeline routes and validates with

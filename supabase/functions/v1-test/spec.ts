@@ -1,5 +1,6 @@
 /**
- * The v1-test function's routes and operations: checking an API key, who it belongs to and its rate limits.
+ * The v1-test function's routes and operations: checking an API key, who it belongs to and its rate
+ * limits.
  *
  * Each operation's id, documentation, scope, input schemas and answers stand here, beside the
  * handler that implements them (`handler.ts`). The function's pipeline routes and validates with

@@ -1,5 +1,6 @@
 /**
- * The vaults function's routes and operations: vaults, with a user's token (`/api/vaults`) and with an API key (`/api/v1/vaults`).
+ * The vaults function's routes and operations: vaults, with a user's token (`/api/vaults`) and with
+ * an API key (`/api/v1/vaults`).
  *
  * Each operation's id, documentation, scope, input schemas and answers stand here, beside the
  * handler that implements them (`handler.ts`). The function's pipeline routes and validates with

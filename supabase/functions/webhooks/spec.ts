@@ -1,5 +1,6 @@
 /**
- * The webhooks function's routes and operations: the signed-in user's webhook endpoints, their deliveries and retries.
+ * The webhooks function's routes and operations: the signed-in user's webhook endpoints, their
+ * deliveries and retries.
  *
  * Each operation's id, documentation, scope, input schemas and answers stand here, beside the
  * handler that implements them (`handler.ts`). The function's pipeline routes and validates with
