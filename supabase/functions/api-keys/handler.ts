@@ -16,7 +16,7 @@
  */
 import type { z } from "zod";
 import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import {
   ApiKeySchema,
   CreatedKeySchema,
@@ -31,10 +31,11 @@ import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
+import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
 import { readUsage, usageRange } from "../_shared/usage.ts";
 import { type KeyUsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
-import type { Scope, UserPrincipal } from "../_shared/auth/principal.ts";
+import type { UserPrincipal } from "../_shared/auth/principal.ts";
 
 /** A request of a key operation: always a signed-in user's. */
 type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
@@ -45,53 +46,25 @@ const KEY_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** Furthest expiry a key may be given: 5 years. */
 const MAX_EXPIRY_MS = 5 * 366 * 86_400_000;
 
-interface KeyRow {
-  id: string;
-  name: string;
-  mode: "live" | "test";
-  start: string;
-  scopes: Scope[];
-  status: "active" | "revoked" | "suspended" | "expired";
-  tier_id: string;
-  expires_at: Date | null;
-  last_used_at: Date | null;
-  ip_allowlist: string[] | null;
-  rolled_from: string | null;
-  revoked_at: Date | null;
-  created_at: Date;
+/** A key as read: one column per field of {@link ApiKeySchema}, and its epoch's shard. */
+type KeyRow = RowOf<typeof ApiKeySchema> & {
   /** The key-state epoch's shard of the key (never shown). */
   epoch_shard: number;
-}
+};
 
-const COLUMNS = "id, name, mode, start, scopes, status, tier_id, expires_at, last_used_at, " +
-  "ip_allowlist, rolled_from, revoked_at, created_at, epoch_shard";
+const KEY = rowShape<typeof ApiKeySchema, KeyRow>(ApiKeySchema, { extra: ["epoch_shard"] });
+const COLUMNS = KEY.columns;
 const KEYS: Source = {
   columns: COLUMNS,
   from: "public.api_keys",
   orderBy: "created_at desc, id desc",
 };
 
-const iso = (d: Date | null) => d?.toISOString() ?? null;
-
 /** A key's metadata as the API shows it; `status` is `expired` once `expires_at` has passed. */
 function present(row: KeyRow, now: number): z.input<typeof ApiKeySchema> {
   const lapsed = row.status === "active" && row.expires_at !== null &&
     row.expires_at.getTime() <= now;
-  return {
-    id: row.id,
-    name: row.name,
-    mode: row.mode,
-    start: row.start,
-    scopes: row.scopes,
-    status: lapsed ? "expired" : row.status,
-    tier_id: row.tier_id,
-    ip_allowlist: row.ip_allowlist,
-    created_at: row.created_at.toISOString(),
-    expires_at: iso(row.expires_at),
-    last_used_at: iso(row.last_used_at),
-    revoked_at: iso(row.revoked_at),
-    rolled_from: row.rolled_from,
-  };
+  return { ...KEY.present(row), status: lapsed ? "expired" : row.status };
 }
 
 function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -280,7 +253,7 @@ async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response
 }
 
 /** The api-keys function's operations. */
-export const operations: Implementations<typeof MANIFEST["api-keys"]> = {
+export const operations: Implementations<typeof spec> = {
   listApiKeys: list,
   createApiKey: create,
   getApiKey: get,

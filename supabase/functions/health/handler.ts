@@ -11,7 +11,7 @@
  * @module
  */
 import type { Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import type { Services } from "../_shared/services.ts";
 import { HealthOkSchema, HealthUnavailableSchema } from "../_shared/schemas/health.ts";
 import { respond } from "../_shared/schemas/respond.ts";
@@ -74,7 +74,7 @@ function probe(services: Services): Probe["checks"] {
 }
 
 /** The health function's operations. */
-export const operations: Implementations<typeof MANIFEST["health"]> = {
+export const operations: Implementations<typeof spec> = {
   getHealth: async ({ services, requestId }) => await health(services, requestId),
 };
 

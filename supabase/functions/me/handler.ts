@@ -5,7 +5,7 @@
  * @module
  */
 import type { Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import { MeSchema } from "../_shared/schemas/identity.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
@@ -18,7 +18,7 @@ interface ProfileRow {
 }
 
 /** The me function's operations. */
-export const operations: Implementations<typeof MANIFEST["me"]> = {
+export const operations: Implementations<typeof spec> = {
   async getMe({ principal: user, services, timing }) {
     const rows = await timing.measure(
       "db",

@@ -1,4 +1,5 @@
 import { operations } from "./handler.ts";
+import { spec } from "./spec.ts";
 import { serveFunction } from "../_shared/http/pipeline.ts";
 
-Deno.serve(serveFunction("me", operations));
+Deno.serve(serveFunction("me", spec, operations));

@@ -17,68 +17,26 @@ import { z } from "zod";
 import type { FunctionSpec, Method, OperationSpec, RouteSpec } from "../_shared/http/spec.ts";
 import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
 import { GATEWAY_ROUTES } from "../_shared/routes.ts";
-import { MANIFEST, TAGS } from "../_shared/manifest.ts";
+import { MANIFEST, operations, TAGS } from "../_shared/manifest.ts";
 import { API_VERSION } from "../_shared/config.ts";
 import { ALLOWED_HEADERS, EXPOSED_HEADERS } from "../_shared/http/respond.ts";
 import { MAX_BODY_BYTES } from "../_shared/http/input.ts";
-import * as S from "../_shared/schemas/mod.ts";
+import { allComponents, componentId } from "../_shared/schemas/component.ts";
+// The error bodies the document names itself (`ref("RateLimitError")`), as components.
+import "../_shared/schemas/errors.ts";
 
 /** A JSON object of the document. */
 export type Json = Record<string, unknown>;
 
-/** Response bodies, by component name. */
-const RESPONSE_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
-  HealthOk: S.HealthOkSchema,
-  HealthUnavailable: S.HealthUnavailableSchema,
-  HealthCheck: S.HealthCheckSchema,
-  V1TestResult: S.V1TestSchema,
-  Me: S.MeSchema,
-  Vault: S.VaultSchema,
-  VaultList: S.VaultListSchema,
-  ApiKey: S.ApiKeySchema,
-  CreatedApiKey: S.CreatedKeySchema,
-  RolledApiKey: S.RolledKeySchema,
-  ApiKeyList: S.KeyListSchema,
-  Usage: S.UsageSchema,
-  UsageCounts: S.UsageCountsSchema,
-  Granularity: S.GranularitySchema,
-  Webhook: S.WebhookSchema,
-  CreatedWebhook: S.CreatedWebhookSchema,
-  RotatedWebhook: S.RotatedWebhookSchema,
-  WebhookList: S.WebhookListSchema,
-  WebhookDelivery: S.DeliverySchema,
-  WebhookDeliveryList: S.DeliveryListSchema,
-  WebhookEventType: S.WebhookEventType,
-  Pagination: S.PaginationSchema,
-  KeyScope: S.KeyScopeSchema,
-  Mode: S.ModeSchema,
-  ErrorCode: S.ErrorCodeSchema,
-  ApiKeyError: S.ApiKeyErrorSchema,
-  JwtError: S.JwtErrorSchema,
-  MethodNotAllowedError: S.MethodNotAllowedSchema,
-  RateLimitError: S.RateLimitErrorSchema,
-  ValidationError: S.ValidationErrorSchema,
-  InsufficientScopeError: S.InsufficientScopeErrorSchema,
-  OpenApiDocument: S.OpenApiDocumentSchema,
-};
-
-/** Request bodies, by component name (documented as clients send them: zod's input side). */
-const REQUEST_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
-  CreateVaultRequest: S.CreateVault,
-  UpdateVaultRequest: S.UpdateVault,
-  CreateApiKeyRequest: S.CreateKey,
-  RollApiKeyRequest: S.RollKey,
-  CreateWebhookRequest: S.CreateWebhook,
-  UpdateWebhookRequest: S.UpdateWebhook,
-  RotateWebhookSecretRequest: S.RotateWebhookSecret,
-};
-
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 
-function componentName(table: Readonly<Record<string, z.ZodType>>, schema: z.ZodType): string {
-  const found = Object.entries(table).find(([, s]) => s === schema);
-  if (!found) throw new Error("a schema of an operation is not a component of the document");
-  return found[0];
+/** The component name a schema of an operation carries (`schemas/component.ts`). */
+function componentName(schema: z.ZodType): string {
+  const id = componentId(schema);
+  if (id === undefined) {
+    throw new Error("a schema of an operation is not a component of the document");
+  }
+  return id;
 }
 
 const INT32 = { min: -(2 ** 31), max: 2 ** 31 - 1 };
@@ -108,9 +66,9 @@ const JSON_SCHEMA_OPTIONS = {
   override: adjust,
 } as const;
 
-function toComponents(table: Readonly<Record<string, z.ZodType>>, io: "input" | "output"): Json {
+function toComponents(named: ReadonlyArray<[string, z.ZodType]>, io: "input" | "output"): Json {
   const registry = z.registry<{ id: string }>();
-  for (const [id, schema] of Object.entries(table)) registry.add(schema, { id });
+  for (const [id, schema] of named) registry.add(schema, { id });
   const { schemas } = z.toJSONSchema(registry, {
     ...JSON_SCHEMA_OPTIONS,
     io,
@@ -125,9 +83,17 @@ function toComponents(table: Readonly<Record<string, z.ZodType>>, io: "input" | 
   return out;
 }
 
+/**
+ * Every component, by name: request bodies as clients send them (zod's input side), every other
+ * component (responses and the pieces they share) as the API answers it.
+ */
 function schemaComponents(): Json {
-  const responses = toComponents(RESPONSE_SCHEMAS, "output");
-  const requests = toComponents(REQUEST_SCHEMAS, "input");
+  const bodies = new Set(
+    operations().flatMap(({ operation }) => operation.body ? [operation.body.schema] : []),
+  );
+  const named = allComponents();
+  const responses = toComponents(named.filter(([, s]) => !bodies.has(s)), "output");
+  const requests = toComponents(named.filter(([, s]) => bodies.has(s)), "input");
   // Refinements zod cannot express in JSON Schema, stated here beside the code that has them.
   (requests.UpdateVaultRequest as Json).minProperties = 1;
   (requests.UpdateWebhookRequest as Json).minProperties = 1;
@@ -388,7 +354,7 @@ function responses(doc: OperationSpec, spec: RouteSpec, scoped: boolean): Json {
   };
   for (const answer of [doc.success, ...doc.otherResponses ?? []]) {
     add(answer.status, answer.description, {
-      ...(answer.schema ? { schema: ref(componentName(RESPONSE_SCHEMAS, answer.schema)) } : {}),
+      ...(answer.schema ? { schema: ref(componentName(answer.schema)) } : {}),
       headers: limited ? decided() : new Set(COMMON),
     });
   }
@@ -458,7 +424,7 @@ function operation(doc: OperationSpec, spec: RouteSpec): Json {
       description: `JSON of at most ${kib} KiB; a larger body is 413 \`PAYLOAD_TOO_LARGE\``,
       required: doc.body.required,
       content: {
-        "application/json": { schema: ref(componentName(REQUEST_SCHEMAS, doc.body.schema)) },
+        "application/json": { schema: ref(componentName(doc.body.schema)) },
       },
     };
   }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import { buildOpenApiDocument, type Json } from "./document.ts";
 
 let built: { document: Json; text: string } | undefined;
@@ -22,7 +22,7 @@ function build(): { document: Json; text: string } {
 }
 
 /** The openapi function's operations. */
-export const operations: Implementations<typeof MANIFEST["openapi"]> = {
+export const operations: Implementations<typeof spec> = {
   getOpenApiDocument() {
     built ??= build();
     return new Response(built.text, {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import { UsageSchema } from "../_shared/schemas/usage.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { asCaller } from "../_shared/db/client.ts";
@@ -14,7 +14,7 @@ import { ApiError } from "../_shared/http/errors.ts";
 import { readUsage, usageRange } from "../_shared/usage.ts";
 
 /** The usage function's operations. */
-export const operations: Implementations<typeof MANIFEST["usage"]> = {
+export const operations: Implementations<typeof spec> = {
   async getUsage({ principal: user, query, services, timing }) {
     const range = usageRange(query, services.now());
     const body = await timing.measure(

@@ -5,12 +5,12 @@
  * @module
  */
 import type { Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import { V1TestSchema } from "../_shared/schemas/identity.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 
 /** The v1-test function's operations. */
-export const operations: Implementations<typeof MANIFEST["v1-test"]> = {
+export const operations: Implementations<typeof spec> = {
   testApiKey: ({ principal: key, services }) =>
     respond(V1TestSchema, {
       success: true,

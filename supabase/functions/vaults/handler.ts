@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import {
   type CreateVault,
   type ListVaultsQuery,
@@ -23,36 +23,18 @@ import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
+import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import { claimsOf, type KeyPrincipal, type UserPrincipal } from "../_shared/auth/principal.ts";
 
 const VaultId = z.uuid();
 
-interface VaultRow {
-  id: string;
-  name: string;
-  description: string | null;
-  tags: string[];
-  status: "active" | "inactive";
-  mode: "live" | "test";
-  created_at: Date;
-  updated_at: Date;
-}
+/** A vault as read: one column per field of {@link VaultSchema}. */
+type VaultRow = RowOf<typeof VaultSchema>;
 
-const COLUMNS = "id, name, description, tags, status, mode, created_at, updated_at";
+const VAULT = rowShape(VaultSchema);
+const COLUMNS = VAULT.columns;
 const VAULTS: Source = { columns: COLUMNS, from: "public.vaults", orderBy: "created_at desc, id" };
-
-function present(row: VaultRow): z.input<typeof VaultSchema> {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    tags: row.tags,
-    status: row.status,
-    mode: row.mode,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-  };
-}
+const present = VAULT.present;
 
 /** A request of a vault operation: a user's or an API key's. */
 type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal | KeyPrincipal, Q, B>;
@@ -145,7 +127,7 @@ async function remove(ctx: Ctx): Promise<Response> {
  * The vaults function's operations: the same five for a user's JWT (`/api/vaults…`) and for an
  * API key (`/api/v1/vaults…`, scopes checked by admission from the manifest).
  */
-export const operations: Implementations<typeof MANIFEST["vaults"]> = {
+export const operations: Implementations<typeof spec> = {
   listVaults: list,
   createVault: create,
   getVault: get,

@@ -12,7 +12,7 @@
  */
 import { z } from "zod";
 import type { HandlerContext, Implementations } from "../_shared/http/spec.ts";
-import type { MANIFEST } from "../_shared/manifest.ts";
+import type { spec } from "./spec.ts";
 import {
   CreatedWebhookSchema,
   type CreateWebhook,
@@ -32,6 +32,7 @@ import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { readById, readPage, type RunAsCaller, type Source } from "../_shared/db/read.ts";
+import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
 import { generateSecret } from "../_shared/webhooks/signing.ts";
 import { refusedUrl } from "../_shared/webhooks/target.ts";
@@ -41,93 +42,43 @@ type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
 
 const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
-interface EndpointRow {
-  id: string;
-  url: string;
-  description: string | null;
-  events: z.output<typeof WebhookSchema>["events"];
-  mode: "live" | "test";
-  status: "enabled" | "disabled";
-  disabled_reason: string | null;
-  disabled_at: Date | null;
-  failing_since: Date | null;
-  secret_rotated_at: Date | null;
-  previous_secret_expires_at: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
+/** An endpoint as read: one column per field of {@link WebhookSchema}. */
+type EndpointRow = RowOf<typeof WebhookSchema>;
 
-const COLUMNS = "id, url, description, events, mode, status, disabled_reason, disabled_at, " +
-  "failing_since, secret_rotated_at, previous_secret_expires_at, created_at, updated_at";
+const ENDPOINT = rowShape(WebhookSchema);
+const COLUMNS = ENDPOINT.columns;
 const ENDPOINTS: Source = {
   columns: COLUMNS,
   from: "public.webhook_endpoints",
   orderBy: "created_at desc, id desc",
 };
 
-interface DeliveryRow {
-  id: string;
-  event_id: string;
-  event_type: string;
-  status: "pending" | "succeeded" | "failed";
-  attempts: number;
-  next_attempt_at: Date;
-  last_attempt_at: Date | null;
-  response_status: number | null;
-  response_body: string | null;
-  last_error: string | null;
-  completed_at: Date | null;
-  created_at: Date;
-}
+/** A delivery as read (the event's type from its event): one column per field. */
+type DeliveryRow = RowOf<typeof DeliverySchema>;
 
-const DELIVERY_COLUMNS = "d.id, d.event_id, ev.type as event_type, d.status, d.attempts, " +
-  "d.next_attempt_at, d.last_attempt_at, d.response_status, d.response_body, d.last_error, " +
-  "d.completed_at, d.created_at";
+const DELIVERY = rowShape(DeliverySchema, { table: "d", sql: { event_type: "ev.type" } });
+const DELIVERY_COLUMNS = DELIVERY.columns;
 const DELIVERIES: Source = {
   columns: DELIVERY_COLUMNS,
   from: "public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id",
   orderBy: "d.created_at desc, d.id desc",
 };
 
-const iso = (d: Date | null) => d?.toISOString() ?? null;
-
 function present(row: EndpointRow, now: number): z.input<typeof WebhookSchema> {
+  const previous = row.previous_secret_expires_at;
   return {
-    id: row.id,
-    url: row.url,
-    description: row.description,
-    events: row.events,
-    mode: row.mode,
-    status: row.status,
-    disabled_reason: row.disabled_reason,
-    disabled_at: iso(row.disabled_at),
-    failing_since: iso(row.failing_since),
-    secret_rotated_at: iso(row.secret_rotated_at),
+    ...ENDPOINT.present(row),
     // A grace period that has ended is no longer news.
-    previous_secret_expires_at: row.previous_secret_expires_at !== null &&
-        row.previous_secret_expires_at.getTime() > now
-      ? row.previous_secret_expires_at.toISOString()
+    previous_secret_expires_at: previous !== null && previous.getTime() > now
+      ? previous.toISOString()
       : null,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
   };
 }
 
 function presentDelivery(row: DeliveryRow): z.input<typeof DeliverySchema> {
-  return {
-    id: row.id,
-    event_id: row.event_id,
-    event_type: row.event_type,
-    status: row.status,
-    attempts: row.attempts,
-    next_attempt_at: row.status === "pending" ? row.next_attempt_at.toISOString() : null,
-    last_attempt_at: iso(row.last_attempt_at),
-    response_status: row.response_status,
-    response_body: row.response_body,
-    last_error: row.last_error,
-    completed_at: iso(row.completed_at),
-    created_at: row.created_at.toISOString(),
-  };
+  const shown = DELIVERY.present(row);
+  // Only a pending delivery has a next attempt.
+  return row.status === "pending" ? shown : { ...shown, next_attempt_at: null };
 }
 
 function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -313,7 +264,7 @@ async function retry(ctx: Ctx): Promise<Response> {
 }
 
 /** The webhooks function's operations. */
-export const operations: Implementations<typeof MANIFEST["webhooks"]> = {
+export const operations: Implementations<typeof spec> = {
   listWebhooks: list,
   createWebhook: create,
   getWebhook: get,

@@ -6,7 +6,8 @@
  *   limits, scope) → input (query, body) → handler → headers, log line, request-log row.
  *
  * Each step answers with a value; the one place errors become responses is `failure.ts`.
- * A function's `index.ts` is `Deno.serve(serveFunction(name, operations))`.
+ * A function's `index.ts` is `Deno.serve(serveFunction(name, spec, operations))`, with the spec
+ * of its own folder (`spec.ts`): a function loads no other function's schemas.
  *
  * @module
  */
@@ -29,7 +30,6 @@ import type {
 import type { Decision } from "../ratelimit/limiter.ts";
 import { type Boot, bootIsolate, type Services } from "../services.ts";
 import { ConfigError } from "../config.ts";
-import { type FunctionName, MANIFEST } from "../manifest.ts";
 
 /** A handler as `Deno.serve` calls it. */
 export type Handler = (req: Request, info?: Deno.ServeHandlerInfo) => Promise<Response>;
@@ -55,14 +55,15 @@ export interface FunctionOptions {
   boot: Boot;
 }
 
-/** The handler of a function of the manifest, with the isolate's services. */
-export function serveFunction<F extends FunctionName>(
-  name: F,
-  implementations: Implementations<(typeof MANIFEST)[F]>,
+/** The handler of a function, from its spec and its operations, with the isolate's services. */
+export function serveFunction<S extends FunctionSpec>(
+  name: string,
+  spec: S,
+  implementations: Implementations<S>,
 ): Handler {
   return createHandler({
     name,
-    spec: MANIFEST[name],
+    spec,
     implementations: implementations as unknown as Readonly<Record<string, AnyHandler>>,
     boot: bootIsolate(),
   });

@@ -76,6 +76,17 @@ export interface FunctionSpec {
   pathParams?: Readonly<Record<string, { description: string; schema: Record<string, unknown> }>>;
 }
 
+/** A small JSON body: key and endpoint management take a few hundred bytes at most. */
+export const SMALL_BODY_BYTES = 16 * 1024;
+
+/** A ULID path parameter, as the reference shows it. */
+export const ULID_PATH_PARAM = {
+  type: "string",
+  pattern: "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$",
+  minLength: 26,
+  maxLength: 26,
+};
+
 /** The principal a route's handlers receive. */
 export type PrincipalFor<A extends AuthKind> = A extends "jwt" ? UserPrincipal
   : A extends "api_key" ? KeyPrincipal

@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 
 /** A ULID as the database generates it (Crockford base32, upper case). */
 export const Ulid = z.string().length(26).regex(/^[0-9A-HJKMNP-TV-Z]{26}$/).meta({
@@ -46,7 +47,9 @@ export const PaginationSchema = z.object({
   limit: z.int().min(1).max(MAX_PAGE_ITEMS),
   offset: z.int().min(0).max(MAX_OFFSET),
   total: z.int().min(0),
-}).meta({ description: "The page returned and the number of items in all" });
+}).meta({ description: "The page returned and the number of items in all" }).register(components, {
+  id: "Pagination",
+});
 
 /**
  * The paging fields every list's query starts with: a page of `limit` items (1 to 100, 20 by
@@ -69,4 +72,4 @@ export function pageOf<T extends z.ZodType>(item: T, description: string) {
 }
 
 /** A key's or a vault's data mode: test data never mixes with live data. */
-export const ModeSchema = z.enum(["live", "test"]);
+export const ModeSchema = z.enum(["live", "test"]).register(components, { id: "Mode" });

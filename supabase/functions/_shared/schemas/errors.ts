@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import { type ErrorCode, ERRORS } from "../http/errors.ts";
 import { RequestId } from "./common.ts";
 import { MAX_DETAIL_MESSAGE, MAX_DETAIL_PATH, MAX_DETAILS } from "../http/input.ts";
@@ -18,7 +19,7 @@ const codes = Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]];
 /** Every error code of the catalogue. Clients branch on it, never on `message`. */
 export const ErrorCodeSchema = z.enum(codes).meta({
   description: "A stable error code; clients branch on it, never on the message",
-});
+}).register(components, { id: "ErrorCode" });
 
 /**
  * Longest `message` an error carries: the catalogue's are short, and a validation message names
@@ -39,7 +40,9 @@ export const ApiKeyErrorSchema = z.object({
   message,
   code: ErrorCodeSchema,
   request_id: RequestId,
-}).meta({ description: "An error (API-key routes and public routes)" });
+}).meta({ description: "An error (API-key routes and public routes)" }).register(components, {
+  id: "ApiKeyError",
+});
 
 /** The body of errors on JWT routes: the documented `statusCode` beside `code`. */
 export const JwtErrorSchema = z.object({
@@ -48,13 +51,19 @@ export const JwtErrorSchema = z.object({
   statusCode: z.int().min(400).max(599).meta({ description: "The HTTP status, repeated" }),
   code: ErrorCodeSchema,
   request_id: RequestId,
-}).meta({ description: "An error (routes authenticated with a bearer token)" });
+}).meta({ description: "An error (routes authenticated with a bearer token)" }).register(
+  components,
+  { id: "JwtError" },
+);
 
 /** 405: the documented body, plus the request id. The `Allow` header lists the methods. */
 export const MethodNotAllowedSchema = z.object({
   error: z.literal("Method not allowed"),
   request_id: RequestId,
-}).meta({ description: "The route does not implement this method; see the Allow header" });
+}).meta({ description: "The route does not implement this method; see the Allow header" }).register(
+  components,
+  { id: "MethodNotAllowedError" },
+);
 
 const statusOnJwtRoutes = (status: number) =>
   z.literal(status).optional().meta({ description: "Present on bearer-token routes" });
@@ -67,7 +76,9 @@ export const RateLimitErrorSchema = z.object({
   code: z.literal("RATE_LIMIT_EXCEEDED"),
   retry_after: z.int().min(1).max(86_400).meta({ description: "Seconds to wait before retrying" }),
   request_id: RequestId,
-}).meta({ description: "Too many requests in a rate-limit window" });
+}).meta({ description: "Too many requests in a rate-limit window" }).register(components, {
+  id: "RateLimitError",
+});
 
 /** 400 `VALIDATION_FAILED`: every offending field with its path. */
 export const ValidationErrorSchema = z.object({
@@ -84,7 +95,9 @@ export const ValidationErrorSchema = z.object({
     description: `Every offending field, at most ${MAX_DETAILS}`,
   }),
   request_id: RequestId,
-}).meta({ description: "The query or the body does not match its schema" });
+}).meta({ description: "The query or the body does not match its schema" }).register(components, {
+  id: "ValidationError",
+});
 
 /** 403 `INSUFFICIENT_SCOPE`: the scope the key would need. */
 export const InsufficientScopeErrorSchema = z.object({
@@ -93,4 +106,6 @@ export const InsufficientScopeErrorSchema = z.object({
   code: z.literal("INSUFFICIENT_SCOPE"),
   required_scope: KeyScopeSchema,
   request_id: RequestId,
-}).meta({ description: "The API key lacks the scope this operation needs" });
+}).meta({ description: "The API key lacks the scope this operation needs" }).register(components, {
+  id: "InsufficientScopeError",
+});

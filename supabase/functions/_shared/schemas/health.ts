@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import { RequestId, Timestamp } from "./common.ts";
 
 /** One dependency's check. */
@@ -14,7 +15,7 @@ export const HealthCheckSchema = z.object({
     description: "Why the check failed, without a library's message",
     examples: ["connection failed", "no answer within 1000 ms"],
   }),
-});
+}).register(components, { id: "HealthCheck" });
 
 const checks = z.object({ database: HealthCheckSchema, redis: HealthCheckSchema });
 const checkedAt = Timestamp.meta({
@@ -28,7 +29,9 @@ export const HealthOkSchema = z.object({
   timestamp: Timestamp,
   checked_at: checkedAt,
   checks,
-}).meta({ description: "The API and its dependencies answer" });
+}).meta({ description: "The API and its dependencies answer" }).register(components, {
+  id: "HealthOk",
+});
 
 /** 503: a dependency did not answer in time; `failed` names it. */
 export const HealthUnavailableSchema = z.object({
@@ -42,4 +45,6 @@ export const HealthUnavailableSchema = z.object({
   message: z.string().max(200),
   failed: z.array(z.enum(["database", "redis"])).min(1).max(2),
   request_id: RequestId,
-}).meta({ description: "A dependency of the API is unavailable" });
+}).meta({ description: "A dependency of the API is unavailable" }).register(components, {
+  id: "HealthUnavailable",
+});

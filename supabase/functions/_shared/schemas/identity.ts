@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import { Timestamp, Ulid, Uuid } from "./common.ts";
 import { MAX_KEY_NAME } from "./keys.ts";
 
@@ -26,11 +27,14 @@ export const V1TestSchema = z.object({
     }),
   }),
   timestamp: Timestamp,
-}).meta({ description: "The API key is valid; what it is and what it may do" });
+}).meta({ description: "The API key is valid; what it is and what it may do" }).register(
+  components,
+  { id: "V1TestResult" },
+);
 
 /** `GET /api/me` 200: the signed-in user's profile. */
 export const MeSchema = z.object({
   id: Uuid,
   email: z.string().max(MAX_EMAIL_LENGTH).nullable(),
   created_at: Timestamp,
-}).meta({ description: "The signed-in user" });
+}).meta({ description: "The signed-in user" }).register(components, { id: "Me" });

@@ -6,13 +6,15 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import ipaddr from "ipaddr.js";
 import type { Scope } from "../auth/principal.ts";
 import { KEY_BODY_LENGTH, KEY_PREFIX } from "../auth/key_format.ts";
 import { listQuery, MAX_INSTANT_LENGTH, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
 
 /** A permission of a key. */
-export const KeyScopeSchema = z.enum(["read", "write", "delete"] as const satisfies Scope[]);
+export const KeyScopeSchema = z.enum(["read", "write", "delete"] as const satisfies Scope[])
+  .register(components, { id: "KeyScope" });
 
 /** Longest key name (the database's check too). */
 export const MAX_KEY_NAME = 100;
@@ -68,13 +70,13 @@ export const CreateKey = z.strictObject({
       input: v.expires_at,
     });
   }
-});
+}).register(components, { id: "CreateApiKeyRequest" });
 
 /** Body of `POST /api/keys/{id}/roll` (may be empty). */
 export const RollKey = z.strictObject({
   grace_period_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS)
     .default(DEFAULT_GRACE_SECONDS),
-});
+}).register(components, { id: "RollApiKeyRequest" });
 
 /** Query of `GET /api/keys`. */
 export const ListKeysQuery = listQuery({
@@ -104,7 +106,10 @@ export const ApiKeySchema = z.object({
   last_used_at: Timestamp.nullable(),
   revoked_at: Timestamp.nullable(),
   rolled_from: Ulid.nullable().meta({ description: "The key this one replaced by a roll" }),
-}).meta({ description: "An API key's metadata; the key itself is never shown again" });
+}).meta({ description: "An API key's metadata; the key itself is never shown again" }).register(
+  components,
+  { id: "ApiKey" },
+);
 
 /** The full key, shown once. */
 const FullKey = z.string().length(KEY_PREFIX.live.length + KEY_BODY_LENGTH)
@@ -115,7 +120,7 @@ const FullKey = z.string().length(KEY_PREFIX.live.length + KEY_BODY_LENGTH)
 /** `POST /api/keys` 201: the new key's metadata and the key. */
 export const CreatedKeySchema = ApiKeySchema.extend({ key: FullKey }).meta({
   description: "The created key, with the key itself (shown this once)",
-});
+}).register(components, { id: "CreatedApiKey" });
 
 /** `POST /api/keys/{id}/roll` 201: the replacement key, and the old key as it now stands. */
 export const RolledKeySchema = CreatedKeySchema.extend({
@@ -123,7 +128,8 @@ export const RolledKeySchema = CreatedKeySchema.extend({
 }).meta({
   description: "The replacement key (shown this once) and, as `previous_key`, the key it " +
     "replaces, which keeps working until its `expires_at` (the grace period)",
-});
+}).register(components, { id: "RolledApiKey" });
 
 /** `GET /api/keys` 200. */
-export const KeyListSchema = pageOf(ApiKeySchema, "A page of the caller's API keys, newest first");
+export const KeyListSchema = pageOf(ApiKeySchema, "A page of the caller's API keys, newest first")
+  .register(components, { id: "ApiKeyList" });

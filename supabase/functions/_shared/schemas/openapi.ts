@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 
 /** An OpenAPI 3.1 document (its full schema is the OpenAPI specification's). */
 export const OpenApiDocumentSchema = z.looseObject({
@@ -12,4 +13,4 @@ export const OpenApiDocumentSchema = z.looseObject({
   paths: z.record(z.string().max(256).regex(/^\//), z.unknown()),
 }).meta({
   description: "This document: OpenAPI 3.1 (https://spec.openapis.org/oas/v3.1.1)",
-});
+}).register(components, { id: "OpenApiDocument" });

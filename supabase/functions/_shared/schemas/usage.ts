@@ -5,10 +5,13 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import { MAX_INSTANT_LENGTH, ModeSchema, Timestamp, Ulid } from "./common.ts";
 
 /** Bucket sizes. */
-export const GranularitySchema = z.enum(["hour", "day"]);
+export const GranularitySchema = z.enum(["hour", "day"]).register(components, {
+  id: "Granularity",
+});
 export type Granularity = z.infer<typeof GranularitySchema>;
 
 /** Milliseconds of a bucket. */
@@ -35,6 +38,12 @@ const rangeShape = {
   granularity: GranularitySchema.default("day"),
 };
 
+/** What both usage operations answer (`api-keys` and `usage` document them). */
+export const USAGE_DESCRIPTION = "Requests by outcome per `hour` or UTC `day` (`granularity`, " +
+  "default day) from `from` to `to` (default: the last 24 hours or 30 days, widened to whole " +
+  "buckets; at most 744 hours or 400 days). Every bucket is listed, zeros included; a request " +
+  "shows within seconds.";
+
 /** Query of `GET /api/keys/{id}/usage`. */
 export const KeyUsageQuery = z.strictObject(rangeShape);
 
@@ -54,7 +63,7 @@ export const UsageCountsSchema = z.object({
   rate_limited: z.int().min(0).meta({ description: "Answered 429" }),
   client_errors: z.int().min(0).meta({ description: "Answered 4xx other than 429" }),
   server_errors: z.int().min(0).meta({ description: "Answered 5xx" }),
-});
+}).register(components, { id: "UsageCounts" });
 export type UsageCounts = z.infer<typeof UsageCountsSchema>;
 
 /** The answer of both usage operations. */
@@ -70,4 +79,4 @@ export const UsageSchema = z.object({
 }).meta({
   description: "Requests by outcome per hour or day (UTC), from rollups kept as requests are " +
     "logged: a request shows within seconds",
-});
+}).register(components, { id: "Usage" });

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import { listQuery, ModeSchema, pageOf, Timestamp, Uuid } from "./common.ts";
 
 /** Longest vault name: ciphertext of the client's encryption, so room for a long name. */
@@ -29,7 +30,7 @@ export const CreateVault = z.strictObject({
   name: Name,
   description: Description.optional(),
   tags: Tags.default([]),
-});
+}).register(components, { id: "CreateVaultRequest" });
 
 /** Body of the update operation: at least one field. */
 export const UpdateVault = z.strictObject({
@@ -37,7 +38,10 @@ export const UpdateVault = z.strictObject({
   description: Description.optional(),
   tags: Tags.optional(),
   status: z.enum(["active", "inactive"]).optional(),
-}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
+}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" }).register(
+  components,
+  { id: "UpdateVaultRequest" },
+);
 
 /** A vault. Name and description are stored as the client sent them (encrypted client-side). */
 export const VaultSchema = z.object({
@@ -51,7 +55,8 @@ export const VaultSchema = z.object({
   mode: ModeSchema.meta({ description: "Vaults made with a test key are test data" }),
   created_at: Timestamp,
   updated_at: Timestamp,
-}).meta({ description: "An estate-planning vault" });
+}).meta({ description: "An estate-planning vault" }).register(components, { id: "Vault" });
 
 /** A page of vaults, newest first. */
-export const VaultListSchema = pageOf(VaultSchema, "A page of the caller's vaults, newest first");
+export const VaultListSchema = pageOf(VaultSchema, "A page of the caller's vaults, newest first")
+  .register(components, { id: "VaultList" });

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { components } from "./component.ts";
 import { listQuery, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
 
 /** The events an endpoint may subscribe to. */
@@ -21,7 +22,9 @@ export const WEBHOOK_EVENT_TYPES = [
 ] as const;
 
 /** An event type an endpoint subscribes to. */
-export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES);
+export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).register(components, {
+  id: "WebhookEventType",
+});
 
 /** Most endpoints one user may have. */
 export const MAX_WEBHOOK_ENDPOINTS = 20;
@@ -50,7 +53,7 @@ export const CreateWebhook = z.strictObject({
   mode: ModeSchema.default("live").meta({
     description: "`test` endpoints receive the events of test keys and test vaults only",
   }),
-});
+}).register(components, { id: "CreateWebhookRequest" });
 
 /** Body of `PATCH /api/webhooks/{id}`: at least one field. */
 export const UpdateWebhook = z.strictObject({
@@ -58,12 +61,15 @@ export const UpdateWebhook = z.strictObject({
   events: Events.optional(),
   description: Description.optional(),
   status: z.enum(["enabled", "disabled"]).optional(),
-}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
+}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" }).register(
+  components,
+  { id: "UpdateWebhookRequest" },
+);
 
 /** Body of `POST /api/webhooks/{id}/rotate` (may be empty). */
 export const RotateWebhookSecret = z.strictObject({
   grace_period_seconds: z.number().int().min(0).max(MAX_SECRET_GRACE_SECONDS).default(86_400),
-});
+}).register(components, { id: "RotateWebhookSecretRequest" });
 
 /** Query of `GET /api/webhooks`. */
 export const ListWebhooksQuery = listQuery({
@@ -97,7 +103,8 @@ export const WebhookSchema = z.object({
   }),
   created_at: Timestamp,
   updated_at: Timestamp,
-}).meta({ description: "A webhook endpoint; its secret is shown only when created or rotated" });
+}).meta({ description: "A webhook endpoint; its secret is shown only when created or rotated" })
+  .register(components, { id: "Webhook" });
 
 /** An endpoint secret, shown once. */
 const Secret = z.string().max(96).regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({
@@ -107,19 +114,19 @@ const Secret = z.string().max(96).regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({
 /** `POST /api/webhooks` 201. */
 export const CreatedWebhookSchema = WebhookSchema.extend({ secret: Secret }).meta({
   description: "The created endpoint, with its signing secret (shown this once)",
-});
+}).register(components, { id: "CreatedWebhook" });
 
 /** `POST /api/webhooks/{id}/rotate` 200. */
 export const RotatedWebhookSchema = WebhookSchema.extend({ secret: Secret }).meta({
   description: "The endpoint with its new signing secret (shown this once); the previous one " +
     "keeps signing until `previous_secret_expires_at`",
-});
+}).register(components, { id: "RotatedWebhook" });
 
 /** `GET /api/webhooks` 200. */
 export const WebhookListSchema = pageOf(
   WebhookSchema,
   "A page of the caller's webhook endpoints, newest first",
-);
+).register(components, { id: "WebhookList" });
 
 /** One delivery of an event to an endpoint. */
 export const DeliverySchema = z.object({
@@ -141,10 +148,13 @@ export const DeliverySchema = z.object({
   last_error: z.string().max(1000).nullable(),
   completed_at: Timestamp.nullable(),
   created_at: Timestamp,
-}).meta({ description: "A delivery of an event to an endpoint, with its last attempt" });
+}).meta({ description: "A delivery of an event to an endpoint, with its last attempt" }).register(
+  components,
+  { id: "WebhookDelivery" },
+);
 
 /** `GET /api/webhooks/{id}/deliveries` 200. */
 export const DeliveryListSchema = pageOf(
   DeliverySchema,
   "A page of an endpoint's deliveries, newest first",
-);
+).register(components, { id: "WebhookDeliveryList" });
