@@ -26,6 +26,8 @@ interface CaseDef {
   id: string;
   label: string;
   fn: Served;
+  /** The path asked, when not the function's own. */
+  path?: string;
   headers: Record<string, string>;
   expect: readonly number[];
   rotate?: Array<Record<string, string>>;
@@ -33,12 +35,19 @@ interface CaseDef {
   /** Key-state changes in the background. */
   churn?: boolean;
 }
+/** A token's claims, as the function puts them in `request.jwt.claims` (the payload, verified there). */
+const tokenClaims = (token: string) =>
+  new TextDecoder().decode(
+    Uint8Array.from(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")), (ch) =>
+      ch.charCodeAt(0)),
+  );
+
 /** Where a served process is asked: the gateway's path below `/functions/v1`. */
 const pathOf = (
   fn: Served,
 ) => (fn === "baseline" ? "/" : fn === "vaults" ? "/vaults/v1" : `/${fn}`);
 const CASES = ["baseline", "v1-test", "bad-key", "limited-key", "anonymous", "me", "vaults"]
-  .concat(["cache", "latency"]);
+  .concat(["cache", "latency", "floor-me", "floor-vaults"]);
 
 function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
   const T = "/api/v1/test";
@@ -53,6 +62,8 @@ function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
     cache: `${T}, ${fx.churnKeys.length} keys, ${o.changes} key changes/s`,
     "baseline-1c": "bare Deno.serve, 1 connection",
     "v1-test-1c": `${T}, 1 connection`,
+    "floor-me": "floor of /api/me: its transaction alone (tools/bench/floor.ts)",
+    "floor-vaults": "floor of /api/v1/vaults: its transaction alone",
   };
   const at = (n: number, h = {}) => ({ ...stack.gateway(`203.0.113.${n}`), ...h });
   const key = (k: string) => ({ "X-API-Key": k });
@@ -70,6 +81,13 @@ function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
     c("cache", "v1-test", at(8), [200], { rotate: fx.churnKeys.map(key), churn: true }),
     c("baseline-1c", "baseline", at(1), [200], { connections: 1 }),
     c("v1-test-1c", "v1-test", at(2, key(fx.validKey)), [200], { connections: 1 }),
+    c("floor-me", "floor", {}, [200], {
+      path: "/me",
+      rotate: fx.tokens.map((t) => ({ "X-Floor-Claims": tokenClaims(t) })),
+    }),
+    c("floor-vaults", "floor", { "X-Floor-Claims": JSON.stringify(fx.readClaims) }, [200], {
+      path: "/vaults",
+    }),
   ].filter((d) => o.cases.includes(d.id.endsWith("-1c") ? "latency" : d.id));
 }
 
@@ -133,7 +151,7 @@ async function measure(
   const port = portOf(c.fn);
   const connections = c.connections ?? o.connections;
   const seconds = connections === 1 ? o["latency-seconds"] : o.duration;
-  const url = `http://127.0.0.1:${port}${pathOf(c.fn)}`;
+  const url = `http://127.0.0.1:${port}${c.path ?? pathOf(c.fn)}`;
   const load: WrkLoad = { url, connections, seconds, headers: c.headers };
   if (c.rotate) load.rotate = c.rotate;
   log(`${c.label}: ${connections} connection(s), ${o.warmup} s warm-up + ${seconds} s`);

@@ -81,6 +81,14 @@ export async function createFixtures(
   return {
     validKey: valid.key,
     readKey: read.key,
+    /** The claims the vaults function sets for the read key (claimsOf): the floor's. */
+    readClaims: {
+      sub: read.userId,
+      role: "authenticated",
+      aud: "authenticated",
+      key_id: read.id,
+      key_mode: "live",
+    },
     invalidKey: corruptKey(valid.key),
     limitedKey: limited.key,
     tokens,

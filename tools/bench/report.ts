@@ -124,6 +124,16 @@ export function goals(results: readonly CaseResult[]): Goal[] {
     (v) => v <= 0.1,
     (v) => fix(v, 3),
   );
+  for (const [id, what] of [["me", "/api/me"], ["vaults", "/api/v1/vaults"]] as const) {
+    const floor = cpu(`floor-${id}`);
+    const ratio = floor === undefined ? undefined : (cpu(id) ?? NaN) / floor;
+    add(
+      `server CPU of ${what} ≤ 1.3 × its floor's (issue 26)`,
+      ratio,
+      (v) => v <= 1.3,
+      (v) => `${fix(v, 2)}×`,
+    );
+  }
   add(
     "Upstash commands per valid-key request ≤ 1.0 (issue 26)",
     by.get("v1-test")?.redis.commandsPerRequest,

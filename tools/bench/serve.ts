@@ -56,7 +56,10 @@ const realServe = Deno.serve;
   });
 };
 
-if (fn === "baseline") {
+if (fn === "floor") {
+  const { floorHandler } = await import("./floor.ts");
+  Deno.serve(floorHandler(Deno.env.toObject()));
+} else if (fn === "baseline") {
   const body = JSON.stringify({ success: true, message: "ok" });
   Deno.serve(() => new Response(body, { headers: { "Content-Type": "application/json" } }));
 } else {

@@ -27,8 +27,8 @@ import { publicJwks } from "../local_auth.ts";
 import { bridgeCommand } from "../stack/bridge.ts";
 import { parentPid } from "./meter.ts";
 
-/** The processes a case may load: the bare baseline and the functions. */
-export const SERVED = ["baseline", "v1-test", "me", "vaults", "api-keys"] as const;
+/** The processes a case may load: the bare baseline, the functions and their floor (floor.ts). */
+export const SERVED = ["baseline", "v1-test", "me", "vaults", "api-keys", "floor"] as const;
 export type Served = (typeof SERVED)[number];
 
 /** Names and ports of the benchmark (clear of the dev and test profiles and other tools). */
@@ -156,9 +156,10 @@ export async function startStack(
 
     const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
     for (const name of SERVED) {
+      // The floor runs the vaults function's driver and schemas: its deno.json.
       const config = name === "baseline"
         ? ["--no-config"]
-        : ["--config", `supabase/functions/${name}/deno.json`];
+        : ["--config", `supabase/functions/${name === "floor" ? "vaults" : name}/deno.json`];
       // BENCH_V8_FLAGS (e.g. `--prof`) goes to each served function's V8, for profiling.
       const v8 = Deno.env.get("BENCH_V8_FLAGS");
       const flags = v8 ? [`--v8-flags=${v8}`] : [];
