@@ -227,11 +227,15 @@ export class BatchingRequester implements Requester {
     let text: string;
     let syncToken: string | null | undefined;
     const http = this.#http;
-    const sentBefore = http?.sent ?? 0;
+    // Whether this request reached the connection (not another one queued before it).
+    let sent = false;
     try {
       if (http) {
         const target = `${this.#basePath}${suffix}` || "/";
-        const answer = await http.post(target, headers, json, signal, { idempotent });
+        const answer = await http.post(target, headers, json, signal, {
+          idempotent,
+          onSent: () => sent = true,
+        });
         ({ status, body: text } = answer);
         syncToken = answer.headers.get("upstash-sync-token");
       } else {
@@ -247,7 +251,7 @@ export class BatchingRequester implements Requester {
       }
     } catch (error) {
       // With fetch, whether the request left cannot be told: it counts as sent.
-      if (idempotent || (http && http.sent === sentBefore)) throw error;
+      if (idempotent || (http && !sent)) throw error;
       this.stats.unsure++;
       throw new RedisCallError(
         "a Redis call that writes failed after it was sent; it may have been applied and is " +

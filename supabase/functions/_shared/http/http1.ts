@@ -432,6 +432,11 @@ export interface PostOptions {
    * and a request that writes (a rate-limit script) must never be applied twice.
    */
   idempotent?: boolean;
+  /**
+   * Called when the request is handed to the connection (some of it may have reached the
+   * server): after that, a failure leaves its outcome unknown.
+   */
+  onSent?: () => void;
 }
 
 /**
@@ -565,7 +570,7 @@ export class KeepAliveClient {
     const request = requestBytes("POST", this.#url, path, headers, body);
     const reused = this.#conn !== undefined;
     try {
-      return await this.#exchange(request, signal);
+      return await this.#exchange(request, signal, options.onSent);
     } catch (error) {
       this.#lose();
       // A kept-alive connection the server had already closed (its idle timeout, a restart)
@@ -575,7 +580,7 @@ export class KeepAliveClient {
         throw error;
       }
       try {
-        return await this.#exchange(request, signal);
+        return await this.#exchange(request, signal, options.onSent);
       } catch (again) {
         this.#lose();
         throw again;
@@ -584,7 +589,11 @@ export class KeepAliveClient {
   }
 
   /** One request on the connection (waiting for one to open) and its whole answer. */
-  async #exchange(request: Uint8Array, signal: AbortSignal): Promise<Http1Response> {
+  async #exchange(
+    request: Uint8Array,
+    signal: AbortSignal,
+    onSent?: () => void,
+  ): Promise<Http1Response> {
     if (!this.#conn) await untilAborted(this.warm(), signal);
     // Its caller gave up before it left: it is not sent late.
     if (signal.aborted) throw signal.reason;
@@ -592,6 +601,7 @@ export class KeepAliveClient {
     const reader = this.#reader;
     if (!conn || !reader) throw new ConnectError("connect", "the connection was closed");
     this.sent++;
+    onSent?.();
     // Its caller may give up sooner; the answer is still awaited this long.
     const answered = AbortSignal.timeout(this.#answerTimeoutMs);
     return await closingOnAbort(answered, () => this.#lose(), async () => {

@@ -240,7 +240,13 @@ Deno.test("KeepAliveClient: a request that may write is never sent twice, even u
   }]);
   const c = new KeepAliveClient(s.url);
   assert.equal((await post(c, '["incr"]')).body, "[1]");
-  await assert.rejects(post(c, '["incr"]'), (e) => e instanceof ProtocolError && e.unanswered);
+  // The caller learns that its request left: its outcome is unknown, not "not sent".
+  let told = 0;
+  const unsure = c.post("/base/pipeline", {}, '["incr"]', AbortSignal.timeout(2000), {
+    onSent: () => told++,
+  });
+  await assert.rejects(unsure, (e) => e instanceof ProtocolError && e.unanswered);
+  assert.equal(told, 1);
   assert.equal(s.requests.length, 2, "sent once");
   assert.equal(c.sent, 2);
   assert.equal((await post(c, '["incr"]')).body, "[3]");
