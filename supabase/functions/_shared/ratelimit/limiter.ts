@@ -89,6 +89,11 @@ function durationMs(duration: Duration): number {
   return Number(n) * (DURATION_MS[unit ?? "s"] ?? 1000);
 }
 
+/** When the window of length `ms` that holds `t` ends (windows are aligned to the epoch). */
+function windowEnd(t: number, ms: number): number {
+  return (Math.floor(t / ms) + 1) * ms;
+}
+
 function policiesOf(windows: readonly Window[]): Decision["policies"] {
   return windows.map((w) => ({
     name: w.name,
@@ -215,7 +220,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         allowed: false,
         limit: w.limit,
         remaining: 0,
-        reset: (Math.floor(t / ms) + 1) * ms,
+        reset: windowEnd(t, ms),
         window: w.name,
         policies: policiesOf(windows),
         degraded: false,
@@ -268,10 +273,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       1,
       reads,
     );
-    const resetOf = (i: number) => {
-      const ms = limiters[i]!.script.ms;
-      return (Math.floor(t / ms) + 1) * ms;
-    };
+    const resetOf = (i: number) => windowEnd(t, limiters[i]!.script.ms);
     let pick = answer.denied;
     if (pick >= 0) limiters[pick]!.block(identifier, resetOf(pick));
     else {
