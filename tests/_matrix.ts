@@ -80,6 +80,7 @@ function randomCrockford(n: number): string {
 const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }>> = {
   testApiKey: { ok: [200] },
   getMe: { ok: [200] },
+  getAccount: { ok: [200] },
   listVaults: { ok: [200] },
   createVault: { body: { name: "matrix vault", tags: ["matrix"] }, ok: [201] },
   getVault: { ok: [404] },

@@ -507,6 +507,19 @@ conforming("GET /api/me answers every documented outcome as documented", async (
   assert.equal(last!.body.statusCode, 429, "bearer-token routes carry statusCode");
 });
 
+conforming("GET /api/account answers every documented outcome as documented", async (c) => {
+  const t = "/api/account";
+  const { as } = caller(bearer((await newUser()).token));
+  await c.call("GET", t, t, as, { status: 200 });
+  await c.call("GET", t, t, { ip: uniqueIp() }, { status: 401, code: "MISSING_AUTH_TOKEN" });
+  const expired = caller(bearer((await newUser(-60)).token));
+  await c.call("GET", t, t, expired.as, { status: 419, code: "TOKEN_EXPIRED" });
+  const gone = await newUser();
+  await db()`delete from auth.users where id = ${gone.userId}`;
+  await c.call("GET", t, t, caller(bearer(gone.token)).as, { status: 404, code: "NOT_FOUND" });
+  await c.call("PUT", t, t, as, { status: 405 });
+});
+
 conforming(
   "vaults with a bearer token answer every documented outcome as documented",
   async (c) => {

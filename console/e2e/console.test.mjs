@@ -12,6 +12,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
+import { execFileSync } from "node:child_process";
 import {
   API_URL,
   axeSerious,
@@ -135,6 +136,10 @@ test("create a key with the keyboard alone; it is shown once", async () => {
   assert.equal(await page.locator(`input[value="${apiKey}"]`).count(), 0, "shown once");
   const row = page.getByRole("row", { name: /ci key/ });
   await assert.doesNotReject(row.getByText("read, write").waitFor());
+  await assert.doesNotReject(row.getByRole("cell", { name: "Free", exact: true }).waitFor());
+  await page.getByText("IP allowlists come with the Enterprise tier; this account is on Free.")
+    .waitFor();
+  assert.equal(await page.getByRole("textbox", { name: /IP allowlist/ }).count(), 0);
   noProblems();
 });
 
@@ -240,12 +245,55 @@ test("webhooks: add an endpoint on a loopback receiver, send a test, see the del
   }
 });
 
+test("account page: the tier and its limits; an upgrade opens IP allowlists", async () => {
+  const page = b.page;
+  await page.getByRole("link", { name: "Account" }).click();
+  await heading("Account");
+  await page.getByText(email).first().waitFor();
+  const limits = page.getByRole("table", { name: "Rate limits of the account's tiers" });
+  await assert.doesNotReject(
+    limits.getByRole("row", { name: "Free (the account's) 10 1,000 20 2,000" }).waitFor(),
+  );
+  await checkAxe("account");
+
+  // An operator upgrades the account (its keys follow); the pages show it on their next load.
+  execFileSync("deno", ["task", "-q", "admin", "user", "tier", email, "enterprise"], {
+    cwd: new URL("../..", import.meta.url),
+    stdio: "ignore",
+  });
+  // The session lives in memory only: a reload would sign out, so the page is left and entered.
+  await page.getByRole("link", { name: "Usage" }).click();
+  await heading(/Usage/);
+  await page.getByRole("link", { name: "Account" }).click();
+  await heading("Account");
+  await assert.doesNotReject(
+    limits.getByRole("row", { name: "Enterprise (the account's) 300 100,000 600 200,000" })
+      .waitFor(),
+  );
+  await page.getByRole("link", { name: "API keys" }).click();
+  await heading(/API keys/);
+  // The revoked key keeps its tier as a record; the new key takes the account's.
+  const revoked = page.getByRole("row", { name: /ci key/ });
+  await assert.doesNotReject(revoked.getByRole("cell", { name: "Free", exact: true }).waitFor());
+  await page.getByRole("textbox", { name: "Name" }).fill("office key");
+  await page.getByRole("textbox", { name: /IP allowlist/ }).fill("203.0.113.0/24");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const once = page.getByRole("region", { name: /Your new key "office key"/ });
+  await once.waitFor();
+  secrets.add(await once.getByLabel(/Your new key/).inputValue());
+  await once.getByRole("button", { name: /^Done/ }).click();
+  const office = page.getByRole("row", { name: /office key/ });
+  await assert.doesNotReject(
+    office.getByRole("cell", { name: "Enterprise", exact: true }).waitFor(),
+  );
+  noProblems();
+});
+
 test("account page, then sign out: nothing secret in storage", async () => {
   const page = b.page;
   await page.getByRole("link", { name: "Account" }).click();
   await heading("Account");
   await page.getByText(email).first().waitFor();
-  await checkAxe("account");
   await signOut();
   const dump = await storageDump(page);
   assert.ok(secrets.size >= 3, "tokens and the key were seen");

@@ -1,34 +1,30 @@
-/** The account: who is signed in (from `/api/me`), the mode switch, and the tiers' limits. */
-import { useEffect, useState } from "preact/hooks";
-import { api, unwrap } from "../api/client.ts";
-import type { components } from "../api/schema.gen.ts";
-import { ErrorNote, useAction, when } from "../ui/parts.tsx";
+/**
+ * The account: who is signed in, the account's tier with the limits of its live and test keys
+ * (`/api/account`), the tiers of keys an operator moved elsewhere, and the mode switch.
+ */
+import { type Tier, tierLabel, useAccount } from "../api/account.ts";
+import { ErrorNote, when } from "../ui/parts.tsx";
 import { ModeSwitch } from "../ui/Layout.tsx";
 
-/** The documented limits per tier (README, "Rate limits"); test keys get twice these. */
-const TIERS = [
-  ["Free", "10 / minute", "1,000 / day"],
-  ["Professional", "60 / minute", "10,000 / day"],
-  ["Enterprise", "300 / minute", "100,000 / day"],
-] as const;
+const count = (n: number) => n.toLocaleString("en-US");
 
 export function Account() {
-  const [me, setMe] = useState<components["schemas"]["Me"] | null>(null);
-  const load = useAction(async () => setMe(await unwrap(api.GET("/api/me"))));
-  useEffect(() => void load.run(), []);
+  const { account, error } = useAccount();
   return (
     <>
       <h1>Account</h1>
-      <ErrorNote error={load.error} />
+      <ErrorNote error={error} />
       <dl class="card">
         <dt>Email</dt>
-        <dd>{me?.email ?? "…"}</dd>
+        <dd>{account?.email ?? "…"}</dd>
         <dt>User id</dt>
         <dd>
-          <code>{me?.id ?? "…"}</code>
+          <code>{account?.id ?? "…"}</code>
         </dd>
         <dt>Member since</dt>
-        <dd>{when(me?.created_at)}</dd>
+        <dd>{when(account?.created_at)}</dd>
+        <dt>Tier</dt>
+        <dd>{account ? tierLabel(account.tier) : "…"}</dd>
       </dl>
       <h2>Mode</h2>
       <p>
@@ -36,30 +32,43 @@ export function Account() {
         switch chooses which the pages show and create.
       </p>
       <ModeSwitch />
-      <h2>Tiers and their limits</h2>
+      <h2>Rate limits</h2>
       <p>
-        Each key has a tier (shown on the keys page); new accounts start on Free. Test keys get
-        twice their tier's limits.
+        New keys take the account's tier. An operator may move a key to another tier; the keys page
+        names each key's.
       </p>
-      <table>
-        <caption class="sr-only">Rate limits per tier</caption>
-        <thead>
-          <tr>
-            <th scope="col">Tier</th>
-            <th scope="col">Per minute</th>
-            <th scope="col">Per day</th>
-          </tr>
-        </thead>
-        <tbody>
-          {TIERS.map(([tier, minute, day]) => (
-            <tr key={tier}>
-              <td>{tier}</td>
-              <td>{minute}</td>
-              <td>{day}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      {account && <Limits tiers={account.tiers} own={account.tier.id} />}
     </>
+  );
+}
+
+function Limits({ tiers, own }: { tiers: Tier[]; own: string }) {
+  return (
+    <table>
+      <caption class="sr-only">Rate limits of the account's tiers</caption>
+      <thead>
+        <tr>
+          <th scope="col">Tier</th>
+          <th scope="col">Live keys, per minute</th>
+          <th scope="col">Live keys, per day</th>
+          <th scope="col">Test keys, per minute</th>
+          <th scope="col">Test keys, per day</th>
+        </tr>
+      </thead>
+      <tbody>
+        {tiers.map((tier) => (
+          <tr key={tier.id}>
+            <th scope="row">
+              {tierLabel(tier)}
+              {tier.id === own ? " (the account's)" : ""}
+            </th>
+            <td>{count(tier.requests_per_minute)}</td>
+            <td>{count(tier.requests_per_day)}</td>
+            <td>{count(tier.test_requests_per_minute)}</td>
+            <td>{count(tier.test_requests_per_day)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

@@ -5,6 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client.ts";
+import { type Account, allowsIpAllowlist, tierName, useAccount } from "../api/account.ts";
 import { type components, keyScopeValues } from "../api/schema.gen.ts";
 import { mode } from "../ui/state.ts";
 import {
@@ -33,6 +34,7 @@ export function Keys() {
   const [shown, setShown] = useState<{ label: string; value: string } | null>(null);
   const [confirm, setConfirm] = useState<{ key: Key; action: "revoke" | "roll" } | null>(null);
   const [grace, setGrace] = useState(86400);
+  const { account, error: accountError } = useAccount();
 
   const load = useAction(async () => {
     const list = await unwrap(
@@ -61,13 +63,14 @@ export function Keys() {
       <h1>API keys ({mode.value})</h1>
       {shown && <ShowOnce label={shown.label} value={shown.value} onDone={() => setShown(null)} />}
       <CreateKey
+        account={account}
         onCreated={async (created) => {
           setShown({ label: `Your new key "${created.name}"`, value: created.key });
           await load.run();
         }}
       />
       <h2>Your {mode.value} keys</h2>
-      <ErrorNote error={load.error ?? act.error} />
+      <ErrorNote error={load.error ?? act.error ?? accountError} />
       {keys === null
         ? <p>Loading…</p>
         : keys.length === 0
@@ -99,7 +102,7 @@ export function Keys() {
                     </td>
                     <td>{key.mode}</td>
                     <td>
-                      <code title={key.tier_id}>{key.tier_id.slice(-6)}</code>
+                      <span title={key.tier_id}>{tierName(account, key.tier_id)}</span>
                     </td>
                     <td>{key.scopes.join(", ")}</td>
                     <td>
@@ -164,9 +167,10 @@ export function Keys() {
   );
 }
 
-function CreateKey(
-  { onCreated }: { onCreated: (k: components["schemas"]["CreatedApiKey"]) => Promise<void> },
-) {
+function CreateKey({ account, onCreated }: {
+  account: Account | null;
+  onCreated: (k: components["schemas"]["CreatedApiKey"]) => Promise<void>;
+}) {
   const [name, setName] = useState("");
   const [scopes, setScopes] = useState<Scope[]>(["read"]);
   const [expiry, setExpiry] = useState<"90d" | "1y" | "never">("90d");
@@ -214,15 +218,24 @@ function CreateKey(
           <option value="never">never</option>
         </select>
       </label>
-      <label>
-        IP allowlist (Enterprise tier; CIDR ranges, one per line; empty: anywhere)
-        <textarea
-          name="ip_allowlist"
-          rows={2}
-          value={allowlist}
-          onInput={(e) => setAllowlist(e.currentTarget.value)}
-        />
-      </label>
+      {allowsIpAllowlist(account)
+        ? (
+          <label>
+            IP allowlist (CIDR ranges, one per line; empty: anywhere)
+            <textarea
+              name="ip_allowlist"
+              rows={2}
+              value={allowlist}
+              onInput={(e) => setAllowlist(e.currentTarget.value)}
+            />
+          </label>
+        )
+        : (
+          <p class="muted">
+            IP allowlists come with the Enterprise tier
+            {account ? `; this account is on ${tierName(account, account.tier.id)}.` : "."}
+          </p>
+        )}
       <button type="submit" disabled={create.busy}>Create key</button>
       <ErrorNote error={create.error} />
     </ActionForm>

@@ -14,6 +14,7 @@ import type { FunctionSpec, OperationSpec, RouteSpec } from "./http/spec.ts";
 import { spec as health } from "../health/spec.ts";
 import { spec as v1Test } from "../v1-test/spec.ts";
 import { spec as me } from "../me/spec.ts";
+import { spec as account } from "../account/spec.ts";
 import { spec as vaults } from "../vaults/spec.ts";
 import { spec as apiKeys } from "../api-keys/spec.ts";
 import { spec as usage } from "../usage/spec.ts";
@@ -48,6 +49,7 @@ export const MANIFEST = {
   health,
   "v1-test": v1Test,
   me,
+  account,
   vaults,
   "api-keys": apiKeys,
   usage,

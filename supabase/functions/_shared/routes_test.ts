@@ -4,6 +4,7 @@ import { MANIFEST, operations } from "./manifest.ts";
 import { operations as health } from "../health/handler.ts";
 import { operations as v1Test } from "../v1-test/handler.ts";
 import { operations as me } from "../me/handler.ts";
+import { operations as account } from "../account/handler.ts";
 import { operations as vaults } from "../vaults/handler.ts";
 import { operations as apiKeys } from "../api-keys/handler.ts";
 import { operations as openapi } from "../openapi/handler.ts";
@@ -18,6 +19,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/v1/health": ["health", "", "none"],
     "/api/v1/test": ["v1-test", "", "api_key"],
     "/api/me": ["me", "", "jwt"],
+    "/api/account": ["account", "", "jwt"],
     "/api/v1/vaults": ["vaults", "/v1", "api_key"],
     "/api/vaults": ["vaults", "", "jwt"],
     "/api/keys": ["api-keys", "", "jwt"],
@@ -56,6 +58,7 @@ Deno.test("every function of the manifest implements every operation, and no oth
     health,
     "v1-test": v1Test,
     me,
+    account,
     vaults,
     "api-keys": apiKeys,
     usage,
