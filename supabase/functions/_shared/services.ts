@@ -14,7 +14,7 @@ import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
 import { createSqlKeyStore } from "./db/keys.ts";
 import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
-import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
+import { createRateLimiter, limiterWarnings, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
 import {
   createLogger,
@@ -22,7 +22,6 @@ import {
   log as startupLog,
   type Logger,
   type RequestLineSampler,
-  throttled,
 } from "./log.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
@@ -190,14 +189,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
       prefix: config.redis.prefix,
       background,
       now,
-      onError: throttled(
-        (error, suppressed) =>
-          log.warn("rate limiter unavailable; requests pass (fail mode open) or get 503", {
-            err: error,
-            suppressed,
-          }),
-        now,
-      ),
+      onError: limiterWarnings(log, now),
     }));
   lazy(services, "webhooks", () =>
     createWebhooks({
