@@ -27,6 +27,7 @@ import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
 import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
 import { createWebhooks, type Webhooks } from "./webhooks/service.ts";
+import { type RequestEvents, requestEvents } from "./events.ts";
 
 /** Everything a request needs beyond itself. */
 export interface Services {
@@ -53,8 +54,10 @@ export interface Services {
   reporter: ErrorReporter;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
   background(work: Promise<unknown>): void;
-  /** Webhook delivery: the dispatcher to kick after writes, and events the pipeline raises. */
+  /** Webhook delivery: the dispatcher to kick after writes, and the rate-limit event. */
   webhooks: Webhooks;
+  /** What the pipeline tells the services of each request (events.ts). */
+  events: RequestEvents;
 }
 
 interface EdgeRuntimeGlobal {
@@ -201,6 +204,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
       now,
       background,
     }));
+  services.events = requestEvents(services);
   return {
     services,
     // Creating the client starts opening its connection (redis.ts).

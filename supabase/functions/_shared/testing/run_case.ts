@@ -7,27 +7,35 @@
 import assert from "node:assert/strict";
 import { createHandler, type Handler } from "../http/pipeline.ts";
 import type { Services } from "../services.ts";
+import type { AuthKind, FunctionSpec, OperationSpec, RouteSpec } from "../http/spec.ts";
 import type { CatalogueFixtures, HostileCase } from "./hostile.ts";
+
+/**
+ * A function of one route, `GET /`, whose operation is `probe`, with these credentials; `route`
+ * and `op` refine the route and its operation.
+ */
+export function probeSpec(
+  auth: AuthKind,
+  route: Partial<Omit<RouteSpec, "auth" | "methods">> = {},
+  op: Partial<OperationSpec> = {},
+): FunctionSpec {
+  const probe = {
+    id: "probe",
+    tag: "T",
+    summary: "probe",
+    success: { status: 200, description: "" },
+  };
+  return {
+    gateway: [],
+    routes: [{ path: "/", auth, ...route, methods: { GET: { ...probe, ...op } } }],
+  };
+}
 
 /** A function of one route of this kind, whose handler answers 200. */
 export function routeOfKind(services: Services, auth: "jwt" | "api_key"): Handler {
   return createHandler({
     name: "probe",
-    spec: {
-      gateway: [],
-      routes: [{
-        path: "/",
-        auth,
-        methods: {
-          GET: {
-            id: "probe",
-            tag: "T",
-            summary: "probe",
-            success: { status: 200, description: "" },
-          },
-        },
-      }],
-    },
+    spec: probeSpec(auth),
     implementations: { probe: () => Response.json({ reached: true }) },
     boot: { services, shutdown: () => Promise.resolve() },
   });
