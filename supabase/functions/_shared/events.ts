@@ -7,12 +7,11 @@
  *
  * @module
  */
-import type { Principal, RefusedKey } from "./auth/principal.ts";
-import type { Decision } from "./ratelimit/limiter.ts";
-import type { AuditSink } from "./audit.ts";
+import type { KeyPrincipal, Principal, RefusedKey } from "./auth/principal.ts";
+import type { LoggedRequest } from "./log_rows.ts";
 import type { Logger, RequestLineSampler } from "./log.ts";
 import type { ErrorReporter } from "./observability/reporter.ts";
-import type { Webhooks } from "./webhooks/service.ts";
+import type { Decision } from "./ratelimit/limiter.ts";
 
 /** A request as it was answered. Never holds a credential. */
 export interface AnsweredRequest {
@@ -42,13 +41,17 @@ export interface RequestEvents {
   answered(request: AnsweredRequest): void;
 }
 
-/** What handling the events takes, read when an event arrives (services are built lazily). */
+/**
+ * The services that handle the events, as far as the events need them (the request log's sink,
+ * audit.ts; webhooks, webhooks/service.ts), read when an event arrives: services are built when
+ * first used, and a request that writes nothing builds neither.
+ */
 export interface EventServices {
   readonly log: Logger;
   readonly requestLines: RequestLineSampler;
   readonly reporter: ErrorReporter;
-  readonly audit: AuditSink;
-  readonly webhooks: Webhooks;
+  readonly audit: { record(entry: LoggedRequest): void };
+  readonly webhooks: { rateLimited(principal: KeyPrincipal, decision: Decision): void };
   now(): number;
 }
 

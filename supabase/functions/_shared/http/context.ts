@@ -10,10 +10,10 @@
  * @module
  */
 import type { Principal, RefusedKey } from "../auth/principal.ts";
-import type { AnsweredRequest } from "../events.ts";
 import type { Logger } from "../log.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import type { Services } from "../services.ts";
+import type { AnsweredRequest } from "../events.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { Origin } from "./ip.ts";
 import type { HandlerContext } from "./spec.ts";
