@@ -1,25 +1,15 @@
 import assert from "node:assert/strict";
 import { KEY_CASES } from "../testing/hostile.ts";
-import {
-  catalogueFixtures,
-  fakeEpoch,
-  fakeKeyStore,
-  fakeServices,
-  storedKey,
-} from "../testing/fakes.ts";
-import { routeOfKind, runCase } from "../testing/run_case.ts";
+import { fakeEpoch, fakeKeyStore, fakeServices, storedKey } from "../testing/fakes.ts";
+import { catalogueTest } from "../testing/run_case.ts";
 import { type Confirmation, createKeyAuthenticator } from "./api_key.ts";
 import { generateApiKey, hashApiKey } from "./key_format.ts";
 import { EPOCH_SHARDS, shardOf } from "./key_epoch.ts";
 
-Deno.test("createKeyAuthenticator() refuses every hostile key of the catalogue as documented", async (t) => {
-  const f = await fakeServices();
-  const fixtures = await catalogueFixtures(f);
-  const handler = routeOfKind(f.services, "api_key");
-  for (const c of KEY_CASES) {
-    await t.step(c.name, () => runCase(handler, c, fixtures));
-  }
-});
+Deno.test(
+  "createKeyAuthenticator() refuses every hostile key of the catalogue as documented",
+  catalogueTest("api_key", KEY_CASES),
+);
 
 function setup(modes: Array<"live" | "test"> = ["live", "test"]) {
   const store = fakeKeyStore();
