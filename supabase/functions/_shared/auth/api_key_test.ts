@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KEY_CASES } from "../testing/hostile.ts";
-import { fakeEpoch, fakeKeyStore, fakeServices, storedKey } from "../testing/fakes.ts";
+import { fakeEpoch, fakeKeyStore, storedKey } from "../testing/fakes.ts";
 import { catalogueTest } from "../testing/run_case.ts";
 import { createKeyAuthenticator } from "./api_key.ts";
 import { generateApiKey, hashApiKey } from "./key_format.ts";
