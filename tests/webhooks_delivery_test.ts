@@ -399,14 +399,13 @@ e2e(
         const text = await r.text();
         return { status: r.status, body: text === "" ? undefined : JSON.parse(text) };
       };
-      for (
-        const [url, why] of [
-          ["http://localhost:8080/x", "localhost, a loopback name"],
-          ["http://api.localhost/x", "api.localhost, a loopback name"],
-          ["http://127.0.0.1:8080/x", "127.0.0.1, a loopback address"],
-          ["http://[::1]:8080/x", "::1, a loopback address"],
-        ]
-      ) {
+      const loopback: Record<string, string> = {
+        "http://localhost:8080/x": "localhost, a loopback name",
+        "http://api.localhost/x": "api.localhost, a loopback name",
+        "http://127.0.0.1:8080/x": "127.0.0.1, a loopback address",
+        "http://[::1]:8080/x": "::1, a loopback address",
+      };
+      for (const [url, why] of Object.entries(loopback)) {
         const r = await call("POST", "", { url, events: ["vault.created"], mode: "test" });
         assert.equal(r.status, 400, JSON.stringify(r.body));
         assert.equal(r.body.details[0].message, `cannot be delivered to ${why}`);

@@ -24,27 +24,23 @@ Deno.test("parseConfig() needs one database URL", () => {
 });
 
 Deno.test("parseConfig() treats port 6543 as a transaction pooler: no prepared statements", () => {
-  const direct = parseConfig(base).db;
-  assert.deepEqual([direct.transactionPooler, direct.prepare], [false, true]);
-  const pooled = parseConfig({
-    ...base,
-    TORVUS_DB_URL: "postgresql://u:p@aws-0-eu.pooler.supabase.com:6543/postgres",
-  }).db;
-  assert.deepEqual([pooled.transactionPooler, pooled.prepare], [true, false]);
+  const db = (env: Record<string, string>) => {
+    const { transactionPooler, prepare } = parseConfig({ ...base, ...env }).db;
+    return { transactionPooler, prepare };
+  };
+  const supavisor = "postgresql://u:p@aws-0-eu.pooler.supabase.com:6543/postgres";
+  assert.deepEqual(db({}), { transactionPooler: false, prepare: true });
+  assert.deepEqual(db({ TORVUS_DB_URL: supavisor }), { transactionPooler: true, prepare: false });
   // Named explicitly, for a pooler on another port (PgBouncer's 6432).
-  const named = parseConfig({
-    ...base,
-    TORVUS_DB_URL: "postgresql://u:p@bouncer.internal:6432/postgres",
-    TORVUS_DB_POOL_MODE: "transaction",
-  }).db;
-  assert.deepEqual([named.transactionPooler, named.prepare], [true, false]);
+  assert.deepEqual(
+    db({
+      TORVUS_DB_URL: "postgresql://u:p@bouncer.internal:6432/postgres",
+      TORVUS_DB_POOL_MODE: "transaction",
+    }),
+    { transactionPooler: true, prepare: false },
+  );
   // A pooler that keeps statements may say so.
-  const prepared = parseConfig({
-    ...base,
-    TORVUS_DB_URL: "postgresql://u:p@aws-0-eu.pooler.supabase.com:6543/postgres",
-    TORVUS_DB_PREPARE: "true",
-  }).db;
-  assert.equal(prepared.prepare, true);
+  assert.equal(db({ TORVUS_DB_URL: supavisor, TORVUS_DB_PREPARE: "true" }).prepare, true);
 });
 
 Deno.test("parseConfig() keeps a small pool per isolate by default", () => {
@@ -133,20 +129,20 @@ Deno.test("parseConfig() reads the webhook settings, loopback refused by default
   assert.equal(local.webhooks.allowLoopback, true);
   assert.deepEqual(local.webhooks.dnsServer, { ipAddr: "::1", port: 5353 });
   assert.equal(local.webhooks.cronSecret, SECRET);
-  for (
-    const [name, value] of [
-      ["TORVUS_WEBHOOK_DNS_SERVER", "dns.example.com:53"],
-      ["TORVUS_WEBHOOK_DNS_SERVER", "127.0.0.1:70000"],
-      ["TORVUS_WEBHOOK_TIMEOUT_MS", "60000"],
-      ["TORVUS_WEBHOOK_ALLOW_LOOPBACK", "yes"],
-      ["TORVUS_CRON_SECRET", "short"],
-    ]
-  ) {
-    assert.throws(
-      () => parseConfig({ ...base, [name!]: value! }),
-      (e: unknown) =>
-        e instanceof ConfigError && e.message.includes(name!) && !e.message.includes(value!),
-    );
+  const invalid = {
+    TORVUS_WEBHOOK_DNS_SERVER: ["dns.example.com:53", "127.0.0.1:70000"],
+    TORVUS_WEBHOOK_TIMEOUT_MS: ["60000"],
+    TORVUS_WEBHOOK_ALLOW_LOOPBACK: ["yes"],
+    TORVUS_CRON_SECRET: ["short"],
+  };
+  for (const [name, values] of Object.entries(invalid)) {
+    for (const value of values) {
+      assert.throws(
+        () => parseConfig({ ...base, [name]: value }),
+        (e: unknown) =>
+          e instanceof ConfigError && e.message.includes(name) && !e.message.includes(value),
+      );
+    }
   }
 });
 

@@ -14,7 +14,7 @@ import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
 import { createSqlKeyStore } from "./db/keys.ts";
 import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
-import { createRateLimiter, type RateLimiter } from "./ratelimit/limiter.ts";
+import { createRateLimiter, limiterWarnings, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
 import {
   createLogger,
@@ -22,12 +22,12 @@ import {
   log as startupLog,
   type Logger,
   type RequestLineSampler,
-  throttled,
 } from "./log.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
 import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
 import { createWebhooks, type Webhooks } from "./webhooks/service.ts";
+import { type RequestEvents, requestEvents } from "./events.ts";
 
 /** Everything a request needs beyond itself. */
 export interface Services {
@@ -54,8 +54,10 @@ export interface Services {
   reporter: ErrorReporter;
   /** Keeps work alive after the response (EdgeRuntime.waitUntil where it exists). */
   background(work: Promise<unknown>): void;
-  /** Webhook delivery: the dispatcher to kick after writes, and events the pipeline raises. */
+  /** Webhook delivery: the dispatcher to kick after writes, and the rate-limit event. */
   webhooks: Webhooks;
+  /** What the pipeline tells the services of each request (events.ts). */
+  events: RequestEvents;
 }
 
 interface EdgeRuntimeGlobal {
@@ -190,14 +192,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
       prefix: config.redis.prefix,
       background,
       now,
-      onError: throttled(
-        (error, suppressed) =>
-          log.warn("rate limiter unavailable; requests pass (fail mode open) or get 503", {
-            err: error,
-            suppressed,
-          }),
-        now,
-      ),
+      onError: limiterWarnings(log, now),
     }));
   lazy(services, "webhooks", () =>
     createWebhooks({
@@ -209,6 +204,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
       now,
       background,
     }));
+  services.events = requestEvents(services);
   return {
     services,
     // Creating the client starts opening its connection (redis.ts).

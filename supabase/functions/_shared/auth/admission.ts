@@ -10,27 +10,21 @@
  *
  * @module
  */
-import type { AuthFailure, Principal, Scope } from "./principal.ts";
+import type { AuthFailure, Principal, RefusedKey } from "./principal.ts";
 import type { Confirmation } from "./api_key.ts";
 import type { ErrorCode } from "../http/errors.ts";
 import type { AuthKind } from "../http/spec.ts";
+import type { Target } from "../http/router.ts";
+import type { Timing } from "../http/timing.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
 import type { Services } from "../services.ts";
-import type { Timing } from "../http/respond.ts";
-
-/** A refused key's id, owner and mode, for the request log. */
-export interface RefusedKey {
-  keyId?: string | undefined;
-  userId?: string | undefined;
-  mode?: "live" | "test" | undefined;
-}
 
 /** What admission decided. */
 export type Admission =
   /** On to the handler; `decision` is absent where nothing is counted. */
   | { kind: "admitted"; principal: Principal | undefined; decision: Decision | undefined }
-  /** Refused with a catalogued code (credentials, scope). */
+  /** Refused with a catalogued code (route, method, credentials, scope). */
   | {
     kind: "refused";
     code: ErrorCode;
@@ -38,6 +32,8 @@ export type Admission =
     extra?: Record<string, unknown> | undefined;
     /** RFC 6750 / API-key challenge for `WWW-Authenticate`. */
     challenge?: string | undefined;
+    /** The route's methods, for the `Allow` header of a 405. */
+    allow?: string | undefined;
     decision: Decision | undefined;
     principal: Principal | undefined;
     /** A refused key's id and owner, for the request log. */
@@ -50,13 +46,10 @@ export type Admission =
 
 /** What admission needs to know of a request. */
 export interface AdmissionRequest {
-  auth: AuthKind;
-  /** The scope the operation needs, if any (API keys). */
-  scope?: Scope | undefined;
+  /** What its path and method came to (a preflight is answered before admission). */
+  target: Exclude<Target, { kind: "preflight" }>;
   headers: Headers;
   ip: string | undefined;
-  /** Routes that are never rate limited (health, the reference). */
-  unlimited?: boolean;
 }
 
 const REALM = 'realm="torvus"';
@@ -95,8 +88,12 @@ type Authenticated = ({ ok: true; principal: Principal } | AuthFailure) & {
   confirm?: Confirmation | undefined;
 };
 
-async function authenticate(s: Services, r: AdmissionRequest): Promise<Authenticated> {
-  if (r.auth === "api_key") return await s.keys.authenticate(r.headers.get("x-api-key"), r.ip);
+async function authenticate(
+  s: Services,
+  auth: AuthKind,
+  r: AdmissionRequest,
+): Promise<Authenticated> {
+  if (auth === "api_key") return await s.keys.authenticate(r.headers.get("x-api-key"), r.ip);
   const bearer = bearerToken(r.headers.get("authorization"));
   if (bearer.kind === "missing") return { ok: false, code: "MISSING_AUTH_TOKEN" };
   if (bearer.kind === "malformed") {
@@ -105,22 +102,39 @@ async function authenticate(s: Services, r: AdmissionRequest): Promise<Authentic
   return await s.jwt.verify(bearer.token);
 }
 
-/** Decides whether a request may reach its handler. */
+/**
+ * Decides whether a request may reach its handler. A path no route serves and a method its route
+ * lacks are refused here too, counted against the client's address as unauthenticated requests.
+ */
 export async function admit(s: Services, r: AdmissionRequest, timing: Timing): Promise<Admission> {
-  // Phases are laps (respond.ts): "auth" ends when the credential is checked, "rl" when the
-  // limiter has answered.
-  const anonymous = () => countAnonymous(s, r.ip, timing);
+  // Phases are laps (timing.ts): "auth" ends when the credential is checked, "rl" when the
+  // limiter has answered, whether it answered or failed.
+  const anonymous = () => phase(timing, "rl", s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS));
+  const { target } = r;
+  if (target.kind === "no-route") {
+    const decision = await anonymous();
+    if (!decision.allowed) return { kind: "limited", decision, principal: undefined };
+    return refused("NOT_FOUND", decision, { message: "Route not found" });
+  }
+  const route = target.route.spec;
+  const unlimited = route.rateLimited === false && route.auth === "none";
+  if (target.kind === "no-method") {
+    const decision = unlimited ? undefined : await anonymous();
+    if (decision && !decision.allowed) return { kind: "limited", decision, principal: undefined };
+    return refused("METHOD_NOT_ALLOWED", decision, { allow: target.route.allow });
+  }
 
   let principal: Principal | undefined;
   let decision: Decision | undefined;
-  if (r.auth !== "none") {
-    const auth = () => timing.after("auth", authenticate(s, r));
+  if (route.auth !== "none") {
+    const auth = () => phase(timing, "auth", authenticate(s, route.auth, r));
     let result = await auth();
     if (result.ok) {
       const { scope, identifier, windows } = windowsOf(result.principal);
       const confirm = result.confirm;
       // A key served from cache is confirmed in the same Redis command as its limits.
-      const d = await timing.after(
+      const d = await phase(
+        timing,
         "rl",
         s.limiter.check(scope, identifier, windows, confirm?.keys),
       );
@@ -135,7 +149,8 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
           JSON.stringify(fresh.windows) === JSON.stringify(windows);
         if (!sameLimits && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
         if (fresh && !sameLimits) {
-          decision = await timing.after(
+          decision = await phase(
+            timing,
             "rl",
             s.limiter.check(fresh.scope, fresh.identifier, fresh.windows),
           );
@@ -147,20 +162,16 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
       // Failed authentications count against the client's address, so guessing is slow.
       const d = await anonymous();
       if (!d.allowed) return { kind: "limited", decision: d, principal: undefined };
-      return {
-        kind: "refused",
-        code: result.code,
+      return refused(result.code, d, {
         message: result.message,
-        challenge: challengeOf(r.auth, result),
-        decision: d,
-        principal: undefined,
+        challenge: challengeOf(route.auth, result),
         refusedKey: { keyId: result.keyId, userId: result.userId, mode: result.mode },
-      };
+      });
     }
     principal = result.principal;
   }
 
-  if (!r.unlimited) {
+  if (!unlimited) {
     decision ??= await anonymous();
     if (decision.degraded && s.config.rateLimit.failMode === "closed") {
       return { kind: "unavailable", principal };
@@ -168,24 +179,32 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
     if (!decision.allowed) return { kind: "limited", decision, principal };
   }
 
-  if (principal?.kind === "api_key" && r.scope && !principal.scopes.includes(r.scope)) {
-    return {
-      kind: "refused",
-      code: "INSUFFICIENT_SCOPE",
-      message: `API key lacks the '${r.scope}' scope`,
-      extra: { required_scope: r.scope },
-      decision,
+  const scope = target.op.scope;
+  if (principal?.kind === "api_key" && scope && !principal.scopes.includes(scope)) {
+    return refused("INSUFFICIENT_SCOPE", decision, {
+      message: `API key lacks the '${scope}' scope`,
+      extra: { required_scope: scope },
       principal,
-    };
+    });
   }
   return { kind: "admitted", principal, decision };
 }
 
-/** Counts an anonymous request that no route admits (an unknown path, a missing method). */
-export async function countAnonymous(
-  s: Services,
-  ip: string | undefined,
-  timing: Timing,
-): Promise<Decision> {
-  return await timing.after("rl", s.limiter.check("ip", ip ?? "unknown", IP_WINDOWS));
+/** Awaits `work`, then ends the phase `name` (a lap), whether it settled or failed. */
+async function phase<T>(timing: Timing, name: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } finally {
+    timing.lap(name);
+  }
+}
+
+type Refusal = Extract<Admission, { kind: "refused" }>;
+
+function refused(
+  code: ErrorCode,
+  decision: Decision | undefined,
+  more: Partial<Omit<Refusal, "kind" | "code" | "decision">> = {},
+): Refusal {
+  return { kind: "refused", code, decision, principal: undefined, ...more };
 }

@@ -1,10 +1,26 @@
 import assert from "node:assert/strict";
-import { admit, bearerToken, challengeOf } from "./admission.ts";
+import { type AdmissionRequest, admit, bearerToken, challengeOf } from "./admission.ts";
 import { fakeServices, storedKey } from "../testing/fakes.ts";
 import { generateApiKey } from "./key_format.ts";
-import { Timing } from "../http/respond.ts";
+import type { Scope } from "./principal.ts";
+import { Timing } from "../http/timing.ts";
+import { compileRoutes, resolve } from "../http/router.ts";
+import type { AuthKind } from "../http/spec.ts";
+import { probeSpec } from "../testing/run_case.ts";
 
 const timing = () => new Timing();
+
+/** What `method /path` comes to on a function of one route, `GET /`. */
+function target(
+  auth: AuthKind,
+  more: { scope?: Scope; rateLimited?: false; path?: string; method?: string } = {},
+): AdmissionRequest["target"] {
+  const route = more.rateLimited === false ? { rateLimited: false as const } : {};
+  const spec = probeSpec(auth, route, more.scope ? { scope: more.scope } : {});
+  const t = resolve(compileRoutes(spec.routes), more.path ?? "/", more.method ?? "GET");
+  assert.notEqual(t.kind, "preflight");
+  return t as AdmissionRequest["target"];
+}
 
 Deno.test("bearerToken() reads RFC 6750's b64token, and nothing else", () => {
   assert.deepEqual(bearerToken(null), { kind: "missing" });
@@ -29,7 +45,7 @@ Deno.test("challengeOf() names the RFC 6750 error of a refused bearer token", ()
 Deno.test("admit() counts a failed authentication against the client's address", async () => {
   const f = await fakeServices();
   const a = await admit(f.services, {
-    auth: "api_key",
+    target: target("api_key"),
     headers: new Headers({ "x-api-key": "sk_live_nope" }),
     ip: "203.0.113.9",
   }, timing());
@@ -46,8 +62,7 @@ Deno.test("admit() refuses a key without the operation's scope, after counting i
   const { key } = generateApiKey("test");
   f.store.add(key, storedKey({ scopes: ["read"] }));
   const a = await admit(f.services, {
-    auth: "api_key",
-    scope: "delete",
+    target: target("api_key", { scope: "delete" }),
     headers: new Headers({ "x-api-key": key }),
     ip: undefined,
   }, timing());
@@ -64,7 +79,7 @@ Deno.test("admit() re-reads a key whose state changed since it was cached", asyn
   const { key } = generateApiKey("test");
   f.store.add(key, storedKey());
   const request = {
-    auth: "api_key" as const,
+    target: target("api_key"),
     headers: new Headers({ "x-api-key": key }),
     ip: undefined,
   };
@@ -83,11 +98,30 @@ Deno.test("admit() re-reads a key whose state changed since it was cached", asyn
 Deno.test("admit() lets a route that is never limited through without counting", async () => {
   const f = await fakeServices();
   const a = await admit(f.services, {
-    auth: "none",
+    target: target("none", { rateLimited: false }),
     headers: new Headers(),
     ip: "x",
-    unlimited: true,
   }, timing());
   assert.deepEqual(a, { kind: "admitted", principal: undefined, decision: undefined });
+  const missing = await admit(f.services, {
+    target: target("none", { rateLimited: false, method: "POST" }),
+    headers: new Headers(),
+    ip: "x",
+  }, timing());
+  assert.equal(missing.kind === "refused" && missing.code, "METHOD_NOT_ALLOWED");
+  assert.equal(missing.kind === "refused" && missing.decision, undefined);
   assert.equal(f.limiter.counts.size, 0);
+});
+
+Deno.test("admit() refuses an unknown path and a missing method, counted against the address", async () => {
+  const f = await fakeServices();
+  const ask = (more: { path?: string; method?: string }) =>
+    admit(f.services, { target: target("jwt", more), headers: new Headers(), ip: "x" }, timing());
+  const missing = await ask({ path: "/nope" });
+  assert.equal(missing.kind === "refused" && missing.code, "NOT_FOUND");
+  assert.equal(missing.kind === "refused" && missing.message, "Route not found");
+  const method = await ask({ method: "DELETE" });
+  assert.equal(method.kind === "refused" && method.code, "METHOD_NOT_ALLOWED");
+  assert.equal(method.kind === "refused" && method.allow, "GET, OPTIONS");
+  assert.equal(method.kind === "refused" && method.decision?.remaining, 98, "both were counted");
 });

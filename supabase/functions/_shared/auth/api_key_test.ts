@@ -1,25 +1,15 @@
 import assert from "node:assert/strict";
 import { KEY_CASES } from "../testing/hostile.ts";
-import {
-  catalogueFixtures,
-  fakeEpoch,
-  fakeKeyStore,
-  fakeServices,
-  storedKey,
-} from "../testing/fakes.ts";
-import { routeOfKind, runCase } from "../testing/run_case.ts";
-import { type Confirmation, createKeyAuthenticator } from "./api_key.ts";
+import { fakeEpoch, fakeKeyStore, storedKey } from "../testing/fakes.ts";
+import { catalogueTest } from "../testing/run_case.ts";
+import { createKeyAuthenticator } from "./api_key.ts";
 import { generateApiKey, hashApiKey } from "./key_format.ts";
 import { EPOCH_SHARDS, shardOf } from "./key_epoch.ts";
 
-Deno.test("createKeyAuthenticator() refuses every hostile key of the catalogue as documented", async (t) => {
-  const f = await fakeServices();
-  const fixtures = await catalogueFixtures(f);
-  const handler = routeOfKind(f.services, "api_key");
-  for (const c of KEY_CASES) {
-    await t.step(c.name, () => runCase(handler, c, fixtures));
-  }
-});
+Deno.test(
+  "createKeyAuthenticator() refuses every hostile key of the catalogue as documented",
+  catalogueTest("api_key", KEY_CASES),
+);
 
 function setup(modes: Array<"live" | "test"> = ["live", "test"]) {
   const store = fakeKeyStore();
@@ -51,49 +41,43 @@ Deno.test("authenticate() serves a key of a mode the deployment does not accept 
   assert.equal(store.lookups, 0);
 });
 
-/** What admission does with a confirmation: the epoch keys read, then judged. */
-const confirmed = async (c: Confirmation, epoch: ReturnType<typeof fakeEpoch>) =>
-  c.matches(await epoch.read(c.keys).catch(() => undefined));
+/**
+ * Authenticates a key that must be served from the cache, then does what admission does with
+ * its confirmation (the epoch keys read, then judged): whether the cached entry still holds.
+ */
+async function cachedAndConfirmed(
+  { keys, key, epoch }: Awaited<ReturnType<typeof setup>>,
+): Promise<boolean> {
+  const cached = await keys.authenticate(key, undefined);
+  assert.ok(cached.ok && cached.confirm, "served from cache, to confirm");
+  return cached.confirm.matches(await epoch.read(cached.confirm.keys).catch(() => undefined));
+}
 
 Deno.test("authenticate() caches a key, confirmed by an unchanged epoch", async () => {
-  const { store, epoch, keys, key } = await setup();
+  const s = await setup();
+  const { store, epoch, keys, key } = s;
   const first = await keys.authenticate(key, undefined);
   assert.ok(first.ok && first.confirm === undefined, "a lookup, not a cached answer");
-  const second = await keys.authenticate(key, undefined);
-  assert.ok(second.ok && second.confirm, "served from cache, to confirm");
-  assert.equal(await confirmed(second.confirm!, epoch), true);
+  assert.equal(await cachedAndConfirmed(s), true);
   assert.equal(store.lookups, 1);
   await epoch.bump();
-  const third = await keys.authenticate(key, undefined);
-  assert.ok(third.ok && third.confirm);
-  assert.equal(
-    await confirmed(third.confirm!, epoch),
-    false,
-    "the epoch moved: the entry is dropped",
-  );
+  assert.equal(await cachedAndConfirmed(s), false, "the epoch moved: the entry is dropped");
   const fourth = await keys.authenticate(key, undefined);
   assert.ok(fourth.ok && fourth.confirm === undefined, "looked up again");
   assert.equal(store.lookups, 2);
 });
 
 Deno.test("authenticate() keeps a cached key while other shards change, not its own", async () => {
-  const { store, epoch, keys, key } = await setup();
+  const s = await setup();
+  const { store, epoch, keys, key } = s;
   const own = shardOf(hashApiKey(key));
   await keys.authenticate(key, undefined);
   // Every other shard changes: the key stays cached and confirmed.
   await epoch.bump(Array.from({ length: EPOCH_SHARDS }, (_, i) => i).filter((i) => i !== own));
-  const cached = await keys.authenticate(key, undefined);
-  assert.ok(cached.ok && cached.confirm);
-  assert.equal(await confirmed(cached.confirm!, epoch), true);
+  assert.equal(await cachedAndConfirmed(s), true);
   assert.equal(store.lookups, 1);
   await epoch.bump([own]);
-  const changed = await keys.authenticate(key, undefined);
-  assert.ok(changed.ok && changed.confirm);
-  assert.equal(
-    await confirmed(changed.confirm!, epoch),
-    false,
-    "its shard moved: the entry is dropped",
-  );
+  assert.equal(await cachedAndConfirmed(s), false, "its shard moved: the entry is dropped");
 });
 
 Deno.test("authenticate() caches nothing while the epoch cannot be read", async () => {

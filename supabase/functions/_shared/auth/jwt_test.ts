@@ -1,17 +1,13 @@
 import assert from "node:assert/strict";
 import { JWT_CASES } from "../testing/hostile.ts";
-import { catalogueFixtures, fakeServices } from "../testing/fakes.ts";
-import { routeOfKind, runCase } from "../testing/run_case.ts";
+import { fakeServices } from "../testing/fakes.ts";
+import { catalogueTest } from "../testing/run_case.ts";
 import { createJwtVerifier } from "./jwt.ts";
 
-Deno.test("createJwtVerifier() refuses every hostile token of the catalogue as documented", async (t) => {
-  const f = await fakeServices();
-  const fixtures = await catalogueFixtures(f);
-  const handler = routeOfKind(f.services, "jwt");
-  for (const c of JWT_CASES) {
-    await t.step(c.name, () => runCase(handler, c, fixtures));
-  }
-});
+Deno.test(
+  "createJwtVerifier() refuses every hostile token of the catalogue as documented",
+  catalogueTest("jwt", JWT_CASES),
+);
 
 Deno.test("createJwtVerifier() accepts a genuine token and keeps the verified claims", async () => {
   const f = await fakeServices();

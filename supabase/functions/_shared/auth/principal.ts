@@ -37,6 +37,13 @@ export interface KeyPrincipal {
 /** Either kind of caller. */
 export type Principal = UserPrincipal | KeyPrincipal;
 
+/** A refused key's id, owner and mode, for the request log. */
+export interface RefusedKey {
+  keyId?: string | undefined;
+  userId?: string | undefined;
+  mode?: "live" | "test" | undefined;
+}
+
 /** A refused authentication: a catalogued code and, where useful, a safe message. */
 export interface AuthFailure {
   ok: false;

@@ -7,7 +7,8 @@ import { fakeServices, storedKey } from "../testing/fakes.ts";
 import { generateApiKey } from "../auth/key_format.ts";
 import { ApiError } from "./errors.ts";
 import { ConfigError } from "../config.ts";
-import type { AnyHandler, FunctionSpec } from "./spec.ts";
+import type { AnyHandler } from "./spec.ts";
+import { probeSpec } from "../testing/run_case.ts";
 import { setLogSink } from "../log.ts";
 import type { Services } from "../services.ts";
 
@@ -29,19 +30,9 @@ function probeHandler(
   handler: AnyHandler,
   auth: "none" | "jwt" | "api_key" = "none",
 ): Handler {
-  const spec: FunctionSpec = {
-    gateway: [],
-    routes: [{
-      path: "/",
-      auth,
-      methods: {
-        GET: { id: "probe", tag: "T", summary: "probe", success: { status: 200, description: "" } },
-      },
-    }],
-  };
   return createHandler({
     name: "probe",
-    spec,
+    spec: probeSpec(auth),
     implementations: { probe: handler },
     boot: { services, shutdown: () => Promise.resolve() },
   });

@@ -1,9 +1,18 @@
 /**
- * Response building: JSON bodies, CORS and the headers every response carries.
+ * The response builder, the one place answers are made: JSON bodies, the answer to each refusal
+ * of admission, the one place errors become responses (a catalogued code with its documented
+ * body, its `WWW-Authenticate` challenge and the rate-limit headers where a decision was made;
+ * any exception: an `ApiError` is its code, a dependency outage 503, anything else a logged 500
+ * whose body says nothing of the cause), and the headers every response carries.
  *
  * @module
  */
+import type { Admission } from "../auth/admission.ts";
+import { isDatabaseUnavailable } from "../db/client.ts";
+import type { Logger } from "../log.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
+import type { RequestState } from "./context.ts";
+import { ApiError, errorBody, type ErrorCode, type ErrorOptions, statusOf } from "./errors.ts";
 
 /** Headers a browser client may read (CORS `Access-Control-Expose-Headers`). */
 export const EXPOSED_HEADERS = [
@@ -47,60 +56,6 @@ export function json(body: unknown, status = 200, init: HeadersInit = {}): Respo
 }
 
 /**
- * Per-phase durations for `Server-Timing`.
- *
- * Reading the clock is not free (`performance.now()` costs about 1.7 µs on Deno 2.1 here, as
- * much as a SHA-256 of a key), so phases that follow one another are laps: each reads the clock
- * once, and lasts from the previous lap (or the request's start) to now.
- */
-export class Timing {
-  readonly #phases: Array<[string, number]> = [];
-  #mark: number;
-
-  /** `start`: when the request started, on `performance.now()`'s clock. */
-  constructor(start: number = performance.now()) {
-    this.#mark = start;
-  }
-
-  /** Records a phase's duration in milliseconds. */
-  add(name: string, ms: number): void {
-    this.#phases.push([name, ms]);
-  }
-
-  /** Ends a phase that began at the previous lap (or the start) and records it. */
-  lap(name: string): void {
-    const now = performance.now();
-    this.add(name, now - this.#mark);
-    this.#mark = now;
-  }
-
-  /** Awaits `work`, then ends the phase `name` (a {@link lap}) whether it settled or failed. */
-  async after<T>(name: string, work: Promise<T>): Promise<T> {
-    try {
-      return await work;
-    } finally {
-      this.lap(name);
-    }
-  }
-
-  /** Runs `fn`, recording its duration under `name`. */
-  async measure<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const start = performance.now();
-    try {
-      return await fn();
-    } finally {
-      this.#mark = performance.now();
-      this.add(name, this.#mark - start);
-    }
-  }
-
-  /** The `Server-Timing` header value. */
-  header(): string {
-    return this.#phases.map(([n, ms]) => `${n};dur=${ms.toFixed(2)}`).join(", ");
-  }
-}
-
-/**
  * The documented `X-RateLimit-*` headers (tightest window, reset as epoch seconds) and the
  * IETF httpapi draft's `RateLimit-Policy` (every window) and `RateLimit` (tightest window,
  * seconds until reset).
@@ -121,4 +76,141 @@ export function rateLimitHeaders(headers: Headers, d: Decision, now: number): vo
 /** Seconds until the decision's window resets, at least 1. */
 export function retryAfter(d: Decision, now: number): number {
   return Math.max(1, Math.ceil((d.reset - now) / 1000));
+}
+
+/** How an error answer is built. */
+export interface ErrorAnswer extends ErrorOptions {
+  /** The rate-limit decision made before the error, whose headers the answer carries. */
+  decision?: Decision | undefined;
+  headers?: HeadersInit | undefined;
+}
+
+/** The response of a catalogued error. */
+export function errorResponse(
+  code: ErrorCode,
+  requestId: string,
+  now: number,
+  answer: ErrorAnswer = {},
+): Response {
+  const { decision, headers, ...options } = answer;
+  const response = json(errorBody(code, requestId, options), statusOf(code), headers);
+  if (decision) rateLimitHeaders(response.headers, decision, now);
+  return response;
+}
+
+/** 429 with `Retry-After`, and `retry_after` in the body, from one clock reading. */
+export function limitedResponse(
+  decision: Decision,
+  requestId: string,
+  now: number,
+  jwtRoute: boolean,
+): Response {
+  const seconds = retryAfter(decision, now);
+  return errorResponse("RATE_LIMIT_EXCEEDED", requestId, now, {
+    message: `Rate limit exceeded. Try again in ${seconds} seconds.`,
+    extra: { retry_after: seconds },
+    jwtRoute,
+    decision,
+  });
+}
+
+/** The code an exception is answered with. */
+export function codeOf(error: unknown): ErrorCode {
+  if (error instanceof ApiError) return error.code;
+  return isDatabaseUnavailable(error) ? "SERVICE_UNAVAILABLE" : "INTERNAL_ERROR";
+}
+
+/**
+ * The response to an exception thrown past admission (the handler's, or the pipeline's own),
+ * carrying the rate-limit headers of the decision already made.
+ */
+export function exceptionResponse(
+  error: unknown,
+  requestId: string,
+  now: number,
+  log: Logger,
+  answer: { jwtRoute: boolean; decision?: Decision | undefined },
+): Response {
+  const code = codeOf(error);
+  if (error instanceof ApiError) {
+    return errorResponse(code, requestId, now, { ...error.options, ...answer });
+  }
+  if (code === "SERVICE_UNAVAILABLE") {
+    log.warn("dependency unavailable", { err: error });
+    return errorResponse(code, requestId, now, { ...answer, headers: { "Retry-After": "1" } });
+  }
+  log.error("unhandled error", { err: error });
+  return errorResponse("INTERNAL_ERROR", requestId, now, answer);
+}
+
+/** The answer to a CORS preflight of a route. */
+export function preflightResponse(allow: string): Response {
+  const headers = new Headers({
+    Allow: allow,
+    "Access-Control-Allow-Methods": allow,
+    "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+    "Access-Control-Max-Age": "86400",
+  });
+  return new Response(null, { status: 204, headers });
+}
+
+/** The answer to a request admission did not let through. */
+export function refusalResponse(
+  a: Exclude<Admission, { kind: "admitted" }>,
+  requestId: string,
+  now: number,
+  jwtRoute: boolean,
+): Response {
+  switch (a.kind) {
+    case "limited":
+      return limitedResponse(a.decision, requestId, now, jwtRoute);
+    case "unavailable":
+      return errorResponse("SERVICE_UNAVAILABLE", requestId, now, {
+        jwtRoute,
+        headers: { "Retry-After": "1" },
+      });
+    case "refused": {
+      const headers: Record<string, string> = {};
+      if (a.challenge !== undefined) headers["WWW-Authenticate"] = a.challenge;
+      if (a.allow !== undefined) headers.Allow = a.allow;
+      return errorResponse(a.code, requestId, now, {
+        jwtRoute,
+        decision: a.decision,
+        headers,
+        ...(a.message === undefined ? {} : { message: a.message }),
+        ...(a.extra === undefined ? {} : { extra: a.extra }),
+      });
+    }
+  }
+}
+
+/**
+ * The headers every answer carries (request id, response time, caching, CORS, Server-Timing),
+ * set on the request's response; its status and duration are kept on the request's state.
+ */
+export function finish(c: RequestState, response: Response): Response {
+  const elapsed = performance.now() - c.started;
+  const headers = response.headers;
+  headers.set("X-Request-ID", c.requestId);
+  headers.set("X-Response-Time", elapsed.toFixed(2));
+  if (!headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
+  corsHeaders(headers);
+  const serverTiming = c.timing.header();
+  if (serverTiming) headers.set("Server-Timing", serverTiming);
+  c.status = response.status;
+  c.elapsedMs = elapsed;
+  return response;
+}
+
+/** The answer to every request of an isolate whose configuration is invalid: 503. */
+export function misconfiguredResponse(): Response {
+  const requestId = crypto.randomUUID();
+  const response = errorResponse("CONFIGURATION_INVALID", requestId, 0, {
+    headers: { "Retry-After": "30" },
+  });
+  response.headers.set("X-Request-ID", requestId);
+  response.headers.set("X-Response-Time", "0.00");
+  response.headers.set("Cache-Control", "no-store");
+  corsHeaders(response.headers);
+  return response;
 }

@@ -7,22 +7,62 @@
  *
  * @module
  */
-import type { Method, RouteSpec } from "./spec.ts";
+import type { Method, OperationSpec, RouteSpec } from "./spec.ts";
 
 /** A route with its pattern split into segments. */
 export interface CompiledRoute {
   spec: RouteSpec;
   segments: readonly string[];
   methods: readonly Method[];
+  /** Its `Allow` header: its methods and OPTIONS. */
+  allow: string;
 }
 
 /** Splits each route's pattern once, at start-up. */
 export function compileRoutes(routes: readonly RouteSpec[]): CompiledRoute[] {
-  return routes.map((spec) => ({
-    spec,
-    segments: spec.path.split("/").filter((s) => s !== ""),
-    methods: Object.keys(spec.methods) as Method[],
-  }));
+  return routes.map((spec) => {
+    const methods = Object.keys(spec.methods) as Method[];
+    return {
+      spec,
+      segments: spec.path.split("/").filter((s) => s !== ""),
+      methods,
+      allow: [...methods, "OPTIONS"].join(", "),
+    };
+  });
+}
+
+/** What a request's path and method come to. */
+export type Target =
+  /** An operation of a route, with the route's decoded parameters. */
+  | {
+    kind: "operation";
+    route: CompiledRoute;
+    op: OperationSpec;
+    params: Readonly<Record<string, string>>;
+  }
+  /** A CORS preflight of a route. */
+  | { kind: "preflight"; route: CompiledRoute }
+  /** A route that lacks the method. */
+  | { kind: "no-method"; route: CompiledRoute }
+  /** No route. */
+  | { kind: "no-route"; route?: undefined };
+
+/** A target that is an operation. */
+export type OperationTarget = Extract<Target, { kind: "operation" }>;
+
+const NO_ROUTE: Target = { kind: "no-route" };
+
+/** The target of `method` on `path` (the path below the function's name). */
+export function resolve(routes: readonly CompiledRoute[], path: string, method: string): Target {
+  const match = matchRoute(routes, path);
+  if (!match) return NO_ROUTE;
+  const { route, params } = match;
+  if (method === "OPTIONS") return { kind: "preflight", route };
+  // Own properties only: a method named "constructor" or "valueOf" is not an operation.
+  const op = Object.hasOwn(route.spec.methods, method)
+    ? route.spec.methods[method as Method]
+    : undefined;
+  return op ? { kind: "operation", route, op, params } : { kind: "no-method", route };
 }
 
 /** The path below the function's name, `/` at the function's root. */

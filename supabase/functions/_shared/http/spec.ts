@@ -10,7 +10,7 @@ import type { KeyPrincipal, Scope, UserPrincipal } from "../auth/principal.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services.ts";
-import type { Timing } from "./respond.ts";
+import type { Timing } from "./timing.ts";
 
 /** The credentials a route accepts. */
 export type AuthKind = "none" | "jwt" | "api_key";

@@ -27,6 +27,7 @@
 import { Ratelimit } from "@upstash/ratelimit";
 import type { Redis } from "@upstash/redis";
 import { runWindows, type ScriptWindow } from "./windows_script.ts";
+import { type Logger, throttled } from "../log.ts";
 
 type Duration = `${number} ${"s" | "m" | "h" | "d"}`;
 
@@ -77,9 +78,31 @@ export interface LimiterOptions {
   prefix: string;
   /** Runs work after the response (refunds); defaults to fire-and-forget. */
   background?: (work: Promise<unknown>) => void;
-  onError?: (error: unknown) => void;
+  /** Told of each Redis failure, and of {@link LimiterFailure what failed}. */
+  onError?: (error: unknown, failed: LimiterFailure) => void;
   /** The clock, epoch ms. */
   now?: () => number;
+}
+
+/**
+ * What a Redis failure cost: `limits`, no window could be checked (the decision is degraded:
+ * fail mode decides); `reads`, a subject refused from memory had its keys (a cached key's
+ * epoch) left unread, so its refusal stands and a cached key is looked up again.
+ */
+export type LimiterFailure = "limits" | "reads";
+
+/** The warnings of a limiter's failures, each kind throttled on its own (see `throttled`). */
+export function limiterWarnings(
+  log: Logger,
+  now: () => number,
+): (error: unknown, failed: LimiterFailure) => void {
+  const warn = (msg: string) =>
+    throttled((error, suppressed) => log.warn(msg, { err: error, suppressed }), now);
+  const warnings = {
+    limits: warn("rate limiter unavailable; requests pass (fail mode open) or get 503"),
+    reads: warn("key state not read (the rate limit refused from memory); key looked up again"),
+  };
+  return (error, failed) => warnings[failed](error);
 }
 
 const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -230,7 +253,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
   };
 
   const degraded = (windows: readonly Window[], error: unknown): Decision => {
-    options.onError?.(error);
+    options.onError?.(error, "limits");
     const first = windows[0]!;
     return {
       allowed: true,
@@ -315,7 +338,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         return await several(limiters, identifier, windows, reads);
       } catch (error) {
         if (!held) return degraded(windows, error);
-        options.onError?.(error);
+        options.onError?.(error, "reads");
         return held; // without its reads: a cached key is then looked up again
       }
     },

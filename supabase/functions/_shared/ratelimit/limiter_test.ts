@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Redis } from "@upstash/redis";
-import { createRateLimiter } from "./limiter.ts";
+import { createRateLimiter, type LimiterFailure, limiterWarnings } from "./limiter.ts";
+import { createLogger, setLogSink } from "../log.ts";
 import { createRedis } from "../redis.ts";
 import { IP_WINDOWS, windowsOf } from "./policy.ts";
 import { storedKey } from "../testing/fakes.ts";
@@ -58,7 +59,7 @@ Deno.test({
     const limiter = createRateLimiter({
       redis: silent.redis,
       prefix: "unit",
-      onError: (e) => errors.push(e),
+      onError: (e, failed) => errors.push(failed === "limits" && e),
       now: () => t,
     });
     const started = performance.now();
@@ -81,7 +82,7 @@ Deno.test("createRateLimiter() reports a failing Redis as degraded at once", asy
   const limiter = createRateLimiter({
     redis: refusingRedis(),
     prefix: "unit",
-    onError: (e) => errors.push(e),
+    onError: (e, failed) => errors.push(failed === "limits" && e),
   });
   const started = performance.now();
   const d = await limiter.check("ip", "203.0.113.5", IP_WINDOWS);
@@ -89,6 +90,47 @@ Deno.test("createRateLimiter() reports a failing Redis as degraded at once", asy
   assert.equal(d.degraded, true);
   assert.deepEqual(d.policies, [{ name: "hour", limit: 100, seconds: 3600 }]);
   assert.equal(errors.length, 1);
+});
+
+Deno.test("createRateLimiter() tells a failed read of a subject refused from memory apart", async () => {
+  const failures: LimiterFailure[] = [];
+  // Redis denies the key's minute once, then fails: the refusal stands from memory, its read not.
+  const redis = {
+    evalsha: () => Promise.resolve([1, 0, 1999, "epoch-1"]),
+    mget: () => Promise.reject(new Error("connection reset")),
+  } as unknown as Redis;
+  const limiter = createRateLimiter({
+    redis,
+    prefix: "unit",
+    onError: (_, failed) => failures.push(failed),
+    now: () => 1_000_000,
+  });
+  const first = await limiter.check(key.scope, key.identifier, key.windows, ["epoch"]);
+  assert.equal(first.allowed, false);
+  assert.deepEqual(first.reads, ["epoch-1"]);
+  const held = await limiter.check(key.scope, key.identifier, key.windows, ["epoch"]);
+  assert.equal(held.allowed, false, "still refused, from memory");
+  assert.equal(held.degraded, false, "the limits were decided");
+  assert.equal(held.reads, undefined, "so a cached key is looked up again");
+  assert.deepEqual(failures, ["reads"]);
+});
+
+Deno.test("limiterWarnings() says what failed: the limits, or only a refused key's state", () => {
+  const lines: string[] = [];
+  const previous = setLogSink((line) => lines.push(line));
+  try {
+    const warn = limiterWarnings(createLogger(), () => 0);
+    warn(new Error("down"), "reads");
+    warn(new Error("down"), "limits");
+    warn(new Error("down"), "reads"); // throttled: one line per kind per interval
+  } finally {
+    setLogSink(previous);
+  }
+  const messages = lines.map((l) => JSON.parse(l).msg);
+  assert.deepEqual(messages, [
+    "key state not read (the rate limit refused from memory); key looked up again",
+    "rate limiter unavailable; requests pass (fail mode open) or get 503",
+  ]);
 });
 
 Deno.test("windowsOf() gives a key its minute and day, a user one hour", () => {

@@ -17,29 +17,25 @@ export const HealthCheckSchema = z.object({
   }),
 }).register(components, { id: "HealthCheck" });
 
-const checks = z.object({ database: HealthCheckSchema, redis: HealthCheckSchema });
-const checkedAt = Timestamp.meta({
-  description: "When the checks ran: one probe answers every health request for a second",
-});
-
-/** 200: every dependency answered. */
-export const HealthOkSchema = z.object({
-  status: z.literal("ok"),
+/** What both answers report: the version, the time, and each dependency's check. */
+const report = {
   version: z.string().max(64),
   timestamp: Timestamp,
-  checked_at: checkedAt,
-  checks,
-}).meta({ description: "The API and its dependencies answer" }).register(components, {
-  id: "HealthOk",
-});
+  checked_at: Timestamp.meta({
+    description: "When the checks ran: one probe answers every health request for a second",
+  }),
+  checks: z.object({ database: HealthCheckSchema, redis: HealthCheckSchema }),
+};
+
+/** 200: every dependency answered. */
+export const HealthOkSchema = z.object({ status: z.literal("ok"), ...report })
+  .meta({ description: "The API and its dependencies answer" })
+  .register(components, { id: "HealthOk" });
 
 /** 503: a dependency did not answer in time; `failed` names it. */
 export const HealthUnavailableSchema = z.object({
   status: z.literal("unavailable"),
-  version: z.string().max(64),
-  timestamp: Timestamp,
-  checked_at: checkedAt,
-  checks,
+  ...report,
   error: z.literal("service_unavailable"),
   code: z.literal("DEPENDENCY_UNAVAILABLE"),
   message: z.string().max(200),

@@ -12,6 +12,7 @@
 import * as jose from "jose";
 import { parseConfig } from "../config.ts";
 import type { Services } from "../services.ts";
+import { requestEvents } from "../events.ts";
 import { createKeyAuthenticator, type KeyEpoch, type StoredKey } from "../auth/api_key.ts";
 import { createJwtVerifier } from "../auth/jwt.ts";
 import { generateApiKey, hashApiKey } from "../auth/key_format.ts";
@@ -263,7 +264,7 @@ export async function fakeServices(
     background: [],
     webhooks: { kicks: 0, limited: [] },
   };
-  const services: Services = {
+  const base: Omit<Services, "events"> & Partial<Services> = {
     config,
     now: clock.now,
     log,
@@ -305,6 +306,7 @@ export async function fakeServices(
     },
     ...options.overrides,
   };
+  const services: Services = { ...base, events: base.events ?? requestEvents(base) };
   return { services, clock, store, epoch, limiter, signer, recorded };
 }
 

@@ -7,30 +7,52 @@
 import assert from "node:assert/strict";
 import { createHandler, type Handler } from "../http/pipeline.ts";
 import type { Services } from "../services.ts";
+import type { AuthKind, FunctionSpec, OperationSpec, RouteSpec } from "../http/spec.ts";
 import type { CatalogueFixtures, HostileCase } from "./hostile.ts";
+import { catalogueFixtures, fakeServices } from "./fakes.ts";
+
+/**
+ * A function of one route, `GET /`, whose operation is `probe`, with these credentials; `route`
+ * and `op` refine the route and its operation.
+ */
+export function probeSpec(
+  auth: AuthKind,
+  route: Partial<Omit<RouteSpec, "auth" | "methods">> = {},
+  op: Partial<OperationSpec> = {},
+): FunctionSpec {
+  const probe = {
+    id: "probe",
+    tag: "T",
+    summary: "probe",
+    success: { status: 200, description: "" },
+  };
+  return {
+    gateway: [],
+    routes: [{ path: "/", auth, ...route, methods: { GET: { ...probe, ...op } } }],
+  };
+}
 
 /** A function of one route of this kind, whose handler answers 200. */
 export function routeOfKind(services: Services, auth: "jwt" | "api_key"): Handler {
   return createHandler({
     name: "probe",
-    spec: {
-      gateway: [],
-      routes: [{
-        path: "/",
-        auth,
-        methods: {
-          GET: {
-            id: "probe",
-            tag: "T",
-            summary: "probe",
-            success: { status: 200, description: "" },
-          },
-        },
-      }],
-    },
+    spec: probeSpec(auth),
     implementations: { probe: () => Response.json({ reached: true }) },
     boot: { services, shutdown: () => Promise.resolve() },
   });
+}
+
+/** A test that runs every case of a catalogue, each as a step, on a route of its kind. */
+export function catalogueTest(
+  auth: "jwt" | "api_key",
+  cases: readonly HostileCase[],
+): (t: Deno.TestContext) => Promise<void> {
+  return async (t) => {
+    const f = await fakeServices();
+    const fixtures = await catalogueFixtures(f);
+    const handler = routeOfKind(f.services, auth);
+    for (const c of cases) await t.step(c.name, () => runCase(handler, c, fixtures));
+  };
 }
 
 /** Presents a case's credentials and checks the documented answer, in-process. */

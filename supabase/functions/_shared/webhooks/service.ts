@@ -1,5 +1,6 @@
 /**
- * An isolate's webhooks: its dispatcher, and the events the pipeline raises itself.
+ * An isolate's webhooks: its dispatcher, and the `rate_limit.exceeded` event of a key refused by
+ * its limit (handed over by the request events, events.ts).
  *
  * `rate_limit.exceeded` is written at most once per key and window: the first refusal of a key
  * in a window wins `SET NX` on a Redis key named after the window's end (each isolate remembers
