@@ -20,6 +20,7 @@ import {
   startAuthorization,
   tokenRequest,
 } from "./_support/oauth.ts";
+import { mintServiceRoleKey } from "../tools/local_auth.ts";
 
 /** Exchanges the code of an approved redirect for a public client's tokens. */
 async function exchange(clientId: string, redirect: URL, verifier: string) {
@@ -63,6 +64,17 @@ e2e(
     assert.equal(back.searchParams.get("error"), "access_denied");
     assert.equal(back.searchParams.get("error_description"), "User denied the request");
     assert.equal(back.searchParams.get("state"), first.state);
+    const { data: signedIn } = await supabase.auth.getSession();
+    const noBody = await fetch(`${ISSUER}/oauth/authorizations/${first.authorizationId}/consent`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${signedIn.session!.access_token}` },
+    });
+    assert.equal(noBody.status, 400);
+    assert.deepEqual(await noBody.json(), {
+      code: 400,
+      error_code: "bad_json",
+      msg: "invalid JSON body",
+    });
     const late = await supabase.auth.oauth.approveAuthorization(first.authorizationId);
     assert.equal(late.error?.status, 400);
     assert.equal(late.error?.code, "validation_failed");
@@ -195,6 +207,17 @@ e2e("admin: refusals (user token, too many or unsafe redirect URIs, public secre
   assert.equal(asUser.status, 403);
   assert.equal((await asUser.json()).error_code, "not_admin");
 
+  const serviceRole = await mintServiceRoleKey();
+  const empty = await fetch(`${ISSUER}/admin/oauth/clients`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${serviceRole}` },
+  });
+  assert.equal(empty.status, 400);
+  assert.deepEqual(await empty.json(), {
+    code: 400,
+    error_code: "bad_json",
+    msg: "Invalid JSON body",
+  });
   const admin = (await adminClient()).auth.admin.oauth;
   const create = (redirect_uris: string[]) =>
     admin.createClient({ client_name: "x", redirect_uris });

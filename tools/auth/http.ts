@@ -118,6 +118,28 @@ export async function readJsonObject(req: Request): Promise<Record<string, unkno
 }
 
 /**
+ * A JSON object body as Go's `json.NewDecoder(...).Decode` takes it: an empty body, invalid JSON
+ * or another type than an object is 400 `bad_json` with the handler's `message`.
+ */
+export async function readStrictJson(
+  req: Request,
+  message: string,
+): Promise<Record<string, unknown>> {
+  const text = await req.text();
+  if (text.length > 1024 * 1024) throw new AuthError(413, "request_too_large", "Request too large");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new AuthError(400, "bad_json", message);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new AuthError(400, "bad_json", message);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
  * The parameters of a body sent as JSON (`Content-Type` containing `application/json`) or else
  * as a form, as Supabase Auth's OAuth endpoints read them. Non-string JSON members are dropped.
  */

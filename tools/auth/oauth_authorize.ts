@@ -15,7 +15,7 @@
  * @module
  */
 import type postgres from "postgres";
-import { AuthError, readJsonObject, sendJson, validationFailed } from "./http.ts";
+import { AuthError, readStrictJson, sendJson, validationFailed } from "./http.ts";
 import { type AuthContext, authenticate } from "./server.ts";
 import { type ClientRow, findClient, isUuid, redirectUris } from "./oauth_clients.ts";
 import { isRedirectUrlValid } from "./verify.ts";
@@ -243,12 +243,7 @@ export async function getAuthorization(
 export async function consent(ctx: AuthContext, req: Request, id: string): Promise<Response> {
   const { user } = await authenticate(ctx, req);
   checkOrigin(ctx, req);
-  let body: Record<string, unknown>;
-  try {
-    body = await readJsonObject(req);
-  } catch {
-    throw new AuthError(400, "bad_json", "invalid JSON body");
-  }
+  const body = await readStrictJson(req, "invalid JSON body");
   const action = body["action"];
   if (action !== "approve" && action !== "deny") {
     throw validationFailed("action must be 'approve' or 'deny'");

@@ -16,7 +16,7 @@
  */
 import { importJWK, jwtVerify } from "jose";
 import { loadOrCreateSigningKey, SIGNING_ALG } from "../local_auth.ts";
-import { AuthError, noContent, readJsonObject, sendJson, validationFailed } from "./http.ts";
+import { AuthError, noContent, readStrictJson, sendJson, validationFailed } from "./http.ts";
 import { type AuthContext, authenticate, bearerToken } from "./server.ts";
 import {
   authorize,
@@ -190,16 +190,9 @@ async function admin(ctx: AuthContext, req: Request, rest: string): Promise<Resp
   }
 }
 
-/** A JSON body; Supabase Auth's decoder answers 400 `bad_json` "Invalid JSON body" otherwise. */
-async function readBody(req: Request): Promise<Record<string, unknown>> {
-  try {
-    return await readJsonObject(req);
-  } catch (error) {
-    if (error instanceof AuthError && error.code === "bad_json") {
-      throw new AuthError(400, "bad_json", "Invalid JSON body");
-    }
-    throw error;
-  }
+/** A client body: Supabase Auth's decoder answers 400 `bad_json` "Invalid JSON body" otherwise. */
+function readBody(req: Request): Promise<Record<string, unknown>> {
+  return readStrictJson(req, "Invalid JSON body");
 }
 
 /** `GET /user/oauth/grants`: the user's active consents with their clients, newest first. */

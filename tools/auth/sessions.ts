@@ -117,16 +117,19 @@ export async function issueSession(
   const user = (await recordSignIn(sql, userId)).json;
   const sessionId = crypto.randomUUID();
   const refreshToken = randomToken(18);
-  await sql.begin(async (tx) => {
+  const signedInAt = await sql.begin(async (tx) => {
     await tx`insert into auth.sessions (id, user_id, oauth_client_id, scopes)
              values (${sessionId}, ${userId}, ${oauth?.clientId ?? null},
                      ${oauth?.scopes ?? null})`;
-    await tx`insert into auth.mfa_amr_claims (session_id, authentication_method)
-             values (${sessionId}, ${options.method})`;
+    const [amr] = await tx<{ at: string }[]>`
+      insert into auth.mfa_amr_claims (session_id, authentication_method)
+      values (${sessionId}, ${options.method})
+      returning floor(extract(epoch from updated_at))::int8 as at`;
     await tx`insert into auth.refresh_tokens (token, user_id, session_id)
              values (${refreshToken}, ${userId}, ${sessionId})`;
+    return Number(amr!.at);
   });
-  const claims = { method: options.method, signedInAt: Math.floor(Date.now() / 1000), oauth };
+  const claims = { method: options.method, signedInAt, oauth };
   const access = await accessToken(user, sessionId, claims, options);
   return sessionJson(access, refreshToken, user, options.ttlSeconds);
 }
@@ -199,8 +202,8 @@ export async function refreshSession(
     }
     const oauth = await sessionClient(tx, row.session_id);
     checkRefreshingClient(oauth, client);
-    const [amr] = await tx<{ authentication_method: string; at: number }[]>`
-      select authentication_method, extract(epoch from updated_at)::int8 as at
+    const [amr] = await tx<{ authentication_method: string; at: string }[]>`
+      select authentication_method, floor(extract(epoch from updated_at))::int8 as at
         from auth.mfa_amr_claims where session_id = ${row.session_id}
        order by updated_at desc limit 1`;
     const claims: SessionClaims = {
