@@ -93,3 +93,38 @@ export async function assertSqlState(promise: Promise<unknown>, code: string): P
     return true;
   });
 }
+
+/**
+ * Runs `fn` on a database of its own (created here on the test stack's PostgreSQL, dropped after)
+ * holding, as the stack makes it, the bootstrap and every migration before `migration`, each file
+ * one transaction; `fn` fills in data of the older schema, then calls `apply()` to run
+ * `migration` itself the same way.
+ */
+export async function withDatabaseBefore(
+  migration: string,
+  fn: (sql: postgres.Sql, apply: () => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const root = new URL("../", import.meta.url);
+  const read = (path: string) => Deno.readTextFileSync(new URL(path, root));
+  const run = async (file: string) => {
+    await sql.unsafe(`begin;\n${read(`supabase/migrations/${file}`)}\ncommit;`).simple();
+  };
+  const name = `torvus_migration_${migration.slice(0, 14)}_${Deno.pid}`;
+  const url = new URL(testDbUrl());
+  const admin = postgres(url.href, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${name}`);
+  await admin.unsafe(`create database ${name}`);
+  url.pathname = `/${name}`;
+  const sql = postgres(url.href, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(read("supabase/local/bootstrap.sql")).simple();
+    const files = [...Deno.readDirSync(new URL("supabase/migrations/", root))]
+      .map((e) => e.name).filter((n) => n.endsWith(".sql")).sort();
+    for (const file of files.filter((f) => f < migration)) await run(file);
+    await fn(sql, () => run(migration));
+  } finally {
+    await sql.end({ timeout: 5 });
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end({ timeout: 5 });
+  }
+}

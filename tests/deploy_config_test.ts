@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { FUNCTIONS } from "../supabase/functions/_shared/routes.ts";
 import { EDGE_DENO, EDGE_DENO_ENV } from "../tools/runtime/edge_deno.ts";
+import { oauthServerSettings } from "../tools/auth/oauth_server.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const FUNCTIONS_DIR = new URL("supabase/functions/", ROOT);
@@ -94,5 +95,41 @@ Deno.test("deploy config: each function's graph resolves with its own deno.json 
     const info = JSON.parse(text) as { modules: Array<{ specifier: string; error?: string }> };
     const broken = info.modules.filter((m) => m.error !== undefined);
     assert.deepEqual(broken, [], `${name}: every import resolves`);
+  }
+});
+
+/** What the installed Supabase CLI says of a project folder's config.toml (`status` reads it). */
+async function cliReadsConfig(dir: URL): Promise<string> {
+  const cli = new URL("tools/toolchain/node_modules/.bin/supabase", ROOT).pathname;
+  const out = await new Deno.Command(cli, {
+    args: ["status", "--workdir", dir.pathname],
+    env: { SUPABASE_ACCESS_TOKEN: "", DO_NOT_TRACK: "1" },
+    stdin: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+}
+
+Deno.test("deploy config: the CLI reads config.toml, [auth.oauth_server] as the stand-in does", async () => {
+  const text = Deno.readTextFileSync(new URL("supabase/config.toml", ROOT));
+  assert.deepEqual(oauthServerSettings(text), {
+    enabled: true,
+    authorizationPath: "/oauth/consent",
+    allowDynamicRegistration: false,
+    authorizationTtlSeconds: 600,
+    defaultScope: "email",
+  });
+  // `supabase status` type-checks the whole file before it looks for Docker.
+  assert.doesNotMatch(await cliReadsConfig(ROOT), /failed to read config/);
+  const dir = await Deno.makeTempDir({ prefix: "torvus-config-" });
+  try {
+    await Deno.mkdir(`${dir}/supabase`);
+    const broken = text.replace(/(\[auth\.oauth_server\]\nenabled = )true/, '$1"yes"');
+    assert.notEqual(broken, text);
+    await Deno.writeTextFile(`${dir}/supabase/config.toml`, broken);
+    const said = await cliReadsConfig(new URL(`file://${dir}/`));
+    assert.match(said, /failed to read config: Expected boolean/, "the check bites");
+    assert.match(said, /oauth_server/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -7,29 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
-import { testDbUrl } from "./_db.ts";
+import { withDatabaseBefore } from "./_db.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const MIGRATION = "20261206000000_request_log_partitioned.sql";
-const read = (path: string) => Deno.readTextFileSync(new URL(path, ROOT));
 
-Deno.test("request log migration: kept rows move into partitions with the same facts", async () => {
-  const name = `torvus_migration_27_${Deno.pid}`;
-  const url = new URL(testDbUrl());
-  const admin = postgres(url.href, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${name}`);
-  await admin.unsafe(`create database ${name}`);
-  url.pathname = `/${name}`;
-  const sql = postgres(url.href, { max: 1, onnotice: () => {} });
-  try {
-    // As the stack does: bootstrap, then the migrations in order, each file one transaction.
-    await sql.unsafe(read("supabase/local/bootstrap.sql")).simple();
-    const files = [...Deno.readDirSync(new URL("supabase/migrations/", ROOT))]
-      .map((e) => e.name).filter((n) => n.endsWith(".sql")).sort();
-    for (const file of files.filter((f) => f < MIGRATION)) {
-      await sql.unsafe(`begin;\n${read(`supabase/migrations/${file}`)}\ncommit;`).simple();
-    }
+Deno.test("request log migration: kept rows move into partitions with the same facts", () =>
+  withDatabaseBefore(MIGRATION, async (sql, apply) => {
     const user = crypto.randomUUID();
     const keyId = "01JBG7XKQM9F3Y8W2Z5N4P1R6T";
     await sql`insert into auth.users (id, email) values (${user}, 'migrated@torvus.test')`;
@@ -53,7 +36,7 @@ Deno.test("request log migration: kept rows move into partitions with the same f
       (${ids[3]!}, ${keyId}, ${user}, 'live', 'GET', '/api/v1/test', 200, null, 1, null, null,
         now() - interval '10 days')`;
 
-    await sql.unsafe(`begin;\n${read(`supabase/migrations/${MIGRATION}`)}\ncommit;`).simple();
+    await apply();
 
     const [keep] = await sql<{ keep: string }[]>`select keep::text from public.retention_settings
       where relation = 'api_request_log'`;
@@ -114,9 +97,4 @@ Deno.test("request log migration: kept rows move into partitions with the same f
     const [old] = await sql<{ n: number }[]>`select count(*)::int as n from pg_class
       where relname = 'api_request_log_unpartitioned'`;
     assert.equal(old?.n, 0, "the old table is gone");
-  } finally {
-    await sql.end({ timeout: 5 });
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end({ timeout: 5 });
-  }
-});
+  }));

@@ -8,7 +8,11 @@
  * - any other path (an unknown function too): the gateway's 404 in the API's error format,
  *   without reaching a function or counting against a rate limit;
  * - the local Auth stand-in (`auth/server.ts`) at `/auth/v1/...`: sign-up, password and email
- *   sign-in, magic links with PKCE, refresh, sign-out, the JWKS; its mail at `/_mailbox/`;
+ *   sign-in, magic links with PKCE, refresh, sign-out, the JWKS, and the OAuth 2.1 server as
+ *   `[auth.oauth_server]` of supabase/config.toml sets it (its RFC 8414 metadata also at
+ *   `/.well-known/oauth-authorization-server/auth/v1`); its mail at `/_mailbox/`;
+ * - `SUPABASE_SERVICE_ROLE_KEY` for the functions, as the platform provides it: a service-role
+ *   JWT signed with the local key (unless the environment sets one);
  * - with `TORVUS_CONSOLE_PORT`, the built console (`console/dist`) on that port (`console.ts`);
  * - with `TORVUS_RUNTIME_CONTROL=true` (the test profile), `/_runtime/stats` and
  *   `POST /_runtime/functions/<name>/drop` (retire the function's isolate; it is dropped early
@@ -28,8 +32,9 @@
  */
 import { loadLocalEnv } from "./local_env.ts";
 import postgres from "postgres";
-import { publicJwks } from "./local_auth.ts";
-import { createAuthHandler } from "./auth/server.ts";
+import { mintServiceRoleKey, publicJwks } from "./local_auth.ts";
+import { createAuthHandler, ROOT_METADATA_PATH } from "./auth/server.ts";
+import { oauthServerSettings } from "./auth/oauth_server.ts";
 import { Mailbox } from "./auth/mailbox.ts";
 import { serveConsole } from "./console.ts";
 import { FUNCTIONS, resolveGatewayPath } from "../supabase/functions/_shared/routes.ts";
@@ -160,7 +165,8 @@ export function createDevServer(options: DevServerOptions): {
   const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     const started = performance.now();
     const url = new URL(req.url);
-    if (url.pathname.startsWith("/auth/v1/") && options.auth !== undefined) {
+    const authPath = url.pathname.startsWith("/auth/v1/") || url.pathname === ROOT_METADATA_PATH;
+    if (authPath && options.auth !== undefined) {
       return await options.auth(req);
     }
     if (url.pathname === "/auth/v1/.well-known/jwks.json") {
@@ -231,6 +237,10 @@ if (import.meta.main) {
   const consolePort = Number(Deno.env.get("TORVUS_CONSOLE_PORT") || "0");
   const consoleUrl = consolePort > 0 ? `http://${hostname}:${consolePort}` : undefined;
   const authSql = dbUrl ? postgres(dbUrl, { max: 4, onnotice: () => {} }) : undefined;
+  if (!Deno.env.get("SUPABASE_SERVICE_ROLE_KEY")) {
+    Deno.env.set("SUPABASE_SERVICE_ROLE_KEY", await mintServiceRoleKey());
+  }
+  const configToml = await Deno.readTextFile(new URL("../supabase/config.toml", import.meta.url));
   const { handler, runtime } = createDevServer({
     passForwarded: Deno.env.get("TORVUS_DEV_PASS_FORWARDED") === "true",
     gatewaySecret: Deno.env.get("TORVUS_GATEWAY_SECRET") || undefined,
@@ -249,6 +259,7 @@ if (import.meta.main) {
           .map((u) => u.trim()).filter((u) => u !== ""),
         jwtExpiry: Number(Deno.env.get("TORVUS_AUTH_JWT_EXPIRY") || "3600"),
         allowTtlHeader: control,
+        oauthServer: oauthServerSettings(configToml),
       }),
     }),
   });

@@ -148,7 +148,6 @@ export function defaultIssuer(): string {
 
 /** Mints an access token shaped like Supabase Auth's (ES256, `kid` header, same claims). */
 export async function mintAccessToken(options: MintOptions): Promise<string> {
-  const key = await loadOrCreateSigningKey(options.keyFile);
   const iat = Math.floor(Date.now() / 1000);
   const ttl = options.ttlSeconds ?? 3600;
   const claims: Record<string, unknown> = {
@@ -168,7 +167,26 @@ export async function mintAccessToken(options: MintOptions): Promise<string> {
     is_anonymous: false,
     ...options.extraClaims,
   };
+  return await signJwt(claims, options.keyFile);
+}
+
+/** Signs claims with the local key, with Supabase Auth's header (ES256, `kid`, `typ` JWT). */
+export async function signJwt(claims: Record<string, unknown>, keyFile?: string): Promise<string> {
+  const key = await loadOrCreateSigningKey(keyFile);
   return await new SignJWT(claims)
     .setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid, typ: "JWT" })
     .sign(key.privateKey);
+}
+
+/**
+ * The local `SUPABASE_SERVICE_ROLE_KEY`: a JWT with role `service_role` (no user, no session),
+ * shaped as the hosted project's key, signed with the local key so that the Auth stand-in's
+ * admin endpoints accept it. Valid ten years, as the hosted keys are.
+ */
+export function mintServiceRoleKey(keyFile?: string): Promise<string> {
+  const iat = Math.floor(Date.now() / 1000);
+  return signJwt(
+    { iss: "supabase", role: "service_role", iat, exp: iat + 10 * 365 * 86400 },
+    keyFile,
+  );
 }

@@ -153,3 +153,101 @@ alter table auth.flow_state owner to supabase_admin;
 grant select, insert, update, delete on auth.sessions, auth.refresh_tokens,
   auth.one_time_tokens, auth.flow_state to postgres, service_role;
 grant usage on sequence auth.refresh_tokens_id_seq to postgres, service_role;
+
+-- Supabase Auth's OAuth 2.1 server (tools/auth/oauth_*.ts): registered clients (secrets stored
+-- as base64url SHA-256 only), authorization requests (pending until the user decides, 10
+-- minutes), the user's consents, and the OAuth client and scopes of a session. Types, tables and
+-- columns as supabase/auth's migrations name them.
+do $$
+begin
+  if to_regtype('auth.oauth_registration_type') is null then
+    create type auth.oauth_registration_type as enum ('dynamic', 'manual');
+  end if;
+  if to_regtype('auth.oauth_client_type') is null then
+    create type auth.oauth_client_type as enum ('public', 'confidential');
+  end if;
+  if to_regtype('auth.oauth_authorization_status') is null then
+    create type auth.oauth_authorization_status as enum ('pending', 'approved', 'denied', 'expired');
+  end if;
+  if to_regtype('auth.oauth_response_type') is null then
+    create type auth.oauth_response_type as enum ('code');
+  end if;
+  if to_regtype('auth.code_challenge_method') is null then
+    create type auth.code_challenge_method as enum ('s256', 'plain');
+  end if;
+end
+$$;
+
+create table if not exists auth.oauth_clients (
+  id uuid primary key,
+  client_secret_hash text,
+  registration_type auth.oauth_registration_type not null,
+  redirect_uris text not null,
+  grant_types text not null,
+  client_name text check (char_length(client_name) <= 1024),
+  client_uri text check (char_length(client_uri) <= 2048),
+  logo_uri text check (char_length(logo_uri) <= 2048),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  deleted_at timestamptz,
+  client_type auth.oauth_client_type not null default 'confidential',
+  token_endpoint_auth_method text not null
+    check (token_endpoint_auth_method in ('client_secret_basic', 'client_secret_post', 'none'))
+);
+alter table auth.oauth_clients owner to supabase_admin;
+
+create table if not exists auth.oauth_authorizations (
+  id uuid primary key,
+  authorization_id text not null unique,
+  client_id uuid not null references auth.oauth_clients (id) on delete cascade,
+  user_id uuid references auth.users (id) on delete cascade,
+  redirect_uri text not null check (char_length(redirect_uri) <= 2048),
+  scope text not null check (char_length(scope) <= 4096),
+  state text check (char_length(state) <= 4096),
+  resource text check (char_length(resource) <= 2048),
+  code_challenge text check (char_length(code_challenge) <= 128),
+  code_challenge_method auth.code_challenge_method,
+  response_type auth.oauth_response_type not null default 'code',
+  status auth.oauth_authorization_status not null default 'pending',
+  authorization_code text unique check (char_length(authorization_code) <= 255),
+  created_at timestamptz not null default now(),
+  expires_at timestamptz not null default (now() + interval '3 minutes'),
+  approved_at timestamptz,
+  nonce text check (char_length(nonce) <= 255),
+  constraint oauth_authorizations_expires_at_future check (expires_at > created_at)
+);
+alter table auth.oauth_authorizations owner to supabase_admin;
+
+create table if not exists auth.oauth_consents (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  client_id uuid not null references auth.oauth_clients (id) on delete cascade,
+  scopes text not null check (char_length(trim(scopes)) > 0 and char_length(scopes) <= 2048),
+  granted_at timestamptz not null default now(),
+  revoked_at timestamptz,
+  constraint oauth_consents_user_client_unique unique (user_id, client_id),
+  constraint oauth_consents_revoked_after_granted
+    check (revoked_at is null or revoked_at >= granted_at)
+);
+alter table auth.oauth_consents owner to supabase_admin;
+
+alter table auth.sessions add column if not exists oauth_client_id uuid
+  references auth.oauth_clients (id) on delete cascade;
+alter table auth.sessions add column if not exists scopes text;
+create index if not exists sessions_oauth_client_id_idx on auth.sessions (oauth_client_id);
+
+-- How a session signed in (its access tokens' `amr`), kept across refreshes as Supabase Auth
+-- keeps it.
+create table if not exists auth.mfa_amr_claims (
+  id uuid primary key default gen_random_uuid(),
+  session_id uuid not null references auth.sessions (id) on delete cascade,
+  authentication_method text not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint mfa_amr_claims_session_id_authentication_method_pkey
+    unique (session_id, authentication_method)
+);
+alter table auth.mfa_amr_claims owner to supabase_admin;
+
+grant select, insert, update, delete on auth.oauth_clients, auth.oauth_authorizations,
+  auth.oauth_consents, auth.mfa_amr_claims to postgres, service_role;

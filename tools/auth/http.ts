@@ -28,6 +28,22 @@ export class AuthError extends Error {
   }
 }
 
+/**
+ * An OAuth 2.0 protocol error (RFC 6749 section 5.2) of the OAuth 2.1 server's token endpoint:
+ * always 400 `{error, error_description}`, whatever API version the request asks for, and
+ * without `x-sb-error-code`, as Supabase Auth answers them.
+ */
+export class OAuthError extends Error {
+  constructor(readonly error: string, readonly description: string) {
+    super(description);
+  }
+}
+
+/** The answer for an {@link OAuthError}. */
+export function oauthErrorResponse(error: OAuthError): Response {
+  return sendJson(400, { error: error.error, error_description: error.description });
+}
+
 /** 400 with Supabase Auth's `validation_failed` code. */
 export function validationFailed(message: string): AuthError {
   return new AuthError(400, "validation_failed", message);
@@ -99,6 +115,30 @@ export async function readJsonObject(req: Request): Promise<Record<string, unkno
     throw new AuthError(400, "bad_json", "Could not parse request body as JSON: not an object");
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * The parameters of a body sent as JSON (`Content-Type` containing `application/json`) or else
+ * as a form, as Supabase Auth's OAuth endpoints read them. Non-string JSON members are dropped.
+ */
+export async function readParams(req: Request): Promise<Map<string, string>> {
+  const text = await req.text();
+  if (text.length > 1024 * 1024) throw new AuthError(413, "request_too_large", "Request too large");
+  const params = new Map<string, string>();
+  if ((req.headers.get("Content-Type") ?? "").includes("application/json")) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new OAuthError("invalid_request", "Invalid JSON body");
+    }
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) if (typeof v === "string") params.set(k, v);
+    }
+    return params;
+  }
+  for (const [k, v] of new URLSearchParams(text)) if (!params.has(k)) params.set(k, v);
+  return params;
 }
 
 /** A string member of a body (`""` when absent); a 400 naming it when of another type. */

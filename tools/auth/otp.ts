@@ -132,7 +132,8 @@ export async function issueAuthCode(
 }
 
 /** Checks a code verifier against a challenge (RFC 7636). */
-async function verifierMatches(verifier: string, challenge: Challenge): Promise<boolean> {
+/** Whether a PKCE verifier matches its challenge (S256 or plain). */
+export async function verifierMatches(verifier: string, challenge: Challenge): Promise<boolean> {
   if (challenge.method === "plain") return verifier === challenge.challenge;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
   return base64url.encode(new Uint8Array(digest)) === challenge.challenge;

@@ -4,8 +4,10 @@
  * Supabase stack is by default), `POST /token?grant_type=password|refresh_token|pkce`,
  * `POST /otp` and `GET|POST /verify` (email code and magic link, the mail going to the local
  * {@link Mailbox}), `GET /user`, `POST /logout`, and the JWKS. Shapes, statuses and error codes
- * follow supabase/auth's handlers; production uses hosted Supabase Auth. Not served: phone, OAuth
- * providers, MFA, admin, user updates, password recovery, anonymous sign-in.
+ * follow supabase/auth's handlers; production uses hosted Supabase Auth. It is also Supabase
+ * Auth's OAuth 2.1 server (`oauth_server.ts`: authorize, consent, token, userinfo, grants, admin
+ * clients). Not served: phone, third-party OAuth providers, MFA, the admin API for users, user
+ * updates, password recovery, anonymous sign-in.
  *
  * @module
  */
@@ -17,6 +19,8 @@ import {
   corsHeaders,
   errorResponse,
   noContent,
+  OAuthError,
+  oauthErrorResponse,
   readEmail,
   readJsonObject,
   sendJson,
@@ -28,6 +32,7 @@ import { endSessions, refreshSession, sessionExists, startSession } from "./sess
 import { type AuthUser, checkPassword, findUserById } from "./store.ts";
 import { exchangePkce, sendOtp, verifyLink, verifyPost } from "./verify.ts";
 import { signUp } from "./signup.ts";
+import { oauthRoute, type OAuthServerSettings } from "./oauth_server.ts";
 
 /** Settings of the stand-in. */
 export interface AuthOptions {
@@ -43,6 +48,8 @@ export interface AuthOptions {
   jwtExpiry: number;
   /** Honour `X-Torvus-Auth-Token-TTL` (tests shorten tokens this way; test profile only). */
   allowTtlHeader: boolean;
+  /** The OAuth 2.1 server's settings (`[auth.oauth_server]` of config.toml). */
+  oauthServer: OAuthServerSettings;
 }
 
 /** The header the test profile accepts to shorten the access tokens of one sign-in or refresh. */
@@ -54,12 +61,18 @@ export interface AuthContext extends AuthOptions {
   ttl: number;
 }
 
-/** Creates the `/auth/v1/...` handler. */
+/** Where the authorization server's metadata is found by RFC 8414 (outside `/auth/v1`). */
+export const ROOT_METADATA_PATH = "/.well-known/oauth-authorization-server/auth/v1";
+
+/** Creates the `/auth/v1/...` handler (and {@link ROOT_METADATA_PATH}'s). */
 export function createAuthHandler(options: AuthOptions): (req: Request) => Promise<Response> {
   const issuer = `${options.publicUrl.replace(/\/+$/, "")}/auth/v1`;
   return async (req) => {
     const url = new URL(req.url);
-    const path = url.pathname.replace(/^\/auth\/v1/, "");
+    // The hosted gateway serves RFC 8414's path of the issuer at the project's root.
+    const path = url.pathname === ROOT_METADATA_PATH
+      ? "/.well-known/oauth-authorization-server"
+      : url.pathname.replace(/^\/auth\/v1/, "");
     if (req.method === "OPTIONS") return noContent();
     try {
       const ttl = tokenTtl(req, options);
@@ -67,6 +80,7 @@ export function createAuthHandler(options: AuthOptions): (req: Request) => Promi
       return await route(ctx, req, url, path);
     } catch (error) {
       if (error instanceof AuthError) return errorResponse(req, error);
+      if (error instanceof OAuthError) return oauthErrorResponse(error);
       console.error(
         JSON.stringify({ level: "error", msg: "auth stand-in failed", error: String(error) }),
       );
@@ -135,8 +149,11 @@ async function route(ctx: AuthContext, req: Request, url: URL, path: string): Pr
       await endSessions(ctx.sql, user.id, sessionId, scope === "" ? "global" : scope);
       return noContent();
     }
-    default:
-      throw new AuthError(404, "not_found", "Not Found");
+    default: {
+      const answer = await oauthRoute(ctx, req, url, path);
+      if (answer === undefined) throw new AuthError(404, "not_found", "Not Found");
+      return answer;
+    }
   }
 }
 
@@ -184,16 +201,12 @@ export async function authenticate(
   ctx: AuthContext,
   req: Request,
 ): Promise<{ user: AuthUser; sessionId: string | undefined }> {
-  const header = req.headers.get("Authorization") ?? "";
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (match === null) {
-    throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
-  }
+  const jwt = bearerToken(req);
   const key = await loadOrCreateSigningKey();
   const publicKey = await importJWK(key.publicJwk, SIGNING_ALG);
   let payload;
   try {
-    ({ payload } = await jwtVerify(match[1]!, publicKey, {
+    ({ payload } = await jwtVerify(jwt, publicKey, {
       algorithms: [SIGNING_ALG],
       issuer: ctx.issuer,
       audience: "authenticated",
@@ -223,4 +236,13 @@ export async function authenticate(
     );
   }
   return { user: user.json, sessionId };
+}
+
+/** The request's bearer token; 401 `no_authorization` without one. */
+export function bearerToken(req: Request): string {
+  const match = /^Bearer\s+(\S+)$/i.exec(req.headers.get("Authorization") ?? "");
+  if (match === null) {
+    throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
+  }
+  return match[1]!;
 }

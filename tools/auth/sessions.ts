@@ -6,11 +6,16 @@
  * Used" and the whole session is revoked, as rotation with reuse detection does. Refresh tokens
  * last 7 days (the seed's figure).
  *
+ * A session started by the OAuth 2.1 server (`oauth_token.ts`) belongs to a client: its
+ * `oauth_client_id` and `scopes` become the access tokens' `client_id` and `scope` claims, and
+ * only that client may refresh it (through `/oauth/token`, never `/token`). How a session signed
+ * in is kept in `auth.mfa_amr_claims`, so its tokens' `amr` stays the same across refreshes.
+ *
  * @module
  */
 import type postgres from "postgres";
 import { mintAccessToken } from "../local_auth.ts";
-import { AuthError } from "./http.ts";
+import { AuthError, OAuthError } from "./http.ts";
 import { type AuthUser, findUserById, randomToken, recordSignIn } from "./store.ts";
 
 /** Lifetime of a refresh token: 7 days, as the seed says. */
@@ -28,17 +33,34 @@ export interface SessionJson {
   user: AuthUser;
 }
 
+/** The `amr` method of a session started by the OAuth 2.1 server's code exchange. */
+export const OAUTH_CODE_METHOD = "oauth_provider/authorization_code";
+
 /** How a session is signed in (`amr` method), and the access token's lifetime. */
 export interface IssueOptions {
-  method: "password" | "otp" | "magiclink";
+  method: "password" | "otp" | "magiclink" | typeof OAUTH_CODE_METHOD;
   ttlSeconds: number;
   issuer: string;
+}
+
+/** The OAuth client a session belongs to, and the scopes granted to it (space-separated). */
+export interface OAuthSession {
+  clientId: string;
+  scopes: string;
+}
+
+/** What an access token says of its session: sign-in method and time, OAuth client. */
+interface SessionClaims {
+  method: string;
+  signedInAt: number;
+  oauth: OAuthSession | undefined;
 }
 
 async function accessToken(
   user: AuthUser,
   sessionId: string,
-  options: IssueOptions,
+  session: SessionClaims,
+  options: Omit<IssueOptions, "method">,
 ): Promise<{ token: string; expiresAt: number }> {
   const iat = Math.floor(Date.now() / 1000);
   const token = await mintAccessToken({
@@ -48,9 +70,10 @@ async function accessToken(
     issuer: options.issuer,
     sessionId,
     extraClaims: {
-      amr: [{ method: options.method, timestamp: iat }],
+      amr: [{ method: session.method, timestamp: session.signedInAt }],
       user_metadata: user.user_metadata,
       app_metadata: user.app_metadata,
+      ...(session.oauth && { client_id: session.oauth.clientId, scope: session.oauth.scopes }),
     },
   });
   return { token, expiresAt: iat + options.ttlSeconds };
@@ -81,21 +104,30 @@ export function startSession(
   return issueSession(ctx.sql, userId, { method, ttlSeconds: ctx.ttl, issuer: ctx.issuer });
 }
 
-/** Starts a session for a user who just proved who they are. */
+/**
+ * Starts a session for a user who just proved who they are; with `oauth`, a session of that
+ * OAuth client (the code exchange of `/oauth/token`).
+ */
 export async function issueSession(
   sql: postgres.Sql,
   userId: string,
   options: IssueOptions,
+  oauth?: OAuthSession,
 ): Promise<SessionJson> {
   const user = (await recordSignIn(sql, userId)).json;
   const sessionId = crypto.randomUUID();
   const refreshToken = randomToken(18);
   await sql.begin(async (tx) => {
-    await tx`insert into auth.sessions (id, user_id) values (${sessionId}, ${userId})`;
+    await tx`insert into auth.sessions (id, user_id, oauth_client_id, scopes)
+             values (${sessionId}, ${userId}, ${oauth?.clientId ?? null},
+                     ${oauth?.scopes ?? null})`;
+    await tx`insert into auth.mfa_amr_claims (session_id, authentication_method)
+             values (${sessionId}, ${options.method})`;
     await tx`insert into auth.refresh_tokens (token, user_id, session_id)
              values (${refreshToken}, ${userId}, ${sessionId})`;
   });
-  const access = await accessToken(user, sessionId, options);
+  const claims = { method: options.method, signedInAt: Math.floor(Date.now() / 1000), oauth };
+  const access = await accessToken(user, sessionId, claims, options);
   return sessionJson(access, refreshToken, user, options.ttlSeconds);
 }
 
@@ -109,11 +141,46 @@ interface RefreshRow {
   updated_at: Date;
 }
 
-/** Exchanges a refresh token for a new session token pair (rotation). */
+/** The client a session belongs to, and the scopes it was granted. */
+async function sessionClient(
+  tx: postgres.TransactionSql,
+  sessionId: string,
+): Promise<OAuthSession | undefined> {
+  const [session] = await tx<{ oauth_client_id: string | null; scopes: string | null }[]>`
+    select oauth_client_id, scopes from auth.sessions where id = ${sessionId}`;
+  if (session?.oauth_client_id == null) return undefined;
+  return { clientId: session.oauth_client_id, scopes: session.scopes ?? "" };
+}
+
+/**
+ * The refreshing client must be the session's: an OAuth session's tokens are refreshed by their
+ * client only (`client` its authenticated id), a user's own session by no client (`null`).
+ */
+function checkRefreshingClient(oauth: OAuthSession | undefined, client: string | null): void {
+  if (oauth !== undefined) {
+    if (client === null) {
+      throw new OAuthError("invalid_client", "Client authentication required for OAuth session");
+    }
+    if (client !== oauth.clientId) {
+      throw new OAuthError("invalid_client", "Client does not match the session's OAuth client");
+    }
+  } else if (client !== null) {
+    throw new OAuthError(
+      "invalid_client",
+      "Client authentication not allowed for non-OAuth session",
+    );
+  }
+}
+
+/**
+ * Exchanges a refresh token for a new session token pair (rotation). `client` is the OAuth
+ * client that authenticated at `/oauth/token`, `null` at `/token`.
+ */
 export async function refreshSession(
   sql: postgres.Sql,
   refreshToken: string,
   options: Omit<IssueOptions, "method">,
+  client: string | null = null,
 ): Promise<SessionJson> {
   const outcome = await sql.begin(async (tx) => {
     const [row] = await tx<RefreshRow[]>`
@@ -130,6 +197,17 @@ export async function refreshSession(
       await tx`delete from auth.sessions where id = ${row.session_id}`;
       return { expired: true as const };
     }
+    const oauth = await sessionClient(tx, row.session_id);
+    checkRefreshingClient(oauth, client);
+    const [amr] = await tx<{ authentication_method: string; at: number }[]>`
+      select authentication_method, extract(epoch from updated_at)::int8 as at
+        from auth.mfa_amr_claims where session_id = ${row.session_id}
+       order by updated_at desc limit 1`;
+    const claims: SessionClaims = {
+      method: amr?.authentication_method ?? "password",
+      signedInAt: Number(amr?.at ?? Math.floor(Date.now() / 1000)),
+      oauth,
+    };
     let next: string;
     if (row.revoked) {
       const [child] = await tx<{ token: string }[]>`
@@ -150,7 +228,7 @@ export async function refreshSession(
                values (${next}, ${row.user_id}, ${row.session_id}, ${row.token})`;
       await tx`update auth.sessions set updated_at = now() where id = ${row.session_id}`;
     }
-    return { next, userId: row.user_id, sessionId: row.session_id };
+    return { next, userId: row.user_id, sessionId: row.session_id, claims };
   });
   if ("expired" in outcome) {
     throw new AuthError(400, "session_expired", "Invalid Refresh Token: Session Expired");
@@ -167,10 +245,7 @@ export async function refreshSession(
     );
   }
   if (user.banned) throw new AuthError(400, "user_banned", "Invalid Refresh Token: User Banned");
-  const access = await accessToken(user.json, outcome.sessionId, {
-    ...options,
-    method: "password",
-  });
+  const access = await accessToken(user.json, outcome.sessionId, outcome.claims, options);
   return sessionJson(access, outcome.next, user.json, options.ttlSeconds);
 }
 

@@ -38,6 +38,34 @@ export function allowedRedirect(ctx: AuthContext, requested: string | null): str
   return ctx.siteUrl;
 }
 
+/**
+ * Supabase Auth's `IsRedirectURLValid`, which also vets the `Origin` of the OAuth consent
+ * endpoints: the Site URL's scheme and host (any port on a loopback host), any loopback IP, or a
+ * URL starting with an allowed redirect URL.
+ */
+export function isRedirectUrlValid(ctx: AuthContext, candidate: string): boolean {
+  let url: URL;
+  let site: URL;
+  try {
+    url = new URL(candidate);
+    site = new URL(ctx.siteUrl);
+  } catch {
+    return false;
+  }
+  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+  if (
+    url.hostname === site.hostname && url.protocol === site.protocol &&
+    (url.port === site.port || loopback)
+  ) {
+    return true;
+  }
+  if (/^\d+$/.test(url.hostname)) return false;
+  if (/^[\d.]+$/.test(url.hostname) || url.hostname.startsWith("[")) {
+    return url.hostname.startsWith("127.") || url.hostname === "[::1]";
+  }
+  return ctx.redirectUrls.some((allowed) => allowed !== "" && candidate.startsWith(allowed));
+}
+
 /** `POST /otp`: a code and a link by mail; creates the user unless `create_user` is false. */
 export async function sendOtp(
   ctx: AuthContext,
