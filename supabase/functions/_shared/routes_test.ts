@@ -9,6 +9,7 @@ import { operations as vaults } from "../vaults/handler.ts";
 import { operations as apiKeys } from "../api-keys/handler.ts";
 import { operations as openapi } from "../openapi/handler.ts";
 import { operations as usage } from "../usage/handler.ts";
+import { operations as apps } from "../apps/handler.ts";
 import { operations as webhooks } from "../webhooks/handler.ts";
 
 Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's routes", () => {
@@ -25,6 +26,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/keys": ["api-keys", "", "jwt"],
     "/api/usage": ["usage", "", "jwt"],
     "/api/webhooks": ["webhooks", "", "jwt"],
+    "/api/apps": ["apps", "", "jwt"],
     "/api/openapi.json": ["openapi", "", "none"],
   });
 });
@@ -63,6 +65,7 @@ Deno.test("every function of the manifest implements every operation, and no oth
     "api-keys": apiKeys,
     usage,
     webhooks,
+    apps,
     openapi,
   };
   assert.deepEqual(Object.keys(implemented).sort(), [...FUNCTIONS].sort());
