@@ -107,6 +107,20 @@ const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }
   testWebhook: { ok: [404] },
   listWebhookDeliveries: { ok: [404] },
   retryWebhookDelivery: { ok: [404] },
+  listApps: { ok: [200] },
+  createApp: {
+    body: {
+      name: "matrix app",
+      redirect_uris: ["https://127.0.0.1:9/cb"],
+      scopes: ["vaults:read"],
+    },
+    // 409 once the user holds the most apps allowed.
+    ok: [201, 409],
+  },
+  getApp: { ok: [404] },
+  updateApp: { body: { name: "x" }, ok: [404] },
+  deleteApp: { ok: [404] },
+  rotateAppSecret: { ok: [404] },
 };
 const sampleOf = (id: string) =>
   SAMPLES[id] ?? SAMPLES[id.replace(/^v1(.)/, (_, c: string) => c.toLowerCase())];

@@ -755,6 +755,38 @@ e2e("webhooks answer every documented outcome as documented", async () => {
   }
 });
 
+conforming("apps answer every documented outcome as documented", async (c) => {
+  const list = "/api/apps";
+  const item = "/api/apps/{id}";
+  const { ip, as, sending } = caller(bearer((await newUser()).token));
+  const app = {
+    name: "Conformance app",
+    redirect_uris: ["https://app.example.com/cb"],
+    scopes: ["vaults:read"],
+  };
+  await c.call("GET", list, list, as, { status: 200 });
+  const created = await c.call("POST", list, list, sending(app), { status: 201 });
+  const pub = await c.call("POST", list, list, sending({ ...app, client_type: "public" }), {
+    status: 201,
+  });
+  await c.call("POST", list, list, sending({ ...app, redirect_uris: ["http://x.example/"] }), {
+    status: 400,
+    code: "VALIDATION_FAILED",
+  });
+  const at = `${list}/${created.body.id}`;
+  await c.call("GET", item, at, as, { status: 200 });
+  await c.call("PATCH", item, at, sending({ name: "Renamed" }), { status: 200 });
+  await c.call("POST", `${item}/rotate`, `${at}/rotate`, as, { status: 200 });
+  await c.call("POST", `${item}/rotate`, `${list}/${pub.body.id}/rotate`, as, {
+    status: 409,
+    code: "APP_IS_PUBLIC",
+  });
+  await c.call("DELETE", item, at, as, { status: 204 });
+  await c.call("GET", item, at, as, { status: 404, code: "NOT_FOUND" });
+  await c.call("PUT", item, at, as, { status: 405 });
+  await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
+});
+
 e2e("every documented operation was exercised with its success status", async () => {
   try {
     const c = await served();

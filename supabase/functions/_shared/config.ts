@@ -44,6 +44,8 @@ const schema = z.object({
   SUPABASE_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   SUPABASE_JWT_ISSUER: url.optional(),
   SUPABASE_JWKS_URL: url.optional(),
+  // Provided to hosted functions; the apps function calls Supabase Auth's admin API with it.
+  SUPABASE_SERVICE_ROLE_KEY: z.string().min(20, "must be at least 20 characters").optional(),
   // Hosted Supabase reserves secret names starting with SUPABASE_, so deployments set these.
   TORVUS_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   TORVUS_JWT_ISSUER: url.optional(),
@@ -159,6 +161,8 @@ export interface WebhookConfig {
 /** The validated configuration. */
 export interface Config {
   supabaseUrl: string;
+  /** The service role key, for Supabase Auth's admin API (apps); none: apps cannot be managed. */
+  authAdminKey: string | undefined;
   jwt: {
     issuer: string;
     audience: string;
@@ -227,6 +231,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   return {
     supabaseUrl: base,
+    authAdminKey: e.SUPABASE_SERVICE_ROLE_KEY,
     jwt: {
       issuer: e.TORVUS_JWT_ISSUER ?? e.SUPABASE_JWT_ISSUER ?? `${base}/auth/v1`,
       audience: "authenticated",

@@ -19,6 +19,7 @@ import { spec as vaults } from "../vaults/spec.ts";
 import { spec as apiKeys } from "../api-keys/spec.ts";
 import { spec as usage } from "../usage/spec.ts";
 import { spec as webhooks } from "../webhooks/spec.ts";
+import { spec as apps } from "../apps/spec.ts";
 import { spec as openapi } from "../openapi/spec.ts";
 
 /** Sections of the reference, in the order it shows them. */
@@ -41,6 +42,11 @@ export const TAGS = [
     description: "Endpoints that receive signed events (Standard Webhooks), their deliveries " +
       "and retries (bearer token)",
   },
+  {
+    name: "Apps",
+    description: "Third-party apps: OAuth clients of Supabase Auth with the API scopes they " +
+      "ask their users for (bearer token)",
+  },
   { name: "Reference", description: "This document" },
 ] as const;
 
@@ -54,6 +60,7 @@ export const MANIFEST = {
   "api-keys": apiKeys,
   usage,
   webhooks,
+  apps,
   openapi,
 } as const satisfies Record<string, FunctionSpec>;
 

@@ -16,6 +16,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/keys": ["api-keys", "", "jwt"],
     "/api/usage": ["usage", "", "jwt"],
     "/api/webhooks": ["webhooks", "", "jwt"],
+    "/api/apps": ["apps", "", "jwt"],
     "/api/openapi.json": ["openapi", "", "none"],
   });
 });

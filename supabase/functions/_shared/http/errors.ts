@@ -117,6 +117,18 @@ export const ERRORS = {
     message: "An attempt of this delivery is in flight; retry it once it is recorded",
     family: "generic",
   },
+  APP_LIMIT_REACHED: {
+    status: 409,
+    error: "conflict",
+    message: "Too many apps; delete one first",
+    family: "generic",
+  },
+  APP_IS_PUBLIC: {
+    status: 409,
+    error: "conflict",
+    message: "A public app has no client secret",
+    family: "generic",
+  },
   RATE_LIMIT_EXCEEDED: {
     status: 429,
     error: "rate_limit_exceeded",
