@@ -29,7 +29,8 @@ import {
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
-import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import type { Tx } from "../_shared/db/client.ts";
+import { asUser as asSignedIn, type Refusals } from "../_shared/http/as_user.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
@@ -67,23 +68,15 @@ function present(row: KeyRow, now: number): z.input<typeof ApiKeySchema> {
   return { ...KEY.present(row), status: lapsed ? "expired" : row.status };
 }
 
+/** The guard trigger's refusals (migration: api_keys_guard), as catalogued errors. */
+const KEY_REFUSALS: Refusals = {
+  TV403: () => new ApiError("IP_ALLOWLIST_REQUIRES_ENTERPRISE"),
+  TV409: () => new ApiError("KEY_NOT_ACTIVE"),
+  TV404: () => new ApiError("NOT_FOUND", { message: "Account not found" }),
+};
+
 function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return ctx.timing.measure("db", async () => {
-    try {
-      return await asCaller(ctx.services.sql, ctx.principal.claims, fn);
-    } catch (error) {
-      // The guard trigger's refusals (migration: api_keys_guard) become catalogued errors.
-      switch (sqlState(error)) {
-        case "TV403":
-          throw new ApiError("IP_ALLOWLIST_REQUIRES_ENTERPRISE");
-        case "TV409":
-          throw new ApiError("KEY_NOT_ACTIVE");
-        case "TV404":
-          throw new ApiError("NOT_FOUND", { message: "Account not found" });
-      }
-      throw error;
-    }
-  });
+  return asSignedIn(ctx, fn, KEY_REFUSALS);
 }
 
 function keyId(ctx: Ctx): string {

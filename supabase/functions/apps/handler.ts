@@ -30,7 +30,8 @@ import {
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
-import { asCaller, inTransaction, sqlState, type Tx } from "../_shared/db/client.ts";
+import { inTransaction } from "../_shared/db/client.ts";
+import { asUser, refused } from "../_shared/http/as_user.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
@@ -63,20 +64,6 @@ function idParam(ctx: Ctx): string {
   const id = ctx.params.id?.toUpperCase() ?? "";
   if (!ID.test(id)) throw notFound();
   return id;
-}
-
-function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return ctx.timing.measure("db", async () => {
-    try {
-      return await asCaller(ctx.services.sql, ctx.principal.claims, fn);
-    } catch (error) {
-      // A valid token of a user deleted since it was issued.
-      if (sqlState(error) === "23503") {
-        throw new ApiError("NOT_FOUND", { message: "User not found" });
-      }
-      throw error;
-    }
-  });
 }
 
 /** Auth's admin API, or a 503 when the deployment gave no service role key. */
@@ -161,8 +148,7 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateApp>>): Promise<Re
         client_id: client.client_id,
       })
     );
-    if (sqlState(error) === "23503") throw new ApiError("NOT_FOUND", { message: "User not found" });
-    throw error;
+    throw refused(error) ?? error;
   }
   return respond(
     CreatedAppSchema,

@@ -30,7 +30,8 @@ import {
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/http/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
-import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
+import type { Tx } from "../_shared/db/client.ts";
+import { asUser } from "../_shared/http/as_user.ts";
 import { readById, readPage, type RunAsCaller, type Source } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
@@ -79,20 +80,6 @@ function presentDelivery(row: DeliveryRow): z.input<typeof DeliverySchema> {
   const shown = DELIVERY.present(row);
   // Only a pending delivery has a next attempt.
   return row.status === "pending" ? shown : { ...shown, next_attempt_at: null };
-}
-
-function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return ctx.timing.measure("db", async () => {
-    try {
-      return await asCaller(ctx.services.sql, ctx.principal.claims, fn);
-    } catch (error) {
-      // A valid token of a user deleted since it was issued.
-      if (sqlState(error) === "23503") {
-        throw new ApiError("NOT_FOUND", { message: "User not found" });
-      }
-      throw error;
-    }
-  });
 }
 
 const notFound = () => new ApiError("NOT_FOUND", { message: "Webhook endpoint not found" });
