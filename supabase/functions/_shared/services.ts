@@ -211,8 +211,8 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
     }));
   return {
     services,
-    // Creating the client starts opening its connection (redis.ts).
-    warm: () => void redis(),
+    // A connection opens before the first request needs it (redis.ts, `warm`).
+    warm: () => void redis().requester.warm(),
     async shutdown() {
       services.requestLines.flush();
       await Promise.allSettled([...inFlight]);
