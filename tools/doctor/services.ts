@@ -2,8 +2,8 @@
  * The doctor's checks of Redis and of Supabase Auth's JWKS, straight from this machine with the
  * functions' settings and client code:
  *
- * - Redis: PING over the functions' own client (`_shared/redis.ts`, Upstash's REST API over one
- *   kept-alive connection): the first round trip (with connecting and TLS) and the median of
+ * - Redis: PING over the functions' own client (`_shared/redis.ts`, Upstash's REST API through
+ *   `fetch`, whose pool keeps the connection): the first round trip (with connecting and TLS) and the median of
  *   the next ones. Where the functions run, their own round trip is the region check's;
  * - JWKS: the key set the functions verify tokens with is reachable and holds keys they can use
  *   (ES256 or RS256), listed by `kid`.

@@ -27,11 +27,22 @@
  * command naming one of the queued reads' keys among its arguments, or any command not known to
  * name every key it touches there.
  *
- * Calls go over one kept-alive HTTP/1.1 connection (http/http1.ts), not `fetch`: on Deno 2.1 a
- * `fetch` costs about 180 µs of CPU and a call on a kept-alive socket about 55 µs, and with at
- * most one batch in flight one connection carries them all (an explicit pipeline waits its turn on
- * it). The connection opens apart from any call's deadline (see KeepAliveClient); a call that
- * fails closes it and the next one starts opening at once.
+ * Calls go through `fetch` (its pool keeps the connection alive). A kept-alive HTTP/1.1 client
+ * of our own (http/http1.ts, which now serves webhooks only) was measured against it in paired
+ * runs of `deno task bench` on Deno 2.1 (issue 24): it saved 10 % of the function's CPU per
+ * request on `/api/me` (317 against 341 µs, median of 13 pairs), 5 % on `/api/v1/vaults` (497
+ * against 518) and 12 % on a valid key (46 against 52), short of the 15 % it needed on the JWT
+ * or vault path to stay. Per call, alone: about 40-60 µs of CPU, against 70-90 for `fetch` and
+ * 95-120 for `fetch` with a streamed body; at 0.44-0.50 calls a request, about the 20-25 µs
+ * measured on those paths.
+ *
+ * What that client gave on a first deploy far from Redis is kept: {@link BatchingRequester.warm}
+ * opens a connection when the isolate boots, bounded by `connectTimeoutMs` alone (one PING, whose
+ * connection fetch's pool keeps), and again after a call that got no answer, so no call's
+ * deadline abandons the only attempt. A call that may write goes with a streamed body, which
+ * fetch cannot send twice. Unlike that client, fetch cannot tell whether a request left: such a
+ * call that fails once handed to it counts as `unsure` (never resent), and an answer that comes
+ * after its call gave up closes its connection instead of being read to its end.
  *
  * Explicit pipelines and transactions (`redis.pipeline()`, `redis.multi()`) go out as they are.
  * Responses are plain JSON (no `Upstash-Encoding: base64`): every value this API stores is ASCII.
@@ -41,7 +52,6 @@
  * @module
  */
 import { Redis, type Requester, type UpstashRequest, type UpstashResponse } from "@upstash/redis";
-import { KeepAliveClient } from "./http/http1.ts";
 import { withTimeout } from "./deadline.ts";
 
 /** What the requester has done, for tests and diagnostics. */
@@ -51,10 +61,10 @@ export interface RequesterStats {
   /** Commands sent in those calls. */
   commands: number;
   /**
-   * Calls that carried a command that writes and failed after they were sent: the server may
-   * have applied them. They are never sent again (a rate-limit script applied twice would cost
-   * the caller a request it never made); their commands fail, and the limiter decides as its
-   * fail mode says.
+   * Calls that carried a command that writes and failed once handed to `fetch` (which cannot
+   * tell whether the request left): the server may have applied them. They are never sent again
+   * (a rate-limit script applied twice would cost the caller a request it never made); their
+   * commands fail, and the limiter decides as its fail mode says.
    */
   unsure: number;
 }
@@ -66,15 +76,10 @@ export interface RedisOptions {
   /** Bound of each REST call, in ms. */
   timeoutMs: number;
   /**
-   * Bound of opening the kept-alive connection (DNS, TCP, TLS), in ms; no call's deadline cuts
-   * it short. Default 5,000.
+   * Bound of {@link BatchingRequester.warm}, which opens a connection (DNS, TCP, TLS) apart from
+   * any call, in ms; no call's deadline cuts it short. Default 5,000.
    */
   connectTimeoutMs?: number;
-  /**
-   * A fetch to make every call with; by default calls go over a kept-alive HTTP/1.1 connection
-   * (http/http1.ts), one after the other.
-   */
-  fetch?: typeof fetch;
 }
 
 type Answer = UpstashResponse<unknown>;
@@ -98,13 +103,11 @@ export class BatchingRequester implements Requester {
   upstashSyncToken = "";
   readonly stats: RequesterStats = { calls: 0, commands: 0, unsure: 0 };
   readonly #base: string;
-  /** The base URL's path, without its trailing slash. */
-  readonly #basePath: string;
   readonly #authorization: string;
   readonly #timeoutMs: number;
-  readonly #fetch: typeof fetch;
-  /** The kept-alive connection, unless a fetch was given. */
-  readonly #http: KeepAliveClient | undefined;
+  readonly #connectTimeoutMs: number;
+  /** The warm-up under way, if one is. */
+  #warming: Promise<void> | undefined;
   #queue: Waiting[] = [];
   /** Reads waiting in {@link #queue}, by command, to share with identical ones. */
   #queuedReads = new Map<string, Promise<Answer>>();
@@ -115,19 +118,23 @@ export class BatchingRequester implements Requester {
 
   constructor(options: RedisOptions) {
     this.#base = options.url.replace(/\/+$/, "");
-    this.#basePath = new URL(this.#base).pathname.replace(/\/+$/, "");
     this.#authorization = `Bearer ${options.token}`;
     this.#timeoutMs = options.timeoutMs;
-    this.#fetch = options.fetch ?? fetch;
-    if (!options.fetch) {
-      const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
-      // An answer that comes after its call gave up is still read (up to a second deadline), so
-      // a round trip near the deadline does not cost the connection; a hung one does.
-      const answerTimeoutMs = 2 * options.timeoutMs;
-      this.#http = new KeepAliveClient(this.#base, { connectTimeoutMs, answerTimeoutMs });
-      // The isolate's start-up: the connection opens while nothing waits for it yet.
-      this.#http.warm().catch(() => {});
-    }
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+  }
+
+  /**
+   * Opens a connection while nothing waits for it (an isolate's start-up, and after a failed
+   * call): one PING, bounded by `connectTimeoutMs` alone, whose connection `fetch` then keeps for
+   * the calls. Far from Redis, DNS, TCP and TLS take longer than a call may wait, and a
+   * connection each call abandons at its deadline would never open. Settles when the PING does;
+   * never rejects. Counted as a call of one command (Upstash bills it).
+   */
+  warm(): Promise<void> {
+    this.#warming ??= this.#exchange([], ["ping"], 1, AbortSignal.timeout(this.#connectTimeoutMs))
+      .then(() => {}, () => {})
+      .finally(() => this.#warming = undefined);
+    return this.#warming;
   }
 
   /** Queues a single command; sends anything else (explicit pipelines, transactions) at once. */
@@ -192,7 +199,8 @@ export class BatchingRequester implements Requester {
 
   /**
    * One REST call, given up after `ms`: the fetch is aborted and the call rejects at once,
-   * whether or not the aborted fetch ever settles, so nothing queued waits on it.
+   * whether or not the aborted fetch ever settles, so nothing queued waits on it. A call that
+   * fails without an answer starts opening a connection for the next ({@link warm}).
    */
   #call(path: string[], body: unknown, commands: number, ms: number): Promise<unknown> {
     const abort = new AbortController();
@@ -204,6 +212,9 @@ export class BatchingRequester implements Requester {
       );
       abort.abort(error);
       return error;
+    }).catch((error) => {
+      if (!(error instanceof RedisCallError) || error.cause !== undefined) void this.warm();
+      throw error;
     });
   }
 
@@ -222,36 +233,23 @@ export class BatchingRequester implements Requester {
     };
     if (this.upstashSyncToken !== "") headers["upstash-sync-token"] = this.upstashSyncToken;
     const suffix = path.length === 0 ? "" : `/${path.join("/")}`;
-    const json = JSON.stringify(body);
-    let status: number;
+    let response: Response;
     let text: string;
-    let syncToken: string | null | undefined;
-    const http = this.#http;
-    // Whether this request reached the connection (not another one queued before it).
-    let sent = false;
+    const json = JSON.stringify(body);
     try {
-      if (http) {
-        const target = `${this.#basePath}${suffix}` || "/";
-        const answer = await http.post(target, headers, json, signal, {
-          idempotent,
-          onSent: () => sent = true,
-        });
-        ({ status, body: text } = answer);
-        syncToken = answer.headers.get("upstash-sync-token");
-      } else {
-        const response = await this.#fetch(`${this.#base}${suffix}`, {
-          method: "POST",
-          headers,
-          body: json,
-          signal,
-        });
-        status = response.status;
-        text = await response.text();
-        syncToken = response.headers.get("upstash-sync-token");
-      }
+      response = await fetch(`${this.#base}${suffix}`, {
+        method: "POST",
+        headers,
+        // A call that may write goes as a stream, which fetch cannot send twice: newer Deno
+        // resends a request whose reused connection closed before an answer, though the
+        // server may have run it (denoland/deno#35610); Deno 2.1 does not.
+        body: idempotent ? json : ReadableStream.from([encoder.encode(json)]),
+        signal,
+      });
+      text = await response.text();
     } catch (error) {
-      // With fetch, whether the request left cannot be told: it counts as sent.
-      if (idempotent || (http && !sent)) throw error;
+      // Whether the request left cannot be told: one that may write counts as sent.
+      if (idempotent) throw error;
       this.stats.unsure++;
       throw new RedisCallError(
         "a Redis call that writes failed after it was sent; it may have been applied and is " +
@@ -259,6 +257,7 @@ export class BatchingRequester implements Requester {
         { cause: error },
       );
     }
+    const status = response.status;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -271,10 +270,12 @@ export class BatchingRequester implements Requester {
         `Redis answered HTTP ${status}${typeof error === "string" ? `: ${error}` : ""}`,
       );
     }
-    this.upstashSyncToken = syncToken ?? this.upstashSyncToken;
+    this.upstashSyncToken = response.headers.get("upstash-sync-token") ?? this.upstashSyncToken;
     return parsed;
   }
 }
+
+const encoder = new TextEncoder();
 
 /** Commands that only read: a call made of nothing else may be sent twice. */
 const READ_ONLY = new Set(

@@ -207,8 +207,8 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
   services.events = requestEvents(services);
   return {
     services,
-    // Creating the client starts opening its connection (redis.ts).
-    warm: () => void redis(),
+    // A connection opens before the first request needs it (redis.ts, `warm`).
+    warm: () => void redis().requester.warm(),
     async shutdown() {
       services.requestLines.flush();
       await Promise.allSettled([...inFlight]);

@@ -1,13 +1,11 @@
 /**
  * HTTP/1.1 over Deno's own sockets (`Deno.connect`, then `Deno.startTls` for https, verifying the
- * certificate against the URL's host name), for the two clients that cannot use `fetch`:
+ * certificate against the URL's host name), for webhook deliveries alone (webhooks/http.ts):
+ * `fetch` resolves the host again itself, so a name could pass the address check and then connect
+ * somewhere else (DNS rebinding); a connection to the vetted address closes that gap.
  *
- * - webhook deliveries (webhooks/http.ts): `fetch` resolves the host again itself, so a name could
- *   pass the address check and then connect somewhere else (DNS rebinding); a connection to the
- *   vetted address closes that gap;
- * - the Redis REST calls (redis.ts, {@link KeepAliveClient}): on Deno 2.1 a `fetch` costs its
- *   caller about 180 µs of CPU, a request on a kept-alive socket about 55 µs, and every batch of
- *   rate-limit commands is one such call.
+ * Redis's REST calls go through `fetch` (redis.ts): a kept-alive client built here for them saved
+ * no function CPU worth owning when measured against `fetch` in paired benchmark runs.
  *
  * What is read is bounded (head size, body size) and framed exactly: `Content-Length`, `chunked`,
  * or the connection's end; anything else is a {@link ProtocolError}, never a guess.
@@ -23,19 +21,6 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 /** A response that does not follow HTTP/1.1 as this client speaks it. */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
-  /** The connection ended before a single byte of answer. */
-  readonly unanswered: boolean;
-  constructor(message: string, options?: { unanswered: boolean }) {
-    super(message);
-    this.unanswered = options?.unanswered ?? false;
-  }
-}
-
-/** Whether a request failed on a connection the server had closed, before any answer. */
-function closedUnanswered(error: unknown): boolean {
-  if (error instanceof ProtocolError) return error.unanswered;
-  return error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.ConnectionAborted || error instanceof Deno.errors.NotConnected;
 }
 
 const encoder = new TextEncoder();
@@ -239,10 +224,7 @@ export async function readHead(reader: Reader): Promise<Head> {
       }
       const scanned = reader.data.length;
       if (!(await reader.more())) {
-        throw new ProtocolError(
-          "the connection closed before a response",
-          scanned === 0 ? { unanswered: true } : undefined,
-        );
+        throw new ProtocolError("the connection closed before a response");
       }
       end = indexOfHeadEnd(reader.data, scanned - 3);
     }
@@ -266,13 +248,6 @@ export async function readHead(reader: Reader): Promise<Head> {
   }
 }
 
-/** Reads until `data` holds `n` bytes; a {@link ProtocolError} if the connection ends first. */
-async function need(reader: Reader, n: number): Promise<void> {
-  while (reader.data.length < n) {
-    if (!(await reader.more())) throw new ProtocolError("the connection closed mid-response");
-  }
-}
-
 /** Where the next CR LF starts in `data` at or after `from`, or -1. */
 function crlfAt(data: Uint8Array, from: number): number {
   for (let i = from; i + 1 < data.length; i++) if (data[i] === 13 && data[i + 1] === 10) return i;
@@ -292,9 +267,8 @@ export interface Dechunked {
 }
 
 /**
- * Decodes the chunked body at the start of `data`, as far as it has arrived: the one decoder of
- * both clients. The Redis client needs the body whole and exact ({@link readBody}); a webhook
- * delivery keeps the first bytes of whatever arrived by its deadline (webhooks/http.ts).
+ * Decodes the chunked body at the start of `data`, as far as it has arrived: a webhook delivery
+ * keeps the first bytes of whatever arrived by its deadline (webhooks/http.ts).
  */
 export function dechunk(data: Uint8Array, maxBytes: number): Dechunked {
   const parts: Uint8Array[] = [];
@@ -339,297 +313,5 @@ export function dechunk(data: Uint8Array, maxBytes: number): Dechunked {
       return stop("a chunk is not terminated");
     }
     at = start + n + 2;
-  }
-}
-
-/** A chunked body's payload, read exactly (trailers skipped), at most `maxBytes`. */
-async function readChunked(reader: Reader, maxBytes: number): Promise<Uint8Array> {
-  while (true) {
-    const d = dechunk(reader.data, maxBytes);
-    if (d.error !== undefined) throw new ProtocolError(d.error);
-    if (d.done) {
-      reader.consume(d.consumed);
-      return d.payload;
-    }
-    if (!(await reader.more())) throw new ProtocolError("the connection closed mid-response");
-  }
-}
-
-/** A whole body and whether the connection may carry another request. */
-export interface Body {
-  bytes: Uint8Array;
-  reusable: boolean;
-}
-
-/** The whole body of a response to a POST, framed exactly, at most `maxBytes`. */
-export async function readBody(reader: Reader, head: Head, maxBytes: number): Promise<Body> {
-  const connection = head.headers.get("connection")?.toLowerCase() ?? "";
-  const keepAlive = head.version === "HTTP/1.1"
-    ? !/\bclose\b/.test(connection)
-    : /\bkeep-alive\b/.test(connection);
-  if (head.status === 204 || head.status === 304) {
-    return { bytes: new Uint8Array(0), reusable: keepAlive };
-  }
-  const coding = head.headers.get("transfer-encoding");
-  if (coding !== undefined) {
-    if (coding.toLowerCase() !== "chunked") {
-      throw new ProtocolError(`unsupported transfer-encoding: ${coding.slice(0, 40)}`);
-    }
-    return { bytes: await readChunked(reader, maxBytes), reusable: keepAlive };
-  }
-  const length = head.headers.get("content-length");
-  if (length !== undefined) {
-    if (!/^\d{1,15}$/.test(length)) throw new ProtocolError("the content-length is not a number");
-    const n = Number(length);
-    if (n > maxBytes) throw new ProtocolError(`the response is larger than ${maxBytes} bytes`);
-    await need(reader, n);
-    const bytes = reader.data.slice(0, n);
-    reader.consume(n);
-    return { bytes, reusable: keepAlive };
-  }
-  // Neither: the body ends with the connection.
-  while (await reader.more()) {
-    if (reader.data.length > maxBytes) {
-      throw new ProtocolError(`the response is larger than ${maxBytes} bytes`);
-    }
-  }
-  const bytes = reader.data.slice();
-  reader.consume(bytes.length);
-  return { bytes, reusable: false };
-}
-
-/** A response as the keep-alive client returns it. */
-export interface Http1Response {
-  status: number;
-  headers: Map<string, string>;
-  body: string;
-}
-
-/** Options of {@link KeepAliveClient}. */
-export interface KeepAliveOptions {
-  /** A connection idle longer than this is not reused (servers close idle ones), in ms. */
-  idleMs?: number;
-  /** The largest response body accepted. */
-  maxBodyBytes?: number;
-  caCerts?: readonly string[] | undefined;
-  /**
-   * Bound of opening a connection (TCP, then TLS for https), in ms. It is the connection's own,
-   * not any request's: see {@link KeepAliveClient}.
-   */
-  connectTimeoutMs?: number;
-  /**
-   * How long an answer is awaited once its request left, in ms, whether or not its caller still
-   * waits (default: `connectTimeoutMs`). Past it the connection is closed and another opened.
-   */
-  answerTimeoutMs?: number;
-}
-
-/** Options of one {@link KeepAliveClient.post}. */
-export interface PostOptions {
-  /**
-   * Whether the request may be sent twice. Only then does a request that a reused connection
-   * failed before any byte of answer go once more: the server may have run it before closing,
-   * and a request that writes (a rate-limit script) must never be applied twice.
-   */
-  idempotent?: boolean;
-  /**
-   * Called when the request is handed to the connection (some of it may have reached the
-   * server): after that, a failure leaves its outcome unknown.
-   */
-  onSent?: () => void;
-}
-
-/**
- * One kept-alive connection to one origin, carrying one POST at a time; `busy` while it does.
- *
- * Opening a connection is not part of any request: {@link warm} starts it (at an isolate's
- * start-up, and again whenever a connection is lost), bounded by `connectTimeoutMs` alone, and a
- * request waits for it only as long as its own signal allows. A request that gives up never
- * abandons the attempt, so a connection that takes longer to open than one request may wait
- * (DNS, TCP and TLS to a far region: three round trips) is still there for the next request.
- *
- * Any failure of a request (protocol, abort, a connection lost) closes the connection and starts
- * opening the next. A request goes a second time only if the caller says it is idempotent and a
- * kept-alive connection turns out closed by the server before any byte of answer (its idle
- * timeout, a restart); any other failure is the caller's to give up or retry.
- */
-export class KeepAliveClient {
-  readonly #url: URL;
-  readonly #idleMs: number;
-  readonly #maxBodyBytes: number;
-  readonly #caCerts: readonly string[] | undefined;
-  readonly #connectTimeoutMs: number;
-  readonly #answerTimeoutMs: number;
-  #conn: Deno.Conn | undefined;
-  /** The connection's reader, kept with it: its buffer is allocated once per connection. */
-  #reader: Reader | undefined;
-  /** The connection being opened, if one is. */
-  #opening: Promise<void> | undefined;
-  #lastUsed = 0;
-  #busy = false;
-  /** Settles when the last exchange asked for has ended: the next one waits for it. */
-  #tail: Promise<void> = Promise.resolve();
-  #closed = false;
-  /** Connections opened, for tests and diagnostics. */
-  connections = 0;
-  /** Requests handed to a connection (whether or not answered), for callers that must know. */
-  sent = 0;
-
-  constructor(url: string | URL, options: KeepAliveOptions = {}) {
-    this.#url = new URL(url);
-    if (this.#url.protocol !== "http:" && this.#url.protocol !== "https:") {
-      throw new TypeError(`not an http(s) URL: ${this.#url.protocol}`);
-    }
-    this.#idleMs = options.idleMs ?? 4_000;
-    this.#maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
-    this.#caCerts = options.caCerts;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
-    this.#answerTimeoutMs = options.answerTimeoutMs ?? this.#connectTimeoutMs;
-  }
-
-  /** Whether an exchange is in progress (its caller may have given up on it). */
-  get busy(): boolean {
-    return this.#busy;
-  }
-
-  /**
-   * Starts opening a connection unless one is open or opening; settles when that attempt does
-   * (bounded by `connectTimeoutMs`). Nothing that waits for it can cut it short.
-   */
-  warm(): Promise<void> {
-    if (this.#conn) return Promise.resolve();
-    this.#opening ??= this.#open().finally(() => this.#opening = undefined);
-    return this.#opening;
-  }
-
-  async #open(): Promise<void> {
-    this.#closed = false;
-    const signal = AbortSignal.timeout(this.#connectTimeoutMs);
-    let conn: Deno.Conn;
-    try {
-      conn = await connect(this.#url, signal, { caCerts: this.#caCerts });
-    } catch (error) {
-      if (!signal.aborted) throw error;
-      throw new ConnectError(
-        "connect",
-        `no connection to ${this.#url.host} within ${this.#connectTimeoutMs} ms`,
-      );
-    }
-    if (this.#closed) return closeQuietly(conn);
-    // Each request leaves in one write and waits for its answer: nothing to gain from Nagle.
-    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
-    this.#conn = conn;
-    this.#reader = new Reader(conn);
-    this.#lastUsed = performance.now();
-    this.connections++;
-  }
-
-  /**
-   * POSTs `body` to `path` (with its query) and reads the whole answer, or rejects when `signal`
-   * aborts. Requests go one at a time, in order: each waits (as long as its signal allows) for
-   * the exchange before it. A caller that gives up after its request left does not end the
-   * exchange: the answer is still read to its end, within `answerTimeoutMs`, so the
-   * connection stays open for the next request instead of being closed and opened again (at a
-   * round trip close to the deadline, that would cost every other call). A request whose caller
-   * gave up before it left is never sent.
-   */
-  async post(
-    path: string,
-    headers: Record<string, string>,
-    body: string,
-    signal: AbortSignal,
-    options: PostOptions = {},
-  ): Promise<Http1Response> {
-    const previous = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise<void>((resolve) => release = resolve);
-    try {
-      await untilAborted(previous, signal);
-    } catch (error) {
-      void previous.then(release);
-      throw error;
-    }
-    this.#busy = true;
-    const exchange = this.#attempt(path, headers, body, signal, options);
-    void exchange.then(() => {}, () => {}).finally(() => {
-      this.#busy = false;
-      release();
-    });
-    return await untilAborted(exchange, signal);
-  }
-
-  /** One request, sent once more if {@link PostOptions.idempotent} allows. */
-  async #attempt(
-    path: string,
-    headers: Record<string, string>,
-    body: string,
-    signal: AbortSignal,
-    options: PostOptions,
-  ): Promise<Http1Response> {
-    if (this.#conn && performance.now() - this.#lastUsed > this.#idleMs) this.#drop();
-    const request = requestBytes("POST", this.#url, path, headers, body);
-    const reused = this.#conn !== undefined;
-    try {
-      return await this.#exchange(request, signal, options.onSent);
-    } catch (error) {
-      this.#lose();
-      // A kept-alive connection the server had already closed (its idle timeout, a restart)
-      // fails before a single byte of answer. Whether the server read the request first cannot
-      // be told, so only an idempotent request goes once more.
-      if (!options.idempotent || !reused || signal.aborted || !closedUnanswered(error)) {
-        throw error;
-      }
-      try {
-        return await this.#exchange(request, signal, options.onSent);
-      } catch (again) {
-        this.#lose();
-        throw again;
-      }
-    }
-  }
-
-  /** One request on the connection (waiting for one to open) and its whole answer. */
-  async #exchange(
-    request: Uint8Array,
-    signal: AbortSignal,
-    onSent?: () => void,
-  ): Promise<Http1Response> {
-    if (!this.#conn) await untilAborted(this.warm(), signal);
-    // Its caller gave up before it left: it is not sent late.
-    if (signal.aborted) throw signal.reason;
-    const conn = this.#conn;
-    const reader = this.#reader;
-    if (!conn || !reader) throw new ConnectError("connect", "the connection was closed");
-    this.sent++;
-    onSent?.();
-    // Its caller may give up sooner; the answer is still awaited this long.
-    const answered = AbortSignal.timeout(this.#answerTimeoutMs);
-    return await closingOnAbort(answered, () => this.#lose(), async () => {
-      await writeAll(conn, request);
-      const head = await readHead(reader);
-      const { bytes, reusable } = await readBody(reader, head, this.#maxBodyBytes);
-      // Bytes beyond the answer were never asked for: the connection is not trusted further.
-      if (!reusable || reader.data.length > 0) this.#lose();
-      this.#lastUsed = performance.now();
-      return { status: head.status, headers: head.headers, body: decoder.decode(bytes) };
-    });
-  }
-
-  /** Closes a connection that can serve no more requests, and starts opening the next. */
-  #lose(): void {
-    this.#drop();
-    if (!this.#closed) this.warm().catch(() => {});
-  }
-
-  #drop(): void {
-    closeQuietly(this.#conn);
-    this.#conn = undefined;
-    this.#reader = undefined;
-  }
-
-  /** Closes the connection, and one being opened once it opens (the next request opens another). */
-  close(): void {
-    this.#closed = true;
-    this.#drop();
   }
 }

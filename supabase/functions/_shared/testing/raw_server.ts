@@ -1,11 +1,13 @@
 /**
  * A raw HTTP/1.1 server on 127.0.0.1 for tests of HTTP clients: it reads each request (head and
- * `Content-Length` body) off the socket itself and lets the test write whatever bytes it likes,
+ * body, framed by `Content-Length` or chunked; ASCII) off the socket itself and lets the test write whatever bytes it likes,
  * or none, or close: the misbehaviour `Deno.serve` would never produce. Never imported by a
  * function.
  *
  * @module
  */
+
+import { dechunk } from "../http/http1.ts";
 
 /** One request as it arrived. */
 export interface RawRequest {
@@ -28,14 +30,22 @@ export interface RawServer extends AsyncDisposable {
 
 const encoder = new TextEncoder();
 
+/** A request's body, decoded, and where the request ends in `text`; undefined until whole. */
+function framed(text: string, end: number): { body: string; total: number } | undefined {
+  const head = text.slice(0, end);
+  if (/transfer-encoding: *chunked/i.test(head)) {
+    const d = dechunk(encoder.encode(text.slice(end + 4)), 1024 * 1024);
+    if (!d.done) return undefined;
+    return { body: new TextDecoder().decode(d.payload), total: end + 4 + d.consumed };
+  }
+  const total = end + 4 + Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+  return text.length < total ? undefined : { body: text.slice(end + 4, total), total };
+}
+
 /** Writes text to a connection. */
 export async function writeText(conn: Deno.Conn, text: string): Promise<void> {
   const bytes = encoder.encode(text);
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
-
-function contentLength(head: string): number {
-  return Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
 }
 
 /** Serves raw connections: `answer` is called for each request, in order, per connection. */
@@ -53,17 +63,19 @@ export function rawServer(
     try {
       while (true) {
         let end = text.indexOf("\r\n\r\n");
-        while (end < 0 || text.length < end + 4 + contentLength(text.slice(0, end))) {
+        let frame = end < 0 ? undefined : framed(text, end);
+        while (!frame) {
           const n = await conn.read(buf);
           if (n === null) return;
           text += decoder.decode(buf.subarray(0, n));
           end = text.indexOf("\r\n\r\n");
+          frame = end < 0 ? undefined : framed(text, end);
         }
-        const total = end + 4 + contentLength(text.slice(0, end));
+        const total = frame.total;
         const request = {
           text: text.slice(0, total),
           path: text.slice(0, end).split(" ")[1] ?? "/",
-          body: text.slice(end + 4, total),
+          body: frame.body,
         };
         requests.push(request);
         text = text.slice(total);
