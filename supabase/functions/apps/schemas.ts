@@ -161,9 +161,8 @@ export const CreatedAppSchema = AppSchema.extend({
 );
 
 /** Query of `GET /api/apps`. */
-export const ListAppsQuery = listQuery({}).register(components, {
-  id: "ListAppsQuery",
-});
+// Not a component: the reference shows a query as its parameters (an unused component otherwise).
+export const ListAppsQuery = listQuery({});
 
 /** `GET /api/apps` 200. */
 export const AppListSchema = pageOf(AppSchema, "A page of apps, newest first")

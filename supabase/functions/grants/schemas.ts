@@ -78,11 +78,10 @@ export const ListGrantsQuery = listQuery({
   status: z.enum(["active", "revoked", "all"]).default("active").meta({
     description: "Which grants: the active ones (default), the revoked ones, or all",
   }),
-}).register(components, { id: "ListGrantsQuery" });
+});
 
 /** `GET /api/grants` 200. */
-export const GrantListSchema = pageOf(
-  GrantSchema,
-  "A page of grants, newest first",
-)
-  .register(components, { id: "GrantList" });
+export const GrantListSchema = pageOf(GrantSchema, "A page of grants, newest first").register(
+  components,
+  { id: "GrantList" },
+);
