@@ -4,6 +4,8 @@
  *   TORVUS_CONSOLE_PUBLISHABLE_KEY   its publishable (anon) key
  *   TORVUS_CONSOLE_API_URL           the Torvus API's base URL
  *   TORVUS_CONSOLE_OUT               the output directory (default dist/)
+ *   TORVUS_CONSOLE_LOGO_ORIGINS      https origins third-party apps' logos may load from
+ *                                    (comma-separated; default none: no remote image at all)
  * Besides the files it writes `_headers` (Netlify / Cloudflare Pages format, which the local dev
  * server applies too): the Content-Security-Policy, whose connect-src is exactly the API and Auth
  * origins, and the other security headers.
@@ -28,14 +30,33 @@ function origin(name: string, value: string): string {
   }
 }
 
+/**
+ * The origins apps' logos may be loaded from: https origins only (the consent page must not
+ * pull a plain-http image into an https page), each exactly as `URL.origin` writes it.
+ */
+export function logoOrigins(value: string | undefined): string[] {
+  const origins = (value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  return origins.map((o) => {
+    const parsed = origin("TORVUS_CONSOLE_LOGO_ORIGINS", o);
+    if (!parsed.startsWith("https://") || parsed !== o.replace(/\/+$/, "")) {
+      throw new Error(`TORVUS_CONSOLE_LOGO_ORIGINS takes https origins only, got ${o}`);
+    }
+    return parsed;
+  });
+}
+
 /** The headers every answer of the console carries. */
-export function securityHeaders(supabaseUrl: string, apiUrl: string): Record<string, string> {
+export function securityHeaders(
+  supabaseUrl: string,
+  apiUrl: string,
+  logos: readonly string[] = [],
+): Record<string, string> {
   const connect = [...new Set([origin("supabase", supabaseUrl), origin("api", apiUrl)])];
   const csp = [
     "default-src 'none'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self' data:",
+    ["img-src 'self' data:", ...logos].join(" "),
     "font-src 'self'",
     `connect-src ${connect.join(" ")}`,
     "manifest-src 'self'",
@@ -74,12 +95,14 @@ export default defineConfig(({ command }) => {
     ? required("TORVUS_CONSOLE_PUBLISHABLE_KEY")
     : "sb_publishable_local_stand_in";
   const apiUrl = build ? required("TORVUS_CONSOLE_API_URL") : "http://127.0.0.1:54321";
+  const logos = logoOrigins(process.env["TORVUS_CONSOLE_LOGO_ORIGINS"]);
   return {
-    plugins: [preact(), headersFile(securityHeaders(supabaseUrl, apiUrl))],
+    plugins: [preact(), headersFile(securityHeaders(supabaseUrl, apiUrl, logos))],
     define: {
       __SUPABASE_URL__: JSON.stringify(supabaseUrl),
       __PUBLISHABLE_KEY__: JSON.stringify(publishableKey),
       __API_URL__: JSON.stringify(apiUrl),
+      __LOGO_ORIGINS__: JSON.stringify(logos),
     },
     build: {
       outDir: resolve(process.env["TORVUS_CONSOLE_OUT"] || "dist"),

@@ -121,6 +121,13 @@ const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }
   updateApp: { body: { name: "x" }, ok: [404] },
   deleteApp: { ok: [404] },
   rotateAppSecret: { ok: [404] },
+  listGrants: { ok: [200] },
+  createGrant: {
+    body: { client_id: "00000000-0000-4000-8000-000000000000", scopes: ["vaults:read"] },
+    ok: [404],
+  },
+  getConsentApp: { ok: [404] },
+  revokeGrant: { ok: [404] },
 };
 const sampleOf = (id: string) =>
   SAMPLES[id] ?? SAMPLES[id.replace(/^v1(.)/, (_, c: string) => c.toLowerCase())];

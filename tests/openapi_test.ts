@@ -787,6 +787,54 @@ conforming("apps answer every documented outcome as documented", async (c) => {
   await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
 });
 
+conforming("grants answer every documented outcome as documented", async (c) => {
+  const list = "/api/grants";
+  const consent = "/api/grants/apps/{client_id}";
+  const revoke = "/api/grants/{id}/revoke";
+  const developer = caller(bearer((await newUser()).token));
+  const app = await api("/api/apps", {
+    ...developer.sending({
+      name: "Conformance grants",
+      redirect_uris: ["https://app.example.com/cb"],
+      scopes: ["vaults:read", "profile:read"],
+    }),
+    method: "POST",
+  });
+  assert.equal(app.status, 201, app.text);
+  const clientId = app.body.client_id as string;
+  const { ip, as, sending } = caller(bearer((await newUser()).token));
+  await c.call("GET", consent, `${list}/apps/${clientId}`, as, { status: 200 });
+  await c.call("GET", consent, `${list}/apps/${UNKNOWN_UUID}`, as, {
+    status: 404,
+    code: "NOT_FOUND",
+  });
+  const granted = await c.call(
+    "POST",
+    list,
+    list,
+    sending({ client_id: clientId, scopes: ["vaults:read"] }),
+    { status: 201 },
+  );
+  await c.call("POST", list, list, sending({ client_id: clientId, scopes: ["vaults:write"] }), {
+    status: 400,
+    code: "VALIDATION_FAILED",
+  });
+  await c.call("POST", list, list, sending({ client_id: UNKNOWN_UUID, scopes: ["vaults:read"] }), {
+    status: 404,
+    code: "NOT_FOUND",
+  });
+  await c.call("GET", list, list, as, { status: 200 });
+  const at = `${list}/${granted.body.id}/revoke`;
+  await c.call("POST", revoke, at, as, { status: 200 });
+  await c.call("POST", revoke, at, as, { status: 409, code: "GRANT_REVOKED" });
+  await c.call("POST", revoke, `${list}/${UNKNOWN_ULID}/revoke`, as, {
+    status: 404,
+    code: "NOT_FOUND",
+  });
+  await c.call("GET", revoke, at, as, { status: 405 });
+  await c.call("GET", list, list, { ip }, { status: 401, code: "MISSING_AUTH_TOKEN" });
+});
+
 e2e("every documented operation was exercised with its success status", async () => {
   try {
     const c = await served();

@@ -83,6 +83,21 @@ export async function axeSerious(page) {
   };
 }
 
+/**
+ * Asserts that axe-core finds no serious or critical violation on the page, and records what it
+ * found under `name` in `report` (printed by the suites at the end).
+ */
+export async function assertAxe(page, name, report) {
+  const { serious, all } = await axeSerious(page);
+  report[name] = {
+    serious: serious.length,
+    other: all.filter((v) => !serious.includes(v)).map((v) => `${v.id} (${v.impact})`),
+  };
+  if (serious.length > 0) {
+    throw new Error(`axe-core on ${name}: ${JSON.stringify(serious)}`);
+  }
+}
+
 /** The newest mail to `email` in the local mailbox, waiting for it. */
 export async function latestMail(email) {
   const deadline = Date.now() + 5000;

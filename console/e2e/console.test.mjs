@@ -15,7 +15,7 @@ import { createServer } from "node:http";
 import { execFileSync } from "node:child_process";
 import {
   API_URL,
-  axeSerious,
+  assertAxe,
   CONSOLE_URL,
   latestMail,
   openBrowser,
@@ -52,12 +52,7 @@ function noProblems() {
 }
 
 async function checkAxe(name) {
-  const { serious, all } = await axeSerious(b.page);
-  axeReport[name] = {
-    serious: serious.length,
-    other: all.filter((v) => !serious.includes(v)).map((v) => `${v.id} (${v.impact})`),
-  };
-  assert.deepEqual(serious, [], `axe-core on ${name}`);
+  await assertAxe(b.page, name, axeReport);
 }
 
 async function heading(text) {

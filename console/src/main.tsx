@@ -13,9 +13,15 @@ import { route, ROUTES } from "./ui/state.ts";
 import { SignIn } from "./pages/SignIn.tsx";
 import { Keys } from "./pages/Keys.tsx";
 import { Account } from "./pages/Account.tsx";
+import { Consent } from "./pages/Consent.tsx";
 
 const Usage = lazy(() => import("./pages/Usage.tsx").then((m) => ({ default: m.Usage })));
 const Webhooks = lazy(() => import("./pages/Webhooks.tsx").then((m) => ({ default: m.Webhooks })));
+const AuthorizedApps = lazy(() =>
+  import("./pages/AuthorizedApps.tsx").then((m) => ({ default: m.AuthorizedApps }))
+);
+/** The OAuth consent page stands alone: a third-party app sent the user here, not the menu. */
+const CONSENT_PATH = "/oauth/consent";
 
 function Page() {
   switch (route.value) {
@@ -23,6 +29,8 @@ function Page() {
       return <Usage />;
     case "/webhooks":
       return <Webhooks />;
+    case "/apps":
+      return <AuthorizedApps />;
     case "/account":
       return <Account />;
     default:
@@ -32,12 +40,15 @@ function Page() {
 
 function App() {
   const wasSignedIn = useRef(false);
+  const consent = location.pathname === CONSENT_PATH;
   useEffect(() => {
+    if (consent) return;
     document.title = session.value === null
       ? "Sign in · Torvus console"
       : `${ROUTES[route.value]} · Torvus console`;
   });
   if (!authReady.value) return <p class="loading">Loading…</p>;
+  if (consent) return <Consent />;
   if (session.value !== null) wasSignedIn.current = true;
   if (session.value === null && !(wasSignedIn.current && sessionEnded.value)) {
     wasSignedIn.current = false;

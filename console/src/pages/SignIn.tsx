@@ -31,7 +31,8 @@ export function SignIn({ overlay = false }: { overlay?: boolean }) {
   const sendLink = useAction(async () => {
     const { error } = await supabase.auth.signInWithOtp({
       email,
-      options: { emailRedirectTo: location.origin + location.pathname },
+      // The query too: the consent page's authorization id must come back with the link.
+      options: { emailRedirectTo: location.origin + location.pathname + location.search },
     });
     authError(error);
     setSent(true);

@@ -9,6 +9,7 @@ export const ROUTES = {
   "/keys": "API keys",
   "/usage": "Usage",
   "/webhooks": "Webhooks",
+  "/apps": "Authorized apps",
   "/account": "Account",
 } as const;
 

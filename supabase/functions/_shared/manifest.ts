@@ -20,6 +20,7 @@ import { spec as apiKeys } from "../api-keys/spec.ts";
 import { spec as usage } from "../usage/spec.ts";
 import { spec as webhooks } from "../webhooks/spec.ts";
 import { spec as apps } from "../apps/spec.ts";
+import { spec as grants } from "../grants/spec.ts";
 import { spec as openapi } from "../openapi/spec.ts";
 
 /** Sections of the reference, in the order it shows them. */
@@ -47,6 +48,11 @@ export const TAGS = [
     description: "Third-party apps: OAuth clients of Supabase Auth with the API scopes they " +
       "ask their users for (bearer token)",
   },
+  {
+    name: "Grants",
+    description: "What the signed-in user grants third-party apps at consent, and revokes " +
+      "(bearer token: the user's own, never an app's)",
+  },
   { name: "Reference", description: "This document" },
 ] as const;
 
@@ -61,6 +67,7 @@ export const MANIFEST = {
   usage,
   webhooks,
   apps,
+  grants,
   openapi,
 } as const satisfies Record<string, FunctionSpec>;
 

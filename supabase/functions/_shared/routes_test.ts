@@ -17,6 +17,7 @@ Deno.test("GATEWAY_ROUTES states each mount's credentials from the manifest's ro
     "/api/usage": ["usage", "", "jwt"],
     "/api/webhooks": ["webhooks", "", "jwt"],
     "/api/apps": ["apps", "", "jwt"],
+    "/api/grants": ["grants", "", "jwt"],
     "/api/openapi.json": ["openapi", "", "none"],
   });
 });

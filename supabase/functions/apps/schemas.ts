@@ -11,17 +11,15 @@
  */
 import { z } from "zod";
 import { components } from "../_shared/schemas/component.ts";
+import {
+  APP_SCOPES,
+  type AppScope,
+  AppScopes,
+  AppScopeSchema,
+} from "../_shared/schemas/app_scopes.ts";
 import { listQuery, pageOf, Timestamp, Ulid, Uuid } from "../_shared/schemas/common.ts";
 
-/** The API scopes an app may ask for and a user may grant (the database's closed set). */
-export const APP_SCOPES = [
-  "vaults:read",
-  "vaults:write",
-  "vaults:delete",
-  "profile:read",
-] as const;
-/** An API scope of an app. */
-export type AppScope = (typeof APP_SCOPES)[number];
+export { APP_SCOPES, type AppScope, AppScopeSchema };
 
 /** Longest app name (the database's check; Supabase Auth allows 1,024). */
 export const MAX_APP_NAME = 100;
@@ -40,11 +38,6 @@ const DANGEROUS_SCHEMES = new Set([
 ]);
 /** Hosts plain http is allowed for in a redirect URI (Supabase Auth's list). */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
-
-/** An API scope. */
-export const AppScopeSchema = z.enum(APP_SCOPES).register(components, {
-  id: "AppScope",
-});
 
 /** Why a redirect URI would be refused by Supabase Auth, or undefined when it is accepted. */
 export function redirectUriProblem(uri: string): string | undefined {
@@ -88,28 +81,8 @@ const WebUri = z.url({ protocol: /^https$/, hostname: z.regexes.domain }).max(
   MAX_URI_LENGTH,
 );
 
-/** The scopes an app asks for: known, each once, and writing or deleting with reading. */
-const Scopes = z.array(AppScopeSchema).min(1).max(APP_SCOPES.length).check(
-  (ctx) => {
-    const scopes = ctx.value;
-    if (new Set(scopes).size !== scopes.length) {
-      ctx.issues.push({
-        code: "custom",
-        message: "a scope is listed twice",
-        input: scopes,
-      });
-    } else if (
-      !scopes.includes("vaults:read") &&
-      (scopes.includes("vaults:write") || scopes.includes("vaults:delete"))
-    ) {
-      ctx.issues.push({
-        code: "custom",
-        message: "vaults:write and vaults:delete come with vaults:read",
-        input: scopes,
-      });
-    }
-  },
-);
+/** The scopes an app asks for. */
+const Scopes = AppScopes;
 
 const RedirectUris = z.array(RedirectUri).min(1).max(MAX_REDIRECT_URIS).check(
   (ctx) => {
@@ -188,6 +161,7 @@ export const CreatedAppSchema = AppSchema.extend({
 );
 
 /** Query of `GET /api/apps`. */
+// Not a component: the reference shows a query as its parameters (an unused component otherwise).
 export const ListAppsQuery = listQuery({});
 
 /** `GET /api/apps` 200. */

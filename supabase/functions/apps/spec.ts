@@ -61,7 +61,7 @@ export const spec = {
           id: "getApp",
           tag: TAG,
           summary: "Get an app",
-          description: "The app as its owner registered it; never the client secret.",
+          description: "One of the caller's apps. Never the client secret.",
           success: { status: 200, description: "The app", schema: AppSchema },
           errors: ["NOT_FOUND"],
         },

@@ -129,6 +129,12 @@ export const ERRORS = {
     message: "A public app has no client secret",
     family: "generic",
   },
+  GRANT_REVOKED: {
+    status: 409,
+    error: "conflict",
+    message: "The grant is already revoked",
+    family: "generic",
+  },
   RATE_LIMIT_EXCEEDED: {
     status: 429,
     error: "rate_limit_exceeded",

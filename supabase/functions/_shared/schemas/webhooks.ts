@@ -19,6 +19,8 @@ export const WEBHOOK_EVENT_TYPES = [
   "vault.updated",
   "vault.deleted",
   "rate_limit.exceeded",
+  "app_grant.created",
+  "app_grant.revoked",
 ] as const;
 
 /** An event type an endpoint subscribes to. */

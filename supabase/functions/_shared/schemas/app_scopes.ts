@@ -1,0 +1,48 @@
+/**
+ * The API scopes of third-party apps: the closed set an app asks for (`/api/apps`) and a user
+ * grants (`/api/grants`), with the database's rule for a set of them (`app_scopes_valid`:
+ * writing or deleting vaults comes with reading them, because a write returns the row it wrote).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { components } from "./component.ts";
+
+/** The API scopes an app may ask for and a user may grant (the database's closed set). */
+export const APP_SCOPES = [
+  "vaults:read",
+  "vaults:write",
+  "vaults:delete",
+  "profile:read",
+] as const;
+/** An API scope of an app. */
+export type AppScope = (typeof APP_SCOPES)[number];
+
+/** An API scope. */
+export const AppScopeSchema = z.enum(APP_SCOPES).register(components, {
+  id: "AppScope",
+});
+
+/** A set of API scopes: known, each once, and writing or deleting vaults with reading them. */
+export const AppScopes = z.array(AppScopeSchema).min(1).max(APP_SCOPES.length)
+  .check(
+    (ctx) => {
+      const scopes = ctx.value;
+      if (new Set(scopes).size !== scopes.length) {
+        ctx.issues.push({
+          code: "custom",
+          message: "a scope is listed twice",
+          input: scopes,
+        });
+      } else if (
+        !scopes.includes("vaults:read") &&
+        (scopes.includes("vaults:write") || scopes.includes("vaults:delete"))
+      ) {
+        ctx.issues.push({
+          code: "custom",
+          message: "vaults:write and vaults:delete come with vaults:read",
+          input: scopes,
+        });
+      }
+    },
+  );
