@@ -21,7 +21,7 @@ import {
   resolveGatewayPath,
 } from "../../supabase/functions/_shared/routes.ts";
 import { addressPolicy } from "../../supabase/functions/_shared/http/ip.ts";
-import { ERRORS } from "../../supabase/functions/_shared/http/errors.ts";
+import { ERRORS } from "../../supabase/functions/_shared/errors.ts";
 
 import {
   canon,

@@ -27,7 +27,7 @@ import {
   type RollKey,
 } from "../_shared/schemas/keys.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import type { Tx } from "../_shared/db/client.ts";
 import { asUser as asSignedIn, type Refusals } from "../_shared/http/as_user.ts";

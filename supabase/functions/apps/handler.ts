@@ -28,7 +28,7 @@ import {
   type UpdateApp,
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { inTransaction } from "../_shared/db/client.ts";
 import { asUser, refused } from "../_shared/http/as_user.ts";

@@ -28,7 +28,7 @@ import {
   WebhookSchema,
 } from "../_shared/schemas/webhooks.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import type { Tx } from "../_shared/db/client.ts";
 import { asUser } from "../_shared/http/as_user.ts";

@@ -12,7 +12,7 @@
  */
 import type { AuthFailure, Principal, RefusedKey } from "./principal.ts";
 import type { Confirmation } from "./api_key.ts";
-import type { ErrorCode } from "../http/errors.ts";
+import type { ErrorCode } from "../errors.ts";
 import type { AuthKind } from "../http/spec.ts";
 import type { Target } from "../http/router.ts";
 import type { Timing } from "../http/timing.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import type { z } from "zod";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import { redact } from "../log.ts";
 
 /** Largest JSON body accepted, in bytes. */

@@ -7,7 +7,7 @@
  */
 import type { z } from "zod";
 import type { KeyPrincipal, Scope, UserPrincipal } from "../auth/principal.ts";
-import type { ErrorCode } from "./errors.ts";
+import type { ErrorCode } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services.ts";
 import type { Timing } from "./timing.ts";

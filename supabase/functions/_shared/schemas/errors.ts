@@ -1,5 +1,5 @@
 /**
- * Error bodies, by the family the published documentation gives them (see `http/errors.ts`,
+ * Error bodies, by the family the published documentation gives them (see `errors.ts`,
  * which builds them): `{error, message, code}` for API-key routes, `{error, message,
  * statusCode}` plus `code` on JWT routes, `{error}` for 405, and the bodies that carry more:
  * 429 (`retry_after`), 400 `VALIDATION_FAILED` (`details`), 403 `INSUFFICIENT_SCOPE`
@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { components } from "./component.ts";
-import { type ErrorCode, ERRORS } from "../http/errors.ts";
+import { type ErrorCode, ERRORS } from "../errors.ts";
 import { RequestId } from "./common.ts";
 import { MAX_DETAIL_MESSAGE, MAX_DETAIL_PATH, MAX_DETAILS } from "../http/input.ts";
 import { KeyScopeSchema } from "./keys.ts";
