@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { admit } from "../auth/admission.ts";
+import { admit } from "./admission.ts";
 import { ConfigError } from "../config.ts";
 import { type Boot, bootIsolate } from "../services.ts";
 import { RequestState } from "./context.ts";

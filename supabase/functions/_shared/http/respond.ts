@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Admission } from "../auth/admission.ts";
+import type { Admission } from "./admission.ts";
 import { isDatabaseUnavailable } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
