@@ -20,7 +20,7 @@ import {
   GATEWAY_ROUTES,
   resolveGatewayPath,
 } from "../../supabase/functions/_shared/routes.ts";
-import { addressPolicy } from "../../supabase/functions/_shared/http/ip.ts";
+import { addressPolicy } from "../../supabase/functions/_shared/ip.ts";
 import { ERRORS } from "../../supabase/functions/_shared/errors.ts";
 
 import {

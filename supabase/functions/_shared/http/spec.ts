@@ -97,7 +97,7 @@ export interface HandlerContext<P = unknown, Q = unknown, B = unknown> {
   req: Request;
   url: URL;
   requestId: string;
-  /** The client's address, as far as it can be proven (see http/ip.ts). */
+  /** The client's address, as far as it can be proven (see ip.ts). */
   ip: string | undefined;
   params: Readonly<Record<string, string>>;
   principal: P;

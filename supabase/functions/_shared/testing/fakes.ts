@@ -21,7 +21,7 @@ import type { CatalogueFixtures } from "./hostile.ts";
 import type { Decision, RateLimiter, Window } from "../ratelimit/limiter.ts";
 import type { AuditRecord } from "../audit.ts";
 import type { ErrorContext } from "../observability/reporter.ts";
-import { addressPolicy } from "../http/ip.ts";
+import { addressPolicy } from "../ip.ts";
 import { createLogger, createRequestLineSampler } from "../log.ts";
 import type { Sql } from "../db/client.ts";
 import type { Redis } from "@upstash/redis";
