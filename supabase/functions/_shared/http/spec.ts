@@ -76,6 +76,20 @@ export interface FunctionSpec {
   pathParams?: Readonly<Record<string, { description: string; schema: Record<string, unknown> }>>;
 }
 
+/**
+ * The spec of a function that answers one GET at its root, under one public prefix (health, me,
+ * account, usage, v1-test, openapi): the mount and the route they would otherwise each write out.
+ */
+export function rootGet<
+  const R extends { auth: AuthKind; rateLimited?: false },
+  const O extends OperationSpec,
+>(prefix: string, route: R, get: O) {
+  return {
+    gateway: [{ prefix, target: "" }],
+    routes: [{ path: "/", ...route, methods: { GET: get } }],
+  } as const satisfies FunctionSpec;
+}
+
 /** A small JSON body: key and endpoint management take a few hundred bytes at most. */
 export const SMALL_BODY_BYTES = 16 * 1024;
 
