@@ -126,6 +126,19 @@ export const BAD_PAGE_QUERIES: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /**
+ * Asserts that a list answers each of {@link BAD_PAGE_QUERIES} and of its own `filters`
+ * (`[query, the field its 400 names]`) with a 400 that names the field.
+ */
+export async function assertListRefuses(
+  list: (query: string) => Promise<ApiResponse>,
+  filters: ReadonlyArray<readonly [string, string]>,
+): Promise<void> {
+  for (const [query, field] of [...BAD_PAGE_QUERIES, ...filters]) {
+    assertInvalid(await list(query), field);
+  }
+}
+
+/**
  * Waits, when a rate-limit window of `windowSeconds` ends within `marginSeconds`, until just after
  * it ends, so that a short run of requests that counts exactly never straddles a boundary. The
  * limiter's windows are aligned to the epoch and slide: across a boundary the previous window's
