@@ -16,7 +16,7 @@ import { requestEvents } from "../events.ts";
 import { createKeyAuthenticator, type KeyEpoch, type StoredKey } from "../auth/api_key.ts";
 import { createJwtVerifier } from "../auth/jwt.ts";
 import { generateApiKey, hashApiKey } from "../auth/key_format.ts";
-import { shardOf } from "../auth/key_epoch.ts";
+import { shardOf } from "../auth/epoch.ts";
 import type { CatalogueFixtures } from "./hostile.ts";
 import type { Decision, RateLimiter, Window } from "../ratelimit/limiter.ts";
 import type { AuditRecord } from "../audit.ts";
