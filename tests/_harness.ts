@@ -70,6 +70,21 @@ export async function api(path: string, init: ApiInit = {}): Promise<ApiResponse
   return { status: response.status, headers: response.headers, text, body };
 }
 
+/** Creates a vault with the API key `key` (`POST /api/v1/vaults`, from an address of its own). */
+export async function createVaultByKey(
+  key: string,
+  vault: Record<string, unknown>,
+): Promise<ApiResponse> {
+  const created = await api("/api/v1/vaults", {
+    method: "POST",
+    headers: { "X-API-Key": key, "Content-Type": "application/json" },
+    body: JSON.stringify(vault),
+    ip: uniqueIp(),
+  });
+  assert.equal(created.status, 201, created.text);
+  return created;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** Asserts the headers every response carries: request id, response time, CORS. */
