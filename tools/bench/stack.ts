@@ -13,6 +13,7 @@ import postgres from "postgres";
 import { EDGE_DENO, EDGE_DENO_ENV } from "../runtime/edge_deno.ts";
 import { LOCAL, randomToken, REDIS_HOST, REDIS_PORT, ROOT } from "../stack/config.ts";
 import { ensurePgbouncer, stopPgbouncer } from "../stack/pgbouncer.ts";
+import { ensureCommands, TOOL_REQUIREMENTS } from "../stack/packages.ts";
 import { ensurePostgres, migrateDatabase } from "../stack/postgres.ts";
 import { ensureRedis, redisCommand, redisServerPid } from "../stack/redis.ts";
 import {
@@ -61,6 +62,8 @@ export interface Stack {
 
 /** Creates or resets the database (function statistics on) and clears the Redis prefix. */
 async function resetData(log: Log): Promise<void> {
+  // wrk and PgBouncer, as `stack up` installs them: a fresh machine benches without a hand step.
+  await ensureCommands(TOOL_REQUIREMENTS, log);
   await ensurePostgres("127.0.0.1", 5432, log);
   await ensureRedis(REDIS_HOST, REDIS_PORT, log);
   const admin = postgres(DIRECT_URL.replace(`/${BENCH.database}?`, "/postgres?"), { max: 1 });
