@@ -70,6 +70,21 @@ export async function api(path: string, init: ApiInit = {}): Promise<ApiResponse
   return { status: response.status, headers: response.headers, text, body };
 }
 
+/** Creates a vault with the API key `key` (`POST /api/v1/vaults`, from an address of its own). */
+export async function createVaultByKey(
+  key: string,
+  vault: Record<string, unknown>,
+): Promise<ApiResponse> {
+  const created = await api("/api/v1/vaults", {
+    method: "POST",
+    headers: { "X-API-Key": key, "Content-Type": "application/json" },
+    body: JSON.stringify(vault),
+    ip: uniqueIp(),
+  });
+  assert.equal(created.status, 201, created.text);
+  return created;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** Asserts the headers every response carries: request id, response time, CORS. */
@@ -124,6 +139,19 @@ export const BAD_PAGE_QUERIES: ReadonlyArray<readonly [string, string]> = [
   ...["0", "101", "abc", "1.5", "", "1&limit=2"].map((v) => [`?limit=${v}`, "limit"] as const),
   ...["-1", "x", "1000001"].map((v) => [`?offset=${v}`, "offset"] as const),
 ];
+
+/**
+ * Asserts that a list answers each of {@link BAD_PAGE_QUERIES} and of its own `filters`
+ * (`[query, the field its 400 names]`) with a 400 that names the field.
+ */
+export async function assertListRefuses(
+  list: (query: string) => Promise<ApiResponse>,
+  filters: ReadonlyArray<readonly [string, string]>,
+): Promise<void> {
+  for (const [query, field] of [...BAD_PAGE_QUERIES, ...filters]) {
+    assertInvalid(await list(query), field);
+  }
+}
 
 /**
  * Waits, when a rate-limit window of `windowSeconds` ends within `marginSeconds`, until just after

@@ -1,7 +1,7 @@
 /**
  * The shared security matrix: every authenticated route, and the hostile credentials each kind
  * of route must refuse, with the exact answer the seed documents (or, where they are silent,
- * the error catalogue of `_shared/http/errors.ts`).
+ * the error catalogue of `_shared/errors.ts`).
  *
  * - {@link AUTHENTICATED_ROUTES}: every authenticated operation of the route manifest, at its
  *   gateway path and its functions path, with its credential kind and (API keys) scope; what a

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createSql, inTransaction } from "../supabase/functions/_shared/db/client.ts";
-import type { DbConfig } from "../supabase/functions/_shared/config.ts";
+import type { DbConfig } from "../supabase/functions/_shared/db/settings.ts";
 import { startPrivatePostgres } from "./_support/private_postgres.ts";
 import { testDbUrl } from "./_db.ts";
 import { delay as sleep } from "../supabase/functions/_shared/deadline.ts";

@@ -23,7 +23,7 @@ import { Buffer } from "node:buffer";
 import fc from "fast-check";
 import { base64url } from "jose";
 import { generateApiKey } from "../supabase/functions/_shared/auth/key_format.ts";
-import { api, type ApiResponse, BASE_URL, e2e, uniqueIp } from "./_harness.ts";
+import { api, type ApiResponse, BASE_URL, createVaultByKey, e2e, uniqueIp } from "./_harness.ts";
 import { closeDb, newKey, newTier, newUser, type TestKey, type TestUser } from "./_fixtures.ts";
 
 /** Every status the API documents. */
@@ -73,13 +73,7 @@ async function makeFixtures(): Promise<Fixtures> {
     newUser(),
     newUser(-120),
   ]);
-  const created = await api("/api/v1/vaults", {
-    method: "POST",
-    headers: { "x-api-key": key.key, "content-type": "application/json" },
-    body: JSON.stringify({ name: "fuzz vault", tags: ["fuzz"] }),
-    ip: uniqueIp(),
-  });
-  assert.equal(created.status, 201, created.text);
+  const created = await createVaultByKey(key.key, { name: "fuzz vault", tags: ["fuzz"] });
   const k = key.key;
   const body = k.slice(8);
   const unknown = generateApiKey("live");

@@ -18,7 +18,7 @@ import {
   GATEWAY_ROUTES,
   resolveGatewayPath,
 } from "../supabase/functions/_shared/routes.ts";
-import { type ErrorCode, ERRORS } from "../supabase/functions/_shared/http/errors.ts";
+import { type ErrorCode, ERRORS } from "../supabase/functions/_shared/errors.ts";
 import type { RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
 import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
 import { openApiDocument } from "../supabase/functions/openapi/handler.ts";

@@ -75,6 +75,36 @@ async function firstUnderNewLimits(
   return r;
 }
 
+/**
+ * Moves the key to a new tier of `perMinute` and `perDay` once the refused requests are done
+ * with, and returns the first answer judged by the new `limit` (the window the test reads),
+ * asserting that it passes.
+ */
+async function passUnderNewTier(
+  keyId: string,
+  request: () => Promise<ApiResponse>,
+  tier: { perMinute: number; perDay: number },
+  limit: number,
+): Promise<ApiResponse> {
+  await sleep(300); // refunds run after the responses
+  await moveKeyToTier(keyId, await newTier(tier.perMinute, tier.perDay));
+  const after = await firstUnderNewLimits(request, limit);
+  assert.equal(after.status, 200, after.text);
+  return after;
+}
+
+/**
+ * A live key on a tier of its own (`perMinute`, `perDay`), and `get`: `GET /api/v1/test` with
+ * that key from an address of its own.
+ */
+async function keyOnNewTier(perMinute: number, perDay: number) {
+  const tier = await newTier(perMinute, perDay);
+  const key = await newKey({ mode: "live", tier });
+  const ip = freshIp();
+  const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
+  return { key, ip, get };
+}
+
 function nextUtcMidnight(): number {
   const now = new Date();
   return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) / 1000;
@@ -83,16 +113,9 @@ function nextUtcMidnight(): number {
 e2e(
   "key limit under concurrency: 60 requests at 20/minute give exactly 20 × 200 and 40 × 429",
   async () => {
-    const tier = await newTier(20, 1000);
-    const key = await newKey({ mode: "live", tier });
-    const ip = freshIp();
+    const { key, get } = await keyOnNewTier(20, 1000);
     await awayFromWindowEnd(60, 5);
-    const responses = await Promise.all(
-      Array.from(
-        { length: 60 },
-        () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } }),
-      ),
-    );
+    const responses = await Promise.all(Array.from({ length: 60 }, get));
     const ok = responses.filter((r) => r.status === 200);
     const limited = responses.filter((r) => r.status === 429);
     assert.equal(ok.length, 20, `statuses: ${responses.map((r) => r.status).join(",")}`);
@@ -113,14 +136,7 @@ e2e(
     }
 
     // The 40 refusals consumed nothing of the day window: exactly 20 of it are used.
-    await sleep(300); // refunds run after the responses
-    const day = await newTier(1000, 25);
-    await moveKeyToTier(key.id, day);
-    const after = await firstUnderNewLimits(
-      () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } }),
-      25,
-    );
-    assert.equal(after.status, 200, after.text);
+    const after = await passUnderNewTier(key.id, get, { perMinute: 1000, perDay: 25 }, 25);
     assert.equal(header(after, "x-ratelimit-remaining"), "4", "25 - (20 + this one)");
   },
 );
@@ -128,12 +144,9 @@ e2e(
 e2e(
   "day window: 5/day gives 5 × 200 then 429 with X-RateLimit-Limit 5 until the next UTC midnight",
   async () => {
-    const tier = await newTier(50, 5);
-    const key = await newKey({ mode: "live", tier });
-    const ip = freshIp();
+    const { key, get } = await keyOnNewTier(50, 5);
     await awayFromWindowEnd(86_400, 15);
     await awayFromWindowEnd(60, 10);
-    const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
     const midnight = nextUtcMidnight();
     for (let i = 1; i <= 5; i++) {
       const r = await get();
@@ -161,11 +174,7 @@ e2e(
 
     // The refusals by the day window consumed nothing of the minute window: with 7/minute now,
     // the minute holds exactly the 5 allowed requests, so the next one leaves 7 - 6 = 1.
-    await sleep(300);
-    const minute = await newTier(7, 1000);
-    await moveKeyToTier(key.id, minute);
-    const after = await firstUnderNewLimits(get, 7);
-    assert.equal(after.status, 200, after.text);
+    const after = await passUnderNewTier(key.id, get, { perMinute: 7, perDay: 1000 }, 7);
     assert.equal(header(after, "x-ratelimit-remaining"), "1", "7 - (5 + this one)");
   },
 );
@@ -174,23 +183,16 @@ e2e("minute window refusals consume nothing of the day window", async () => {
   // 3/minute, 100/day: 3 allowed, then 10 refused by the minute window. Moving the key to a
   // tier of 1,000/minute and 5/day then shows the day's count: 3 + this request = 4, so one is
   // left. Had the refusals counted, the day (13 + 1 > 5) would refuse it.
-  const tier = await newTier(3, 100);
-  const key = await newKey({ mode: "live", tier });
-  const ip = freshIp();
+  const { key, get } = await keyOnNewTier(3, 100);
   await awayFromWindowEnd(86_400, 15);
   await awayFromWindowEnd(60, 10);
-  const get = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
   for (let i = 0; i < 3; i++) assert.equal((await get()).status, 200);
   for (let i = 0; i < 10; i++) {
     const r = await get();
     assert.equal(r.status, 429, r.text);
     assert.equal(header(r, "x-ratelimit-limit"), "3");
   }
-  await sleep(300);
-  const day = await newTier(1000, 5);
-  await moveKeyToTier(key.id, day);
-  const after = await firstUnderNewLimits(get, 5);
-  assert.equal(after.status, 200, after.text);
+  const after = await passUnderNewTier(key.id, get, { perMinute: 1000, perDay: 5 }, 5);
   assert.equal(header(after, "x-ratelimit-remaining"), "1", "5 - (3 + this one)");
 });
 
@@ -269,10 +271,8 @@ e2e(
 );
 
 e2e("OPTIONS preflights count against no window: key, user or address", async () => {
-  const tier = await newTier(5, 100);
-  const key = await newKey({ mode: "live", tier });
+  const { key, ip, get: keyed } = await keyOnNewTier(5, 100);
   const user = await newUser();
-  const ip = freshIp();
   await awayFromWindowEnd(60, 10);
   const preflight = async (path: string, headers: Record<string, string>) => {
     for (let i = 0; i < 10; i++) {
@@ -281,7 +281,6 @@ e2e("OPTIONS preflights count against no window: key, user or address", async ()
       assert.equal(header(r, "x-ratelimit-remaining"), null);
     }
   };
-  const keyed = () => api("/api/v1/test", { ip, headers: { "X-API-Key": key.key } });
   assert.equal(header(await keyed(), "x-ratelimit-remaining"), "4");
   await preflight("/api/v1/test", { "X-API-Key": key.key, "Access-Control-Request-Method": "GET" });
   assert.equal(header(await keyed(), "x-ratelimit-remaining"), "3");

@@ -11,7 +11,7 @@ import {
   type ApiResponse,
   assertError,
   assertInvalid,
-  BAD_PAGE_QUERIES,
+  assertListRefuses,
   e2e,
   uniqueIp,
 } from "./_harness.ts";
@@ -178,20 +178,13 @@ e2e("list: limit ≤ 100, offset and total; bad limit/offset/params → 400 nami
     assert.deepEqual(beyond.body.pagination, { limit: 20, offset: 50, total: 5 });
     assert.deepEqual((await v.list()).body.pagination, { limit: 20, offset: 0, total: 5 });
 
-    for (
-      const [query, path] of [
-        ...BAD_PAGE_QUERIES,
-        ["?status=deleted", "status"],
-        ["?sort=name", "sort"],
-        ["?user_id=00000000-0000-4000-8000-000000000000", "user_id"],
-        ["?mode=test", "mode"],
-        ["?status=active&status=inactive", "status"],
-      ] as const
-    ) {
-      const r = await v.list(query);
-      assertInvalid(r, path);
-      assert.notEqual(r.status, 500);
-    }
+    await assertListRefuses(v.list, [
+      ["?status=deleted", "status"],
+      ["?sort=name", "sort"],
+      ["?user_id=00000000-0000-4000-8000-000000000000", "user_id"],
+      ["?mode=test", "mode"],
+      ["?status=active&status=inactive", "status"],
+    ]);
   }
 });
 

@@ -45,10 +45,10 @@ import {
   runtimeError,
   type RuntimeLimits,
 } from "./runtime/supervisor.ts";
-import { errorBody } from "../supabase/functions/_shared/http/errors.ts";
+import { errorBody } from "../supabase/functions/_shared/errors.ts";
 import { corsHeaders } from "../supabase/functions/_shared/http/respond.ts";
 import { redact } from "../supabase/functions/_shared/log.ts";
-import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
+import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/ip.ts";
 import { purgeJob, startScheduler, webhookSweepJob } from "./runtime/scheduler.ts";
 
 const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);

@@ -18,7 +18,7 @@
  * @module
  */
 import { parseDbConfig } from "../supabase/functions/_shared/config.ts";
-import type { DbConfig } from "../supabase/functions/_shared/config.ts";
+import type { DbConfig } from "../supabase/functions/_shared/db/settings.ts";
 import { baseOf } from "./doctor/http.ts";
 import { gatewayChecks } from "./doctor/gateway.ts";
 import { databaseChecks } from "./doctor/database.ts";

@@ -30,7 +30,7 @@ import {
 } from "../supabase/functions/_shared/routes.ts";
 import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
 import type { RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
-import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/http/ip.ts";
+import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../supabase/functions/_shared/ip.ts";
 
 /** Replaced by the deployment's functions URL when the definition is imported. */
 export const FUNCTIONS_URL = "{SUPABASE_FUNCTIONS_URL}";

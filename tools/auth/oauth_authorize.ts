@@ -16,7 +16,7 @@
  */
 import type postgres from "postgres";
 import { AuthError, readStrictJson, sendJson, validationFailed } from "./http.ts";
-import { type AuthContext, authenticate } from "./server.ts";
+import { type AuthContext, authenticate } from "./context.ts";
 import { type ClientRow, findClient, isUuid, redirectUris } from "./oauth_clients.ts";
 import { isRedirectUrlValid } from "./verify.ts";
 

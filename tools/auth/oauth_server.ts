@@ -17,7 +17,12 @@
 import { importJWK, jwtVerify } from "jose";
 import { loadOrCreateSigningKey, SIGNING_ALG } from "../local_auth.ts";
 import { AuthError, noContent, readStrictJson, sendJson, validationFailed } from "./http.ts";
-import { type AuthContext, authenticate, bearerToken } from "./server.ts";
+import {
+  type AuthContext,
+  authenticate,
+  bearerToken,
+  type OAuthServerSettings,
+} from "./context.ts";
 import {
   authorize,
   consent,
@@ -37,18 +42,6 @@ import {
   registerClient,
   updateClient,
 } from "./oauth_clients.ts";
-
-/** `[auth.oauth_server]`, plus Supabase Auth's fixed defaults. */
-export interface OAuthServerSettings {
-  enabled: boolean;
-  /** Appended to the Site URL: where the consent page is (`authorization_url_path`). */
-  authorizationPath: string;
-  allowDynamicRegistration: boolean;
-  /** How long an authorization request waits for the user (Supabase Auth: 10 minutes). */
-  authorizationTtlSeconds: number;
-  /** The scope of a request that names none (Supabase Auth: `email`). */
-  defaultScope: string;
-}
 
 /** The server switched off, as Supabase Auth's default is. */
 export const OAUTH_SERVER_OFF: OAuthServerSettings = {

@@ -18,7 +18,7 @@
  */
 import { signJwt } from "../local_auth.ts";
 import { AuthError, OAuthError, readParams, sendJson } from "./http.ts";
-import { type AuthContext, authenticate } from "./server.ts";
+import { type AuthContext, authenticate } from "./context.ts";
 import { type ClientRow, findClient, isUuid, secretMatches } from "./oauth_clients.ts";
 import { scopeList } from "./oauth_authorize.ts";
 import { verifierMatches } from "./otp.ts";

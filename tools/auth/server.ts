@@ -11,9 +11,7 @@
  *
  * @module
  */
-import type postgres from "postgres";
-import { importJWK, jwtVerify } from "jose";
-import { loadOrCreateSigningKey, publicJwks, SIGNING_ALG } from "../local_auth.ts";
+import { publicJwks } from "../local_auth.ts";
 import {
   AuthError,
   corsHeaders,
@@ -27,39 +25,15 @@ import {
   stringField,
   validationFailed,
 } from "./http.ts";
-import type { Mailbox } from "./mailbox.ts";
-import { endSessions, refreshSession, sessionExists, startSession } from "./sessions.ts";
-import { type AuthUser, checkPassword, findUserById } from "./store.ts";
+import { endSessions, refreshSession, startSession } from "./sessions.ts";
+import { checkPassword } from "./store.ts";
 import { exchangePkce, sendOtp, verifyLink, verifyPost } from "./verify.ts";
 import { signUp } from "./signup.ts";
-import { oauthRoute, type OAuthServerSettings } from "./oauth_server.ts";
-
-/** Settings of the stand-in. */
-export interface AuthOptions {
-  sql: postgres.Sql;
-  mailbox: Mailbox;
-  /** The public URL of the API (SUPABASE_URL): issuer and links are built from it. */
-  publicUrl: string;
-  /** Where links lead by default (Supabase Auth's Site URL): the console. */
-  siteUrl: string;
-  /** Other allowed `redirect_to` URLs (prefixes). */
-  redirectUrls: string[];
-  /** Access tokens' lifetime (Supabase Auth's `jwt_expiry`), seconds. */
-  jwtExpiry: number;
-  /** Honour `X-Torvus-Auth-Token-TTL` (tests shorten tokens this way; test profile only). */
-  allowTtlHeader: boolean;
-  /** The OAuth 2.1 server's settings (`[auth.oauth_server]` of config.toml). */
-  oauthServer: OAuthServerSettings;
-}
+import { oauthRoute } from "./oauth_server.ts";
+import { type AuthContext, authenticate, type AuthOptions } from "./context.ts";
 
 /** The header the test profile accepts to shorten the access tokens of one sign-in or refresh. */
 export const TTL_HEADER = "X-Torvus-Auth-Token-TTL";
-
-/** What every handler gets. */
-export interface AuthContext extends AuthOptions {
-  issuer: string;
-  ttl: number;
-}
 
 /** Where the authorization server's metadata is found by RFC 8414 (outside `/auth/v1`). */
 export const ROOT_METADATA_PATH = "/.well-known/oauth-authorization-server/auth/v1";
@@ -190,59 +164,4 @@ async function token(
     default:
       throw new AuthError(400, "invalid_credentials", "unsupported_grant_type");
   }
-}
-
-/**
- * The user and session of the request's bearer token, as Supabase Auth's `requireAuthentication`
- * decides: 401 `no_authorization` without one, 403 `bad_jwt` for a bad or expired one, 403
- * `session_not_found` for a session that ended (signed out).
- */
-export async function authenticate(
-  ctx: AuthContext,
-  req: Request,
-): Promise<{ user: AuthUser; sessionId: string | undefined }> {
-  const jwt = bearerToken(req);
-  const key = await loadOrCreateSigningKey();
-  const publicKey = await importJWK(key.publicJwk, SIGNING_ALG);
-  let payload;
-  try {
-    ({ payload } = await jwtVerify(jwt, publicKey, {
-      algorithms: [SIGNING_ALG],
-      issuer: ctx.issuer,
-      audience: "authenticated",
-    }));
-  } catch (error) {
-    const reason = (error as { code?: string }).code === "ERR_JWT_EXPIRED"
-      ? "token has invalid claims: token is expired"
-      : "signature or claims are invalid";
-    throw new AuthError(
-      403,
-      "bad_jwt",
-      `invalid JWT: unable to parse or verify signature, ${reason}`,
-    );
-  }
-  const user = typeof payload.sub === "string"
-    ? await findUserById(ctx.sql, payload.sub)
-    : undefined;
-  if (user === undefined) {
-    throw new AuthError(403, "user_not_found", "User from sub claim in JWT does not exist");
-  }
-  const sessionId = typeof payload["session_id"] === "string" ? payload["session_id"] : undefined;
-  if (sessionId !== undefined && !(await sessionExists(ctx.sql, sessionId))) {
-    throw new AuthError(
-      403,
-      "session_not_found",
-      "Session from session_id claim in JWT does not exist",
-    );
-  }
-  return { user: user.json, sessionId };
-}
-
-/** The request's bearer token; 401 `no_authorization` without one. */
-export function bearerToken(req: Request): string {
-  const match = /^Bearer\s+(\S+)$/i.exec(req.headers.get("Authorization") ?? "");
-  if (match === null) {
-    throw new AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token");
-  }
-  return match[1]!;
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { AuthContext } from "./server.ts";
+import type { AuthContext } from "./context.ts";
 import { AuthError, readEmail, seeOther, sendJson, stringField, validationFailed } from "./http.ts";
 import {
   consumeOtp,

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { DbConfig } from "../../supabase/functions/_shared/config.ts";
+import type { DbConfig } from "../../supabase/functions/_shared/db/settings.ts";
 import { denoSocketFactory } from "../../supabase/functions/_shared/db/socket.ts";
 import { createSql, onConnection, sqlState } from "../../supabase/functions/_shared/db/client.ts";
 import { type Check, fail, type Finding, ok, skip } from "./report.ts";

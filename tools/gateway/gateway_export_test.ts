@@ -30,10 +30,7 @@ import {
   tykExport,
 } from "../gateway_export.ts";
 import { GATEWAY_ROUTES, resolveGatewayPath } from "../../supabase/functions/_shared/routes.ts";
-import {
-  CLIENT_IP_HEADER,
-  GATEWAY_SECRET_HEADER,
-} from "../../supabase/functions/_shared/http/ip.ts";
+import { CLIENT_IP_HEADER, GATEWAY_SECRET_HEADER } from "../../supabase/functions/_shared/ip.ts";
 import { openApiDocument } from "../../supabase/functions/openapi/handler.ts";
 
 const root = new URL("../../", import.meta.url);

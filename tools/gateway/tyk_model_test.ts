@@ -20,8 +20,8 @@ import {
   GATEWAY_ROUTES,
   resolveGatewayPath,
 } from "../../supabase/functions/_shared/routes.ts";
-import { addressPolicy } from "../../supabase/functions/_shared/http/ip.ts";
-import { ERRORS } from "../../supabase/functions/_shared/http/errors.ts";
+import { addressPolicy } from "../../supabase/functions/_shared/ip.ts";
+import { ERRORS } from "../../supabase/functions/_shared/errors.ts";
 
 import {
   canon,

@@ -10,6 +10,7 @@
 import { z } from "zod";
 import type { KeyMode } from "./auth/key_format.ts";
 import { pemCertificates } from "./db/socket.ts";
+import type { DbConfig } from "./db/settings.ts";
 
 /** The version reported by the health endpoint. */
 export const API_VERSION = "0.1.0";
@@ -109,26 +110,6 @@ const schema = z.object({
   // The shared secret of scheduled calls (pg_cron through pg_net, the local scheduler).
   TORVUS_CRON_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
 });
-
-/** The database connection. */
-export interface DbConfig {
-  url: string;
-  poolMax: number;
-  prepare: boolean;
-  timeoutMs: number;
-  /**
-   * Behind a transaction pooler (Supavisor on 6543, PgBouncer): no prepared statements and no
-   * startup parameters beyond the application name; settings go in each transaction.
-   */
-  transactionPooler: boolean;
-  /**
-   * TLS, from the URL's `sslmode` (none on loopback unless asked for). Whatever the mode, the
-   * certificate chain and host name are verified (see db/socket.ts).
-   */
-  ssl: false | "require" | "verify-ca" | "verify-full";
-  /** Root certificates trusted besides the runtime's (TORVUS_DB_CA_CERT). */
-  caCerts: readonly string[];
-}
 
 /** Where client addresses come from. */
 export interface ClientAddressConfig {

@@ -28,7 +28,7 @@
  * name every key it touches there.
  *
  * Calls go through `fetch` (its pool keeps the connection alive). A kept-alive HTTP/1.1 client
- * of our own (http/http1.ts, which now serves webhooks only) was measured against it in paired
+ * of our own (webhooks/http1.ts, which now serves webhooks only) was measured against it in paired
  * runs of `deno task bench` on Deno 2.1 (issue 24): it saved 10 % of the function's CPU per
  * request on `/api/me` (317 against 341 µs, median of 13 pairs), 5 % on `/api/v1/vaults` (497
  * against 518) and 12 % on a valid key (46 against 52), short of the 15 % it needed on the JWT

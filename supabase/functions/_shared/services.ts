@@ -25,7 +25,7 @@ import {
 } from "./log.ts";
 import { type ErrorReporter, noopReporter } from "./observability/reporter.ts";
 import type { SentryOptions } from "./observability/sentry.ts";
-import { type AddressPolicy, addressPolicy } from "./http/ip.ts";
+import { type AddressPolicy, addressPolicy } from "./ip.ts";
 import { createWebhooks, type Webhooks } from "./webhooks/service.ts";
 import { type RequestEvents, requestEvents } from "./events.ts";
 

@@ -9,7 +9,7 @@ import type { Implementations } from "../_shared/http/spec.ts";
 import type { spec } from "./spec.ts";
 import { AccountSchema, MAX_TIERS, TierSchema } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { asCaller } from "../_shared/db/client.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 

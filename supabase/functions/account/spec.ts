@@ -10,29 +10,20 @@
  * @module
  */
 import { AccountSchema } from "./schemas.ts";
-import type { FunctionSpec } from "../_shared/http/spec.ts";
+import { rootGet } from "../_shared/http/spec.ts";
 
 /** The account function. */
-export const spec = {
-  gateway: [{ prefix: "/api/account", target: "" }],
-  routes: [{
-    path: "/",
-    auth: "jwt",
-    methods: {
-      GET: {
-        id: "getAccount",
-        tag: "Authentication",
-        summary: "The signed-in user's account",
-        description: "The profile of `GET /api/me`, the account's tier (new keys take it) and " +
-          "the tiers of the account's keys, with their limits (`test_` ones for test keys). " +
-          "404 once the user is deleted.",
-        success: {
-          status: 200,
-          description: "The account",
-          schema: AccountSchema,
-        },
-        errors: ["NOT_FOUND"],
-      },
-    },
-  }],
-} as const satisfies FunctionSpec;
+export const spec = rootGet("/api/account", { auth: "jwt" }, {
+  id: "getAccount",
+  tag: "Authentication",
+  summary: "The signed-in user's account",
+  description: "The profile of `GET /api/me`, the account's tier (new keys take it) and " +
+    "the tiers of the account's keys, with their limits (`test_` ones for test keys). " +
+    "404 once the user is deleted.",
+  success: {
+    status: 200,
+    description: "The account",
+    schema: AccountSchema,
+  },
+  errors: ["NOT_FOUND"],
+});

@@ -27,11 +27,11 @@ import {
   type RollKey,
 } from "../_shared/schemas/keys.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
-import { invalidField } from "../_shared/http/input.ts";
+import { ApiError } from "../_shared/errors.ts";
+import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import type { Tx } from "../_shared/db/client.ts";
 import { asUser as asSignedIn, type Refusals } from "../_shared/http/as_user.ts";
-import { readById, readPage, type Source } from "../_shared/db/read.ts";
+import { newestFirst, readById, readPage } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
 import { readUsage, usageRange } from "../_shared/usage.ts";
@@ -43,7 +43,6 @@ type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
 
 /** Most active keys one user may hold. */
 export const MAX_ACTIVE_KEYS = 100;
-const KEY_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** Furthest expiry a key may be given: 5 years. */
 const MAX_EXPIRY_MS = 5 * 366 * 86_400_000;
 
@@ -55,11 +54,7 @@ type KeyRow = RowOf<typeof ApiKeySchema> & {
 
 const KEY = rowShape<typeof ApiKeySchema, KeyRow>(ApiKeySchema, { extra: ["epoch_shard"] });
 const COLUMNS = KEY.columns;
-const KEYS: Source = {
-  columns: COLUMNS,
-  from: "public.api_keys",
-  orderBy: "created_at desc, id desc",
-};
+const KEYS = newestFirst(COLUMNS, "public.api_keys");
 
 /** A key's metadata as the API shows it; `status` is `expired` once `expires_at` has passed. */
 function present(row: KeyRow, now: number): z.input<typeof ApiKeySchema> {
@@ -80,9 +75,11 @@ function asUser<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
 }
 
 function keyId(ctx: Ctx): string {
-  const id = ctx.params.id?.toUpperCase() ?? "";
-  if (!KEY_ID.test(id)) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-  return id;
+  return ulidParam(
+    ctx.params,
+    "id",
+    () => new ApiError("NOT_FOUND", { message: "API key not found" }),
+  );
 }
 
 /** Filters on the status the API shows: an active key past its expiry is `expired`. */
@@ -234,8 +231,11 @@ async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Respon
  * naming it; another user's key, like an unknown one, is a 404.
  */
 async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response> {
-  const id = ctx.params.id?.toUpperCase() ?? "";
-  if (!KEY_ID.test(id)) throw invalidField("path", "id", "must be an API key id (a ULID)");
+  const id = ulidParam(
+    ctx.params,
+    "id",
+    () => invalidField("path", "id", "must be an API key id (a ULID)"),
+  );
   const range = usageRange(ctx.query, ctx.services.now());
   const body = await asUser(ctx, async (tx) => {
     const [key] = await tx`select id from public.api_keys where id = ${id}`;

@@ -28,11 +28,11 @@ import {
   type UpdateApp,
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
-import { invalidField } from "../_shared/http/input.ts";
+import { ApiError } from "../_shared/errors.ts";
+import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import { inTransaction } from "../_shared/db/client.ts";
 import { asUser, refused } from "../_shared/http/as_user.ts";
-import { readById, readPage, type Source } from "../_shared/db/read.ts";
+import { newestFirst, readById, readPage } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
 import {
@@ -47,23 +47,16 @@ type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
 
 /** Most apps one developer may register. */
 export const MAX_APPS = 25;
-const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 type AppRow = RowOf<typeof AppSchema>;
 const APP = rowShape(AppSchema);
 const COLUMNS = APP.columns;
-const APPS: Source = {
-  columns: COLUMNS,
-  from: "public.oauth_apps",
-  orderBy: "created_at desc, id desc",
-};
+const APPS = newestFirst(COLUMNS, "public.oauth_apps");
 
 const notFound = () => new ApiError("NOT_FOUND", { message: "App not found" });
 
 function idParam(ctx: Ctx): string {
-  const id = ctx.params.id?.toUpperCase() ?? "";
-  if (!ID.test(id)) throw notFound();
-  return id;
+  return ulidParam(ctx.params, "id", notFound);
 }
 
 /** Auth's admin API, or a 503 when the deployment gave no service role key. */

@@ -11,29 +11,19 @@
  * @module
  */
 import { HealthOkSchema, HealthUnavailableSchema } from "../_shared/schemas/health.ts";
-import type { FunctionSpec } from "../_shared/http/spec.ts";
+import { rootGet } from "../_shared/http/spec.ts";
 
 /** The health function. */
-export const spec = {
-  gateway: [{ prefix: "/api/v1/health", target: "" }],
-  routes: [{
-    path: "/",
-    auth: "none",
-    rateLimited: false,
-    methods: {
-      GET: {
-        id: "getHealth",
-        tag: "Health",
-        summary: "Health check",
-        description: "200 when the database and Redis answer, 503 naming the one that does " +
-          "not. No credentials needed; never rate limited.",
-        success: { status: 200, description: "Healthy", schema: HealthOkSchema },
-        otherResponses: [{
-          status: 503,
-          description: "A dependency is unavailable",
-          schema: HealthUnavailableSchema,
-        }],
-      },
-    },
+export const spec = rootGet("/api/v1/health", { auth: "none", rateLimited: false }, {
+  id: "getHealth",
+  tag: "Health",
+  summary: "Health check",
+  description: "200 when the database and Redis answer, 503 naming the one that does " +
+    "not. No credentials needed; never rate limited.",
+  success: { status: 200, description: "Healthy", schema: HealthOkSchema },
+  otherResponses: [{
+    status: 503,
+    description: "A dependency is unavailable",
+    schema: HealthUnavailableSchema,
   }],
-} as const satisfies FunctionSpec;
+});

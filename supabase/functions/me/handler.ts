@@ -8,7 +8,7 @@ import type { Implementations } from "../_shared/http/spec.ts";
 import type { spec } from "./spec.ts";
 import { MeSchema } from "../_shared/schemas/identity.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { asCaller } from "../_shared/db/client.ts";
 
 interface ProfileRow {

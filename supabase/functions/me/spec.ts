@@ -10,23 +10,14 @@
  * @module
  */
 import { MeSchema } from "../_shared/schemas/identity.ts";
-import type { FunctionSpec } from "../_shared/http/spec.ts";
+import { rootGet } from "../_shared/http/spec.ts";
 
 /** The me function. */
-export const spec = {
-  gateway: [{ prefix: "/api/me", target: "" }],
-  routes: [{
-    path: "/",
-    auth: "jwt",
-    methods: {
-      GET: {
-        id: "getMe",
-        tag: "Authentication",
-        summary: "The signed-in user",
-        description: "The profile of the token's subject; 404 once that user is deleted.",
-        success: { status: 200, description: "The user's profile", schema: MeSchema },
-        errors: ["NOT_FOUND"],
-      },
-    },
-  }],
-} as const satisfies FunctionSpec;
+export const spec = rootGet("/api/me", { auth: "jwt" }, {
+  id: "getMe",
+  tag: "Authentication",
+  summary: "The signed-in user",
+  description: "The profile of the token's subject; 404 once that user is deleted.",
+  success: { status: 200, description: "The user's profile", schema: MeSchema },
+  errors: ["NOT_FOUND"],
+});

@@ -15,7 +15,7 @@
  */
 import { z } from "zod";
 import type { FunctionSpec, Method, OperationSpec, RouteSpec } from "../_shared/http/spec.ts";
-import { type ErrorCode, ERRORS } from "../_shared/http/errors.ts";
+import { type ErrorCode, ERRORS } from "../_shared/errors.ts";
 import { GATEWAY_ROUTES } from "../_shared/routes.ts";
 import { MANIFEST, operations, TAGS } from "../_shared/manifest.ts";
 import { API_VERSION } from "../_shared/config.ts";

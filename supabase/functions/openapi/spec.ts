@@ -10,24 +10,14 @@
  * @module
  */
 import { OpenApiDocumentSchema } from "../_shared/schemas/openapi.ts";
-import type { FunctionSpec } from "../_shared/http/spec.ts";
+import { rootGet } from "../_shared/http/spec.ts";
 
 /** The openapi function. */
-export const spec = {
-  gateway: [{ prefix: "/api/openapi.json", target: "" }],
-  routes: [{
-    path: "/",
-    auth: "none",
-    rateLimited: false,
-    methods: {
-      GET: {
-        id: "getOpenApiDocument",
-        tag: "Reference",
-        summary: "This API reference",
-        description: "The OpenAPI 3.1 document of the API, generated from the schemas that " +
-          "validate requests and shape responses.",
-        success: { status: 200, description: "The document", schema: OpenApiDocumentSchema },
-      },
-    },
-  }],
-} as const satisfies FunctionSpec;
+export const spec = rootGet("/api/openapi.json", { auth: "none", rateLimited: false }, {
+  id: "getOpenApiDocument",
+  tag: "Reference",
+  summary: "This API reference",
+  description: "The OpenAPI 3.1 document of the API, generated from the schemas that " +
+    "validate requests and shape responses.",
+  success: { status: 200, description: "The document", schema: OpenApiDocumentSchema },
+});

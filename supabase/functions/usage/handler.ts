@@ -10,7 +10,7 @@ import type { spec } from "./spec.ts";
 import { UsageSchema } from "../_shared/schemas/usage.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { asCaller } from "../_shared/db/client.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { readUsage, usageRange } from "../_shared/usage.ts";
 
 /** The usage function's operations. */

@@ -10,24 +10,15 @@
  * @module
  */
 import { USAGE_DESCRIPTION, UsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
-import type { FunctionSpec } from "../_shared/http/spec.ts";
+import { rootGet } from "../_shared/http/spec.ts";
 
 /** The usage function. */
-export const spec = {
-  gateway: [{ prefix: "/api/usage", target: "" }],
-  routes: [{
-    path: "/",
-    auth: "jwt",
-    methods: {
-      GET: {
-        id: "getUsage",
-        tag: "Usage",
-        summary: "Usage of all the caller's API keys",
-        description: `${USAGE_DESCRIPTION} Narrow it to one key (\`key_id\`) or one mode.`,
-        query: UsageQuery,
-        success: { status: 200, description: "The keys' usage", schema: UsageSchema },
-        errors: ["NOT_FOUND"],
-      },
-    },
-  }],
-} as const satisfies FunctionSpec;
+export const spec = rootGet("/api/usage", { auth: "jwt" }, {
+  id: "getUsage",
+  tag: "Usage",
+  summary: "Usage of all the caller's API keys",
+  description: `${USAGE_DESCRIPTION} Narrow it to one key (\`key_id\`) or one mode.`,
+  query: UsageQuery,
+  success: { status: 200, description: "The keys' usage", schema: UsageSchema },
+  errors: ["NOT_FOUND"],
+});

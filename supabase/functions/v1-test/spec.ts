@@ -11,23 +11,14 @@
  * @module
  */
 import { V1TestSchema } from "../_shared/schemas/identity.ts";
-import type { FunctionSpec } from "../_shared/http/spec.ts";
+import { rootGet } from "../_shared/http/spec.ts";
 
 /** The v1-test function. */
-export const spec = {
-  gateway: [{ prefix: "/api/v1/test", target: "" }],
-  routes: [{
-    path: "/",
-    auth: "api_key",
-    methods: {
-      GET: {
-        id: "testApiKey",
-        tag: "Authentication",
-        summary: "Test an API key",
-        description: "Verifies the `X-API-Key` header and describes the key and its rate " +
-          "limits.",
-        success: { status: 200, description: "The key is valid", schema: V1TestSchema },
-      },
-    },
-  }],
-} as const satisfies FunctionSpec;
+export const spec = rootGet("/api/v1/test", { auth: "api_key" }, {
+  id: "testApiKey",
+  tag: "Authentication",
+  summary: "Test an API key",
+  description: "Verifies the `X-API-Key` header and describes the key and its rate " +
+    "limits.",
+  success: { status: 200, description: "The key is valid", schema: V1TestSchema },
+});

@@ -20,7 +20,7 @@ import {
   VaultSchema,
 } from "../_shared/schemas/vaults.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";

@@ -28,11 +28,11 @@ import {
   WebhookSchema,
 } from "../_shared/schemas/webhooks.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
-import { invalidField } from "../_shared/http/input.ts";
+import { ApiError } from "../_shared/errors.ts";
+import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import type { Tx } from "../_shared/db/client.ts";
 import { asUser } from "../_shared/http/as_user.ts";
-import { readById, readPage, type RunAsCaller, type Source } from "../_shared/db/read.ts";
+import { newestFirst, readById, readPage, type RunAsCaller } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
 import { generateSecret } from "../_shared/webhooks/signing.ts";
@@ -41,29 +41,23 @@ import { refusedUrl } from "../_shared/webhooks/target.ts";
 /** A request of a webhook operation: always a signed-in user's. */
 type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
 
-const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-
 /** An endpoint as read: one column per field of {@link WebhookSchema}. */
 type EndpointRow = RowOf<typeof WebhookSchema>;
 
 const ENDPOINT = rowShape(WebhookSchema);
 const COLUMNS = ENDPOINT.columns;
-const ENDPOINTS: Source = {
-  columns: COLUMNS,
-  from: "public.webhook_endpoints",
-  orderBy: "created_at desc, id desc",
-};
+const ENDPOINTS = newestFirst(COLUMNS, "public.webhook_endpoints");
 
 /** A delivery as read (the event's type from its event): one column per field. */
 type DeliveryRow = RowOf<typeof DeliverySchema>;
 
 const DELIVERY = rowShape(DeliverySchema, { table: "d", sql: { event_type: "ev.type" } });
 const DELIVERY_COLUMNS = DELIVERY.columns;
-const DELIVERIES: Source = {
-  columns: DELIVERY_COLUMNS,
-  from: "public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id",
-  orderBy: "d.created_at desc, d.id desc",
-};
+const DELIVERIES = newestFirst(
+  DELIVERY_COLUMNS,
+  "public.webhook_deliveries d join public.webhook_events ev on ev.id = d.event_id",
+  "d",
+);
 
 function present(row: EndpointRow, now: number): z.input<typeof WebhookSchema> {
   const previous = row.previous_secret_expires_at;
@@ -85,11 +79,11 @@ function presentDelivery(row: DeliveryRow): z.input<typeof DeliverySchema> {
 const notFound = () => new ApiError("NOT_FOUND", { message: "Webhook endpoint not found" });
 
 function idParam(ctx: Ctx, name = "id"): string {
-  const id = ctx.params[name]?.toUpperCase() ?? "";
-  if (!ID.test(id)) {
-    throw name === "id" ? notFound() : new ApiError("NOT_FOUND", { message: "Delivery not found" });
-  }
-  return id;
+  return ulidParam(
+    ctx.params,
+    name,
+    name === "id" ? notFound : () => new ApiError("NOT_FOUND", { message: "Delivery not found" }),
+  );
 }
 
 /** The URL's 400 if delivery would refuse it for this mode. */

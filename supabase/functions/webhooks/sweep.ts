@@ -15,7 +15,7 @@
  */
 import type { Handler } from "../_shared/http/pipeline.ts";
 import { functionPath } from "../_shared/http/router.ts";
-import { secretMatcher } from "../_shared/http/ip.ts";
+import { secretMatcher } from "../_shared/ip.ts";
 import { onConnection } from "../_shared/db/client.ts";
 import { type Boot, bootIsolate, type Services } from "../_shared/services.ts";
 import { ConfigError } from "../_shared/config.ts";

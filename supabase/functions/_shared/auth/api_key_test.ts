@@ -4,7 +4,7 @@ import { fakeEpoch, fakeKeyStore, storedKey } from "../testing/fakes.ts";
 import { catalogueTest } from "../testing/run_case.ts";
 import { createKeyAuthenticator } from "./api_key.ts";
 import { generateApiKey, hashApiKey } from "./key_format.ts";
-import { EPOCH_SHARDS, shardOf } from "./key_epoch.ts";
+import { EPOCH_SHARDS, shardOf } from "./epoch.ts";
 
 Deno.test(
   "createKeyAuthenticator() refuses every hostile key of the catalogue as documented",

@@ -14,14 +14,7 @@
  */
 import type { Redis } from "@upstash/redis";
 import type { KeyEpoch } from "./api_key.ts";
-
-/** Shards of the epoch: 12 bits of the key hash. */
-export const EPOCH_SHARDS = 4096;
-
-/** The shard of a key hash (0-4095); the column `api_keys.epoch_shard` holds the same. */
-export function shardOf(hash: Uint8Array): number {
-  return ((hash[0] ?? 0) << 4) | ((hash[1] ?? 0) >> 4);
-}
+import { shardedEpoch, shardOf } from "./epoch.ts";
 
 /** The Redis key of the global epoch under a prefix. */
 export function epochKey(prefix: string): string {
@@ -30,7 +23,7 @@ export function epochKey(prefix: string): string {
 
 /** The Redis key of a shard's epoch. */
 export function shardEpochKey(prefix: string, shard: number): string {
-  return `${prefix}:keys:epoch:${shard}`;
+  return `${epochKey(prefix)}:${shard}`;
 }
 
 /** Reads and bumps the epoch. */
@@ -44,18 +37,5 @@ export interface RedisKeyEpoch extends KeyEpoch {
 
 /** The epoch over Upstash Redis (whose client bounds every call: redis.ts). */
 export function createRedisKeyEpoch(redis: Redis, prefix: string): RedisKeyEpoch {
-  const global = epochKey(prefix);
-  const keysOf = (hash: Uint8Array) => [global, shardEpochKey(prefix, shardOf(hash))];
-  const versionOf = (values: readonly unknown[]) => `${values[0] ?? 0}.${values[1] ?? 0}`;
-  return {
-    keysOf,
-    versionOf,
-    current: async (hash) => versionOf(await redis.mget<(number | null)[]>(...keysOf(hash))),
-    bump: async (shards) => {
-      const keys = shards === undefined
-        ? [global]
-        : [...new Set(shards)].map((shard) => shardEpochKey(prefix, shard));
-      await Promise.all(keys.map((k) => redis.incr(k)));
-    },
-  };
+  return shardedEpoch(redis, epochKey(prefix), shardOf, (shard: number) => shard);
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { KeyMode } from "./key_format.ts";
-import type { ErrorCode } from "../http/errors.ts";
+import type { ErrorCode } from "../errors.ts";
 
 /** The permissions an API key can carry. */
 export type Scope = "read" | "write" | "delete";

@@ -10,7 +10,7 @@
  */
 import postgres from "postgres";
 import { withTimeout } from "../deadline.ts";
-import type { DbConfig } from "../config.ts";
+import type { DbConfig } from "./settings.ts";
 import { denoSocketFactory } from "./socket.ts";
 
 /**

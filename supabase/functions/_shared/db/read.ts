@@ -22,6 +22,15 @@ export interface Source {
   orderBy: string;
 }
 
+/**
+ * A resource listed newest first: by `created_at`, then by `id` so that pages never overlap;
+ * `alias` names the table of those columns in a join.
+ */
+export function newestFirst(columns: string, from: string, alias?: string): Source {
+  const at = alias === undefined ? "" : `${alias}.`;
+  return { columns, from, orderBy: `${at}created_at desc, ${at}id desc` };
+}
+
 /** The page a client asked for (the list's query). */
 export interface PageRequest {
   limit: number;

@@ -9,7 +9,7 @@
 import { asCaller, sqlState, type Tx } from "../db/client.ts";
 import type { UserPrincipal } from "../auth/principal.ts";
 import type { HandlerContext } from "./spec.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 
 /** The errors a resource's triggers and checks raise, by SQLSTATE (`TV409`: a conflict). */
 export type Refusals = Readonly<Record<string, () => ApiError>>;

@@ -14,8 +14,8 @@ import type { Logger } from "../log.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import type { Services } from "../services.ts";
 import type { AnsweredRequest } from "../events.ts";
-import type { ErrorCode } from "./errors.ts";
-import type { Origin } from "./ip.ts";
+import type { ErrorCode } from "../errors.ts";
+import type { Origin } from "../ip.ts";
 import type { HandlerContext } from "./spec.ts";
 import { Timing } from "./timing.ts";
 

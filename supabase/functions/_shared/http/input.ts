@@ -5,8 +5,25 @@
  * @module
  */
 import type { z } from "zod";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import { redact } from "../log.ts";
+
+/** A resource's id (a ULID), as paths carry it in any case. */
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/**
+ * The ULID in path parameter `name`, upper-cased. A malformed one names no resource, so it is
+ * answered as a missing one (`notFound`), which keeps ids opaque.
+ */
+export function ulidParam(
+  params: Readonly<Record<string, string>>,
+  name: string,
+  notFound: () => ApiError,
+): string {
+  const id = params[name]?.toUpperCase() ?? "";
+  if (!ULID.test(id)) throw notFound();
+  return id;
+}
 
 /** Largest JSON body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -9,7 +9,7 @@ import {
   readUpTo,
 } from "./input.ts";
 import { MAX_MESSAGE_LENGTH } from "../schemas/errors.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 
 const Body = z.strictObject({
   name: z.string(),

@@ -13,11 +13,11 @@
  *
  * @module
  */
-import { admit } from "../auth/admission.ts";
+import { admit } from "./admission.ts";
 import { ConfigError } from "../config.ts";
 import { type Boot, bootIsolate } from "../services.ts";
 import { RequestState } from "./context.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import { parseQuery, readJson } from "./input.ts";
 import {
   codeOf,

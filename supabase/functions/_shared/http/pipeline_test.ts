@@ -5,7 +5,7 @@ import { operations as v1Test } from "../../v1-test/handler.ts";
 import { operations as openapi } from "../../openapi/handler.ts";
 import { fakeServices, storedKey } from "../testing/fakes.ts";
 import { generateApiKey } from "../auth/key_format.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "../errors.ts";
 import { ConfigError } from "../config.ts";
 import type { AnyHandler } from "./spec.ts";
 import { probeSpec } from "../testing/run_case.ts";

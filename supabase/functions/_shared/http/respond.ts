@@ -7,12 +7,12 @@
  *
  * @module
  */
-import type { Admission } from "../auth/admission.ts";
+import type { Admission } from "./admission.ts";
 import { isDatabaseUnavailable } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import type { RequestState } from "./context.ts";
-import { ApiError, errorBody, type ErrorCode, type ErrorOptions, statusOf } from "./errors.ts";
+import { ApiError, errorBody, type ErrorCode, type ErrorOptions, statusOf } from "../errors.ts";
 
 /** Headers a browser client may read (CORS `Access-Control-Expose-Headers`). */
 export const EXPOSED_HEADERS = [

@@ -7,7 +7,7 @@
  */
 import type { z } from "zod";
 import type { KeyPrincipal, Scope, UserPrincipal } from "../auth/principal.ts";
-import type { ErrorCode } from "./errors.ts";
+import type { ErrorCode } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services.ts";
 import type { Timing } from "./timing.ts";
@@ -76,6 +76,20 @@ export interface FunctionSpec {
   pathParams?: Readonly<Record<string, { description: string; schema: Record<string, unknown> }>>;
 }
 
+/**
+ * The spec of a function that answers one GET at its root, under one public prefix (health, me,
+ * account, usage, v1-test, openapi): the mount and the route they would otherwise each write out.
+ */
+export function rootGet<
+  const R extends { auth: AuthKind; rateLimited?: false },
+  const O extends OperationSpec,
+>(prefix: string, route: R, get: O) {
+  return {
+    gateway: [{ prefix, target: "" }],
+    routes: [{ path: "/", ...route, methods: { GET: get } }],
+  } as const satisfies FunctionSpec;
+}
+
 /** A small JSON body: key and endpoint management take a few hundred bytes at most. */
 export const SMALL_BODY_BYTES = 16 * 1024;
 
@@ -97,7 +111,7 @@ export interface HandlerContext<P = unknown, Q = unknown, B = unknown> {
   req: Request;
   url: URL;
   requestId: string;
-  /** The client's address, as far as it can be proven (see http/ip.ts). */
+  /** The client's address, as far as it can be proven (see ip.ts). */
   ip: string | undefined;
   params: Readonly<Record<string, string>>;
   principal: P;

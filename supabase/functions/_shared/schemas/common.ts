@@ -11,6 +11,16 @@
 import { z } from "zod";
 import { components } from "./component.ts";
 
+/**
+ * The body of an update operation, registered as component `id`: the fields it may change, each
+ * optional, of which it must name at least one.
+ */
+export function updateBody<F extends z.ZodRawShape>(fields: F, id: string) {
+  return z.strictObject(fields).refine((v) => Object.keys(v).length > 0, {
+    message: "at least one field is required",
+  }).register(components, { id });
+}
+
 /** A ULID as the database generates it (Crockford base32, upper case). */
 export const Ulid = z.string().length(26).regex(/^[0-9A-HJKMNP-TV-Z]{26}$/).meta({
   description: "A ULID (26 characters, Crockford base32)",

@@ -1,5 +1,5 @@
 /**
- * Error bodies, by the family the published documentation gives them (see `http/errors.ts`,
+ * Error bodies, by the family the published documentation gives them (see `errors.ts`,
  * which builds them): `{error, message, code}` for API-key routes, `{error, message,
  * statusCode}` plus `code` on JWT routes, `{error}` for 405, and the bodies that carry more:
  * 429 (`retry_after`), 400 `VALIDATION_FAILED` (`details`), 403 `INSUFFICIENT_SCOPE`
@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { components } from "./component.ts";
-import { type ErrorCode, ERRORS } from "../http/errors.ts";
+import { type ErrorCode, ERRORS } from "../errors.ts";
 import { RequestId } from "./common.ts";
 import { MAX_DETAIL_MESSAGE, MAX_DETAIL_PATH, MAX_DETAILS } from "../http/input.ts";
 import { KeyScopeSchema } from "./keys.ts";
@@ -34,78 +34,92 @@ const message = z.string().max(MAX_MESSAGE_LENGTH).meta({
 /** The catalogue's `error` words (the seed documents them per family). */
 const errorWords = [...new Set(codes.map((c) => ERRORS[c].error))] as [string, ...string[]];
 
+/** An error body: `fields`, then the `request_id` every body carries; component `id`. */
+function errorBody<F extends z.ZodRawShape>(id: string, description: string, fields: F) {
+  return z.object({ ...fields, request_id: RequestId }).meta({ description }).register(
+    components,
+    { id },
+  );
+}
+
 /** The body of errors on API-key routes and on routes without credentials. */
-export const ApiKeyErrorSchema = z.object({
-  error: z.enum(errorWords).meta({ examples: ["unauthorized"] }),
-  message,
-  code: ErrorCodeSchema,
-  request_id: RequestId,
-}).meta({ description: "An error (API-key routes and public routes)" }).register(components, {
-  id: "ApiKeyError",
-});
+export const ApiKeyErrorSchema = errorBody(
+  "ApiKeyError",
+  "An error (API-key routes and public routes)",
+  {
+    error: z.enum(errorWords).meta({ examples: ["unauthorized"] }),
+    message,
+    code: ErrorCodeSchema,
+  },
+);
 
 /** The body of errors on JWT routes: the documented `statusCode` beside `code`. */
-export const JwtErrorSchema = z.object({
-  error: z.enum(errorWords).meta({ examples: ["Unauthorized"] }),
-  message,
-  statusCode: z.int().min(400).max(599).meta({ description: "The HTTP status, repeated" }),
-  code: ErrorCodeSchema,
-  request_id: RequestId,
-}).meta({ description: "An error (routes authenticated with a bearer token)" }).register(
-  components,
-  { id: "JwtError" },
+export const JwtErrorSchema = errorBody(
+  "JwtError",
+  "An error (routes authenticated with a bearer token)",
+  {
+    error: z.enum(errorWords).meta({ examples: ["Unauthorized"] }),
+    message,
+    statusCode: z.int().min(400).max(599).meta({ description: "The HTTP status, repeated" }),
+    code: ErrorCodeSchema,
+  },
 );
 
 /** 405: the documented body, plus the request id. The `Allow` header lists the methods. */
-export const MethodNotAllowedSchema = z.object({
-  error: z.literal("Method not allowed"),
-  request_id: RequestId,
-}).meta({ description: "The route does not implement this method; see the Allow header" }).register(
-  components,
-  { id: "MethodNotAllowedError" },
+export const MethodNotAllowedSchema = errorBody(
+  "MethodNotAllowedError",
+  "The route does not implement this method; see the Allow header",
+  {
+    error: z.literal("Method not allowed"),
+  },
 );
 
 const statusOnJwtRoutes = (status: number) =>
   z.literal(status).optional().meta({ description: "Present on bearer-token routes" });
 
 /** 429: when to retry, in seconds, also sent as `Retry-After`. */
-export const RateLimitErrorSchema = z.object({
-  error: z.literal("rate_limit_exceeded"),
-  message,
-  statusCode: statusOnJwtRoutes(429),
-  code: z.literal("RATE_LIMIT_EXCEEDED"),
-  retry_after: z.int().min(1).max(86_400).meta({ description: "Seconds to wait before retrying" }),
-  request_id: RequestId,
-}).meta({ description: "Too many requests in a rate-limit window" }).register(components, {
-  id: "RateLimitError",
-});
+export const RateLimitErrorSchema = errorBody(
+  "RateLimitError",
+  "Too many requests in a rate-limit window",
+  {
+    error: z.literal("rate_limit_exceeded"),
+    message,
+    statusCode: statusOnJwtRoutes(429),
+    code: z.literal("RATE_LIMIT_EXCEEDED"),
+    retry_after: z.int().min(1).max(86_400).meta({
+      description: "Seconds to wait before retrying",
+    }),
+  },
+);
 
 /** 400 `VALIDATION_FAILED`: every offending field with its path. */
-export const ValidationErrorSchema = z.object({
-  error: z.literal("bad_request"),
-  message,
-  statusCode: statusOnJwtRoutes(400),
-  code: z.literal("VALIDATION_FAILED"),
-  details: z.array(z.object({
-    path: z.string().max(MAX_DETAIL_PATH).meta({
-      description: "Dotted path of the field; `(root)` for the body",
+export const ValidationErrorSchema = errorBody(
+  "ValidationError",
+  "The query or the body does not match its schema",
+  {
+    error: z.literal("bad_request"),
+    message,
+    statusCode: statusOnJwtRoutes(400),
+    code: z.literal("VALIDATION_FAILED"),
+    details: z.array(z.object({
+      path: z.string().max(MAX_DETAIL_PATH).meta({
+        description: "Dotted path of the field; `(root)` for the body",
+      }),
+      message: z.string().max(MAX_DETAIL_MESSAGE),
+    })).min(1).max(MAX_DETAILS).meta({
+      description: `Every offending field, at most ${MAX_DETAILS}`,
     }),
-    message: z.string().max(MAX_DETAIL_MESSAGE),
-  })).min(1).max(MAX_DETAILS).meta({
-    description: `Every offending field, at most ${MAX_DETAILS}`,
-  }),
-  request_id: RequestId,
-}).meta({ description: "The query or the body does not match its schema" }).register(components, {
-  id: "ValidationError",
-});
+  },
+);
 
 /** 403 `INSUFFICIENT_SCOPE`: the scope the key would need. */
-export const InsufficientScopeErrorSchema = z.object({
-  error: z.literal("forbidden"),
-  message,
-  code: z.literal("INSUFFICIENT_SCOPE"),
-  required_scope: KeyScopeSchema,
-  request_id: RequestId,
-}).meta({ description: "The API key lacks the scope this operation needs" }).register(components, {
-  id: "InsufficientScopeError",
-});
+export const InsufficientScopeErrorSchema = errorBody(
+  "InsufficientScopeError",
+  "The API key lacks the scope this operation needs",
+  {
+    error: z.literal("forbidden"),
+    message,
+    code: z.literal("INSUFFICIENT_SCOPE"),
+    required_scope: KeyScopeSchema,
+  },
+);

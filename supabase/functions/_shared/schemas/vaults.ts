@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { components } from "./component.ts";
-import { listQuery, ModeSchema, pageOf, Timestamp, Uuid } from "./common.ts";
+import { listQuery, ModeSchema, pageOf, Timestamp, updateBody, Uuid } from "./common.ts";
 
 /** Longest vault name: ciphertext of the client's encryption, so room for a long name. */
 export const MAX_VAULT_NAME = 10_000;
@@ -33,15 +33,12 @@ export const CreateVault = z.strictObject({
 }).register(components, { id: "CreateVaultRequest" });
 
 /** Body of the update operation: at least one field. */
-export const UpdateVault = z.strictObject({
+export const UpdateVault = updateBody({
   name: Name.optional(),
   description: Description.optional(),
   tags: Tags.optional(),
   status: z.enum(["active", "inactive"]).optional(),
-}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" }).register(
-  components,
-  { id: "UpdateVaultRequest" },
-);
+}, "UpdateVaultRequest");
 
 /** A vault. Name and description are stored as the client sent them (encrypted client-side). */
 export const VaultSchema = z.object({

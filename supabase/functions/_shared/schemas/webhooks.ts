@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { components } from "./component.ts";
-import { listQuery, ModeSchema, pageOf, Timestamp, Ulid } from "./common.ts";
+import { listQuery, ModeSchema, pageOf, Timestamp, Ulid, updateBody } from "./common.ts";
 
 /** The events an endpoint may subscribe to. */
 export const WEBHOOK_EVENT_TYPES = [
@@ -58,15 +58,12 @@ export const CreateWebhook = z.strictObject({
 }).register(components, { id: "CreateWebhookRequest" });
 
 /** Body of `PATCH /api/webhooks/{id}`: at least one field. */
-export const UpdateWebhook = z.strictObject({
+export const UpdateWebhook = updateBody({
   url: Url.optional(),
   events: Events.optional(),
   description: Description.optional(),
   status: z.enum(["enabled", "disabled"]).optional(),
-}).refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" }).register(
-  components,
-  { id: "UpdateWebhookRequest" },
-);
+}, "UpdateWebhookRequest");
 
 /** Body of `POST /api/webhooks/{id}/rotate` (may be empty). */
 export const RotateWebhookSecret = z.strictObject({

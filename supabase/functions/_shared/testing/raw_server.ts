@@ -7,7 +7,7 @@
  * @module
  */
 
-import { dechunk } from "../http/http1.ts";
+import { dechunk } from "../webhooks/http1.ts";
 
 /** One request as it arrived. */
 export interface RawRequest {

@@ -1,6 +1,6 @@
 /**
  * One webhook request: an HTTP/1.1 POST over a connection to an address the caller has already
- * vetted (http/http1.ts: `Deno.connect`, then `Deno.startTls` for https, verifying the
+ * vetted (http1.ts: `Deno.connect`, then `Deno.startTls` for https, verifying the
  * certificate against the URL's host name).
  *
  * Why not `fetch`: it resolves the host again itself, so a name could pass the address check and
@@ -23,7 +23,7 @@ import {
   readHead,
   requestBytes,
   writeAll,
-} from "../http/http1.ts";
+} from "./http1.ts";
 
 /** How much of a response body is read (and kept, as the delivery's `response_body`). */
 export const MAX_RESPONSE_BYTES = 1024;

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { type AdmissionRequest, admit, bearerToken, challengeOf } from "./admission.ts";
 import { fakeServices, storedKey } from "../testing/fakes.ts";
-import { generateApiKey } from "./key_format.ts";
-import type { Scope } from "./principal.ts";
-import { Timing } from "../http/timing.ts";
-import { compileRoutes, resolve } from "../http/router.ts";
-import type { AuthKind } from "../http/spec.ts";
+import { generateApiKey } from "../auth/key_format.ts";
+import type { Scope } from "../auth/principal.ts";
+import { Timing } from "./timing.ts";
+import { compileRoutes, resolve } from "./router.ts";
+import type { AuthKind } from "./spec.ts";
 import { probeSpec } from "../testing/run_case.ts";
 
 const timing = () => new Timing();

@@ -6,7 +6,7 @@ import {
   normalizeIp,
   secretMatcher,
 } from "./ip.ts";
-import type { ClientAddressConfig } from "../config.ts";
+import type { ClientAddressConfig } from "./config.ts";
 
 const SECRET = "a-gateway-secret-of-at-least-32-characters";
 const policy = (over: Partial<ClientAddressConfig> = {}) =>

@@ -13,7 +13,7 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
-import type { ClientAddressConfig } from "../config.ts";
+import type { ClientAddressConfig } from "./config.ts";
 
 /** The header that carries the gateway's shared secret. */
 export const GATEWAY_SECRET_HEADER = "x-torvus-gateway-secret";

@@ -10,12 +10,12 @@
  *
  * @module
  */
-import type { AuthFailure, Principal, RefusedKey } from "./principal.ts";
-import type { Confirmation } from "./api_key.ts";
-import type { ErrorCode } from "../http/errors.ts";
-import type { AuthKind } from "../http/spec.ts";
-import type { Target } from "../http/router.ts";
-import type { Timing } from "../http/timing.ts";
+import type { AuthFailure, Principal, RefusedKey } from "../auth/principal.ts";
+import type { Confirmation } from "../auth/api_key.ts";
+import type { ErrorCode } from "../errors.ts";
+import type { AuthKind } from "./spec.ts";
+import type { Target } from "./router.ts";
+import type { Timing } from "./timing.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
 import type { Services } from "../services.ts";
