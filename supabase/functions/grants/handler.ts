@@ -27,7 +27,7 @@ import {
   type ListGrantsQuery,
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { ApiError } from "../_shared/http/errors.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asUser, type Refusals } from "../_shared/http/as_user.ts";
 import { readPage, type Source } from "../_shared/db/read.ts";
