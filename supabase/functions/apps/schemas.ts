@@ -13,15 +13,8 @@ import { z } from "zod";
 import { components } from "../_shared/schemas/component.ts";
 import { listQuery, pageOf, Timestamp, Ulid, Uuid } from "../_shared/schemas/common.ts";
 
-/** The API scopes an app may ask for and a user may grant (the database's closed set). */
-export const APP_SCOPES = [
-  "vaults:read",
-  "vaults:write",
-  "vaults:delete",
-  "profile:read",
-] as const;
-/** An API scope of an app. */
-export type AppScope = (typeof APP_SCOPES)[number];
+import { APP_SCOPES } from "../_shared/auth/principal.ts";
+export { APP_SCOPES, type AppScope } from "../_shared/auth/principal.ts";
 
 /** Longest app name (the database's check; Supabase Auth allows 1,024). */
 export const MAX_APP_NAME = 100;

@@ -13,6 +13,7 @@ import { type ErrorCode, ERRORS } from "../http/errors.ts";
 import { RequestId } from "./common.ts";
 import { MAX_DETAIL_MESSAGE, MAX_DETAIL_PATH, MAX_DETAILS } from "../http/input.ts";
 import { KeyScopeSchema } from "./keys.ts";
+import { APP_SCOPES } from "../auth/principal.ts";
 
 const codes = Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]];
 
@@ -104,8 +105,12 @@ export const InsufficientScopeErrorSchema = z.object({
   error: z.literal("forbidden"),
   message,
   code: z.literal("INSUFFICIENT_SCOPE"),
-  required_scope: KeyScopeSchema,
+  required_scope: z.union([KeyScopeSchema, z.enum(APP_SCOPES)]),
+  statusCode: z.literal(403).optional().meta({ description: "On bearer-token routes" }),
   request_id: RequestId,
-}).meta({ description: "The API key lacks the scope this operation needs" }).register(components, {
+}).meta({
+  description: "The API key, or the grant of a third-party app's token, lacks the scope this " +
+    "operation needs (an app's token: `WWW-Authenticate` names it, RFC 6750 `insufficient_scope`)",
+}).register(components, {
   id: "InsufficientScopeError",
 });
