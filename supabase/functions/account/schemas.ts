@@ -21,7 +21,7 @@ const PerDay = z.int32().min(1).meta({
 /** A subscription tier and the rate limits of its keys (test keys have their own, twice). */
 export const TierSchema = z.object({
   id: Ulid.meta({ description: "The tier's id, as keys show it in `tier_id`" }),
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/).meta({
+  name: z.string().max(40).regex(/^[a-z0-9][a-z0-9_-]{0,39}$/).meta({
     examples: ["free"],
   }),
   requests_per_minute: PerMinute,
