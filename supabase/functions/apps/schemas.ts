@@ -181,9 +181,7 @@ export const CreatedAppSchema = AppSchema.extend({
 );
 
 /** Query of `GET /api/apps`. */
-export const ListAppsQuery = listQuery({}).register(components, {
-  id: "ListAppsQuery",
-});
+export const ListAppsQuery = listQuery({});
 
 /** `GET /api/apps` 200. */
 export const AppListSchema = pageOf(AppSchema, "A page of apps, newest first")

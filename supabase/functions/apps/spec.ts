@@ -61,6 +61,7 @@ export const spec = {
           id: "getApp",
           tag: TAG,
           summary: "Get an app",
+          description: "The app as its owner registered it; never the client secret.",
           success: { status: 200, description: "The app", schema: AppSchema },
           errors: ["NOT_FOUND"],
         },
