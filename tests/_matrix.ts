@@ -21,7 +21,7 @@ import { setKeyExpiry, setKeyStatus } from "../tools/admin/ops.ts";
 import { MANIFEST } from "../supabase/functions/_shared/manifest.ts";
 import { GATEWAY_ROUTES, isBelow } from "../supabase/functions/_shared/routes.ts";
 import type { Method, OperationSpec, RouteSpec } from "../supabase/functions/_shared/http/spec.ts";
-import type { Scope } from "../supabase/functions/_shared/auth/principal.ts";
+import type { AppScope, Scope } from "../supabase/functions/_shared/auth/principal.ts";
 import { db, newKey, newTier, newUser, type TestKey, type TestUser } from "./_fixtures.ts";
 
 // --- client addresses ----------------------------------------------------------------------------
@@ -45,7 +45,7 @@ export function freshIp(): string {
 
 /** The credential a route accepts. */
 export type Credential = "jwt" | "api_key";
-export type { Method, Scope };
+export type { AppScope, Method, Scope };
 
 /** One authenticated route. */
 export interface MatrixRoute {
@@ -57,6 +57,8 @@ export interface MatrixRoute {
   credential: Credential;
   /** The scope an API key needs (API-key routes; none for `GET /api/v1/test`). */
   scope?: Scope;
+  /** The scope a third-party app's token needs (JWT routes); none: apps are refused. */
+  appScope?: AppScope;
   /** JSON body a valid request would send (so that a refusal is about credentials only). */
   body?: unknown;
   /** Statuses a valid credential gets; empty: anything but an auth refusal or a 5xx. */
@@ -163,6 +165,7 @@ export const AUTHENTICATED_ROUTES: readonly MatrixRoute[] = GATEWAY_ROUTES
               credential: route.auth as Credential,
               ok: sample.ok,
               ...(op.scope ? { scope: op.scope } : {}),
+              ...(op.appScope ? { appScope: op.appScope } : {}),
               ...(sample.body === undefined ? {} : { body: sample.body }),
             };
             return [

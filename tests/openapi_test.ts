@@ -30,6 +30,7 @@ import { api, type ApiInit, type ApiResponse, e2e, uniqueIp } from "./_harness.t
 import { undocumentedHeaders } from "./_documented_headers.ts";
 import { EXPOSED_HEADERS } from "../supabase/functions/_shared/http/respond.ts";
 import { closeDb, db, newKey, newTier, newUser } from "./_fixtures.ts";
+import { appToken, grantApp, newApp } from "./_support/apps.ts";
 
 type Json = Record<string, unknown>;
 
@@ -494,6 +495,20 @@ conforming("GET /api/me answers every documented outcome as documented", async (
   const expired = await newUser(-60);
   await c.call("GET", t, t, as(bearer(expired.token)), { status: 419, code: "TOKEN_EXPIRED" });
   await c.call("DELETE", t, t, as(bearer(user.token)), { status: 405 });
+  // Third-party apps' tokens: granted, without the scope, without a grant.
+  const app = await newApp();
+  await grantApp(user, app, ["profile:read"]);
+  await c.call("GET", t, t, as(bearer(await appToken(user, app.clientId))), { status: 200 });
+  const narrow = await newApp();
+  await grantApp(user, narrow, ["vaults:read"]);
+  await c.call("GET", t, t, as(bearer(await appToken(user, narrow.clientId))), {
+    status: 403,
+    code: "INSUFFICIENT_SCOPE",
+  });
+  await c.call("GET", t, t, as(bearer(await appToken(user, crypto.randomUUID()))), {
+    status: 401,
+    code: "APP_GRANT_NOT_ACTIVE",
+  });
 
   // Failed authentications count against the client address: 100 per hour.
   const crowded = uniqueIp();
@@ -518,6 +533,13 @@ conforming("GET /api/account answers every documented outcome as documented", as
   await db()`delete from auth.users where id = ${gone.userId}`;
   await c.call("GET", t, t, caller(bearer(gone.token)).as, { status: 404, code: "NOT_FOUND" });
   await c.call("PUT", t, t, as, { status: 405 });
+  const user = await newUser();
+  const app = await newApp();
+  await grantApp(user, app);
+  await c.call("GET", t, t, caller(bearer(await appToken(user, app.clientId))).as, {
+    status: 403,
+    code: "APP_TOKEN_NOT_ACCEPTED",
+  });
 });
 
 conforming(
@@ -539,6 +561,18 @@ conforming(
     await c.call("GET", item, at, as, { status: 200 });
     await c.call("PATCH", item, at, sending({ name: "m", description: null }), { status: 200 });
     await c.call("PATCH", item, at, sending({}), { status: 400, code: "VALIDATION_FAILED" });
+    // A third-party app's token that may read and write, not delete.
+    const owner = await newUser();
+    const app = await newApp();
+    await grantApp(owner, app, ["vaults:read", "vaults:write"]);
+    const byApp = caller(bearer(await appToken(owner, app.clientId)));
+    const made = await c.call("POST", list, list, byApp.sending({ name: "a" }), { status: 201 });
+    const its = `${list}/${made.body.id}`;
+    await c.call("PATCH", item, its, byApp.sending({ status: "inactive" }), {
+      status: 403,
+      code: "INSUFFICIENT_SCOPE",
+    });
+    await c.call("DELETE", item, its, byApp.as, { status: 403, code: "INSUFFICIENT_SCOPE" });
     await c.call("DELETE", item, at, as, { status: 204 });
     await c.call("GET", list, `${list}?status=inactive&limit=5`, as, { status: 200 });
     await c.call("GET", item, `${list}/${UNKNOWN_UUID}`, as, { status: 404, code: "NOT_FOUND" });

@@ -11,9 +11,11 @@
  */
 import assert from "node:assert/strict";
 import { api, type ApiResponse, assertCommonHeaders, awayFromWindowEnd } from "./_harness.ts";
-import { closeDb, newKey, newTier } from "./_fixtures.ts";
+import { closeDb, newKey, newTier, newUser } from "./_fixtures.ts";
+import { ALL_APP_SCOPES, appToken, grantApp, newApp, revokeApp } from "./_support/apps.ts";
 import { headerMismatches } from "./_documented_headers.ts";
 import {
+  type AppScope,
   AUTHENTICATED_ROUTES,
   type Expectation,
   fixtures,
@@ -271,6 +273,7 @@ test("documented headers: every route sends exactly the headers the document lis
   const document = served.body;
   const token = await trusted(f);
   const lacking = await keysLacking();
+  const apps = await appTokens();
   for (const route of AUTHENTICATED_ROUTES) {
     await t.step(routeName(route), async () => {
       // An address of its own: the refusals count against its hourly window of 100.
@@ -287,6 +290,14 @@ test("documented headers: every route sends exactly the headers the document lis
       if (route.scope) {
         asked.push(["without the scope", { "x-api-key": lacking.get(route.scope)! }]);
       }
+      if (route.credential === "jwt") {
+        asked.push(["an app's token", { authorization: `Bearer ${apps.granted}` }]);
+        asked.push(["an app's token without a grant", { authorization: `Bearer ${apps.revoked}` }]);
+        if (route.appScope) {
+          const lacks = apps.lacking.get(route.appScope)!;
+          asked.push(["an app's token without the scope", { authorization: `Bearer ${lacks}` }]);
+        }
+      }
       for (const [what, headers, method] of asked) {
         const { path, init } = requestInit(route, ip, { headers, secrets: [] });
         const r = await api(path, { ...init, ...(method ? { method } : {}) });
@@ -294,6 +305,157 @@ test("documented headers: every route sends exactly the headers the document lis
         const problems = headerMismatches(document, method ?? route.method, route.template, r);
         assert.deepEqual(problems, [], `${what}: ${path}`);
       }
+    });
+  }
+});
+
+// --- third-party apps' tokens on every JWT route ---------------------------------------------------
+
+/** The app tier's minute: what an admitted app's answers report. */
+const APP_PER_MINUTE = 1000;
+
+/** Each scope with a valid grant of every other scope (writing and deleting need reading). */
+const LACKING: Readonly<Record<AppScope, readonly AppScope[]>> = {
+  "vaults:read": ["profile:read"],
+  "vaults:write": ["vaults:read", "vaults:delete", "profile:read"],
+  "vaults:delete": ["vaults:read", "vaults:write", "profile:read"],
+  "profile:read": ["vaults:read", "vaults:write", "vaults:delete"],
+};
+
+interface AppTokens {
+  /** A grant of every scope. */
+  granted: string;
+  /** No grant at all. */
+  ungranted: string;
+  /** A grant, revoked. */
+  revoked: string;
+  /** For each scope, a grant of every other. */
+  lacking: Map<AppScope, string>;
+}
+
+let appTokensPromise: Promise<AppTokens> | undefined;
+
+/** One user's tokens of apps in each state of their grant. */
+function appTokens(): Promise<AppTokens> {
+  appTokensPromise ??= (async () => {
+    const tier = await newTier(APP_PER_MINUTE, 100_000);
+    const user = await newUser();
+    const [granted, ungranted, revoked] = await Promise.all([1, 2, 3].map(() => newApp({ tier })));
+    await grantApp(user, granted!);
+    await grantApp(user, revoked!);
+    await revokeApp(user, revoked!);
+    const lacking = new Map<AppScope, string>();
+    for (const scope of ALL_APP_SCOPES) {
+      const app = await newApp({ tier });
+      await grantApp(user, app, LACKING[scope]);
+      lacking.set(scope, await appToken(user, app.clientId));
+    }
+    return {
+      granted: await appToken(user, granted!.clientId),
+      ungranted: await appToken(user, ungranted!.clientId),
+      revoked: await appToken(user, revoked!.clientId),
+      lacking,
+    };
+  })();
+  return appTokensPromise;
+}
+
+const NOT_ACCEPTED: Expectation = {
+  status: 403,
+  error: "Forbidden",
+  message: "This route does not accept tokens issued to third-party apps",
+  code: "APP_TOKEN_NOT_ACCEPTED",
+  challenge: {
+    exact: 'Bearer realm="torvus", error="insufficient_scope", ' +
+      'error_description="This route does not accept tokens issued to third-party apps"',
+  },
+};
+const NO_GRANT: Expectation = {
+  status: 401,
+  error: "Unauthorized",
+  message: "The user has not granted this app access, or revoked it",
+  code: "APP_GRANT_NOT_ACTIVE",
+  challenge: {
+    exact: 'Bearer realm="torvus", error="invalid_token", ' +
+      `error_description="The user's grant to this app is not active"`,
+  },
+};
+
+for (const state of ["ungranted", "revoked"] as const) {
+  test(`app matrix: a token whose grant is ${state === "ungranted" ? "absent" : "revoked"}`, async (t) => {
+    const tokens = await appTokens();
+    const token = tokens[state];
+    const presented = { headers: { authorization: `Bearer ${token}` }, secrets: [token] };
+    await awayFromWindowEnd(3600, 5);
+    const ip = freshIp();
+    let counted = 0;
+    for (const route of JWT_ROUTES) {
+      await t.step(routeName(route), async () => {
+        const { path, init } = requestInit(route, ip, presented);
+        const r = await api(path, init);
+        counted++;
+        assertRefusal(r, route, route.appScope ? NO_GRANT : NOT_ACCEPTED, presented, counted);
+      });
+    }
+  });
+}
+
+test("app matrix: a granted token reaches the routes apps may use, no account route", async (t) => {
+  const { granted } = await appTokens();
+  const presented = { headers: { authorization: `Bearer ${granted}` }, secrets: [granted] };
+  await awayFromWindowEnd(3600, 5);
+  const ip = freshIp();
+  let counted = 0;
+  for (const route of JWT_ROUTES) {
+    await t.step(`${routeName(route)}${route.appScope ? ` (${route.appScope})` : ""}`, async () => {
+      const { path, init } = requestInit(route, ip, presented);
+      const r = await api(path, init);
+      if (!route.appScope) {
+        counted++;
+        assertRefusal(r, route, NOT_ACCEPTED, presented, counted);
+        return;
+      }
+      assertReached(r, route);
+      assert.equal(r.headers.get("x-ratelimit-limit"), String(APP_PER_MINUTE), "the app's minute");
+      assertNoEcho(r, [granted]);
+    });
+  }
+  const appRoutes = JWT_ROUTES.filter((r) => r.appScope);
+  for (const kind of ["me", "vaults"]) {
+    assert.ok(appRoutes.some((r) => r.path.split("/")[2] === kind), `apps reach /api/${kind}`);
+  }
+});
+
+test("app matrix: a grant without the route's scope gets 403 insufficient_scope", async (t) => {
+  const { lacking } = await appTokens();
+  const ip = freshIp();
+  for (const route of JWT_ROUTES.filter((r) => r.appScope !== undefined)) {
+    await t.step(`${routeName(route)} needs ${route.appScope}`, async () => {
+      const token = lacking.get(route.appScope!)!;
+      const { path, init } = requestInit(route, ip, {
+        headers: { authorization: `Bearer ${token}` },
+        secrets: [token],
+      });
+      const r = await api(path, init);
+      const message = `The app's grant lacks the '${route.appScope}' scope`;
+      assert.equal(r.status, 403, r.text);
+      assert.deepEqual(r.body, {
+        error: "forbidden",
+        message,
+        statusCode: 403,
+        code: "INSUFFICIENT_SCOPE",
+        required_scope: route.appScope,
+        request_id: r.headers.get("x-request-id"),
+      });
+      assert.equal(
+        r.headers.get("www-authenticate"),
+        `Bearer realm="torvus", error="insufficient_scope", scope="${route.appScope}", ` +
+          `error_description="${message}"`,
+      );
+      assertCommonHeaders(r);
+      // Counted against the app's budget for its user, not the client's address.
+      assert.equal(r.headers.get("x-ratelimit-limit"), String(APP_PER_MINUTE));
+      assertNoEcho(r, [token]);
     });
   }
 });

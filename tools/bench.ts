@@ -46,7 +46,8 @@ const tokenClaims = (token: string) =>
 const pathOf = (
   fn: Served,
 ) => (fn === "baseline" ? "/" : fn === "vaults" ? "/vaults/v1" : `/${fn}`);
-const CASES = ["baseline", "v1-test", "bad-key", "limited-key", "anonymous", "me", "vaults"]
+const CASES = ["baseline", "v1-test", "bad-key", "limited-key", "anonymous", "me", "app-me"]
+  .concat(["vaults"])
   .concat(["cache", "latency", "floor-me", "floor-vaults"]);
 
 function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
@@ -58,6 +59,7 @@ function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
     "limited-key": `${T}, rate-limited key (429)`,
     anonymous: "/api/me, no credentials, address over budget (429)",
     me: `/api/me, ES256 tokens of ${fx.tokens.length} users`,
+    "app-me": `/api/me, a third-party app's tokens of the same ${fx.appTokens.length} users`,
     vaults: `/api/v1/vaults, read key (${fx.vaults} vaults)`,
     cache: `${T}, ${fx.churnKeys.length} keys, ${o.changes} key changes/s`,
     "baseline-1c": "bare Deno.serve, 1 connection",
@@ -77,6 +79,7 @@ function caseDefs(stack: Stack, fx: Fixtures, o: Options): CaseDef[] {
     c("limited-key", "v1-test", at(4, key(fx.limitedKey)), [429]),
     c("anonymous", "me", at(5), [401, 429]),
     c("me", "me", at(6), [200], { rotate: fx.tokens.map(bearer) }),
+    c("app-me", "me", at(9), [200], { rotate: fx.appTokens.map(bearer) }),
     c("vaults", "vaults", at(7, key(fx.readKey)), [200]),
     c("cache", "v1-test", at(8), [200], { rotate: fx.churnKeys.map(key), churn: true }),
     c("baseline-1c", "baseline", at(1), [200], { connections: 1 }),

@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { decodeJwt } from "jose";
 import { createApiKey, createTier, mintTokenFor } from "../admin/ops.ts";
+import { mintAccessToken } from "../local_auth.ts";
 import { portOf, type Stack } from "./stack.ts";
 
 /** The credentials the cases use. */
@@ -50,6 +52,7 @@ export async function createFixtures(
     (await mintTokenFor(sql, email, 3600, { issuer: stack.issuer })).token;
   const tokens: string[] = [];
   for (let i = 0; i < sizes.users; i++) tokens.push(await token(`bench-user-${i}@torvus.local`));
+  const appTokens = await appTokensFor(stack, tokens);
   const churnKeys: string[] = [];
   for (let i = 0; i < sizes.churnKeys; i++) {
     churnKeys.push((await key("bench-cache@torvus.local", "bench-huge")).key);
@@ -92,10 +95,45 @@ export async function createFixtures(
     invalidKey: corruptKey(valid.key),
     limitedKey: limited.key,
     tokens,
+    appTokens,
     churnKeys,
     changers,
     vaults,
   };
+}
+
+/**
+ * The same users' tokens as a third-party app holds them (issue 25): an app of the huge tier that
+ * every user granted every scope, and for each user the app's access token as Supabase Auth's
+ * OAuth server mints it (the user's claims plus `client_id`, `scope`, the OAuth `amr`).
+ */
+async function appTokensFor(stack: Stack, tokens: readonly string[]): Promise<string[]> {
+  const { sql } = stack;
+  const users = tokens.map((t) => decodeJwt(t) as { sub: string; email: string });
+  const clientId = crypto.randomUUID();
+  const scopes = ["vaults:read", "vaults:write", "vaults:delete", "profile:read"];
+  await sql`insert into public.oauth_apps
+      (owner_id, client_id, client_type, name, redirect_uris, scopes, tier_id)
+    values (${users[0]!.sub}, ${clientId}, 'public', 'bench app', ${["https://127.0.0.1:9/cb"]},
+      ${scopes}, (select id from public.tiers where name = 'bench-huge'))`;
+  const out: string[] = [];
+  for (const user of users) {
+    await sql`insert into public.oauth_grants (user_id, client_id, scopes)
+      values (${user.sub}, ${clientId}, ${scopes})`;
+    out.push(
+      await mintAccessToken({
+        userId: user.sub,
+        email: user.email,
+        issuer: stack.issuer,
+        extraClaims: {
+          client_id: clientId,
+          scope: "openid email profile",
+          amr: [{ method: "oauth_provider/authorization_code", timestamp: Date.now() / 1000 | 0 }],
+        },
+      }),
+    );
+  }
+  return out;
 }
 
 /** What the churn client did: changes answered 200 or 201 per second, statuses. */

@@ -1,7 +1,9 @@
 /**
  * The request log: every authenticated or failed request becomes a row of `api_request_log`,
  * or, when it is one refusal among many, a count in `api_refusals`; each key's requests are
- * counted per hour in `api_usage_hourly` as the rows are written (migration `..._usage.sql`).
+ * counted per hour in `api_usage_hourly` as the rows are written (migration `..._usage.sql`),
+ * and each third-party app's in `api_app_usage_hourly` (its full rows; refusals beyond them are
+ * counted per subject, not per app).
  *
  * Refusal floods become counters. The first {@link FULL_REFUSALS_PER_MINUTE} answers 4xx of a
  * subject (its API key, else its user, else its address) with one code in one minute are kept
@@ -18,7 +20,7 @@
  * batch of hundreds of rows where it wrote one of a few rows per round trip. A batch is one
  * statement with three JSON parameters (the cheapest bulk path measured here; see `write`) and
  * carries an id: written twice, after an answer lost at commit, it changes nothing the second
- * time. The same statement moves `last_used_at` of the keys seen, at most once a minute per key.
+ * time. The same statement moves `last_used_at` of the keys and apps' grants seen, at most once a minute each.
  *
  * Rows are written in the compact form of log_rows.ts (a shape per distinct method, route, code,
  * mode and user agent; the key as a uuid). Which rows the raw log keeps is the database's setting
@@ -93,6 +95,13 @@ interface Batch {
   rows: AuditRecord[];
   counters: Counter[];
 }
+
+/** How an hourly usage row (keys' and apps' alike) takes in a batch's counts. */
+const ADD_COUNTS = "requests = u.requests + excluded.requests, " +
+  "success = u.success + excluded.success, " +
+  "rate_limited = u.rate_limited + excluded.rate_limited, " +
+  "client_errors = u.client_errors + excluded.client_errors, " +
+  "server_errors = u.server_errors + excluded.server_errors";
 
 /** Creates the isolate's audit sink. */
 export function createAuditSink(options: AuditOptions): AuditSink {
@@ -175,6 +184,9 @@ export function createAuditSink(options: AuditOptions): AuditSink {
     const keyIds = [
       ...new Set(batch.rows.filter((r) => r.keyId && r.status < 400).map((r) => r.keyId!)),
     ];
+    const grantIds = [
+      ...new Set(batch.rows.filter((r) => r.grantId && r.status < 400).map((r) => r.grantId!)),
+    ];
     // Returned, not awaited: BEGIN, the timeouts, the statement and COMMIT leave in one write.
     // Every parameter is text (no array), so postgres.js sends it without describing it first.
     // How much of the raw log to keep is the database's setting (request_log_settings.raw_log):
@@ -186,16 +198,17 @@ export function createAuditSink(options: AuditOptions): AuditSink {
         ), input as (
           select r.* from batch, json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
             created_at timestamptz, request_id uuid, shape integer, key_id text, key uuid,
-            user_id uuid, mode text, status smallint, latency_ms real, ip inet)
+            user_id uuid, mode text, status smallint, latency_ms real, ip inet, client_id text)
         ), refused as (
           select c.* from batch, json_to_recordset(${JSON.stringify(refusals)}::text::json) as c(
             subject text, code text, status smallint, minute timestamptz, count integer,
             first_seen timestamptz, last_seen timestamptz, key_id text, user_id uuid, mode text,
             ip inet)
         ), shapes as (
-          select public.request_shape_id(s.method, s.route, s.code, s.mode, s.user_agent) as id,
+          select public.request_shape_id(s.method, s.route, s.code, s.mode, s.user_agent,
+            s.client_id) as id,
             s.* from json_to_recordset(${JSON.stringify(shapes)}::text::json) as s(n integer,
-            method text, route text, code text, mode text, user_agent text)
+            method text, route text, code text, mode text, user_agent text, client_id text)
         ), kept as (
           select i.*, s.id as shape_id from input i
           join shapes s on s.n = i.shape
@@ -206,8 +219,8 @@ export function createAuditSink(options: AuditOptions): AuditSink {
           group by shape_id
         ), shaped as (
           insert into public.api_request_shapes (id, method, route, code, mode, user_agent,
-            last_day)
-          select s.id, s.method, s.route, s.code, s.mode, s.user_agent, u.day
+            client_id, last_day)
+          select s.id, s.method, s.route, s.code, s.mode, s.user_agent, s.client_id, u.day
           from used_shapes u join shapes s on s.id = u.shape_id
           on conflict (id) do nothing
         ), aged as (
@@ -243,11 +256,23 @@ export function createAuditSink(options: AuditOptions): AuditSink {
           ) e
           where key_id is not null and user_id is not null and mode is not null
           group by key_id, date_trunc('hour', at, 'UTC')
-          on conflict (key_id, hour) do update set requests = u.requests + excluded.requests,
-            success = u.success + excluded.success,
-            rate_limited = u.rate_limited + excluded.rate_limited,
-            client_errors = u.client_errors + excluded.client_errors,
-            server_errors = u.server_errors + excluded.server_errors
+          on conflict (key_id, hour) do update set ${tx.unsafe(ADD_COUNTS)}
+        ), app_used as (
+          insert into public.api_app_usage_hourly as u (client_id, hour, requests, success,
+            rate_limited, client_errors, server_errors)
+          select client_id, date_trunc('hour', created_at, 'UTC'), count(*),
+            count(*) filter (where status between 200 and 299),
+            count(*) filter (where status = 429),
+            count(*) filter (where status between 400 and 499 and status <> 429),
+            count(*) filter (where status >= 500)
+          from input where client_id is not null
+          group by client_id, date_trunc('hour', created_at, 'UTC')
+          on conflict (client_id, hour) do update set ${tx.unsafe(ADD_COUNTS)}
+        ), grants_used as (
+          update public.oauth_grants set last_used_at = now()
+          where id in (select json_array_elements_text(${JSON.stringify(grantIds)}::text::json))
+            and exists (select 1 from batch)
+            and (last_used_at is null or last_used_at < now() - interval '1 minute')
         ), touched as (
           update public.api_keys set last_used_at = now()
           where id in (select json_array_elements_text(${JSON.stringify(keyIds)}::text::json))

@@ -76,9 +76,15 @@ export const ERRORS = {
     family: "jwt",
   },
   APP_TOKEN_NOT_ACCEPTED: {
+    status: 403,
+    error: "Forbidden",
+    message: "This route does not accept tokens issued to third-party apps",
+    family: "jwt",
+  },
+  APP_GRANT_NOT_ACTIVE: {
     status: 401,
     error: "Unauthorized",
-    message: "Tokens issued to third-party apps are not accepted",
+    message: "The user has not granted this app access, or revoked it",
     family: "jwt",
   },
   IP_ALLOWLIST_REQUIRES_ENTERPRISE: {
@@ -203,6 +209,8 @@ export interface ErrorOptions {
   extra?: Record<string, unknown>;
   /** Adds `statusCode`, the JWT family's field, to errors of other families on JWT routes. */
   jwtRoute?: boolean;
+  /** The answer's `WWW-Authenticate` challenge (a scope a handler found missing). */
+  challenge?: string;
 }
 
 /** The HTTP status of a code. */

@@ -63,6 +63,7 @@ export function requestEvents(s: EventServices): RequestEvents {
       const keyId = p?.kind === "api_key" ? p.keyId : r.refusedKey?.keyId;
       const userId = p?.userId ?? r.refusedKey?.userId;
       const mode = p?.mode ?? r.refusedKey?.mode;
+      const clientId = (p?.kind === "user" ? p.clientId : undefined) ?? r.refusedKey?.clientId;
       const { status, code } = r;
       // One structured line per request, sampled under load (never a 5xx), never a credential.
       if (s.requestLines.admit(status)) {
@@ -79,6 +80,7 @@ export function requestEvents(s: EventServices): RequestEvents {
           key_id: keyId,
           user_id: userId,
           mode,
+          client_id: clientId,
         });
       }
       if (r.error !== undefined && code === "INTERNAL_ERROR") {
@@ -112,6 +114,8 @@ export function requestEvents(s: EventServices): RequestEvents {
           latencyMs: r.elapsedMs,
           ip: r.ip,
           userAgent: r.userAgent,
+          clientId,
+          grantId: p?.kind === "user" ? p.app?.grantId : undefined,
           at: new Date(s.now()),
         });
       }

@@ -1,6 +1,6 @@
 /**
  * The request log's row format (migration `..._request_log_partitioned.sql`): what a request
- * looked like (method, route, code, mode, user agent) is a "shape" stored once in
+ * looked like (method, route, code, mode, user agent, third-party app) is a "shape" stored once in
  * `api_request_shapes`, and a row of `api_request_log` names its shape, its key as a uuid and
  * its user only when no key was used. About 100 bytes a request, indexes included, where the
  * text columns cost 240 (README "Capacity").
@@ -26,6 +26,10 @@ export interface LoggedRequest {
   latencyMs: number;
   ip?: string | undefined;
   userAgent?: string | undefined;
+  /** The third-party app whose token made the request (its `client_id`). */
+  clientId?: string | undefined;
+  /** That app's grant, whose `last_used_at` the write moves. */
+  grantId?: string | undefined;
   at: Date;
 }
 
@@ -43,6 +47,8 @@ export interface LogRow {
   status: number;
   latency_ms: number;
   ip: string | null;
+  /** The app's client id: its hourly usage is kept per client id. */
+  client_id: string | null;
 }
 
 /** One distinct shape of a batch; `n` is the index rows refer to. */
@@ -53,6 +59,7 @@ export interface LogShape {
   code: string | null;
   mode: string | null;
   user_agent: string | null;
+  client_id: string | null;
 }
 
 const MAX_USER_AGENT = 256;
@@ -100,8 +107,10 @@ export function logRows(records: readonly LoggedRequest[]): { rows: LogRow[]; sh
       code: r.code ?? null,
       mode: r.mode ?? null,
       user_agent: ua,
+      client_id: r.clientId ?? null,
     };
-    const id = `${shape.method}\n${shape.route}\n${shape.code}\n${shape.mode}\n${ua}`;
+    const id =
+      `${shape.method}\n${shape.route}\n${shape.code}\n${shape.mode}\n${ua}\n${shape.client_id}`;
     let n = index.get(id);
     if (n === undefined) {
       n = shapes.push(shape) - 1;
@@ -119,6 +128,7 @@ export function logRows(records: readonly LoggedRequest[]): { rows: LogRow[]; sh
       status: r.status,
       latency_ms: Math.round(r.latencyMs * 1000) / 1000,
       ip: r.ip ?? null,
+      client_id: r.clientId ?? null,
     };
   });
   return { rows, shapes };

@@ -14,6 +14,9 @@ import { createJwtVerifier, type JwtVerifier } from "./auth/jwt.ts";
 import { createKeyAuthenticator, type KeyAuthenticator } from "./auth/api_key.ts";
 import { createSqlKeyStore } from "./db/keys.ts";
 import { createRedisKeyEpoch, type RedisKeyEpoch } from "./auth/key_epoch.ts";
+import { createGrantAuthenticator, type GrantAuthenticator } from "./auth/app_grant.ts";
+import { createGrantEpoch, type GrantEpoch } from "./auth/grant_epoch.ts";
+import { createSqlGrantStore } from "./db/grants.ts";
 import { createRateLimiter, limiterWarnings, type RateLimiter } from "./ratelimit/limiter.ts";
 import { type AuditSink, createAuditSink } from "./audit.ts";
 import {
@@ -44,6 +47,10 @@ export interface Services {
   keys: KeyAuthenticator;
   /** Bumped after a key's state changes, so cached lookups everywhere are re-checked. */
   keyEpoch: RedisKeyEpoch;
+  /** Third-party apps' tokens, admitted on their users' grants. */
+  grants: GrantAuthenticator;
+  /** Bumped after a user's grants change, so cached grants everywhere are re-checked. */
+  grantEpoch: GrantEpoch;
   limiter: RateLimiter;
   /** Where a request comes from: the gateway (vouched for by its secret) or directly. */
   addresses: AddressPolicy;
@@ -155,6 +162,7 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
     })
   );
   const keyEpoch = once(() => createRedisKeyEpoch(redis().redis, config.redis.prefix));
+  const grantEpoch = once(() => createGrantEpoch(redis().redis, config.redis.prefix));
   const audit = once(() => createAuditSink({ sql: sql(), log, background, now }));
   const services = {
     config,
@@ -170,6 +178,12 @@ export function buildServices(config: Config, now: () => number = Date.now): Iso
   lazy(services, "redisStats", () => redis().requester.stats);
   lazy(services, "keyEpoch", keyEpoch);
   lazy(services, "audit", audit);
+  lazy(services, "grantEpoch", grantEpoch);
+  lazy(
+    services,
+    "grants",
+    () => createGrantAuthenticator({ store: createSqlGrantStore(sql()), epoch: grantEpoch(), now }),
+  );
   lazy(services, "jwt", () =>
     createJwtVerifier({
       issuer: config.jwt.issuer,

@@ -18,6 +18,7 @@ export const spec = rootGet("/api/me", { auth: "jwt" }, {
   tag: "Authentication",
   summary: "The signed-in user",
   description: "The profile of the token's subject; 404 once that user is deleted.",
+  appScope: "profile:read",
   success: { status: 200, description: "The user's profile", schema: MeSchema },
   errors: ["NOT_FOUND"],
 });

@@ -239,11 +239,20 @@ const AUTH_CODES: Readonly<Record<RouteSpec["auth"], readonly ErrorCode[]>> = {
   jwt: [
     "MISSING_AUTH_TOKEN",
     "INVALID_AUTH_TOKEN",
-    "APP_TOKEN_NOT_ACCEPTED",
     "TOKEN_EXPIRED",
     "FORBIDDEN",
   ],
 };
+
+/**
+ * What a third-party app's token is answered on a JWT route, with a challenge: refused where the
+ * operation takes no app (`appScope` unset), else refused without an active grant or the scope.
+ */
+const APP_CODES: readonly ErrorCode[] = [
+  "APP_TOKEN_NOT_ACCEPTED",
+  "APP_GRANT_NOT_ACTIVE",
+  "INSUFFICIENT_SCOPE",
+];
 
 /** The headers an error answer carries, as `app.ts` builds it. */
 function errorHeaders(code: ErrorCode, auth: RouteSpec["auth"], limited: boolean): Set<string> {
@@ -259,7 +268,9 @@ function errorHeaders(code: ErrorCode, auth: RouteSpec["auth"], limited: boolean
     case "RATE_LIMIT_EXCEEDED":
       return decided("Retry-After");
     default:
-      return AUTH_CODES[auth].includes(code) ? decided("WWW-Authenticate") : decided();
+      return AUTH_CODES[auth].includes(code) || (auth === "jwt" && APP_CODES.includes(code))
+        ? decided("WWW-Authenticate")
+        : decided();
   }
 }
 
@@ -275,8 +286,9 @@ function errorSchema(codes: readonly ErrorCode[], jwtRoute: boolean): Json {
       special.push({ allOf: [ref("RateLimitError"), statusCode] });
     } else if (code === "VALIDATION_FAILED") {
       special.push({ allOf: [ref("ValidationError"), statusCode] });
-    } else if (code === "INSUFFICIENT_SCOPE") special.push(ref("InsufficientScopeError"));
-    else plain.push(code);
+    } else if (code === "INSUFFICIENT_SCOPE") {
+      special.push({ allOf: [ref("InsufficientScopeError"), statusCode] });
+    } else plain.push(code);
   }
   if (plain.length > 0) {
     const code = plain.length === 1 ? { const: plain[0] } : { enum: plain };
@@ -326,6 +338,10 @@ const REASONS: Readonly<Record<number, string>> = {
 function errorCodes(doc: OperationSpec, spec: RouteSpec, scoped: boolean): ErrorCode[] {
   const codes = new Set<ErrorCode>(AUTH_CODES[spec.auth]);
   if (scoped) codes.add("INSUFFICIENT_SCOPE");
+  if (spec.auth === "jwt") {
+    if (doc.appScope === undefined) codes.add("APP_TOKEN_NOT_ACCEPTED");
+    else for (const c of ["APP_GRANT_NOT_ACTIVE", "INSUFFICIENT_SCOPE"] as const) codes.add(c);
+  }
   if (spec.path.includes(":")) codes.add("NOT_FOUND");
   if (doc.query || doc.body) codes.add("VALIDATION_FAILED");
   if (doc.body) {
@@ -407,6 +423,11 @@ function operation(doc: OperationSpec, spec: RouteSpec): Json {
   const notes = [
     doc.description,
     scope ? `Needs an API key with the \`${scope}\` scope.` : undefined,
+    spec.auth !== "jwt"
+      ? undefined
+      : doc.appScope
+      ? `A third-party app's token needs the \`${doc.appScope}\` scope in its user's grant.`
+      : "Third-party apps' tokens are refused (403 `APP_TOKEN_NOT_ACCEPTED`).",
   ].filter((n) => n !== undefined);
   const op: Json = {
     tags: [doc.tag],
@@ -501,7 +522,13 @@ Authentication, API keys, rate limits and vaults.
 \`sk_test_…\`; a test key sees test data only). \`/api/me\`, \`/api/vaults\`, \`/api/keys\` and
 \`/api/webhooks\` take a Supabase Auth access token: \`Authorization: Bearer <jwt>\`. An expired token is answered
 419 \`TOKEN_EXPIRED\`: refresh it and retry. Tokens Supabase Auth issues to third-party apps
-(those with a \`client_id\` claim) are refused, 401 \`APP_TOKEN_NOT_ACCEPTED\`.
+(those with a \`client_id\` claim) act for their user only while the user's grant to that app is
+active, with the grant's scopes: \`/api/vaults\` needs \`vaults:read\` (list, get), \`vaults:write\`
+(create, update) or \`vaults:delete\` (delete, and an update to \`inactive\`), \`/api/me\`
+\`profile:read\`. No active grant (never given, or revoked, though the token has not expired):
+401 \`APP_GRANT_NOT_ACTIVE\`; a scope the grant lacks: 403 \`INSUFFICIENT_SCOPE\` with
+\`WWW-Authenticate: Bearer error="insufficient_scope", scope="…"\`; account routes (keys,
+webhooks, usage, apps, grants) never take an app's token: 403 \`APP_TOKEN_NOT_ACCEPTED\`.
 
 **Errors.** Every error body has \`error\`, \`code\` (stable; branch on it) and \`request_id\`
 (also the \`X-Request-ID\` header). Bodies on bearer-token routes also carry \`statusCode\`.
@@ -512,7 +539,8 @@ every path without credentials (CORS preflight, \`components.responses.Preflight
 **Rate limits.** Every answer that passed the limiter carries \`X-RateLimit-Limit\`,
 \`X-RateLimit-Remaining\`, \`X-RateLimit-Reset\` (epoch seconds, tightest window) and the IETF
 \`RateLimit\` / \`RateLimit-Policy\` headers. API keys are limited per minute and per day by
-tier, users 1,000 requests per hour, anonymous callers and failed authentications 100 per hour
+tier, users 1,000 requests per hour, a third-party app per user by its tier's per-minute and
+per-day limits and across all its users at 10 times those (\`appminute\`, \`appday\`), anonymous callers and failed authentications 100 per hour
 per IP. 429 carries \`Retry-After\` and \`retry_after\`. \`GET /api/v1/health\` and this
 document are never rate limited (monitors poll them) and carry no rate-limit headers.
 

@@ -24,7 +24,13 @@ import { ApiError } from "../_shared/errors.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
-import { claimsOf, type KeyPrincipal, type UserPrincipal } from "../_shared/auth/principal.ts";
+import {
+  type AppScope,
+  claimsOf,
+  type KeyPrincipal,
+  type UserPrincipal,
+} from "../_shared/auth/principal.ts";
+import { scopeChallenge } from "../_shared/http/admission.ts";
 
 const VaultId = z.uuid();
 
@@ -42,6 +48,15 @@ type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal | KeyPrincipal
 function asOwner<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const claims = claimsOf(ctx.principal);
   return ctx.timing.measure("db", () => asCaller(ctx.services.sql, claims, fn));
+}
+
+/** A third-party app's token lacking a scope this change needs (admission checked the route's). */
+function appLacks(scope: AppScope): ApiError {
+  return new ApiError("INSUFFICIENT_SCOPE", {
+    message: `The app's grant lacks the '${scope}' scope`,
+    extra: { required_scope: scope },
+    challenge: scopeChallenge(scope),
+  });
 }
 
 function vaultId(ctx: Ctx): string {
@@ -98,6 +113,9 @@ async function update(ctx: Ctx<unknown, z.output<typeof UpdateVault>>): Promise<
       message: "API key lacks the 'delete' scope",
       extra: { required_scope: "delete" },
     });
+  }
+  if (body.status === "inactive" && p.kind === "user" && p.app) {
+    if (!p.app.scopes.includes("vaults:delete")) throw appLacks("vaults:delete");
   }
   const changes: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;

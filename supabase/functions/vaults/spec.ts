@@ -38,7 +38,9 @@ function vaultRoutes<
   ] as [L, C, G, U, R];
   const keyed = auth === "api_key";
   const tag = keyed ? "Vaults (API key)" : "Vaults";
-  const scope = <S extends "read" | "write" | "delete">(s: S) => (keyed ? { scope: s } : {});
+  // An API key's scope on /api/v1, a third-party app's on /api/vaults (its user's grant).
+  const scope = <S extends "read" | "write" | "delete">(s: S) =>
+    keyed ? { scope: s } : { appScope: `vaults:${s}` as const };
   return [
     {
       path: base || "/",
@@ -82,12 +84,14 @@ function vaultRoutes<
           id: update,
           tag,
           summary: "Update a vault",
-          description: "Changes the fields given; at least one is required." +
-            (keyed ? " Setting `status` to `inactive` is a delete: it needs `delete`." : ""),
+          description: "Changes the fields given; at least one is required. Setting `status` " +
+            (keyed
+              ? "to `inactive` is a delete: it needs `delete`."
+              : "to `inactive` is a delete: an app's token needs `vaults:delete`."),
           ...scope("write"),
           body: { schema: UpdateVault, required: true },
           success: { status: 200, description: "The updated vault", schema: VaultSchema },
-          ...(keyed ? { errors: ["INSUFFICIENT_SCOPE"] as const } : {}),
+          errors: ["INSUFFICIENT_SCOPE"] as const,
         },
         DELETE: {
           id: remove,

@@ -36,6 +36,8 @@ export interface JwtVerifier {
 /** Tokens longer than this are refused unparsed; Supabase's are well under 2 KB. */
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC = ["ES256", "RS256"];
+/** A client id as the database stores one (`api_request_shapes.client_id`). */
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,255}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How far in the future an `iat` may be (clock skew between Auth and the functions). */
 const IAT_SKEW_S = 30;
@@ -128,16 +130,19 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
         return { ok: false, code: "FORBIDDEN", bearerError: "insufficient_scope" };
       }
       // Supabase Auth's OAuth server issues a third-party app the user's own token plus its
-      // `client_id`. Until apps have grants and scopes of their own, such a token must not act
-      // with the user's full power (list, create and revoke API keys, read every vault).
+      // `client_id`: admission admits it only on the user's active grant to that app, with the
+      // grant's scopes (app_grant.ts). An empty or null claim is none, as the database reads it.
+      const clientId = payload.client_id;
       if (
-        payload.client_id !== undefined && payload.client_id !== null && payload.client_id !== ""
+        clientId !== undefined && clientId !== null && clientId !== "" &&
+        (typeof clientId !== "string" || !CLIENT_ID.test(clientId))
       ) {
-        return { ok: false, code: "APP_TOKEN_NOT_ACCEPTED", bearerError: "invalid_token" };
+        return invalid();
       }
       const principal: UserPrincipal = {
         kind: "user",
         userId: payload.sub,
+        clientId: typeof clientId === "string" && clientId !== "" ? clientId : undefined,
         email: typeof payload.email === "string" ? payload.email : undefined,
         mode: "live",
         claims: payload as Record<string, unknown>,

@@ -9,10 +9,42 @@ import type { ErrorCode } from "../errors.ts";
 /** The permissions an API key can carry. */
 export type Scope = "read" | "write" | "delete";
 
-/** A signed-in Supabase user, from a verified JWT. */
+/** The API scopes a third-party app may ask for and a user may grant (the database's set). */
+export const APP_SCOPES = [
+  "vaults:read",
+  "vaults:write",
+  "vaults:delete",
+  "profile:read",
+] as const;
+/** An API scope of a third-party app. */
+export type AppScope = (typeof APP_SCOPES)[number];
+
+/**
+ * A third-party app acting for its user, admitted on the user's active grant (app_grant.ts):
+ * the grant's scopes, and the app's tier, whose limits apply per (app, user).
+ */
+export interface AppAccess {
+  clientId: string;
+  grantId: string;
+  appId: string;
+  scopes: readonly AppScope[];
+  tierId: string;
+  tierName: string;
+  limits: { perMinute: number; perDay: number };
+}
+
+/**
+ * A signed-in Supabase user, from a verified JWT. A token Supabase Auth issued to a third-party
+ * app has `clientId`, and, once admitted on its grant, `app`; handlers see the same user (their
+ * statements run with the token's claims, so the database's app policies apply as well).
+ */
 export interface UserPrincipal {
   kind: "user";
   userId: string;
+  /** The `client_id` claim: the token is a third-party app's. */
+  clientId?: string | undefined;
+  /** The app's grant, set by admission for a `clientId` token. */
+  app?: AppAccess | undefined;
   email: string | undefined;
   mode: "live";
   /** The verified claims, passed to Postgres as `request.jwt.claims` for RLS. */
@@ -42,6 +74,8 @@ export interface RefusedKey {
   keyId?: string | undefined;
   userId?: string | undefined;
   mode?: "live" | "test" | undefined;
+  /** A refused third-party app's client id. */
+  clientId?: string | undefined;
 }
 
 /** A refused authentication: a catalogued code and, where useful, a safe message. */
@@ -59,6 +93,8 @@ export interface AuthFailure {
   userId?: string;
   /** Its mode. */
   mode?: "live" | "test";
+  /** The client id of a refused third-party app's token. */
+  clientId?: string;
 }
 
 /** The outcome of an authentication attempt. */

@@ -5,16 +5,25 @@
  * token or an API key), counts the request against the right rate-limit windows (the key's
  * minute and day, the user's hour, or the address's hour for anonymous and failed requests),
  * confirms a key served from the isolate's cache against the key-state epoch in the same Redis
- * command, and checks the operation's scope. The answer is a value the pipeline maps to a
+ * command, and checks the operation's scope. A third-party app's token (a JWT with `client_id`)
+ * is refused on routes that take none, and elsewhere admitted on its user's grant to the app
+ * (app_grant.ts; a cached grant is confirmed against the grant epoch as keys are), limited per
+ * (app, user) and across the app's users, and held to the grant's scopes. The answer is a value the pipeline maps to a
  * response; nothing here builds one.
  *
  * @module
  */
-import type { AuthFailure, Principal, RefusedKey } from "../auth/principal.ts";
+import type {
+  AppScope,
+  AuthFailure,
+  Principal,
+  RefusedKey,
+  UserPrincipal,
+} from "../auth/principal.ts";
 import type { Confirmation } from "../auth/api_key.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { AuthKind } from "./spec.ts";
-import type { Target } from "./router.ts";
+import type { OperationTarget, Target } from "./router.ts";
 import type { Timing } from "./timing.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
 import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
@@ -61,6 +70,10 @@ export function challengeOf(auth: AuthKind, failure: AuthFailure): string | unde
   if (failure.bearerError === undefined) return `Bearer ${REALM}`;
   const description = failure.code === "TOKEN_EXPIRED"
     ? "The access token expired"
+    : failure.code === "APP_TOKEN_NOT_ACCEPTED"
+    ? "This route does not accept tokens issued to third-party apps"
+    : failure.code === "APP_GRANT_NOT_ACTIVE"
+    ? "The user's grant to this app is not active"
     : failure.bearerError === "insufficient_scope"
     ? "The access token does not grant access to this resource"
     : failure.bearerError === "invalid_request"
@@ -88,25 +101,50 @@ type Authenticated = ({ ok: true; principal: Principal } | AuthFailure) & {
   confirm?: Confirmation | undefined;
 };
 
+/** The challenge of an app's token that lacks the scope an operation needs (RFC 6750 §3.1). */
+export function scopeChallenge(scope: AppScope): string {
+  return `Bearer ${REALM}, error="insufficient_scope", scope="${scope}", ` +
+    `error_description="The app's grant lacks the '${scope}' scope"`;
+}
+
 async function authenticate(
   s: Services,
-  auth: AuthKind,
+  target: OperationTarget,
   r: AdmissionRequest,
 ): Promise<Authenticated> {
+  const auth = target.route.spec.auth;
   if (auth === "api_key") return await s.keys.authenticate(r.headers.get("x-api-key"), r.ip);
   const bearer = bearerToken(r.headers.get("authorization"));
   if (bearer.kind === "missing") return { ok: false, code: "MISSING_AUTH_TOKEN" };
   if (bearer.kind === "malformed") {
     return { ok: false, code: "INVALID_AUTH_TOKEN", bearerError: "invalid_request" };
   }
-  return await s.jwt.verify(bearer.token);
+  const verified = await s.jwt.verify(bearer.token);
+  if (!verified.ok || verified.principal.clientId === undefined) return verified;
+  const principal = verified.principal as UserPrincipal & { clientId: string };
+  // An account route takes no app's token, whatever its grant: refused before any lookup.
+  if (target.op.appScope === undefined) {
+    return {
+      ok: false,
+      code: "APP_TOKEN_NOT_ACCEPTED",
+      bearerError: "insufficient_scope",
+      userId: principal.userId,
+      clientId: principal.clientId,
+    };
+  }
+  return await s.grants.admit(principal);
 }
 
 /**
  * Decides whether a request may reach its handler. A path no route serves and a method its route
  * lacks are refused here too, counted against the client's address as unauthenticated requests.
  */
-export async function admit(s: Services, r: AdmissionRequest, timing: Timing): Promise<Admission> {
+export async function admit(
+  s: Services,
+  r: AdmissionRequest,
+  timing: Timing,
+  retried = false,
+): Promise<Admission> {
   // Phases are laps (timing.ts): "auth" ends when the credential is checked, "rl" when the
   // limiter has answered, whether it answered or failed.
   const anonymous = () => phase(timing, "rl", s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS));
@@ -127,7 +165,7 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
   let principal: Principal | undefined;
   let decision: Decision | undefined;
   if (route.auth !== "none") {
-    const auth = () => phase(timing, "auth", authenticate(s, route.auth, r));
+    const auth = () => phase(timing, "auth", authenticate(s, target, r));
     let result = await auth();
     if (result.ok) {
       const { scope, identifier, windows } = windowsOf(result.principal);
@@ -159,13 +197,29 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
     }
     if (!result.ok) {
       if (result.unavailable) return { kind: "unavailable", principal: undefined };
-      // Failed authentications count against the client's address, so guessing is slow.
-      const d = await anonymous();
+      // Failed authentications count against the client's address, so guessing is slow. An
+      // absent grant served from cache is confirmed in the same command, as a cached key is.
+      const confirm = result.confirm;
+      const d = await phase(
+        timing,
+        "rl",
+        s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS, confirm?.keys),
+      );
+      if (confirm && !confirm.matches(d.reads) && !retried) {
+        // The user's grants changed since the refusal was cached: decided again, afresh.
+        if (d.allowed && !d.degraded) s.limiter.refund("ip", r.ip ?? "unknown", IP_WINDOWS);
+        return await admit(s, r, timing, true);
+      }
       if (!d.allowed) return { kind: "limited", decision: d, principal: undefined };
       return refused(result.code, d, {
         message: result.message,
         challenge: challengeOf(route.auth, result),
-        refusedKey: { keyId: result.keyId, userId: result.userId, mode: result.mode },
+        refusedKey: {
+          keyId: result.keyId,
+          userId: result.userId,
+          mode: result.mode,
+          clientId: result.clientId,
+        },
       });
     }
     principal = result.principal;
@@ -179,6 +233,16 @@ export async function admit(s: Services, r: AdmissionRequest, timing: Timing): P
     if (!decision.allowed) return { kind: "limited", decision, principal };
   }
 
+  const app = principal?.kind === "user" ? principal.app : undefined;
+  const appScope = target.op.appScope;
+  if (app && appScope && !app.scopes.includes(appScope)) {
+    return refused("INSUFFICIENT_SCOPE", decision, {
+      message: `The app's grant lacks the '${appScope}' scope`,
+      extra: { required_scope: appScope },
+      challenge: scopeChallenge(appScope),
+      principal,
+    });
+  }
   const scope = target.op.scope;
   if (principal?.kind === "api_key" && scope && !principal.scopes.includes(scope)) {
     return refused("INSUFFICIENT_SCOPE", decision, {

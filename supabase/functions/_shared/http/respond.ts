@@ -92,8 +92,9 @@ export function errorResponse(
   now: number,
   answer: ErrorAnswer = {},
 ): Response {
-  const { decision, headers, ...options } = answer;
+  const { decision, headers, challenge, ...options } = answer;
   const response = json(errorBody(code, requestId, options), statusOf(code), headers);
+  if (challenge !== undefined) response.headers.set("WWW-Authenticate", challenge);
   if (decision) rateLimitHeaders(response.headers, decision, now);
   return response;
 }

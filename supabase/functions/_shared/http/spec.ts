@@ -6,7 +6,7 @@
  * @module
  */
 import type { z } from "zod";
-import type { KeyPrincipal, Scope, UserPrincipal } from "../auth/principal.ts";
+import type { AppScope, KeyPrincipal, Scope, UserPrincipal } from "../auth/principal.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services.ts";
@@ -34,6 +34,11 @@ export interface OperationSpec {
   tag: string;
   /** The API-key scope it needs (API-key routes). */
   scope?: Scope;
+  /**
+   * The scope a third-party app's token needs here (JWT routes). Without it the operation never
+   * accepts an app's token (account routes: keys, webhooks, usage, apps, grants).
+   */
+  appScope?: AppScope;
   /** Query parameters, validated before the handler runs (one property per parameter). */
   query?: z.ZodObject;
   /** JSON body, validated before the handler runs; an optional one may be absent (`{}`). */

@@ -37,6 +37,11 @@ export interface Window {
   name: string;
   limit: number;
   duration: Duration;
+  /**
+   * The window's own subject, counted across the check's identifiers (an app's ceiling across
+   * all its users); else the check's identifier.
+   */
+  identifier?: string | undefined;
 }
 
 /** The outcome for the tightest window (fewest remaining), which the headers report. */
@@ -191,6 +196,14 @@ interface WindowLimiter {
   unblock(identifier: string): void;
 }
 
+/** The windows as the script sees them, each with its own subject where it has one. */
+function scriptsOf(limiters: readonly WindowLimiter[], windows: readonly Window[]): ScriptWindow[] {
+  return limiters.map((l, i) => {
+    const identifier = windows[i]!.identifier;
+    return identifier === undefined ? l.script : { ...l.script, identifier };
+  });
+}
+
 /** Creates the limiter shared by every request of the isolate. */
 export function createRateLimiter(options: LimiterOptions): RateLimiter {
   const limiters = new Map<string, WindowLimiter>();
@@ -236,7 +249,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
   ): Decision | undefined => {
     const t = now();
     for (const [i, w] of windows.entries()) {
-      if (limiters[i]!.blockedUntil(identifier) === undefined) continue;
+      if (limiters[i]!.blockedUntil(w.identifier ?? identifier) === undefined) continue;
       // As the library answers a memory block (reason "cacheBlock"), with the window's own reset.
       const ms = durationMs(w.duration);
       return {
@@ -291,14 +304,14 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     const answer = await runWindows(
       options.redis,
       identifier,
-      limiters.map((l) => l.script),
+      scriptsOf(limiters, windows),
       t,
       1,
       reads,
     );
     const resetOf = (i: number) => windowEnd(t, limiters[i]!.script.ms);
     let pick = answer.denied;
-    if (pick >= 0) limiters[pick]!.block(identifier, resetOf(pick));
+    if (pick >= 0) limiters[pick]!.block(windows[pick]!.identifier ?? identifier, resetOf(pick));
     else {
       pick = 0;
       answer.remaining.forEach((r, i) => {
@@ -320,9 +333,8 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
   return {
     refund(scope, identifier, windows) {
       const limiters = windows.map((w) => windowLimiter(scope, w));
-      for (const l of limiters) l.unblock(identifier);
-      const scripts = limiters.map((l) => l.script);
-      background(runWindows(options.redis, identifier, scripts, now(), -1));
+      limiters.forEach((l, i) => l.unblock(windows[i]!.identifier ?? identifier));
+      background(runWindows(options.redis, identifier, scriptsOf(limiters, windows), now(), -1));
     },
     async check(scope, identifier, windows, reads = []) {
       const limiters = windows.map((w) => windowLimiter(scope, w));
@@ -332,7 +344,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         if (held) return { ...held, reads: await options.redis.mget(...reads) };
         // No window blocks the identifier now (and the algorithm asks the same blocks on the same
         // clock), so every answer below comes from Redis.
-        if (limiters.length === 1 && reads.length === 0) {
+        if (limiters.length === 1 && reads.length === 0 && windows[0]!.identifier === undefined) {
           return await single(limiters[0]!, identifier, windows[0]!);
         }
         return await several(limiters, identifier, windows, reads);

@@ -2,7 +2,10 @@
  * Who gets which limits (documented in the README):
  * API keys per tier, per minute and per day (test keys use their tier's higher test limits);
  * signed-in users 1,000 per hour; unauthenticated requests, failed authentications included,
- * 100 per hour per client IP.
+ * 100 per hour per client IP. A third-party app acting for a user (its token admitted on the
+ * user's grant): its tier's limits per minute and per day for each of its users, and a ceiling
+ * across all its users of {@link APP_CEILING_FACTOR} times those limits; an app's requests do not
+ * count against its user's own hour.
  *
  * @module
  */
@@ -19,12 +22,39 @@ export const IP_WINDOWS: readonly Window[] = [
   { name: "hour", limit: ANONYMOUS_PER_HOUR, duration: "1 h" },
 ];
 
+/** An app's ceiling across all its users, as a multiple of its tier's per-user limits. */
+export const APP_CEILING_FACTOR = 10;
+
 const USER_WINDOWS: readonly Window[] = [{ name: "hour", limit: USER_PER_HOUR, duration: "1 h" }];
 
 /** The limiter scope, identifier and windows of an authenticated principal. */
 export function windowsOf(
   principal: Principal,
 ): { scope: string; identifier: string; windows: readonly Window[] } {
+  if (principal.kind === "user" && principal.app) {
+    const { clientId, limits } = principal.app;
+    return {
+      scope: "app",
+      // Client ids have no ":" (the database's check), so this names one (app, user).
+      identifier: `${clientId}:${principal.userId}`,
+      windows: [
+        { name: "minute", limit: limits.perMinute, duration: "1 m" },
+        { name: "day", limit: limits.perDay, duration: "1 d" },
+        {
+          name: "appminute",
+          limit: limits.perMinute * APP_CEILING_FACTOR,
+          duration: "1 m",
+          identifier: clientId,
+        },
+        {
+          name: "appday",
+          limit: limits.perDay * APP_CEILING_FACTOR,
+          duration: "1 d",
+          identifier: clientId,
+        },
+      ],
+    };
+  }
   if (principal.kind === "user") {
     return { scope: "user", identifier: principal.userId, windows: USER_WINDOWS };
   }

@@ -62,6 +62,8 @@ export interface ScriptWindow {
   prefix: string;
   limit: number;
   ms: number;
+  /** The window's own subject (an app's ceiling across its users), else the run's identifier. */
+  identifier?: string | undefined;
 }
 
 /** What the script answered. */
@@ -96,7 +98,8 @@ export function scriptInput(
   const args: number[] = [now, windows.length];
   for (const w of windows) {
     const bucket = Math.floor(now / w.ms);
-    keys.push(`${w.prefix}:${identifier}:${bucket}`, `${w.prefix}:${identifier}:${bucket - 1}`);
+    const id = w.identifier ?? identifier;
+    keys.push(`${w.prefix}:${id}:${bucket}`, `${w.prefix}:${id}:${bucket - 1}`);
     args.push(w.limit, w.ms);
   }
   args.push(rate);

@@ -7,16 +7,9 @@
  */
 import { z } from "zod";
 import { components } from "./component.ts";
+import { APP_SCOPES } from "../auth/principal.ts";
 
-/** The API scopes an app may ask for and a user may grant (the database's closed set). */
-export const APP_SCOPES = [
-  "vaults:read",
-  "vaults:write",
-  "vaults:delete",
-  "profile:read",
-] as const;
-/** An API scope of an app. */
-export type AppScope = (typeof APP_SCOPES)[number];
+export { APP_SCOPES, type AppScope } from "../auth/principal.ts";
 
 /** An API scope. */
 export const AppScopeSchema = z.enum(APP_SCOPES).register(components, {

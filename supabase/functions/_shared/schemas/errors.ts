@@ -13,6 +13,7 @@ import { type ErrorCode, ERRORS } from "../errors.ts";
 import { RequestId } from "./common.ts";
 import { MAX_DETAIL_MESSAGE, MAX_DETAIL_PATH, MAX_DETAILS } from "../http/input.ts";
 import { KeyScopeSchema } from "./keys.ts";
+import { AppScopeSchema } from "./app_scopes.ts";
 
 const codes = Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]];
 
@@ -115,11 +116,13 @@ export const ValidationErrorSchema = errorBody(
 /** 403 `INSUFFICIENT_SCOPE`: the scope the key would need. */
 export const InsufficientScopeErrorSchema = errorBody(
   "InsufficientScopeError",
-  "The API key lacks the scope this operation needs",
+  "The API key, or the grant of a third-party app's token, lacks the scope this operation " +
+    "needs (an app's token: `WWW-Authenticate` names it, RFC 6750 `insufficient_scope`)",
   {
     error: z.literal("forbidden"),
     message,
     code: z.literal("INSUFFICIENT_SCOPE"),
-    required_scope: KeyScopeSchema,
+    required_scope: z.union([KeyScopeSchema, AppScopeSchema]),
+    statusCode: z.literal(403).optional().meta({ description: "On bearer-token routes" }),
   },
 );

@@ -17,6 +17,9 @@ import { createKeyAuthenticator, type KeyEpoch, type StoredKey } from "../auth/a
 import { createJwtVerifier } from "../auth/jwt.ts";
 import { generateApiKey, hashApiKey } from "../auth/key_format.ts";
 import { shardOf } from "../auth/epoch.ts";
+import { createGrantAuthenticator } from "../auth/app_grant.ts";
+import type { GrantEpoch } from "../auth/grant_epoch.ts";
+import type { AppAccess } from "../auth/principal.ts";
 import type { CatalogueFixtures } from "./hostile.ts";
 import type { Decision, RateLimiter, Window } from "../ratelimit/limiter.ts";
 import type { AuditRecord } from "../audit.ts";
@@ -239,6 +242,8 @@ export async function fakeServices(
   services: Services;
   clock: FakeClock;
   store: ReturnType<typeof fakeKeyStore>;
+  /** Active grants of apps, by `<user id>\n<client id>`. */
+  grants: Map<string, AppAccess>;
   epoch: ReturnType<typeof fakeEpoch>;
   limiter: ReturnType<typeof fakeLimiter>;
   signer: Awaited<ReturnType<typeof localSigner>>;
@@ -254,6 +259,7 @@ export async function fakeServices(
     ...options.env,
   });
   const store = fakeKeyStore();
+  const grants = new Map<string, AppAccess>();
   const epoch = fakeEpoch();
   const limiter = fakeLimiter(clock.now, epoch.read);
   const signer = await localSigner(config.jwt.issuer);
@@ -284,6 +290,12 @@ export async function fakeServices(
       now: clock.now,
     }),
     keyEpoch: epoch,
+    // Apps' grants by "<user id>\n<client id>"; no epoch, so nothing is cached.
+    grants: createGrantAuthenticator({
+      store: { find: (user, client) => Promise.resolve(grants.get(`${user}\n${client}`) ?? null) },
+      now: clock.now,
+    }),
+    grantEpoch: unreachable("the grant epoch") as GrantEpoch,
     limiter,
     addresses: addressPolicy(config.clientAddress),
     requestLines: createRequestLineSampler(config.logRequestsPer10s, log, clock.now),
@@ -307,7 +319,7 @@ export async function fakeServices(
     ...options.overrides,
   };
   const services: Services = { ...base, events: base.events ?? requestEvents(base) };
-  return { services, clock, store, epoch, limiter, signer, recorded };
+  return { services, clock, store, grants, epoch, limiter, signer, recorded };
 }
 
 /** A stored key with sensible defaults, for {@link fakeKeyStore}. */

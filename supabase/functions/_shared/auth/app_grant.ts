@@ -1,0 +1,109 @@
+/**
+ * Admission of third-party apps' tokens: a verified JWT with a `client_id` claim acts for its
+ * user only while that user's grant to that app is active, with the grant's scopes (those the
+ * app still asks for) and the app's tier (`verify_oauth_grant`, db/grants.ts).
+ *
+ * Lookups are cached per isolate by (user, client id), absent grants included, exactly as API
+ * keys' are (api_key.ts): an entry remembers the grant epoch it was read at (grant_epoch.ts) and
+ * is trusted only while the epoch reads back unchanged, read in the same Redis command as the
+ * request's rate limits (`confirm`); a changed epoch drops the entry and the grant is looked up
+ * again. So a grant revoked through the API (which bumps the epoch) is refused on the very next
+ * request on every instance, and a grant given after a refusal is seen at once. On a miss the
+ * epoch is read before the database, so an entry never pairs old data with a newer epoch; when
+ * Redis cannot answer nothing is cached and every request goes to the database.
+ *
+ * @module
+ */
+import type { AppAccess, AuthFailure, UserPrincipal } from "./principal.ts";
+import type { Confirmation } from "./api_key.ts";
+import type { GrantEpoch } from "./grant_epoch.ts";
+import { BoundedCache } from "../cache.ts";
+
+/** Finds a user's active grant to an app; null when there is none. */
+export interface GrantStore {
+  find(userId: string, clientId: string): Promise<AppAccess | null>;
+}
+
+/** The outcome: the principal with its app's grant, or a refusal; `confirm` when from cache. */
+export type GrantResult =
+  & ({ ok: true; principal: UserPrincipal } | AuthFailure)
+  & { confirm?: Confirmation | undefined };
+
+/** Admits app tokens on their grants. */
+export interface GrantAuthenticator {
+  /** Looks up the grant of a principal whose token has a `client_id`. */
+  admit(principal: UserPrincipal & { clientId: string }): Promise<GrantResult>;
+}
+
+/** Options of {@link createGrantAuthenticator}. */
+export interface GrantAuthOptions {
+  store: GrantStore;
+  /** Without an epoch source, nothing is cached. */
+  epoch?: Pick<GrantEpoch, "current" | "keysOf" | "versionOf"> | undefined;
+  cacheSize?: number;
+  now?: () => number;
+}
+
+/** How long a grant may be served from cache if every epoch bump were lost. */
+export const GRANT_CACHE_TTL_MS = 30_000;
+
+interface Entry {
+  access: AppAccess | null;
+  epoch: string;
+}
+
+/** The refusal of a token whose user has no active grant to its app. */
+function notActive(principal: UserPrincipal): AuthFailure {
+  return {
+    ok: false,
+    code: "APP_GRANT_NOT_ACTIVE",
+    bearerError: "invalid_token",
+    userId: principal.userId,
+    ...(principal.clientId ? { clientId: principal.clientId } : {}),
+  };
+}
+
+/** Creates the isolate's grant authenticator. */
+export function createGrantAuthenticator(options: GrantAuthOptions): GrantAuthenticator {
+  const now = options.now ?? Date.now;
+  const epoch = options.epoch;
+  const cache = new BoundedCache<string, Entry>(epoch ? (options.cacheSize ?? 10_000) : 0);
+  const evaluate = (principal: UserPrincipal, access: AppAccess | null): GrantResult =>
+    access === null ? notActive(principal) : { ok: true, principal: { ...principal, app: access } };
+
+  return {
+    async admit(principal) {
+      const id = `${principal.userId}\n${principal.clientId}`;
+      const hit = cache.get(id, now());
+      if (hit && epoch) {
+        return {
+          ...evaluate(principal, hit.access),
+          confirm: {
+            keys: epoch.keysOf(principal.userId),
+            matches: (values) => {
+              if (values !== undefined && epoch.versionOf(values) === hit.epoch) return true;
+              cache.delete(id);
+              return false;
+            },
+          },
+        };
+      }
+      let version: string | undefined;
+      try {
+        version = await epoch?.current(principal.userId);
+      } catch {
+        version = undefined;
+      }
+      const access = await options.store.find(principal.userId, principal.clientId);
+      // Never beyond the token's own expiry: nothing is kept for a token that cannot come back.
+      if (version !== undefined) {
+        cache.set(
+          id,
+          { access, epoch: version },
+          Math.min(now() + GRANT_CACHE_TTL_MS, principal.exp * 1000),
+        );
+      }
+      return evaluate(principal, access);
+    },
+  };
+}
