@@ -11,6 +11,7 @@
 import { chromium } from "playwright-core";
 import { gzipSync } from "node:zlib";
 import { mkdirSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CHROMIUM, CHROMIUM_ARGS, uniqueEmail } from "../e2e/browser.mjs";
 
@@ -103,7 +104,70 @@ async function screenshots(browser, base, dir) {
   await page.getByRole("link", { name: "Account" }).click();
   await page.getByText(email).first().waitFor();
   await shot("account");
+
+  // A third-party app (another developer's) asks this user: the consent page, then the grant.
+  const developer = await signIn(uniqueEmail("developer"), true);
+  const app = await api(developer, "/api/apps", {
+    name: "Acme Sync",
+    redirect_uris: ["http://127.0.0.1:9/callback"],
+    website: "https://acme.example",
+    scopes: ["vaults:read", "vaults:write", "vaults:delete", "profile:read"],
+  });
+  const verifier = randomBytes(32).toString("base64url");
+  const authorize = new URL(`${values.api}/auth/v1/oauth/authorize`);
+  authorize.search = new URLSearchParams({
+    response_type: "code",
+    client_id: app.client_id,
+    redirect_uri: "http://127.0.0.1:9/callback",
+    code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+    code_challenge_method: "S256",
+    state: "bench",
+  }).toString();
+  const started = await fetch(authorize, { redirect: "manual" });
+  await started.body?.cancel();
+  // A navigation of its own: the in-memory session is gone, so the page signs the user in.
+  await page.goto(started.headers.get("location"));
+  await page.getByRole("textbox", { name: "Email" }).fill(email);
+  await page.getByRole("textbox", { name: "Password" }).fill("correct horse battery staple");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("button", { name: "Approve" }).waitFor();
+  await shot("consent", true);
+  // The grant as the consent page records it, then the page that lists it.
+  const user = await signIn(email, false);
+  await api(user, "/api/grants", { client_id: app.client_id, scopes: ["vaults:read"] });
+  await page.goto(values.console);
+  await page.getByRole("textbox", { name: "Email" }).fill(email);
+  await page.getByRole("textbox", { name: "Password" }).fill("correct horse battery staple");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("link", { name: "Authorized apps" }).click();
+  await page.getByRole("row", { name: /Acme Sync/ }).waitFor();
+  await shot("authorized-apps");
   await context.close();
+}
+
+/** An access token of the user of that email (created first when `signUp`). */
+async function signIn(email, signUp) {
+  const path = signUp ? "/auth/v1/signup" : "/auth/v1/token?grant_type=password";
+  const r = await fetch(`${values.api}${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password: "correct horse battery staple" }),
+  });
+  const body = await r.json();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** POSTs `body` to the API as the holder of `token`; the answer's JSON. */
+async function api(token, path, body) {
+  const r = await fetch(`${values.api}${path}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await r.json();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(answer)}`);
+  return answer;
 }
 
 const browser = await chromium.launch({
