@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
+import { createServer } from "node:http";
 
 /** The API (and Auth) of the test stack, and the console beside it. */
 export const API_URL = process.env.TORVUS_TEST_BASE_URL ?? "http://127.0.0.1:29331";
@@ -122,4 +123,66 @@ export async function storageDump(page) {
 /** A unique email for a test user. */
 export function uniqueEmail(tag) {
   return `${tag}-${crypto.randomUUID()}@test.local`;
+}
+
+/** The password of the suites' users. */
+export const PASSWORD = "correct horse battery staple";
+
+/** A new user through Auth's sign-up (auto-confirmed): their email, access token and id. */
+export async function signUp(tag) {
+  const email = uniqueEmail(tag);
+  const r = await fetch(`${API_URL}/auth/v1/signup`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", apikey: "sb_publishable_local_stand_in" },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  const body = await r.json();
+  if (r.status !== 200) throw new Error(`sign-up: ${r.status} ${JSON.stringify(body)}`);
+  return { email, token: body.access_token, id: body.user.id };
+}
+
+/**
+ * A third-party app's loopback redirect URI (a node http server on a free port): records each
+ * arrival at `/callback` in `arrived`, answers a small page headed "Back in the app".
+ */
+export async function startRedirectServer() {
+  const arrived = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, "http://127.0.0.1");
+    if (url.pathname === "/callback") arrived.push(url);
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    res.end(
+      '<!doctype html><html lang="en"><head><title>The app</title><link rel="icon" ' +
+        'href="data:,"></head><body><h1>Back in the app</h1></body></html>',
+    );
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const uri = `http://127.0.0.1:${server.address().port}/callback`;
+  return { uri, arrived, close: () => server.close() };
+}
+
+/** Records, as a problem, any request of the page to a host off this machine. */
+export function refuseOffLoopback(b) {
+  b.page.on("request", (request) => {
+    const host = new URL(request.url()).hostname;
+    if (
+      !["127.0.0.1", "localhost", "[::1]"].includes(host) &&
+      !request.url().startsWith("data:")
+    ) {
+      b.problems.push(`request off loopback: ${request.url()}`);
+    }
+  });
+}
+
+/** Waits for the page's `<h1>` named `text`. */
+export async function heading(page, text) {
+  await page.getByRole("heading", { level: 1, name: text }).waitFor({ timeout: 10_000 });
+}
+
+/** Signs in with the password on the console's sign-in form (which must be showing). */
+export async function signIn(page, email) {
+  await heading(page, "Sign in to the Torvus console");
+  await page.getByRole("textbox", { name: "Email" }).fill(email);
+  await page.getByRole("textbox", { name: "Password" }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }

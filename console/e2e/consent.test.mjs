@@ -12,54 +12,26 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
 import {
   API_URL,
   assertAxe,
   CONSOLE_URL,
+  heading as pageHeading,
   latestMail,
   openBrowser,
-  uniqueEmail,
+  refuseOffLoopback,
+  signIn as pageSignIn,
+  signUp,
+  startRedirectServer,
 } from "./browser.mjs";
 
-const PASSWORD = "correct horse battery staple";
 const SCOPES = ["vaults:read", "vaults:write", "vaults:delete", "profile:read"];
 let b;
 let callback;
 let redirectUri = "";
-const arrived = [];
+let arrived = [];
 const axeReport = {};
-
-/** The app's loopback redirect URI: records each arrival, answers a small page. */
-function startCallback() {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url, "http://127.0.0.1");
-    if (url.pathname === "/callback") arrived.push(url);
-    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
-    res.end(
-      '<!doctype html><html lang="en"><head><title>The app</title><link rel="icon" ' +
-        'href="data:,"></head><body><h1>Back in the app</h1></body></html>',
-    );
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
-
-/** A new user through Auth's sign-up (auto-confirmed): their email and access token. */
-async function signUp(tag) {
-  const email = uniqueEmail(tag);
-  const r = await fetch(`${API_URL}/auth/v1/signup`, {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/json",
-      apikey: "sb_publishable_local_stand_in",
-    },
-    body: JSON.stringify({ email, password: PASSWORD }),
-  });
-  const body = await r.json();
-  assert.equal(r.status, 200, JSON.stringify(body));
-  return { email, token: body.access_token, id: body.user.id };
-}
 
 async function apiCall(token, path, init = {}) {
   const r = await fetch(`${API_URL}${path}`, {
@@ -137,18 +109,8 @@ async function arrival() {
   return arrived.at(-1);
 }
 
-async function heading(text) {
-  await b.page.getByRole("heading", { level: 1, name: text }).waitFor({
-    timeout: 10_000,
-  });
-}
-
-async function signIn(email) {
-  await heading("Sign in to the Torvus console");
-  await b.page.getByRole("textbox", { name: "Email" }).fill(email);
-  await b.page.getByRole("textbox", { name: "Password" }).fill(PASSWORD);
-  await b.page.getByRole("button", { name: "Sign in", exact: true }).click();
-}
+const heading = (text) => pageHeading(b.page, text);
+const signIn = (email) => pageSignIn(b.page, email);
 
 async function checkAxe(name) {
   await assertAxe(b.page, name, axeReport);
@@ -168,19 +130,11 @@ let app;
 let tokens;
 
 before(async () => {
-  callback = await startCallback();
-  redirectUri = `http://127.0.0.1:${callback.address().port}/callback`;
+  callback = await startRedirectServer();
+  ({ uri: redirectUri, arrived } = callback);
   b = await openBrowser();
   // Nothing off this machine: a request to any other host fails the suite.
-  b.page.on("request", (request) => {
-    const host = new URL(request.url()).hostname;
-    if (
-      !["127.0.0.1", "localhost", "[::1]"].includes(host) &&
-      !request.url().startsWith("data:")
-    ) {
-      b.problems.push(`request off loopback: ${request.url()}`);
-    }
-  });
+  refuseOffLoopback(b);
   developer = await signUp("developer");
   user = await signUp("consenting");
   app = await registerApp(developer, "Vault Sync");
