@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 import { supabase } from "../auth.ts";
 import { api, unwrap } from "../api/client.ts";
 import type { components } from "../api/schema.gen.ts";
-import { Confirm, ErrorNote, useAction, when } from "../ui/parts.tsx";
+import { Confirm, ErrorNote, Table, useAction, when } from "../ui/parts.tsx";
 import { AppLogo } from "../ui/AppLogo.tsx";
 import { SCOPE_TEXT } from "./Consent.tsx";
 
@@ -55,63 +55,52 @@ export function AuthorizedApps() {
         : grants.length === 0
         ? <p>No app has access to your account.</p>
         : (
-          <div class="scroll">
-            <table>
-              <caption class="sr-only">Authorized apps</caption>
-              <thead>
-                <tr>
-                  <th scope="col">App</th>
-                  <th scope="col">Access</th>
-                  <th scope="col">Granted</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {grants.map((grant) => (
-                  <tr key={grant.id}>
-                    <td>
-                      <div class="app-head">
-                        <AppLogo name={grant.app.name} logo={grant.app.logo_uri} small />
+          <Table
+            caption="Authorized apps"
+            columns={["App", "Access", "Granted", "Last used", "Actions"]}
+          >
+            {grants.map((grant) => (
+              <tr key={grant.id}>
+                <td>
+                  <div class="app-head">
+                    <AppLogo name={grant.app.name} logo={grant.app.logo_uri} small />
+                    <div>
+                      <strong>{grant.app.name}</strong>
+                      {grant.app.website && (
                         <div>
-                          <strong>{grant.app.name}</strong>
-                          {grant.app.website && (
-                            <div>
-                              <a href={grant.app.website} target="_blank" rel="noopener noreferrer">
-                                {new URL(grant.app.website).host}
-                              </a>
-                            </div>
-                          )}
+                          <a href={grant.app.website} target="_blank" rel="noopener noreferrer">
+                            {new URL(grant.app.website).host}
+                          </a>
                         </div>
-                      </div>
-                    </td>
-                    <td>
-                      <ul>
-                        {grant.scopes.map((s) => (
-                          <li key={s}>
-                            {SCOPE_TEXT[s]} <code>{s}</code>
-                          </li>
-                        ))}
-                      </ul>
-                    </td>
-                    <td>{when(grant.granted_at)}</td>
-                    <td>{grant.last_used_at ? when(grant.last_used_at) : "never"}</td>
-                    <td>
-                      <button
-                        type="button"
-                        class="danger"
-                        aria-label={`Revoke ${grant.app.name}`}
-                        disabled={revoke.busy}
-                        onClick={() => setConfirm(grant)}
-                      >
-                        Revoke
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+                      )}
+                    </div>
+                  </div>
+                </td>
+                <td>
+                  <ul>
+                    {grant.scopes.map((s) => (
+                      <li key={s}>
+                        {SCOPE_TEXT[s]} <code>{s}</code>
+                      </li>
+                    ))}
+                  </ul>
+                </td>
+                <td>{when(grant.granted_at)}</td>
+                <td>{grant.last_used_at ? when(grant.last_used_at) : "never"}</td>
+                <td>
+                  <button
+                    type="button"
+                    class="danger"
+                    aria-label={`Revoke ${grant.app.name}`}
+                    disabled={revoke.busy}
+                    onClick={() => setConfirm(grant)}
+                  >
+                    Revoke
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       {confirm && (
         <Confirm

@@ -15,6 +15,7 @@ import {
   ErrorNote,
   Field,
   ShowOnce,
+  Table,
   useAction,
   when,
 } from "../ui/parts.tsx";
@@ -76,68 +77,63 @@ export function Keys() {
         : keys.length === 0
         ? <p>No {mode.value} keys yet.</p>
         : (
-          <div class="scroll">
-            <table>
-              <caption class="sr-only">API keys</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Prefix</th>
-                  <th scope="col">Mode</th>
-                  <th scope="col">Tier</th>
-                  <th scope="col">Scopes</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {keys.map((key) => (
-                  <tr key={key.id}>
-                    <td>{key.name}</td>
-                    <td>
-                      <code>{key.start}…</code>
-                    </td>
-                    <td>{key.mode}</td>
-                    <td>
-                      <span title={key.tier_id}>{tierName(account, key.tier_id)}</span>
-                    </td>
-                    <td>{key.scopes.join(", ")}</td>
-                    <td>
-                      <span class={`status ${key.status}`}>{key.status}</span>
-                    </td>
-                    <td>{when(key.created_at)}</td>
-                    <td>{when(key.last_used_at)}</td>
-                    <td>{key.expires_at ? when(key.expires_at) : "never"}</td>
-                    <td class="row">
-                      {key.status === "active" && (
-                        <>
-                          <button
-                            type="button"
-                            class="secondary"
-                            aria-label={`Roll ${key.name}`}
-                            onClick={() => setConfirm({ key, action: "roll" })}
-                          >
-                            Roll
-                          </button>
-                          <button
-                            type="button"
-                            class="danger"
-                            aria-label={`Revoke ${key.name}`}
-                            onClick={() => setConfirm({ key, action: "revoke" })}
-                          >
-                            Revoke
-                          </button>
-                        </>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            caption="API keys"
+            columns={[
+              "Name",
+              "Prefix",
+              "Mode",
+              "Tier",
+              "Scopes",
+              "Status",
+              "Created",
+              "Last used",
+              "Expires",
+              "Actions",
+            ]}
+          >
+            {keys.map((key) => (
+              <tr key={key.id}>
+                <td>{key.name}</td>
+                <td>
+                  <code>{key.start}…</code>
+                </td>
+                <td>{key.mode}</td>
+                <td>
+                  <span title={key.tier_id}>{tierName(account, key.tier_id)}</span>
+                </td>
+                <td>{key.scopes.join(", ")}</td>
+                <td>
+                  <span class={`status ${key.status}`}>{key.status}</span>
+                </td>
+                <td>{when(key.created_at)}</td>
+                <td>{when(key.last_used_at)}</td>
+                <td>{key.expires_at ? when(key.expires_at) : "never"}</td>
+                <td class="row">
+                  {key.status === "active" && (
+                    <>
+                      <button
+                        type="button"
+                        class="secondary"
+                        aria-label={`Roll ${key.name}`}
+                        onClick={() => setConfirm({ key, action: "roll" })}
+                      >
+                        Roll
+                      </button>
+                      <button
+                        type="button"
+                        class="danger"
+                        aria-label={`Revoke ${key.name}`}
+                        onClick={() => setConfirm({ key, action: "revoke" })}
+                      >
+                        Revoke
+                      </button>
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       {confirm && (
         <Confirm

@@ -7,7 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client.ts";
 import type { components } from "../api/schema.gen.ts";
 import { mode } from "../ui/state.ts";
-import { ErrorNote, useAction } from "../ui/parts.tsx";
+import { ErrorNote, Table, useAction } from "../ui/parts.tsx";
 import { SERIES, UsageChart } from "./UsageChart.tsx";
 
 type Usage = components["schemas"]["Usage"];
@@ -81,27 +81,23 @@ export function Usage() {
             {SERIES.map(([k, label]) => `${usage.totals[k]} ${label.toLowerCase()}`).join(", ")}
           </p>
           <UsageChart usage={usage} />
-          <div class="scroll">
-            <table>
-              <caption>Requests per {granularity}, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">{granularity === "hour" ? "Hour" : "Day"}</th>
-                  <th scope="col">Requests</th>
-                  {SERIES.map(([k, label]) => <th scope="col" key={k}>{label}</th>)}
-                </tr>
-              </thead>
-              <tbody>
-                {[...usage.buckets].reverse().map((b) => (
-                  <tr key={b.start}>
-                    <td>{format(b.start)}</td>
-                    <td>{b.requests}</td>
-                    {SERIES.map(([k]) => <td key={k}>{b[k]}</td>)}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            caption={<>Requests per {granularity}, newest first</>}
+            showCaption
+            columns={[
+              granularity === "hour" ? "Hour" : "Day",
+              "Requests",
+              ...SERIES.map(([, label]) => label),
+            ]}
+          >
+            {[...usage.buckets].reverse().map((b) => (
+              <tr key={b.start}>
+                <td>{format(b.start)}</td>
+                <td>{b.requests}</td>
+                {SERIES.map(([k]) => <td key={k}>{b[k]}</td>)}
+              </tr>
+            ))}
+          </Table>
         </>
       )}
     </>

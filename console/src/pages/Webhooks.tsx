@@ -14,6 +14,7 @@ import {
   ErrorNote,
   Field,
   ShowOnce,
+  Table,
   useAction,
   when,
 } from "../ui/parts.tsx";
@@ -174,62 +175,53 @@ function Deliveries({ endpoint }: { endpoint: Endpoint }) {
         <button type="button" class="secondary" onClick={() => void load.run()}>Refresh</button>
       </div>
       <ErrorNote error={load.error ?? retry.error} />
-      {items === null
-        ? <p>Loading…</p>
-        : items.length === 0
-        ? <p>No deliveries yet.</p>
-        : (
-          <div class="scroll">
-            <table>
-              <caption class="sr-only">Deliveries</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Event</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Attempts</th>
-                  <th scope="col">Answer</th>
-                  <th scope="col">Last attempt</th>
-                  <th scope="col">Next attempt</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((d) => (
-                  <tr key={d.id}>
-                    <td>{d.event_type}</td>
-                    <td>
-                      <span class={`status ${d.status}`}>{d.status}</span>
-                    </td>
-                    <td>{d.attempts}</td>
-                    <td>
-                      {d.response_status ?? ""} {d.last_error ?? ""}
-                      {d.response_body && (
-                        <details>
-                          <summary>body</summary>
-                          <pre>{d.response_body}</pre>
-                        </details>
-                      )}
-                    </td>
-                    <td>{when(d.last_attempt_at)}</td>
-                    <td>{when(d.next_attempt_at)}</td>
-                    <td>
-                      {d.status !== "pending" && (
-                        <button
-                          type="button"
-                          class="secondary"
-                          aria-label={`Retry ${d.event_type} of ${when(d.created_at)}`}
-                          onClick={() => void retry.run(d)}
-                        >
-                          Retry
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+      {items === null ? <p>Loading…</p> : items.length === 0 ? <p>No deliveries yet.</p> : (
+        <Table
+          caption="Deliveries"
+          columns={[
+            "Event",
+            "Status",
+            "Attempts",
+            "Answer",
+            "Last attempt",
+            "Next attempt",
+            "Actions",
+          ]}
+        >
+          {items.map((d) => (
+            <tr key={d.id}>
+              <td>{d.event_type}</td>
+              <td>
+                <span class={`status ${d.status}`}>{d.status}</span>
+              </td>
+              <td>{d.attempts}</td>
+              <td>
+                {d.response_status ?? ""} {d.last_error ?? ""}
+                {d.response_body && (
+                  <details>
+                    <summary>body</summary>
+                    <pre>{d.response_body}</pre>
+                  </details>
+                )}
+              </td>
+              <td>{when(d.last_attempt_at)}</td>
+              <td>{when(d.next_attempt_at)}</td>
+              <td>
+                {d.status !== "pending" && (
+                  <button
+                    type="button"
+                    class="secondary"
+                    aria-label={`Retry ${d.event_type} of ${when(d.created_at)}`}
+                    onClick={() => void retry.run(d)}
+                  >
+                    Retry
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
+      )}
     </section>
   );
 }

@@ -179,3 +179,28 @@ export function Checkboxes<T extends string>(
     </fieldset>
   );
 }
+
+/**
+ * A list as a table that scrolls sideways on a narrow screen: its caption (for screen readers
+ * only unless `showCaption`), its column headers, and its rows (`children`).
+ */
+export function Table({ caption, showCaption = false, columns, children }: {
+  caption: ComponentChildren;
+  showCaption?: boolean;
+  columns: readonly ComponentChildren[];
+  children: ComponentChildren;
+}) {
+  return (
+    <div class="scroll">
+      <table>
+        <caption class={showCaption ? undefined : "sr-only"}>{caption}</caption>
+        <thead>
+          <tr>
+            {columns.map((column, i) => <th scope="col" key={i}>{column}</th>)}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}

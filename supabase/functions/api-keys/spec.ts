@@ -20,15 +20,12 @@ import {
   RollKey,
 } from "../_shared/schemas/keys.ts";
 import { KeyUsageQuery, USAGE_DESCRIPTION, UsageSchema } from "../_shared/schemas/usage.ts";
-import { type FunctionSpec, SMALL_BODY_BYTES, ULID_PATH_PARAM } from "../_shared/http/spec.ts";
+import { type FunctionSpec, SMALL_BODY_BYTES, ulidPath } from "../_shared/http/spec.ts";
 
 /** The api-keys function. */
 export const spec = {
   gateway: [{ prefix: "/api/keys", target: "" }],
-  pathId: {
-    description: "The API key's id (a ULID, case-insensitive)",
-    schema: ULID_PATH_PARAM,
-  },
+  pathId: ulidPath("The API key"),
   routes: [
     {
       path: "/",

@@ -18,14 +18,14 @@ import {
   ListAppsQuery,
   UpdateApp,
 } from "./schemas.ts";
-import { type FunctionSpec, SMALL_BODY_BYTES, ULID_PATH_PARAM } from "../_shared/http/spec.ts";
+import { type FunctionSpec, SMALL_BODY_BYTES, ulidPath } from "../_shared/http/spec.ts";
 
 const TAG = "Apps";
 
 /** The apps function. */
 export const spec = {
   gateway: [{ prefix: "/api/apps", target: "" }],
-  pathId: { description: "The app's id (a ULID, case-insensitive)", schema: ULID_PATH_PARAM },
+  pathId: ulidPath("The app"),
   routes: [
     {
       path: "/",

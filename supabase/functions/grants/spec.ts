@@ -13,17 +13,14 @@ import {
   GrantSchema,
   ListGrantsQuery,
 } from "./schemas.ts";
-import { type FunctionSpec, SMALL_BODY_BYTES, ULID_PATH_PARAM } from "../_shared/http/spec.ts";
+import { type FunctionSpec, SMALL_BODY_BYTES, ulidPath } from "../_shared/http/spec.ts";
 
 const TAG = "Grants";
 
 /** The grants function. */
 export const spec = {
   gateway: [{ prefix: "/api/grants", target: "" }],
-  pathId: {
-    description: "The grant's id (a ULID, case-insensitive)",
-    schema: ULID_PATH_PARAM,
-  },
+  pathId: ulidPath("The grant"),
   pathParams: {
     client_id: {
       description: "The app's OAuth client id",

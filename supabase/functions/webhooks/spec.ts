@@ -23,15 +23,17 @@ import {
   WebhookListSchema,
   WebhookSchema,
 } from "../_shared/schemas/webhooks.ts";
-import { type FunctionSpec, SMALL_BODY_BYTES, ULID_PATH_PARAM } from "../_shared/http/spec.ts";
+import {
+  type FunctionSpec,
+  SMALL_BODY_BYTES,
+  ULID_PATH_PARAM,
+  ulidPath,
+} from "../_shared/http/spec.ts";
 
 /** The webhooks function. */
 export const spec = {
   gateway: [{ prefix: "/api/webhooks", target: "" }],
-  pathId: {
-    description: "The webhook endpoint's id (a ULID, case-insensitive)",
-    schema: ULID_PATH_PARAM,
-  },
+  pathId: ulidPath("The webhook endpoint"),
   pathParams: {
     delivery_id: { description: "The delivery's id (a ULID)", schema: ULID_PATH_PARAM },
   },

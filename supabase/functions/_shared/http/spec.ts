@@ -106,6 +106,11 @@ export const ULID_PATH_PARAM = {
   maxLength: 26,
 };
 
+/** A ULID path parameter of `thing` ("The grant"), as the reference shows it. */
+export function ulidPath(thing: string): { description: string; schema: typeof ULID_PATH_PARAM } {
+  return { description: `${thing}'s id (a ULID, case-insensitive)`, schema: ULID_PATH_PARAM };
+}
+
 /** The principal a route's handlers receive. */
 export type PrincipalFor<A extends AuthKind> = A extends "jwt" ? UserPrincipal
   : A extends "api_key" ? KeyPrincipal
