@@ -123,6 +123,7 @@ const SAMPLES: Readonly<Record<string, { body?: unknown; ok: readonly number[] }
   updateApp: { body: { name: "x" }, ok: [404] },
   deleteApp: { ok: [404] },
   rotateAppSecret: { ok: [404] },
+  getAppUsage: { ok: [404] },
   listGrants: { ok: [200] },
   createGrant: {
     body: { client_id: "00000000-0000-4000-8000-000000000000", scopes: ["vaults:read"] },

@@ -23,6 +23,8 @@ import {
 } from "./_harness.ts";
 import { alone } from "./_support/alone.ts";
 import { adminClient } from "./_support/oauth.ts";
+import { appToken, grantApp, newApp } from "./_support/apps.ts";
+import { delay } from "../supabase/functions/_shared/deadline.ts";
 import { MAX_APPS } from "../supabase/functions/apps/handler.ts";
 import { mintServiceRoleKey } from "../tools/local_auth.ts";
 
@@ -265,5 +267,49 @@ e2e("apps without the service role key, or with Auth unreachable: 503, nothing l
     where owner_id = ${user.userId}`;
   assert.equal(n?.n, 0);
 });
+
+e2e(
+  "GET /api/apps/{id}/usage: the app's requests across its users, for its owner only",
+  async () => {
+    const app = await newApp({ scopes: ["vaults:read"] });
+    const users = [await newUser(), await newUser()];
+    for (const user of users) await grantApp(user, app, ["vaults:read"]);
+    for (const [i, user] of users.entries()) {
+      const token = await appToken(user, app.clientId);
+      for (let n = 0; n <= i; n++) {
+        const r = await api("/api/vaults", { ip: uniqueIp(), headers: bearer(token) });
+        assert.equal(r.status, 200, r.text);
+      }
+      // Beyond its grant: a client error the app's usage counts too.
+      const refused = await api("/api/vaults", {
+        method: "POST",
+        ip: uniqueIp(),
+        headers: { ...bearer(token), "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "no" }),
+      });
+      assertError(refused, 403, "INSUFFICIENT_SCOPE");
+    }
+    const path = `/api/apps/${app.appId}/usage?granularity=hour`;
+    const owner = { ip: uniqueIp(), headers: bearer(app.owner.token) };
+    let r = await api(path, owner);
+    for (let tries = 0; r.body?.totals?.requests !== 5 && tries < 50; tries++) {
+      await delay(100);
+      r = await api(path, owner);
+    }
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body.totals, {
+      requests: 5,
+      success: 3,
+      rate_limited: 0,
+      client_errors: 2,
+      server_errors: 0,
+    });
+    assert.equal(r.body.granularity, "hour");
+    assert.equal(r.body.buckets.length, 24);
+    const stranger = await developer();
+    assertError(await api(path, stranger.as()), 404, "NOT_FOUND");
+    assertError(await api("/api/apps/not-an-id/usage", owner), 404, "NOT_FOUND");
+  },
+);
 
 closeDbLast("apps");

@@ -811,6 +811,11 @@ conforming("apps answer every documented outcome as documented", async (c) => {
   await c.call("GET", item, at, as, { status: 200 });
   await c.call("PATCH", item, at, sending({ name: "Renamed" }), { status: 200 });
   await c.call("POST", `${item}/rotate`, `${at}/rotate`, as, { status: 200 });
+  await c.call("GET", `${item}/usage`, `${at}/usage?granularity=hour`, as, { status: 200 });
+  await c.call("GET", `${item}/usage`, `${at}/usage?granularity=week`, as, {
+    status: 400,
+    code: "VALIDATION_FAILED",
+  });
   await c.call("POST", `${item}/rotate`, `${list}/${pub.body.id}/rotate`, as, {
     status: 409,
     code: "APP_IS_PUBLIC",

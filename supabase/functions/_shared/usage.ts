@@ -1,7 +1,8 @@
 /**
- * Usage of the caller's API keys, read as the caller (RLS) from `api_usage_hourly`, the hourly
- * rollups the request log keeps (audit.ts): per hour or per UTC day, every bucket of the range
- * with zeros where nothing happened, and the totals.
+ * Usage of the caller's API keys, read as the caller (RLS) from `api_usage_hourly`, or of one of
+ * their third-party apps from `api_app_usage_hourly`, the hourly rollups the request log keeps
+ * (audit.ts): per hour or per UTC day, every bucket of the range with zeros where nothing
+ * happened, and the totals.
  *
  * @module
  */
@@ -68,19 +69,29 @@ const zero = (): UsageCounts => ({
   server_errors: 0,
 });
 
-/** The usage of the caller's keys in `range`, optionally of one key or one mode. */
+/**
+ * The usage of the caller's keys in `range`, optionally of one key or one mode; or, with
+ * `clientId`, of one of the caller's third-party apps across all its users
+ * (`api_app_usage_hourly`, which RLS shows to the app's owner only).
+ */
 export async function readUsage(
   tx: Tx,
   range: UsageRange,
-  filter: { keyId?: string | undefined; mode?: "live" | "test" | undefined } = {},
+  filter: {
+    keyId?: string | undefined;
+    mode?: "live" | "test" | undefined;
+    clientId?: string | undefined;
+  } = {},
 ): Promise<z.input<typeof UsageSchema>> {
+  const app = filter.clientId;
   const rows = await tx<Row[]>`
     select date_trunc(${range.granularity}, hour, 'UTC') as start,
       sum(requests)::int as requests, sum(success)::int as success,
       sum(rate_limited)::int as rate_limited, sum(client_errors)::int as client_errors,
       sum(server_errors)::int as server_errors
-    from public.api_usage_hourly
+    from ${app === undefined ? tx`public.api_usage_hourly` : tx`public.api_app_usage_hourly`}
     where hour >= ${new Date(range.from)} and hour < ${new Date(range.to)}
+      ${app === undefined ? tx`` : tx`and client_id = ${app}`}
       ${filter.keyId === undefined ? tx`` : tx`and key_id = ${filter.keyId}`}
       ${filter.mode === undefined ? tx`` : tx`and mode = ${filter.mode}`}
     group by 1`;

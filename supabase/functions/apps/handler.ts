@@ -28,6 +28,8 @@ import {
   type UpdateApp,
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
+import { type KeyUsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
+import { readUsage, usageRange } from "../_shared/usage.ts";
 import { ApiError } from "../_shared/errors.ts";
 import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import { inTransaction } from "../_shared/db/client.ts";
@@ -207,6 +209,18 @@ async function rotate(ctx: Ctx): Promise<Response> {
   });
 }
 
+async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response> {
+  const id = idParam(ctx);
+  const range = usageRange(ctx.query, ctx.services.now());
+  const body = await asUser(ctx, async (tx) => {
+    const [app] = await tx<{ client_id: string }[]>`select client_id from public.oauth_apps
+      where id = ${id}`;
+    if (!app) throw notFound();
+    return await readUsage(tx, range, { clientId: app.client_id });
+  });
+  return respond(UsageSchema, body);
+}
+
 /** The apps function's operations. */
 export const operations: Implementations<typeof spec> = {
   listApps: list,
@@ -215,4 +229,5 @@ export const operations: Implementations<typeof spec> = {
   updateApp: update,
   deleteApp: remove,
   rotateAppSecret: rotate,
+  getAppUsage: usage,
 };

@@ -18,6 +18,7 @@ import {
   ListAppsQuery,
   UpdateApp,
 } from "./schemas.ts";
+import { KeyUsageQuery, USAGE_DESCRIPTION, UsageSchema } from "../_shared/schemas/usage.ts";
 import { type FunctionSpec, SMALL_BODY_BYTES, ulidPath } from "../_shared/http/spec.ts";
 
 const TAG = "Apps";
@@ -82,6 +83,22 @@ export const spec = {
           description: "Deletes the OAuth client and the app: its tokens are refused from the " +
             "next request.",
           success: { status: 204, description: "Deleted" },
+          errors: ["NOT_FOUND"],
+        },
+      },
+    },
+    {
+      path: "/:id/usage",
+      auth: "jwt",
+      methods: {
+        GET: {
+          id: "getAppUsage",
+          tag: TAG,
+          summary: "An app's usage",
+          description: "Requests the app made for all its users, per hour or per UTC day, as " +
+            "`GET /api/usage` shows them. " + USAGE_DESCRIPTION,
+          query: KeyUsageQuery,
+          success: { status: 200, description: "The app's usage", schema: UsageSchema },
           errors: ["NOT_FOUND"],
         },
       },
