@@ -187,6 +187,34 @@ e2e("an app's token is held to its grant's scopes: 403 insufficient_scope", asyn
   assertLacks(await api(`/api/vaults/${id}`, patch({ name: "again" })), "vaults:write");
 });
 
+e2e(
+  "a grant narrowed around the API: the database refuses, the answer is still a 403",
+  async () => {
+    const app = await newApp();
+    const user = await newUser();
+    await grantApp(user, app, ["vaults:read", "vaults:write", "vaults:delete"]);
+    const token = await appToken(user, app.clientId);
+    const made = await api("/api/vaults", post(token, { name: "app's", tags: [] }));
+    assert.equal(made.status, 201, made.text);
+    // Narrowed in SQL, as PostgREST or an operator would, without the epoch the API announces:
+    // this isolate still holds the wider grant, the database holds the new one.
+    const narrow = (scopes: string) =>
+      db()`update public.oauth_grants set scopes = ${scopes}::text[]
+        where user_id = ${user.userId} and client_id = ${app.clientId} and revoked_at is null`;
+    const at = `/api/vaults/${made.body.id}`;
+    await narrow("{vaults:read,vaults:write}");
+    // The guard trigger refuses the deactivation (TV403).
+    assertLacks(await api(at, { ...bearer(token), method: "DELETE" }), "vaults:delete");
+    await narrow("{vaults:read}");
+    // The insert policy refuses (42501); the change policies hide the row from the update.
+    assertLacks(await api("/api/vaults", post(token, { name: "more", tags: [] })), "vaults:write");
+    assertLacks(await api(at, { ...post(token, { name: "x" }), method: "PATCH" }), "vaults:write");
+    assertLacks(await api(at, { ...bearer(token), method: "DELETE" }), "vaults:delete");
+    const still = await api(`/api/vaults/${made.body.id}`, bearer(user.token));
+    assert.equal(still.body.status, "active", "nothing changed");
+  },
+);
+
 e2e("account routes never take an app's token: 403 APP_TOKEN_NOT_ACCEPTED", async () => {
   const app = await newApp();
   const user = await newUser();

@@ -47,7 +47,33 @@ type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal | KeyPrincipal
 
 function asOwner<T>(ctx: Ctx, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const claims = claimsOf(ctx.principal);
-  return ctx.timing.measure("db", () => asCaller(ctx.services.sql, claims, fn));
+  return ctx.timing.measure("db", async () => {
+    try {
+      return await asCaller(ctx.services.sql, claims, fn);
+    } catch (error) {
+      throw appRefusal(ctx, error) ?? error;
+    }
+  });
+}
+
+/**
+ * The database's refusal of an app's change, as the 403 admission would have given: a grant
+ * narrowed around the API (SQL, PostgREST) holds at once in the database, while this isolate
+ * may still hold the grant as it was until the grant epoch moves. The guard trigger names the
+ * scope (TV403); an insert its policy refuses (42501) needed `vaults:write`.
+ */
+function appRefusal(ctx: Ctx, error: unknown): ApiError | undefined {
+  const p = ctx.principal;
+  if (p.kind !== "user" || !p.app) return undefined;
+  switch (sqlState(error)) {
+    case "TV403": {
+      const scope = /\b(vaults:(?:write|delete))\b/.exec(String((error as Error).message))?.[1];
+      return appLacks((scope ?? "vaults:write") as AppScope);
+    }
+    case "42501":
+      return appLacks("vaults:write");
+  }
+  return undefined;
 }
 
 /** A third-party app's token lacking a scope this change needs (admission checked the route's). */
@@ -57,6 +83,19 @@ function appLacks(scope: AppScope): ApiError {
     extra: { required_scope: scope },
     challenge: scopeChallenge(scope),
   });
+}
+
+/**
+ * Why a change found no vault: none the caller may see (404), or, for an app whose grant was
+ * narrowed around the API, one it may read but not change, hidden by the change policies (403).
+ */
+async function notChanged(ctx: Ctx, id: string, needed: AppScope): Promise<ApiError> {
+  const p = ctx.principal;
+  if (p.kind === "user" && p.app) {
+    const [seen] = await asOwner(ctx, (tx) => tx`select 1 from public.vaults where id = ${id}`);
+    if (seen) return appLacks(needed);
+  }
+  return new ApiError("NOT_FOUND", { message: "Vault not found" });
 }
 
 function vaultId(ctx: Ctx): string {
@@ -125,7 +164,9 @@ async function update(ctx: Ctx<unknown, z.output<typeof UpdateVault>>): Promise<
       tx<VaultRow[]>`update public.vaults set ${tx(changes)} where id = ${id}
       returning ${tx.unsafe(COLUMNS)}`,
   );
-  if (!row) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
+  if (!row) {
+    throw await notChanged(ctx, id, body.status === "inactive" ? "vaults:delete" : "vaults:write");
+  }
   ctx.services.webhooks.kick();
   return respond(VaultSchema, present(row));
 }
@@ -136,7 +177,7 @@ async function remove(ctx: Ctx): Promise<Response> {
     ctx,
     (tx) => tx`update public.vaults set status = 'inactive' where id = ${id} returning id`,
   );
-  if (rows.length === 0) throw new ApiError("NOT_FOUND", { message: "Vault not found" });
+  if (rows.length === 0) throw await notChanged(ctx, id, "vaults:delete");
   ctx.services.webhooks.kick();
   return new Response(null, { status: 204 });
 }
