@@ -23,7 +23,7 @@
 import { hashApiKey, KEY_PREFIX, type KeyMode, parseApiKey } from "./key_format.ts";
 import type { AuthResult, KeyPrincipal, Scope } from "./principal.ts";
 import { ipInAnyCidr } from "./allowlist.ts";
-import { BoundedCache } from "../cache.ts";
+import { type Confirmation, EpochCache, type EpochSource } from "./epoch.ts";
 
 /** A key as the verification function returns it. */
 export interface StoredKey {
@@ -47,24 +47,7 @@ export interface KeyStore {
 }
 
 /** The key-state epoch: counters every change of a key's state increments (key_epoch.ts). */
-export interface KeyEpoch {
-  /** The current state version of the keys with this hash; rejects when it cannot be read. */
-  current(hash: Uint8Array): Promise<string>;
-  /** The Redis keys whose values make that version (read with the rate limits: one command). */
-  keysOf(hash: Uint8Array): readonly string[];
-  /** The version the values of {@link keysOf}'s keys make. */
-  versionOf(values: readonly unknown[]): string;
-}
-
-/**
- * How a key served from cache is confirmed: its epoch keys are read in the same Redis command as
- * its rate limits, and `matches` judges what was read (undefined: nothing could be read). On
- * false the stale entry is already gone: authenticate again.
- */
-export interface Confirmation {
-  keys: readonly string[];
-  matches(values: readonly unknown[] | undefined): boolean;
-}
+export type KeyEpoch = EpochSource<Uint8Array>;
 
 /** Options of {@link createKeyAuthenticator}. */
 export interface KeyAuthOptions {
@@ -99,15 +82,13 @@ const REFUSED_TTL_MS = 10_000;
 /** How long an unknown hash is remembered; random 256-bit keys never become known later. */
 const UNKNOWN_TTL_MS = 60_000;
 
-interface Entry {
-  key: StoredKey | null;
-  epoch: string;
-}
-
 /** Creates the isolate's key authenticator. */
 export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticator {
   const now = options.now ?? Date.now;
-  const cache = new BoundedCache<string, Entry>(options.epoch ? (options.cacheSize ?? 10_000) : 0);
+  const cache = new EpochCache<Uint8Array, StoredKey | null>(
+    options.epoch,
+    options.cacheSize ?? 10_000,
+  );
 
   const evaluate = (key: StoredKey | null, clientIp: string | undefined): KeyAuthResult => {
     if (key === null) return { ok: false, code: "INVALID_API_KEY" };
@@ -144,15 +125,6 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
     };
   };
 
-  const readEpoch = async (hash: Uint8Array): Promise<string | undefined> => {
-    if (!options.epoch) return undefined;
-    try {
-      return await options.epoch.current(hash);
-    } catch {
-      return undefined;
-    }
-  };
-
   return {
     async authenticate(raw, clientIp) {
       const presented = raw?.trim() ?? "";
@@ -163,22 +135,10 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
       const cacheKey = String.fromCharCode(...hash);
 
       // Only keys that parsed, in a mode served here, are ever cached: a hit needs no parsing.
-      const hit = cache.get(cacheKey, now());
+      const hit = cache.hit(cacheKey, hash, now());
       if (hit) {
-        const result = evaluate(hit.key, clientIp);
-        if (!result.ok) return result;
-        const epoch = options.epoch!;
-        return {
-          ...result,
-          confirm: {
-            keys: epoch.keysOf(hash),
-            matches: (values) => {
-              if (values !== undefined && epoch.versionOf(values) === hit.epoch) return true;
-              cache.delete(cacheKey);
-              return false;
-            },
-          },
-        };
+        const result = evaluate(hit.value, clientIp);
+        return result.ok ? { ...result, confirm: hit.confirm } : result;
       }
 
       // The prefix is known good (above), so a key that does not parse has a bad body or checksum.
@@ -187,16 +147,18 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
       if (!options.acceptedModes.includes(parsed.mode)) {
         return { ok: false, code: "INVALID_API_KEY" };
       }
-      const epoch = await readEpoch(hash);
+      const epoch = await cache.before(hash);
       const found = await options.store.findByHash(hash);
       const key = found !== null && found.mode === parsed.mode ? found : null;
       const result = evaluate(key, clientIp);
-      if (epoch !== undefined) {
-        const ttl = key === null ? UNKNOWN_TTL_MS : result.ok ? KEY_CACHE_TTL_MS : REFUSED_TTL_MS;
-        // Never beyond the key's own expiry, so a cached key lapses on time.
-        const expires = Math.min(now() + ttl, key?.expiresAt?.getTime() ?? Infinity);
-        cache.set(cacheKey, { key, epoch }, expires);
-      }
+      const ttl = key === null ? UNKNOWN_TTL_MS : result.ok ? KEY_CACHE_TTL_MS : REFUSED_TTL_MS;
+      // Never beyond the key's own expiry, so a cached key lapses on time.
+      cache.keep(
+        cacheKey,
+        key,
+        epoch,
+        Math.min(now() + ttl, key?.expiresAt?.getTime() ?? Infinity),
+      );
       return result;
     },
   };

@@ -15,9 +15,7 @@
  * @module
  */
 import type { AppAccess, AuthFailure, UserPrincipal } from "./principal.ts";
-import type { Confirmation } from "./api_key.ts";
-import type { GrantEpoch } from "./grant_epoch.ts";
-import { BoundedCache } from "../cache.ts";
+import { type Confirmation, EpochCache, type EpochSource } from "./epoch.ts";
 
 /** Finds a user's active grant to an app; null when there is none. */
 export interface GrantStore {
@@ -39,18 +37,13 @@ export interface GrantAuthenticator {
 export interface GrantAuthOptions {
   store: GrantStore;
   /** Without an epoch source, nothing is cached. */
-  epoch?: Pick<GrantEpoch, "current" | "keysOf" | "versionOf"> | undefined;
+  epoch?: EpochSource<string> | undefined;
   cacheSize?: number;
   now?: () => number;
 }
 
 /** How long a grant may be served from cache if every epoch bump were lost. */
 export const GRANT_CACHE_TTL_MS = 30_000;
-
-interface Entry {
-  access: AppAccess | null;
-  epoch: string;
-}
 
 /** The refusal of a token whose user has no active grant to its app. */
 function notActive(principal: UserPrincipal): AuthFailure {
@@ -66,43 +59,22 @@ function notActive(principal: UserPrincipal): AuthFailure {
 /** Creates the isolate's grant authenticator. */
 export function createGrantAuthenticator(options: GrantAuthOptions): GrantAuthenticator {
   const now = options.now ?? Date.now;
-  const epoch = options.epoch;
-  const cache = new BoundedCache<string, Entry>(epoch ? (options.cacheSize ?? 10_000) : 0);
+  const cache = new EpochCache<string, AppAccess | null>(
+    options.epoch,
+    options.cacheSize ?? 10_000,
+  );
   const evaluate = (principal: UserPrincipal, access: AppAccess | null): GrantResult =>
     access === null ? notActive(principal) : { ok: true, principal: { ...principal, app: access } };
 
   return {
     async admit(principal) {
       const id = `${principal.userId}\n${principal.clientId}`;
-      const hit = cache.get(id, now());
-      if (hit && epoch) {
-        return {
-          ...evaluate(principal, hit.access),
-          confirm: {
-            keys: epoch.keysOf(principal.userId),
-            matches: (values) => {
-              if (values !== undefined && epoch.versionOf(values) === hit.epoch) return true;
-              cache.delete(id);
-              return false;
-            },
-          },
-        };
-      }
-      let version: string | undefined;
-      try {
-        version = await epoch?.current(principal.userId);
-      } catch {
-        version = undefined;
-      }
+      const hit = cache.hit(id, principal.userId, now());
+      if (hit) return { ...evaluate(principal, hit.value), confirm: hit.confirm };
+      const version = await cache.before(principal.userId);
       const access = await options.store.find(principal.userId, principal.clientId);
       // Never beyond the token's own expiry: nothing is kept for a token that cannot come back.
-      if (version !== undefined) {
-        cache.set(
-          id,
-          { access, epoch: version },
-          Math.min(now() + GRANT_CACHE_TTL_MS, principal.exp * 1000),
-        );
-      }
+      cache.keep(id, access, version, Math.min(now() + GRANT_CACHE_TTL_MS, principal.exp * 1000));
       return evaluate(principal, access);
     },
   };

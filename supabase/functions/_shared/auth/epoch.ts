@@ -3,10 +3,12 @@
  * confirmed by: a global counter and one of {@link EPOCH_SHARDS} shards' counters, read together
  * in one MGET (or beside the rate limits, in their script) and bumped with INCR. A change to a
  * few subjects bumps their shards only; one that may touch any subject bumps the global counter.
+ * {@link EpochCache} is the per-isolate cache of lookups both confirm this way.
  *
  * @module
  */
 import type { Redis } from "@upstash/redis";
+import { BoundedCache } from "../cache.ts";
 
 /** Shards of an epoch: 12 bits of a hash. */
 export const EPOCH_SHARDS = 4096;
@@ -52,4 +54,72 @@ export function shardedEpoch<S, B>(
       await Promise.all(keys.map((k) => redis.incr(k)));
     },
   };
+}
+
+/** What an {@link EpochCache} needs of an epoch: reading it, and its keys and version. */
+export interface EpochSource<S> {
+  /** The subject's version now; rejects when it cannot be read. */
+  current(subject: S): Promise<string>;
+  /** The Redis keys whose values make that version (read with the rate limits: one command). */
+  keysOf(subject: S): readonly string[];
+  /** The version the values of {@link keysOf}'s keys make. */
+  versionOf(values: readonly unknown[]): string;
+}
+
+/**
+ * How a lookup served from cache is confirmed: its epoch keys are read in the same Redis command
+ * as the request's rate limits, and `matches` judges what was read (undefined: nothing could be
+ * read). On false the stale entry is already gone: look the subject up again.
+ */
+export interface Confirmation {
+  keys: readonly string[];
+  matches(values: readonly unknown[] | undefined): boolean;
+}
+
+/**
+ * Lookups (a key by its hash, a user's grant to an app) remembered per isolate with the epoch
+ * they were read at, trusted only while that epoch reads back unchanged. On a miss the epoch is
+ * read before the lookup ({@link EpochCache.before}), so an entry never pairs old data with a
+ * newer epoch; when it cannot be read, nothing is kept. Without an epoch source nothing is.
+ */
+export class EpochCache<S, V> {
+  readonly #epoch: EpochSource<S> | undefined;
+  readonly #entries: BoundedCache<string, { value: V; version: string }>;
+
+  constructor(epoch: EpochSource<S> | undefined, size: number) {
+    this.#epoch = epoch;
+    this.#entries = new BoundedCache(epoch ? size : 0);
+  }
+
+  /** The value kept for `id` (of `subject`), with how the request confirms it; or undefined. */
+  hit(id: string, subject: S, now: number): { value: V; confirm: Confirmation } | undefined {
+    const epoch = this.#epoch;
+    const entry = this.#entries.get(id, now);
+    if (!entry || !epoch) return undefined;
+    return {
+      value: entry.value,
+      confirm: {
+        keys: epoch.keysOf(subject),
+        matches: (values) => {
+          if (values !== undefined && epoch.versionOf(values) === entry.version) return true;
+          this.#entries.delete(id);
+          return false;
+        },
+      },
+    };
+  }
+
+  /** The subject's epoch, read before a lookup; undefined when it cannot be read. */
+  async before(subject: S): Promise<string | undefined> {
+    try {
+      return await this.#epoch?.current(subject);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keeps `value`, looked up at epoch `version` (none: not kept), until `expiresAt`. */
+  keep(id: string, value: V, version: string | undefined, expiresAt: number): void {
+    if (version !== undefined) this.#entries.set(id, { value, version }, expiresAt);
+  }
 }

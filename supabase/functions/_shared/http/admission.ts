@@ -20,7 +20,7 @@ import type {
   RefusedKey,
   UserPrincipal,
 } from "../auth/principal.ts";
-import type { Confirmation } from "../auth/api_key.ts";
+import type { Confirmation } from "../auth/epoch.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { AuthKind } from "./spec.ts";
 import type { OperationTarget, Target } from "./router.ts";
