@@ -57,6 +57,8 @@ const APPS = newestFirst(COLUMNS, "public.oauth_apps");
 
 const notFound = () => new ApiError("NOT_FOUND", { message: "App not found" });
 
+const accountNotFound = () => new ApiError("NOT_FOUND", { message: "Account not found" });
+
 function idParam(ctx: Ctx): string {
   return ulidParam(ctx.params, "id", notFound);
 }
@@ -100,15 +102,15 @@ async function list(ctx: Ctx<z.output<typeof ListAppsQuery>>): Promise<Response>
 async function create(ctx: Ctx<unknown, z.output<typeof CreateApp>>): Promise<Response> {
   const body = ctx.body;
   const owner = ctx.principal.userId;
-  const tier = await asUser(ctx, async (tx) => {
-    const [row] = await tx<{ apps: number; tier_id: string | null }[]>`select
-      (select count(*)::int from public.oauth_apps) as apps,
-      (select tier_id from public.accounts) as tier_id`;
-    if (!row?.tier_id) throw new ApiError("NOT_FOUND", { message: "Account not found" });
-    if (row.apps >= MAX_APPS) throw new ApiError("APP_LIMIT_REACHED");
-    return row.tier_id;
-  });
   const admin = authAdmin(ctx);
+  // Refused before Auth makes a client; checked again under the lock below.
+  await asUser(ctx, async (tx) => {
+    const [row] = await tx<{ apps: number; account: boolean }[]>`select
+      (select count(*)::int from public.oauth_apps) as apps,
+      exists (select 1 from public.accounts) as account`;
+    if (!row?.account) throw accountNotFound();
+    if (row.apps >= MAX_APPS) throw new ApiError("APP_LIMIT_REACHED");
+  });
   const client = await inAuth(ctx, "redirect_uris", () =>
     admin.createClient({
       client_name: body.name,
@@ -127,11 +129,10 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateApp>>): Promise<Re
           from public.oauth_apps where owner_id = ${owner}`;
         if ((count?.n ?? 0) >= MAX_APPS) throw new ApiError("APP_LIMIT_REACHED");
         const [inserted] = await tx<AppRow[]>`insert into public.oauth_apps
-            (owner_id, client_id, client_type, name, website, logo_uri, redirect_uris, scopes,
-             tier_id)
+            (owner_id, client_id, client_type, name, website, logo_uri, redirect_uris, scopes)
           values (${owner}, ${client.client_id}, ${client.client_type}, ${body.name},
             ${body.website ?? null}, ${body.logo_uri ?? null}, ${body.redirect_uris}::text[],
-            ${body.scopes}::text[], ${tier})
+            ${body.scopes}::text[])
           returning ${tx.unsafe(COLUMNS)}`;
         return inserted!;
       }));
@@ -143,7 +144,8 @@ async function create(ctx: Ctx<unknown, z.output<typeof CreateApp>>): Promise<Re
         client_id: client.client_id,
       })
     );
-    throw refused(error) ?? error;
+    // The guard trigger gives the app its owner's account tier (TV404: no account).
+    throw refused(error, { TV404: accountNotFound }) ?? error;
   }
   return respond(
     CreatedAppSchema,
