@@ -20,6 +20,7 @@ import { createFixtures, type Fixtures, startChurn } from "./bench/fixtures.ts";
 import * as meter from "./bench/meter.ts";
 import { runWrk, type WrkLoad } from "./bench/wrk.ts";
 import { type CaseResult, goals, goalTable, tables } from "./bench/report.ts";
+import { inspectorPortOf, startProfile, summarize } from "./bench/profile.ts";
 
 /** A case: what wrk sends to which served process. */
 interface CaseDef {
@@ -105,7 +106,7 @@ const FLAGS = {
   changes: ["10", "key-state changes per second during the cache case"],
 } as const;
 type Flag = keyof typeof FLAGS;
-type Options = Record<Flag, number> & { cases: string[] };
+type Options = Record<Flag, number> & { cases: string[]; profile: boolean };
 
 function options(args: string[]): Options {
   const spec = Object.fromEntries(
@@ -116,13 +117,16 @@ function options(args: string[]): Options {
     options: {
       ...spec,
       cases: { type: "string", default: CASES.join(",") },
+      profile: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
   const usage = "usage: deno task bench [options]\n" +
     Object.entries(FLAGS).map(([k, [d, what]]) => `  --${k.padEnd(16)} ${what} (default ${d})`)
       .join("\n") +
-    `\n  --cases            comma-separated, default all: ${CASES.join(",")}`;
+    `\n  --cases            comma-separated, default all: ${CASES.join(",")}` +
+    "\n  --profile          a CPU profile of each function's measured seconds (V8 inspector):\n" +
+    "                     .local/bench/<run>/<case>.cpuprofile and a table of self time";
   if (values.help) {
     console.log(usage);
     Deno.exit(0);
@@ -130,7 +134,7 @@ function options(args: string[]): Options {
   const cases = String(values.cases).split(",").filter((c) => c !== "");
   const unknown = cases.filter((c) => !CASES.includes(c));
   if (unknown.length > 0) throw new Error(`unknown case(s): ${unknown.join(", ")}\n${usage}`);
-  const o = { cases } as Options;
+  const o = { cases, profile: values.profile === true } as Options;
   for (const k of Object.keys(FLAGS) as Flag[]) {
     o[k] = Number((values as Record<string, unknown>)[k]);
     const min = k === "warmup" ? 0 : 1;
@@ -150,6 +154,7 @@ async function measure(
   c: CaseDef,
   o: Options,
   bareRps?: number,
+  profileDir?: string,
 ): Promise<CaseResult> {
   const port = portOf(c.fn);
   const connections = c.connections ?? o.connections;
@@ -175,9 +180,17 @@ async function measure(
       pgbouncer: () => meter.cpuSeconds(p.pgbouncer),
       wrk: () => meter.cpuSeconds("self", "children"),
     });
+    const profiling = profileDir !== undefined && c.fn !== "baseline"
+      ? await startProfile(inspectorPortOf(port))
+      : undefined;
     const w = await runWrk(load);
     const cpu = stopCpu();
     const k = await meter.takeCounters(port);
+    const profile = await profiling?.();
+    if (profile) {
+      Deno.writeTextFileSync(`${profileDir}/${c.id}.cpuprofile`, JSON.stringify(profile));
+      console.log(`\n### ${c.label}: profile\n\n${summarize(profile, k.requests)}\n`);
+    }
     const lookups = keys ? await calls(stack) - calls0 : undefined;
     const n = Math.max(1, k.requests);
     const warnings = logLinesSince(logPath, logStart)
@@ -260,14 +273,18 @@ async function main(o: Options): Promise<void> {
   Deno.addSignalListener("SIGTERM", interrupted);
   const results: CaseResult[] = [];
   try {
-    const stack = await startStack(log, started);
+    const stack = await startStack(log, started, o.profile);
+    const profileDir = o.profile
+      ? `${LOCAL}/bench/${startedAt.toISOString().replace(/[:.]/g, "-")}`
+      : undefined;
+    if (profileDir) Deno.mkdirSync(profileDir, { recursive: true });
     const changes = o.cases.includes("cache") ? o.changes * (o.warmup + o.duration + 5) : 0;
     const sizes = { users: o.users, churnKeys: o["cache-keys"], changes };
     const fx = await createFixtures(stack, sizes, log);
     await checkCounting(stack, fx);
     const bare: Record<number, number> = {};
     for (const c of caseDefs(stack, fx, o)) {
-      const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections]);
+      const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections], profileDir);
       if (c.fn === "baseline") bare[r.connections] = r.rps;
       results.push(r);
     }

@@ -27,6 +27,7 @@ import {
 import { publicJwks } from "../local_auth.ts";
 import { bridgeCommand } from "../stack/bridge.ts";
 import { parentPid } from "./meter.ts";
+import { inspectorPortOf } from "./profile.ts";
 
 /** The processes a case may load: the bare baseline, the functions and their floor (floor.ts). */
 export const SERVED = ["baseline", "v1-test", "me", "vaults", "api-keys", "floor"] as const;
@@ -82,11 +83,13 @@ async function resetData(log: Log): Promise<void> {
 
 /**
  * Starts the stack; `started.stop` stops what it started so far (on Ctrl-C too), and is called
- * on failure before the error is thrown.
+ * on failure before the error is thrown. With `profile`, each function opens the V8 inspector
+ * (tools/bench/profile.ts) on its port + 1,000.
  */
 export async function startStack(
   log: Log,
   started: { stop?: () => Promise<void> },
+  profile = false,
 ): Promise<Stack> {
   const pids: number[] = [];
   let auth: Deno.HttpServer | undefined;
@@ -166,6 +169,9 @@ export async function startStack(
       // BENCH_V8_FLAGS (e.g. `--prof`) goes to each served function's V8, for profiling.
       const v8 = Deno.env.get("BENCH_V8_FLAGS");
       const flags = v8 ? [`--v8-flags=${v8}`] : [];
+      if (profile && name !== "baseline") {
+        flags.push(`--inspect=127.0.0.1:${inspectorPortOf(portOf(name))}`);
+      }
       const args = ["run", "--no-lock", ...flags, ...config, ...perms, "tools/bench/serve.ts"];
       const env = { ...functionEnv, BENCH_FUNCTION: name, BENCH_PORT: String(portOf(name)) };
       const ready = `http://127.0.0.1:${portOf(name)}/__bench/counters`;
