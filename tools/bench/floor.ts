@@ -14,12 +14,13 @@
  */
 import { createSql, type Sql } from "../../supabase/functions/_shared/db/client.ts";
 import { parseDbConfig } from "../../supabase/functions/_shared/config.ts";
-import { rowShape } from "../../supabase/functions/_shared/db/rows.ts";
-import { VaultSchema } from "../../supabase/functions/_shared/schemas/vaults.ts";
+import { VAULTS as SOURCE } from "../../supabase/functions/vaults/handler.ts";
+import { PROFILE } from "../../supabase/functions/me/handler.ts";
 
-const VAULTS = `select ${rowShape(VaultSchema).columns}, count(*) over () as total
-  from public.vaults where true order by created_at desc, id limit 20 offset 0`;
-const ME = "select id, email, created_at from public.current_user_profile()";
+/** The statements of the functions themselves: their select lists, sources and order. */
+const VAULTS = `select ${SOURCE.columns}, count(*) over () as total
+  from ${SOURCE.from} where true order by ${SOURCE.orderBy} limit 20 offset 0`;
+const ME = PROFILE;
 
 /** One transaction in one write, as `inTransaction` sends it, without its wrappers. */
 async function once(sql: Sql, claims: string, statement: string): Promise<unknown[]> {

@@ -59,7 +59,7 @@ const KEYS = newestFirst(COLUMNS, "public.api_keys");
 /** A key's metadata as the API shows it; `status` is `expired` once `expires_at` has passed. */
 function present(row: KeyRow, now: number): z.input<typeof ApiKeySchema> {
   const lapsed = row.status === "active" && row.expires_at !== null &&
-    row.expires_at.getTime() <= now;
+    Date.parse(row.expires_at) <= now;
   return { ...KEY.present(row), status: lapsed ? "expired" : row.status };
 }
 
@@ -199,7 +199,7 @@ async function roll(ctx: Ctx<unknown, z.output<typeof RollKey>>): Promise<Respon
     const [old] = await tx<KeyRow[]>`select ${tx.unsafe(COLUMNS)} from public.api_keys
       where id = ${id} for update`;
     if (!old) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-    const lapsed = old.expires_at !== null && old.expires_at.getTime() <= now;
+    const lapsed = old.expires_at !== null && Date.parse(old.expires_at) <= now;
     if (old.status !== "active" || lapsed) throw new ApiError("KEY_NOT_ACTIVE");
     const generated = generateApiKey(old.mode);
     const [created] = await tx<KeyRow[]>`insert into public.api_keys

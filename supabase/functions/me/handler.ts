@@ -10,12 +10,18 @@ import { MeSchema } from "../_shared/schemas/identity.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/errors.ts";
 import { asCaller } from "../_shared/db/client.ts";
+import { isoText } from "../_shared/db/rows.ts";
 
 interface ProfileRow {
   id: string;
   email: string | null;
-  created_at: Date;
+  created_at: string;
 }
+
+/** The profile as the API shows it, the instant formatted by PostgreSQL (db/rows.ts). */
+export const PROFILE = `select id, email, ${
+  isoText("created_at")
+} as created_at from public.current_user_profile()`;
 
 /** The me function's operations. */
 export const operations: Implementations<typeof spec> = {
@@ -26,15 +32,11 @@ export const operations: Implementations<typeof spec> = {
         asCaller(
           services.sql,
           user.claims,
-          (tx) => tx<ProfileRow[]>`select id, email, created_at from public.current_user_profile()`,
+          (tx) => tx.unsafe<ProfileRow[]>(PROFILE),
         ),
     );
     const row = rows[0];
     if (!row) throw new ApiError("NOT_FOUND", { message: "User not found" });
-    return respond(MeSchema, {
-      id: row.id,
-      email: row.email,
-      created_at: row.created_at.toISOString(),
-    });
+    return respond(MeSchema, { id: row.id, email: row.email, created_at: row.created_at });
   },
 };

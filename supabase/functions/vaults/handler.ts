@@ -39,7 +39,12 @@ type VaultRow = RowOf<typeof VaultSchema>;
 
 const VAULT = rowShape(VaultSchema);
 const COLUMNS = VAULT.columns;
-const VAULTS: Source = { columns: COLUMNS, from: "public.vaults", orderBy: "created_at desc, id" };
+/** Where vaults are read, and their order (qualified: `created_at` alone is the instant's text). */
+export const VAULTS: Source = {
+  columns: COLUMNS,
+  from: "public.vaults",
+  orderBy: "vaults.created_at desc, vaults.id",
+};
 const present = VAULT.present;
 
 /** A request of a vault operation: a user's or an API key's. */

@@ -64,9 +64,7 @@ function present(row: EndpointRow, now: number): z.input<typeof WebhookSchema> {
   return {
     ...ENDPOINT.present(row),
     // A grace period that has ended is no longer news.
-    previous_secret_expires_at: previous !== null && previous.getTime() > now
-      ? previous.toISOString()
-      : null,
+    previous_secret_expires_at: previous !== null && Date.parse(previous) > now ? previous : null,
   };
 }
 

@@ -24,10 +24,12 @@ export interface Source {
 
 /**
  * A resource listed newest first: by `created_at`, then by `id` so that pages never overlap;
- * `alias` names the table of those columns in a join.
+ * `alias` names the table of those columns in a join. The columns are qualified by their table:
+ * a bare `created_at` in ORDER BY would name the select list's `created_at`, which is the
+ * instant's text (db/rows.ts), and sorting by it could not use the table's index.
  */
 export function newestFirst(columns: string, from: string, alias?: string): Source {
-  const at = alias === undefined ? "" : `${alias}.`;
+  const at = `${alias ?? from}.`;
   return { columns, from, orderBy: `${at}created_at desc, ${at}id desc` };
 }
 
