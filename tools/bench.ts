@@ -104,6 +104,7 @@ const FLAGS = {
   users: ["300", "users whose tokens /api/me rotates, 1,000 requests/h each"],
   "cache-keys": ["1000", "API keys the cache case rotates"],
   changes: ["10", "key-state changes per second during the cache case"],
+  rounds: ["1", "times the chosen cases run, in turn (a floor case paired with its function's)"],
 } as const;
 type Flag = keyof typeof FLAGS;
 type Options = Record<Flag, number> & { cases: string[]; profile: boolean };
@@ -278,15 +279,21 @@ async function main(o: Options): Promise<void> {
       ? `${LOCAL}/bench/${startedAt.toISOString().replace(/[:.]/g, "-")}`
       : undefined;
     if (profileDir) Deno.mkdirSync(profileDir, { recursive: true });
-    const changes = o.cases.includes("cache") ? o.changes * (o.warmup + o.duration + 5) : 0;
+    const changes = o.cases.includes("cache")
+      ? o.changes * (o.warmup + o.duration + 5) * o.rounds
+      : 0;
     const sizes = { users: o.users, churnKeys: o["cache-keys"], changes };
     const fx = await createFixtures(stack, sizes, log);
     await checkCounting(stack, fx);
     const bare: Record<number, number> = {};
-    for (const c of caseDefs(stack, fx, o)) {
-      const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections], profileDir);
-      if (c.fn === "baseline") bare[r.connections] = r.rps;
-      results.push(r);
+    // Rounds take the cases in turn, so a function and its floor meet the same moment's machine.
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const c of caseDefs(stack, fx, o)) {
+        const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections], profileDir);
+        if (c.fn === "baseline") bare[r.connections] = r.rps;
+        if (o.rounds > 1) r.round = round;
+        results.push(r);
+      }
     }
   } finally {
     await started.stop?.();
