@@ -21,6 +21,7 @@ export {
   type TestUser,
   uniqueEmail,
 } from "./_fixtures.ts";
+import { newUser } from "./_fixtures.ts";
 import { delay } from "../supabase/functions/_shared/deadline.ts";
 
 /** The dev server under test. */
@@ -68,6 +69,25 @@ export async function api(path: string, init: ApiInit = {}): Promise<ApiResponse
     }
   }
   return { status: response.status, headers: response.headers, text, body };
+}
+
+/**
+ * A new signed-in user acting from a client address of their own: the user, and `as`, which
+ * makes `init` one of their requests (their bearer token, a JSON body, that address).
+ */
+export async function signedIn() {
+  const user = await newUser();
+  const ip = uniqueIp();
+  const as = (init: RequestInit = {}): ApiInit => ({
+    ...init,
+    ip,
+    headers: {
+      Authorization: `Bearer ${user.token}`,
+      "Content-Type": "application/json",
+      ...init.headers,
+    },
+  });
+  return { user, as };
 }
 
 /** Creates a vault with the API key `key` (`POST /api/v1/vaults`, from an address of its own). */

@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import {
   api,
-  type ApiInit,
   assertError,
   assertInvalid,
   BASE_URL,
@@ -19,6 +18,7 @@ import {
   db,
   e2e,
   newUser,
+  signedIn,
   uniqueIp,
 } from "./_harness.ts";
 import { alone } from "./_support/alone.ts";
@@ -29,18 +29,6 @@ import { MAX_APPS } from "../supabase/functions/apps/handler.ts";
 import { mintServiceRoleKey } from "../tools/local_auth.ts";
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
-
-/** A developer: their token and a client address of their own. */
-async function developer() {
-  const user = await newUser();
-  const ip = uniqueIp();
-  const as = (init: RequestInit = {}): ApiInit => ({
-    ...init,
-    ip,
-    headers: { ...bearer(user.token), "Content-Type": "application/json", ...init.headers },
-  });
-  return { user, as };
-}
 
 const APP = {
   name: "Acme sync",
@@ -95,7 +83,7 @@ async function secretAccepted(clientId: string, secret: string): Promise<boolean
 }
 
 e2e("POST /api/apps: a confidential app, its client in Auth, the secret once", async () => {
-  const { user, as } = await developer();
+  const { user, as } = await signedIn();
   const r = await api("/api/apps", as(post(APP)));
   assert.equal(r.status, 201, r.text);
   const app = r.body;
@@ -135,7 +123,7 @@ e2e("POST /api/apps: a confidential app, its client in Auth, the secret once", a
 });
 
 e2e("POST /api/apps: a public app has no secret, and PKCE alone", async () => {
-  const { as } = await developer();
+  const { as } = await signedIn();
   const r = await api("/api/apps", as(post({ ...APP, client_type: "public" })));
   assert.equal(r.status, 201, r.text);
   assert.equal(r.body.client_secret, null);
@@ -150,7 +138,7 @@ e2e("POST /api/apps: a public app has no secret, and PKCE alone", async () => {
 });
 
 e2e("POST /api/apps: bad input is a 400 naming the field, and creates nothing", async () => {
-  const { user, as } = await developer();
+  const { user, as } = await signedIn();
   const before = await authClientCount();
   const cases: Array<[Record<string, unknown>, string]> = [
     [{ name: "" }, "name"],
@@ -177,7 +165,7 @@ e2e("POST /api/apps: bad input is a 400 naming the field, and creates nothing", 
 });
 
 e2e("apps: list, change (Auth follows), rotate, delete; others' apps are 404", async () => {
-  const { as } = await developer();
+  const { as } = await signedIn();
   const first = (await api("/api/apps", as(post(APP)))).body;
   const second = (await api("/api/apps", as(post({ ...APP, name: "Second" })))).body;
   const list = await api("/api/apps?limit=10", as());
@@ -204,7 +192,7 @@ e2e("apps: list, change (Auth follows), rotate, delete; others' apps are 404", a
   assert.equal(await secretAccepted(first.client_id, first.client_secret), false);
   assert.equal(await secretAccepted(first.client_id, rotated.body.client_secret), true);
 
-  const stranger = await developer();
+  const stranger = await signedIn();
   for (
     const [path, init] of [
       [`/api/apps/${first.id}`, {}],
@@ -226,7 +214,7 @@ e2e("apps: list, change (Auth follows), rotate, delete; others' apps are 404", a
 });
 
 e2e(`POST /api/apps: at most ${MAX_APPS} apps per developer`, async () => {
-  const { as } = await developer();
+  const { as } = await signedIn();
   for (let i = 0; i < MAX_APPS; i++) {
     const r = await api("/api/apps", as(post({ ...APP, name: `app ${i}`, client_type: "public" })));
     assert.equal(r.status, 201, r.text);
@@ -306,7 +294,7 @@ e2e(
     });
     assert.equal(r.body.granularity, "hour");
     assert.equal(r.body.buckets.length, 24);
-    const stranger = await developer();
+    const stranger = await signedIn();
     assertError(await api(path, stranger.as()), 404, "NOT_FOUND");
     assertError(await api("/api/apps/not-an-id/usage", owner), 404, "NOT_FOUND");
   },

@@ -65,20 +65,30 @@ const secret = () =>
 const randomHash = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
 const LAST_HOUR = "now() - interval '1 hour'";
 
+/** A probe that reads `column` of the table `object`: the probe names the very table it runs on. */
+function reads(object: string, need: Need, column = "id"): Probe {
+  return {
+    object,
+    op: "SELECT",
+    need,
+    run: (tx) => tx`select ${tx(column)} from ${tx(`public.${object}`)}`,
+  };
+}
+
+/** A probe that deletes every row of the table `object` it may. */
+function deletes(object: string, need: Need): Probe {
+  return {
+    object,
+    op: "DELETE",
+    need,
+    run: (tx) => tx`delete from ${tx(`public.${object}`)} returning id`,
+  };
+}
+
 const PROBES: Probe[] = [
-  { object: "tiers", op: "SELECT", need: "public", run: (tx) => tx`select id from public.tiers` },
-  {
-    object: "accounts",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select user_id from public.accounts`,
-  },
-  {
-    object: "api_keys",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select id from public.api_keys`,
-  },
+  reads("tiers", "public"),
+  reads("accounts", "account", "user_id"),
+  reads("api_keys", "account"),
   {
     object: "api_keys",
     op: "INSERT",
@@ -93,12 +103,7 @@ const PROBES: Probe[] = [
     need: "account",
     run: (tx) => tx`update public.api_keys set name = 'probe' returning id`,
   },
-  {
-    object: "vaults",
-    op: "SELECT",
-    need: "vaults:read",
-    run: (tx) => tx`select id from public.vaults`,
-  },
+  reads("vaults", "vaults:read"),
   {
     object: "vaults",
     op: "INSERT",
@@ -119,36 +124,11 @@ const PROBES: Probe[] = [
     run: (tx) =>
       tx`update public.vaults set status = 'inactive' where status = 'active' returning id`,
   },
-  {
-    object: "api_request_log",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select request_id from public.api_request_log`,
-  },
-  {
-    object: "api_refusals",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select subject from public.api_refusals`,
-  },
-  {
-    object: "api_usage_hourly",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select key_id from public.api_usage_hourly`,
-  },
-  {
-    object: "api_app_usage_hourly",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select client_id from public.api_app_usage_hourly`,
-  },
-  {
-    object: "webhook_endpoints",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select id from public.webhook_endpoints`,
-  },
+  reads("api_request_log", "account", "request_id"),
+  reads("api_refusals", "account", "subject"),
+  reads("api_usage_hourly", "account", "key_id"),
+  reads("api_app_usage_hourly", "account", "client_id"),
+  reads("webhook_endpoints", "account"),
   {
     object: "webhook_endpoints",
     op: "INSERT",
@@ -163,48 +143,18 @@ const PROBES: Probe[] = [
     need: "account",
     run: (tx) => tx`update public.webhook_endpoints set description = 'probe' returning id`,
   },
-  {
-    object: "webhook_endpoints",
-    op: "DELETE",
-    need: "account",
-    run: (tx) => tx`delete from public.webhook_endpoints returning id`,
-  },
-  {
-    object: "webhook_events",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select id from public.webhook_events`,
-  },
-  {
-    object: "webhook_deliveries",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select id from public.webhook_deliveries`,
-  },
-  {
-    object: "oauth_apps",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select id from public.oauth_apps`,
-  },
+  deletes("webhook_endpoints", "account"),
+  reads("webhook_events", "account"),
+  reads("webhook_deliveries", "account"),
+  reads("oauth_apps", "account"),
   {
     object: "oauth_apps",
     op: "UPDATE",
     need: "account",
     run: (tx) => tx`update public.oauth_apps set name = 'probe' returning id`,
   },
-  {
-    object: "oauth_apps",
-    op: "DELETE",
-    need: "account",
-    run: (tx) => tx`delete from public.oauth_apps returning id`,
-  },
-  {
-    object: "oauth_grants",
-    op: "SELECT",
-    need: "account",
-    run: (tx) => tx`select id from public.oauth_grants`,
-  },
+  deletes("oauth_apps", "account"),
+  reads("oauth_grants", "account"),
   {
     object: "oauth_grants",
     op: "INSERT",

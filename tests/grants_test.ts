@@ -8,35 +8,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  api,
-  type ApiInit,
-  assertError,
-  assertInvalid,
-  closeDbLast,
-  db,
-  e2e,
-  newUser,
-  uniqueIp,
-} from "./_harness.ts";
+import { api, assertError, assertInvalid, closeDbLast, db, e2e, signedIn } from "./_harness.ts";
 import { createRedis } from "../supabase/functions/_shared/redis.ts";
 import { createGrantEpoch } from "../supabase/functions/_shared/auth/grant_epoch.ts";
-
-/** A signed-in user: their token, a client address of their own, and a request builder. */
-async function person() {
-  const user = await newUser();
-  const ip = uniqueIp();
-  const as = (init: RequestInit = {}): ApiInit => ({
-    ...init,
-    ip,
-    headers: {
-      Authorization: `Bearer ${user.token}`,
-      "Content-Type": "application/json",
-      ...init.headers,
-    },
-  });
-  return { user, as };
-}
 
 const post = (body: unknown): RequestInit => ({ method: "POST", body: JSON.stringify(body) });
 
@@ -50,7 +24,7 @@ const APP = {
 
 /** A developer with an app and a webhook endpoint for its grant events. */
 async function developerWithApp() {
-  const dev = await person();
+  const dev = await signedIn();
   const created = await api("/api/apps", dev.as(post(APP)));
   assert.equal(created.status, 201, created.text);
   const hook = await api(
@@ -86,7 +60,7 @@ const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 e2e("GET /api/grants/apps/{client_id}: what a consent page shows of another's app", async () => {
   const dev = await developerWithApp();
-  const user = await person();
+  const user = await signedIn();
   const r = await api(`/api/grants/apps/${dev.app.client_id}`, user.as());
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body, {
@@ -108,7 +82,7 @@ e2e("GET /api/grants/apps/{client_id}: what a consent page shows of another's ap
 
 e2e("POST /api/grants records the scopes chosen, bumps the epoch, tells the owner", async () => {
   const dev = await developerWithApp();
-  const user = await person();
+  const user = await signedIn();
   const epoch = grantEpoch();
   const before = await epoch.current(user.user.userId);
   const r = await api(
@@ -161,7 +135,7 @@ e2e(
   "POST /api/grants refuses scopes the app does not ask for, unknown apps, bad input",
   async () => {
     const dev = await developerWithApp();
-    const user = await person();
+    const user = await signedIn();
     const notAsked = await api(
       "/api/grants",
       user.as(post({ client_id: dev.app.client_id, scopes: ["vaults:read", "vaults:delete"] })),
@@ -195,8 +169,8 @@ e2e(
 
 e2e("POST /api/grants/{id}/revoke: revoked at once, then 409; others' grants are 404", async () => {
   const dev = await developerWithApp();
-  const user = await person();
-  const other = await person();
+  const user = await signedIn();
+  const other = await signedIn();
   const epoch = grantEpoch();
   const granted = await api(
     "/api/grants",
@@ -249,8 +223,8 @@ e2e("POST /api/grants/{id}/revoke: revoked at once, then 409; others' grants are
 e2e("GET /api/grants: newest first, the user's own only, paged", async () => {
   const devA = await developerWithApp();
   const devB = await developerWithApp();
-  const user = await person();
-  const other = await person();
+  const user = await signedIn();
+  const other = await signedIn();
   const a = await api(
     "/api/grants",
     user.as(post({ client_id: devA.app.client_id, scopes: ["vaults:read"] })),

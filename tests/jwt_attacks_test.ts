@@ -191,6 +191,11 @@ function trusted(f: Fixtures, overrides: Record<string, unknown> = {}, header?: 
   );
 }
 
+/** A token the attacker signed with their own key: this header over the fixture user's claims. */
+function byAttacker(f: Fixtures, header: object) {
+  return signEs256Raw(f.attacker.privateKey, JSON.stringify(header), JSON.stringify(claims(f)));
+}
+
 /** HMAC-SHA-2 over header.payload with an arbitrary (even empty) secret. */
 function hmacToken(
   alg: "HS256" | "HS384" | "HS512",
@@ -436,41 +441,33 @@ const CASES: Case[] = [
         .sign(f.ed.privateKey),
   ),
   // Embedded keys and key URLs: the server must never take a key from the token.
-  c("attacker key embedded as jwk, with the trusted kid", INVALID, (f) =>
-    signEs256Raw(
-      f.attacker.privateKey,
-      JSON.stringify({ alg: "ES256", kid: f.signing.kid, jwk: f.attacker.publicJwk }),
-      JSON.stringify(claims(f)),
-    )),
-  c("jku pointing at the attacker's JWKS", INVALID, (f) =>
-    signEs256Raw(
-      f.attacker.privateKey,
-      JSON.stringify({ alg: "ES256", kid: "attacker", jku: `${f.attackServer.url}/jwks.json` }),
-      JSON.stringify(claims(f)),
-    )),
+  c(
+    "attacker key embedded as jwk, with the trusted kid",
+    INVALID,
+    (f) => byAttacker(f, { alg: "ES256", kid: f.signing.kid, jwk: f.attacker.publicJwk }),
+  ),
+  c(
+    "jku pointing at the attacker's JWKS",
+    INVALID,
+    (f) => byAttacker(f, { alg: "ES256", kid: "attacker", jku: `${f.attackServer.url}/jwks.json` }),
+  ),
   c("jku + embedded jwk + trusted kid", INVALID, (f) =>
-    signEs256Raw(
-      f.attacker.privateKey,
-      JSON.stringify({
-        alg: "ES256",
-        kid: f.signing.kid,
-        jku: `${f.attackServer.url}/.well-known/jwks.json`,
-        jwk: f.attacker.publicJwk,
-      }),
-      JSON.stringify(claims(f)),
-    )),
-  c("x5u pointing at the attacker's server", INVALID, (f) =>
-    signEs256Raw(
-      f.attacker.privateKey,
-      JSON.stringify({ alg: "ES256", kid: "attacker", x5u: `${f.attackServer.url}/cert.pem` }),
-      JSON.stringify(claims(f)),
-    )),
-  c("x5c with a made-up certificate chain", INVALID, (f) =>
-    signEs256Raw(
-      f.attacker.privateKey,
-      JSON.stringify({ alg: "ES256", x5c: [Buffer.from(f.publicDer).toString("base64")] }),
-      JSON.stringify(claims(f)),
-    )),
+    byAttacker(f, {
+      alg: "ES256",
+      kid: f.signing.kid,
+      jku: `${f.attackServer.url}/.well-known/jwks.json`,
+      jwk: f.attacker.publicJwk,
+    })),
+  c(
+    "x5u pointing at the attacker's server",
+    INVALID,
+    (f) => byAttacker(f, { alg: "ES256", kid: "attacker", x5u: `${f.attackServer.url}/cert.pem` }),
+  ),
+  c(
+    "x5c with a made-up certificate chain",
+    INVALID,
+    (f) => byAttacker(f, { alg: "ES256", x5c: [Buffer.from(f.publicDer).toString("base64")] }),
+  ),
   // kid injection, signed by the attacker and (kid not in the JWKS) by the trusted key.
   ...[
     ["path traversal", "../../../../../../etc/passwd"],
@@ -483,12 +480,7 @@ const CASES: Case[] = [
     ["URL", "http://127.0.0.1:1/jwks.json"],
     ["5,000 characters", "k".repeat(5000)],
   ].flatMap(([label, kid]) => [
-    c(`kid ${label}, attacker's signature`, INVALID, (f) =>
-      signEs256Raw(
-        f.attacker.privateKey,
-        JSON.stringify({ alg: "ES256", kid }),
-        JSON.stringify(claims(f)),
-      )),
+    c(`kid ${label}, attacker's signature`, INVALID, (f) => byAttacker(f, { alg: "ES256", kid })),
     c(
       `kid ${label}, trusted key's signature`,
       INVALID,
@@ -498,19 +490,13 @@ const CASES: Case[] = [
   c(
     "kid a number, attacker's signature",
     INVALID,
-    (f) =>
-      signEs256Raw(
-        f.attacker.privateKey,
-        JSON.stringify({ alg: "ES256", kid: 0 }),
-        JSON.stringify(claims(f)),
-      ),
+    (f) => byAttacker(f, { alg: "ES256", kid: 0 }),
   ),
-  c("kid an object, attacker's signature", INVALID, (f) =>
-    signEs256Raw(
-      f.attacker.privateKey,
-      JSON.stringify({ alg: "ES256", kid: { $ne: null } }),
-      JSON.stringify(claims(f)),
-    )),
+  c(
+    "kid an object, attacker's signature",
+    INVALID,
+    (f) => byAttacker(f, { alg: "ES256", kid: { $ne: null } }),
+  ),
   // One flipped bit.
   c("one bit flipped in the header", INVALID, async (f) => {
     const [h, p, s] = split(await trusted(f));

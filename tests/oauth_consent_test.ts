@@ -6,12 +6,11 @@
  * Supabase Auth's exact statuses and codes.
  */
 import assert from "node:assert/strict";
-import * as oauth from "oauth4webapi";
 import { closeDbLast, db, e2e } from "./_harness.ts";
 import {
   adminClient,
   approve,
-  authorizeAndExchange,
+  clientSession,
   discover,
   ISSUER,
   newClient,
@@ -106,11 +105,7 @@ e2e(
 );
 
 e2e("grants: listGrants shows the app, revokeGrant ends its sessions and refreshes", async () => {
-  const as = await discover();
-  const { client } = await newClient("none");
-  const { supabase } = await signedInUser();
-  const options = { scope: "openid email" };
-  const { tokens } = await authorizeAndExchange(as, client, oauth.None(), supabase, options);
+  const { client, supabase, tokens } = await clientSession("none", { scope: "openid email" });
   const listed = await supabase.auth.oauth.listGrants();
   assert.equal(listed.error, null);
   assert.equal(listed.data!.length, 1);
@@ -353,11 +348,7 @@ e2e("token and authorize refusals: PKCE, reuse, expiry, redirect URI, unknown cl
 });
 
 e2e("refresh: an OAuth session's token is refused at /token and to another client", async () => {
-  const as = await discover();
-  const { client } = await newClient("none");
-  const { supabase } = await signedInUser();
-  const options = { scope: "email" };
-  const { tokens } = await authorizeAndExchange(as, client, oauth.None(), supabase, options);
+  const { tokens } = await clientSession("none", { scope: "email" });
   const refreshToken = tokens.refresh_token!;
   const own = await fetch(`${ISSUER}/token?grant_type=refresh_token`, {
     method: "POST",

@@ -11,15 +11,12 @@ import { decodeJwt } from "jose";
 import * as oauth from "oauth4webapi";
 import { closeDbLast, db, e2e } from "./_harness.ts";
 import {
-  authorizeAndExchange,
+  clientSession,
   discover,
   INSECURE,
   ISSUER,
-  newClient,
-  RawClientSecretBasic,
   REDIRECT_URI,
   refresh,
-  signedInUser,
   tokenRequest,
 } from "./_support/oauth.ts";
 import { createAuthHandler } from "../tools/auth/server.ts";
@@ -51,11 +48,9 @@ e2e("discovery: the metadata at RFC 8414's path and at OpenID Connect's are the 
 });
 
 e2e("client_secret_basic: PKCE S256, consent, code, ID token, userinfo, refresh", async () => {
-  const as = await discover();
-  const { client, secret } = await newClient("client_secret_basic");
-  const auth = RawClientSecretBasic(secret);
-  const { supabase, userId } = await signedInUser();
-  const { started, tokens } = await authorizeAndExchange(as, client, auth, supabase);
+  const { as, client, secret, auth, userId, started, tokens } = await clientSession(
+    "client_secret_basic",
+  );
   assert.deepEqual(Object.keys(tokens).sort(), [
     "access_token",
     "expires_in",
@@ -119,12 +114,10 @@ e2e("client_secret_basic: PKCE S256, consent, code, ID token, userinfo, refresh"
 });
 
 e2e("client_secret_post, plain PKCE; refresh rotation refuses an old token", async () => {
-  const as = await discover();
-  const { client, secret } = await newClient("client_secret_post");
-  const auth = oauth.ClientSecretPost(secret);
-  const { supabase } = await signedInUser();
-  const options = { scope: "email", plain: true };
-  const { tokens } = await authorizeAndExchange(as, client, auth, supabase, options);
+  const { as, client, secret, auth, tokens } = await clientSession("client_secret_post", {
+    scope: "email",
+    plain: true,
+  });
   assert.equal(tokens.id_token, undefined, "no openid scope, no ID token");
   assert.equal(decodeJwt(tokens.access_token)["scope"], "email");
   const r1 = tokens.refresh_token!;
@@ -151,12 +144,8 @@ e2e("client_secret_post, plain PKCE; refresh rotation refuses an old token", asy
 });
 
 e2e("public client: PKCE only, token_endpoint_auth_method none", async () => {
-  const as = await discover();
-  const { client, secret } = await newClient("none");
+  const { as, client, secret, userId, tokens } = await clientSession("none", { scope: "openid" });
   assert.equal(secret, "", "a public client has no secret");
-  const { supabase, userId } = await signedInUser();
-  const options = { scope: "openid" };
-  const { tokens } = await authorizeAndExchange(as, client, oauth.None(), supabase, options);
   assert.equal(decodeJwt(tokens.access_token)["client_id"], client.client_id);
   const info = await oauth.processUserInfoResponse(
     as,

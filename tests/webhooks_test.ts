@@ -39,6 +39,11 @@ import { delay } from "../supabase/functions/_shared/deadline.ts";
 const secrets: string[] = [];
 const remember = <T extends { secret: string }>(e: T) => (secrets.push(e.secret), e);
 
+/** A test-mode endpoint of `user` that sends `events` to `receiver`, its secret remembered. */
+async function endpointTo(receiver: { url: string }, user: TestUser, events: string[]) {
+  return remember(await createEndpoint(user, { url: receiver.url, events, mode: "test" }));
+}
+
 /** The owner of a test key, signed in. */
 async function keyOwner(scopes: Array<"read" | "write" | "delete"> = ["read", "write"]) {
   const key = await newKey({ scopes, mode: "test" });
@@ -90,20 +95,14 @@ e2e(
 e2e("webhooks: vault and key events carry the resource exactly as the API returns it", async () => {
   await using receiver = startReceiver();
   const user = await newUser();
-  const endpoint = remember(
-    await createEndpoint(user, {
-      url: receiver.url,
-      events: [
-        "api_key.created",
-        "api_key.revoked",
-        "api_key.rolled",
-        "vault.created",
-        "vault.updated",
-        "vault.deleted",
-      ],
-      mode: "test",
-    }),
-  );
+  const endpoint = await endpointTo(receiver, user, [
+    "api_key.created",
+    "api_key.revoked",
+    "api_key.rolled",
+    "vault.created",
+    "vault.updated",
+    "vault.deleted",
+  ]);
   const ip = uniqueIp();
   const created = await asUser(user, "POST", "/api/keys", {
     name: "hooked",
@@ -169,9 +168,7 @@ e2e(
   async () => {
     await using receiver = startReceiver();
     const { key, user } = await keyOwner();
-    const test = remember(
-      await createEndpoint(user, { url: receiver.url, events: ["vault.created"], mode: "test" }),
-    );
+    const test = await endpointTo(receiver, user, ["vault.created"]);
     // Live endpoints are https; this one refuses connections (a local port nobody serves).
     const live = remember(
       await createEndpoint(user, { url: "https://127.0.0.1:9/live", events: ["vault.created"] }),
@@ -199,9 +196,7 @@ e2e(
   async () => {
     await using receiver = startReceiver();
     const user = await newUser();
-    const endpoint = remember(
-      await createEndpoint(user, { url: receiver.url, events: ["vault.created"], mode: "test" }),
-    );
+    const endpoint = await endpointTo(receiver, user, ["vault.created"]);
     const rotated = remember(
       (await asUser(user, "POST", `/api/webhooks/${endpoint.id}/rotate`, {
         grace_period_seconds: 3600,
@@ -245,13 +240,7 @@ e2e("webhooks: rate_limit.exceeded is sent once per key and window", async () =>
   const tier = await newTier(3, 1000);
   const key = await newKey({ tier, mode: "test" });
   const user = await newUser(3600, key.email);
-  const endpoint = remember(
-    await createEndpoint(user, {
-      url: receiver.url,
-      events: ["rate_limit.exceeded"],
-      mode: "test",
-    }),
-  );
+  const endpoint = await endpointTo(receiver, user, ["rate_limit.exceeded"]);
   const ip = uniqueIp();
   const statuses: number[] = [];
   for (let i = 0; i < 10; i++) {
@@ -274,13 +263,7 @@ e2e("webhooks: rate_limit.exceeded is sent once per key and window", async () =>
 e2e("webhooks: the sweep announces a key expiring within 7 days, then its expiry", async () => {
   await using receiver = startReceiver();
   const user = await newUser();
-  const endpoint = remember(
-    await createEndpoint(user, {
-      url: receiver.url,
-      events: ["api_key.expiring", "api_key.expired"],
-      mode: "test",
-    }),
-  );
+  const endpoint = await endpointTo(receiver, user, ["api_key.expiring", "api_key.expired"]);
   const key = await newKey({
     email: user.email,
     mode: "test",
@@ -385,9 +368,7 @@ e2e("webhooks API: another user's endpoints and deliveries are 404, never shown"
   await using receiver = startReceiver();
   const owner = await newUser();
   const stranger = await newUser();
-  const endpoint = remember(
-    await createEndpoint(owner, { url: receiver.url, events: ["vault.created"], mode: "test" }),
-  );
+  const endpoint = await endpointTo(receiver, owner, ["vault.created"]);
   const sent = await asUser(owner, "POST", `/api/webhooks/${endpoint.id}/test`);
   assert.equal(sent.status, 202);
   await receiver.waitFor(1, 5_000);
@@ -423,9 +404,7 @@ e2e("webhooks API: another user's endpoints and deliveries are 404, never shown"
 e2e("webhooks API: disabling, retrying, deleting and the endpoint limit", async () => {
   await using receiver = startReceiver();
   const user = await newUser();
-  const endpoint = remember(
-    await createEndpoint(user, { url: receiver.url, events: ["vault.created"], mode: "test" }),
-  );
+  const endpoint = await endpointTo(receiver, user, ["vault.created"]);
   const at = `/api/webhooks/${endpoint.id}`;
   const sent = await asUser(user, "POST", `${at}/test`);
   await receiver.waitFor(1, 5_000);

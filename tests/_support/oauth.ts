@@ -144,6 +144,30 @@ export async function authorizeAndExchange(
   return { started, tokens };
 }
 
+/** How a client registered with each method authenticates at the token endpoint. */
+const CLIENT_AUTH: Record<ClientMethod, (secret: string) => oauth.ClientAuth> = {
+  client_secret_basic: RawClientSecretBasic,
+  client_secret_post: (secret) => oauth.ClientSecretPost(secret),
+  none: () => oauth.None(),
+};
+
+/**
+ * A new client registered with `method` (see {@link newClient}) and a new signed-in user who has
+ * been through its whole code flow ({@link authorizeAndExchange} with `options`), the client
+ * authenticating as it was registered (`auth`).
+ */
+export async function clientSession(
+  method: ClientMethod,
+  options: { scope?: string; plain?: boolean } = {},
+) {
+  const as = await discover();
+  const { client, secret } = await newClient(method);
+  const auth = CLIENT_AUTH[method](secret);
+  const { supabase, userId } = await signedInUser();
+  const { started, tokens } = await authorizeAndExchange(as, client, auth, supabase, options);
+  return { as, client, secret, auth, supabase, userId, started, tokens };
+}
+
 /** A refresh with oauth4webapi. */
 export async function refresh(
   as: oauth.AuthorizationServer,
@@ -161,9 +185,12 @@ export async function refresh(
   return await oauth.processRefreshTokenResponse(as, client, response);
 }
 
+/** How a client authenticates at the token endpoint: a confidential one's two, or a public one. */
+export type ClientMethod = "client_secret_basic" | "client_secret_post" | "none";
+
 /** A confidential or public client registered through the admin API. */
 export async function newClient(
-  method: "client_secret_basic" | "client_secret_post" | "none",
+  method: ClientMethod,
   redirectUris = [REDIRECT_URI],
 ): Promise<{ client: oauth.Client; secret: string }> {
   const admin = await adminClient();

@@ -26,6 +26,7 @@ import { ERRORS } from "../../supabase/functions/_shared/errors.ts";
 import {
   canon,
   cleanPath,
+  type Definition,
   definition,
   DOMAIN,
   ENV,
@@ -160,6 +161,17 @@ function assertRefused(outcome: Outcome, what: string, status = 403) {
   assert.equal(body.error, ERRORS[body.code].error, `${what}: a catalogued code and its error`);
 }
 
+/** Asserts that each target, by every forwarded method, is refused as a 400 VALIDATION_FAILED. */
+function assertInvalidForEveryMethod(def: Definition, targets: readonly string[]) {
+  for (const target of targets) {
+    for (const method of FORWARDED_METHODS) {
+      const outcome = tyk(def, { method, target });
+      assertRefused(outcome, `${method} ${target}`, 400);
+      assert.equal((outcome as { body: { code: string } }).body.code, "VALIDATION_FAILED");
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("the model implements every setting the exported definition uses", () => {
@@ -287,13 +299,7 @@ Deno.test("no `$secret_…` or `$tyk_…` label in a URL is ever expanded", () =
     "/api/v1/vaults?$tyk_context.remote_addr",
     "/api/vaults/x?%24&$secret_file.etc",
   ];
-  for (const target of hostile) {
-    for (const method of FORWARDED_METHODS) {
-      const outcome = tyk(def, { method, target });
-      assertRefused(outcome, `${method} ${target}`, 400);
-      assert.equal((outcome as { body: { code: string } }).body.code, "VALIDATION_FAILED");
-    }
-  }
+  assertInvalidForEveryMethod(def, hostile);
   // Encoded, `$` is only a character: forwarded as sent, never expanded.
   const encoded = "/api/me?x=%24secret_env.OTHER&y=%24tyk_context.remote_addr";
   const outcome = tyk(def, { method: "GET", target: encoded });
@@ -326,13 +332,7 @@ Deno.test("a client cannot move the functions to another region", () => {
     "/api/v1/vaults?force%46unctionRegion=eu-west-1",
     "/api/vaults/x?forceFunctionRegion",
   ];
-  for (const target of hostile) {
-    for (const method of FORWARDED_METHODS) {
-      const outcome = tyk(def, { method, target });
-      assertRefused(outcome, `${method} ${target}`, 400);
-      assert.equal((outcome as { body: { code: string } }).body.code, "VALIDATION_FAILED");
-    }
-  }
+  assertInvalidForEveryMethod(def, hostile);
   // The name as a value, or inside another name, is only text.
   for (const target of ["/api/me?q=forceFunctionRegion", "/api/me?forceFunctionRegions=x"]) {
     assertReaches(tyk(def, { method: "GET", target }), target, "GET");

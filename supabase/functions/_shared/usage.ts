@@ -8,13 +8,17 @@
  */
 import type { Tx } from "./db/client.ts";
 import { invalidField } from "./http/input.ts";
+import { asUser } from "./http/as_user.ts";
+import type { HandlerContext } from "./http/spec.ts";
+import type { UserPrincipal } from "./auth/principal.ts";
+import { respond } from "./schemas/respond.ts";
 import {
   BUCKET_MS,
   DEFAULT_SPAN_MS,
   type Granularity,
   MAX_BUCKETS,
   type UsageCounts,
-  type UsageSchema,
+  UsageSchema,
 } from "./schemas/usage.ts";
 import type { z } from "zod";
 
@@ -69,6 +73,13 @@ const zero = (): UsageCounts => ({
   server_errors: 0,
 });
 
+/** Whose usage {@link readUsage} counts: the caller's keys (all, one, or one mode), or an app's. */
+export interface UsageFilter {
+  keyId?: string | undefined;
+  mode?: "live" | "test" | undefined;
+  clientId?: string | undefined;
+}
+
 /**
  * The usage of the caller's keys in `range`, optionally of one key or one mode; or, with
  * `clientId`, of one of the caller's third-party apps across all its users
@@ -77,11 +88,7 @@ const zero = (): UsageCounts => ({
 export async function readUsage(
   tx: Tx,
   range: UsageRange,
-  filter: {
-    keyId?: string | undefined;
-    mode?: "live" | "test" | undefined;
-    clientId?: string | undefined;
-  } = {},
+  filter: UsageFilter = {},
 ): Promise<z.input<typeof UsageSchema>> {
   const app = filter.clientId;
   const rows = await tx<Row[]>`
@@ -114,4 +121,21 @@ export async function readUsage(
     buckets,
     totals,
   };
+}
+
+/**
+ * The answer to a signed-in user's usage request: the range the query asks for (a 400 before any
+ * database trip), then, in one transaction as the caller, `scope`, which finds what is asked for
+ * (throwing the 404 of anything the caller does not own) and names whose usage to count.
+ */
+export async function answerUsage(
+  ctx: HandlerContext<
+    UserPrincipal,
+    { from?: Date | undefined; to?: Date | undefined; granularity: Granularity }
+  >,
+  scope: (tx: Tx) => Promise<UsageFilter>,
+): Promise<Response> {
+  const range = usageRange(ctx.query, ctx.services.now());
+  const body = await asUser(ctx, async (tx) => await readUsage(tx, range, await scope(tx)));
+  return respond(UsageSchema, body);
 }

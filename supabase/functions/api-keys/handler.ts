@@ -34,8 +34,8 @@ import { asUser as asSignedIn, type Refusals } from "../_shared/http/as_user.ts"
 import { newestFirst, readById, readPage } from "../_shared/db/read.ts";
 import { type RowOf, rowShape } from "../_shared/db/rows.ts";
 import { generateApiKey } from "../_shared/auth/key_format.ts";
-import { readUsage, usageRange } from "../_shared/usage.ts";
-import { type KeyUsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
+import { answerUsage } from "../_shared/usage.ts";
+import type { KeyUsageQuery } from "../_shared/schemas/usage.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
 
 /** A request of a key operation: always a signed-in user's. */
@@ -236,13 +236,11 @@ async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response
     "id",
     () => invalidField("path", "id", "must be an API key id (a ULID)"),
   );
-  const range = usageRange(ctx.query, ctx.services.now());
-  const body = await asUser(ctx, async (tx) => {
+  return await answerUsage(ctx, async (tx) => {
     const [key] = await tx`select id from public.api_keys where id = ${id}`;
     if (!key) throw new ApiError("NOT_FOUND", { message: "API key not found" });
-    return await readUsage(tx, range, { keyId: id });
+    return { keyId: id };
   });
-  return respond(UsageSchema, body);
 }
 
 /** The api-keys function's operations. */

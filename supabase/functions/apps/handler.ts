@@ -28,8 +28,8 @@ import {
   type UpdateApp,
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
-import { type KeyUsageQuery, UsageSchema } from "../_shared/schemas/usage.ts";
-import { readUsage, usageRange } from "../_shared/usage.ts";
+import type { KeyUsageQuery } from "../_shared/schemas/usage.ts";
+import { answerUsage } from "../_shared/usage.ts";
 import { ApiError } from "../_shared/errors.ts";
 import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import { inTransaction } from "../_shared/db/client.ts";
@@ -213,14 +213,12 @@ async function rotate(ctx: Ctx): Promise<Response> {
 
 async function usage(ctx: Ctx<z.output<typeof KeyUsageQuery>>): Promise<Response> {
   const id = idParam(ctx);
-  const range = usageRange(ctx.query, ctx.services.now());
-  const body = await asUser(ctx, async (tx) => {
+  return await answerUsage(ctx, async (tx) => {
     const [app] = await tx<{ client_id: string }[]>`select client_id from public.oauth_apps
       where id = ${id}`;
     if (!app) throw notFound();
-    return await readUsage(tx, range, { clientId: app.client_id });
+    return { clientId: app.client_id };
   });
-  return respond(UsageSchema, body);
 }
 
 /** The apps function's operations. */

@@ -167,40 +167,41 @@ export interface HostileCase {
   transportRejected?: boolean;
 }
 
-const JWT_401 = {
-  status: 401,
-  error: "Unauthorized",
-  message: "Invalid or missing authentication token",
-};
-const MISSING_TOKEN: Expectation = {
-  ...JWT_401,
-  code: "MISSING_AUTH_TOKEN",
-  challenge: { exact: 'Bearer realm="torvus"' },
-};
-const MALFORMED_HEADER: Expectation = {
-  ...JWT_401,
-  code: "INVALID_AUTH_TOKEN",
-  challenge: { bearerError: "invalid_request" },
-};
-const INVALID_TOKEN: Expectation = {
-  ...JWT_401,
-  code: "INVALID_AUTH_TOKEN",
-  challenge: { bearerError: "invalid_token" },
-};
-const EXPIRED: Expectation = {
-  status: 419,
-  error: "Token Expired",
-  message: "JWT token has expired, refresh required",
-  code: "TOKEN_EXPIRED",
-  challenge: { bearerError: "invalid_token" },
-};
-const FORBIDDEN: Expectation = {
-  status: 403,
-  error: "Forbidden",
-  message: "Valid token but insufficient permissions",
-  code: "FORBIDDEN",
-  challenge: { bearerError: "insufficient_scope" },
-};
+/** The case builder of one kind of route: a name, the answer it must get, and what to present. */
+function caseOf(credential: HostileCase["credential"]) {
+  return (
+    name: string,
+    expect: Expectation,
+    build: (f: CatalogueFixtures) => Promise<Presented> | Presented,
+  ): HostileCase => ({ name, credential, expect, build: async (f) => await build(f) });
+}
+
+/** The body's `error` of a JWT route's refusal, by status. */
+const JWT_ERRORS = { 401: "Unauthorized", 403: "Forbidden", 419: "Token Expired" } as const;
+
+/** A JWT route's refusal; its `error` follows from the status, as {@link keyError}'s does. */
+const jwtError = (
+  status: keyof typeof JWT_ERRORS,
+  code: string,
+  message: string,
+  challenge: NonNullable<Expectation["challenge"]>,
+): Expectation => ({ status, error: JWT_ERRORS[status], message, code, challenge });
+const UNAUTHORIZED = "Invalid or missing authentication token";
+const MISSING_TOKEN = jwtError(401, "MISSING_AUTH_TOKEN", UNAUTHORIZED, {
+  exact: 'Bearer realm="torvus"',
+});
+const MALFORMED_HEADER = jwtError(401, "INVALID_AUTH_TOKEN", UNAUTHORIZED, {
+  bearerError: "invalid_request",
+});
+const INVALID_TOKEN = jwtError(401, "INVALID_AUTH_TOKEN", UNAUTHORIZED, {
+  bearerError: "invalid_token",
+});
+const EXPIRED = jwtError(419, "TOKEN_EXPIRED", "JWT token has expired, refresh required", {
+  bearerError: "invalid_token",
+});
+const FORBIDDEN = jwtError(403, "FORBIDDEN", "Valid token but insufficient permissions", {
+  bearerError: "insufficient_scope",
+});
 
 /** The `amr` of a token Supabase Auth's OAuth server issued. */
 const APP_AMR = (f: CatalogueFixtures) => [
@@ -212,12 +213,14 @@ const bearer = (token: string): Presented => ({
   secrets: [token],
 });
 
-function jwtCase(
-  name: string,
-  expect: Expectation,
-  build: (f: CatalogueFixtures) => Promise<Presented> | Presented,
-): HostileCase {
-  return { name, credential: "jwt", expect, build: async (f) => await build(f) };
+const jwtCase = caseOf("jwt");
+
+/** A valid token presented anywhere but `Authorization: Bearer`: as if none were sent. */
+function misplaced(name: string, place: (token: string) => Omit<Presented, "secrets">) {
+  return jwtCase(name, MISSING_TOKEN, async (f) => {
+    const token = await trusted(f);
+    return { ...place(token), secrets: [token] };
+  });
 }
 
 const ago = (f: CatalogueFixtures, s: number) => Math.floor(f.now() / 1000) - s;
@@ -230,26 +233,18 @@ export const JWT_CASES: readonly HostileCase[] = [
     headers: { authorization: `Basic ${btoa("user@example.com:hunter2-password")}` },
     secrets: [],
   })),
-  jwtCase("valid token under the Basic scheme", MISSING_TOKEN, async (f) => {
-    const token = await trusted(f);
-    return { headers: { authorization: `Basic ${token}` }, secrets: [token] };
-  }),
-  jwtCase("valid token without a scheme", MISSING_TOKEN, async (f) => {
-    const token = await trusted(f);
-    return { headers: { authorization: token }, secrets: [token] };
-  }),
-  jwtCase("valid token only in the query (?access_token=)", MISSING_TOKEN, async (f) => {
-    const token = await trusted(f);
-    return { headers: {}, query: `?access_token=${token}`, secrets: [token] };
-  }),
-  jwtCase("valid token only in a cookie", MISSING_TOKEN, async (f) => {
-    const token = await trusted(f);
-    return { headers: { cookie: `sb-access-token=${token}` }, secrets: [token] };
-  }),
-  jwtCase("valid token only in X-API-Key", MISSING_TOKEN, async (f) => {
-    const token = await trusted(f);
-    return { headers: { "x-api-key": token }, secrets: [token] };
-  }),
+  misplaced("valid token under the Basic scheme", (token) => ({
+    headers: { authorization: `Basic ${token}` },
+  })),
+  misplaced("valid token without a scheme", (token) => ({ headers: { authorization: token } })),
+  misplaced("valid token only in the query (?access_token=)", (token) => ({
+    headers: {},
+    query: `?access_token=${token}`,
+  })),
+  misplaced("valid token only in a cookie", (token) => ({
+    headers: { cookie: `sb-access-token=${token}` },
+  })),
+  misplaced("valid token only in X-API-Key", (token) => ({ headers: { "x-api-key": token } })),
   // fetch trims header values, so "Bearer " and "Bearer    " both arrive as "Bearer".
   jwtCase("Bearer with an empty token", MALFORMED_HEADER, () => ({
     headers: { authorization: "Bearer " },
@@ -421,12 +416,19 @@ const apiKey = (value: string, secrets: string[] = [value]): Presented => ({
   secrets: secrets.filter((s) => s.length >= 16),
 });
 
-function keyCase(
+const keyCase = caseOf("api_key");
+
+/** A key whose status is not active: refused, the status named. */
+function notActive(
   name: string,
-  expect: Expectation,
-  build: (f: CatalogueFixtures) => Promise<Presented> | Presented,
+  status: "revoked" | "suspended" | "expired",
+  key: (f: CatalogueFixtures) => string,
 ): HostileCase {
-  return { name, credential: "api_key", expect, build: async (f) => await build(f) };
+  return keyCase(
+    name,
+    keyError("API_KEY_NOT_ACTIVE", `API key is ${status}`),
+    (f) => apiKey(key(f)),
+  );
 }
 
 /** The body of a key (after `sk_live_` / `sk_test_`). */
@@ -504,21 +506,9 @@ export const KEY_CASES: readonly HostileCase[] = [
   }),
   keyCase("the seed's example live key", BAD_KEY, () => apiKey(SEED_EXAMPLE_KEYS.live)),
   keyCase("the seed's example test key", BAD_KEY, () => apiKey(SEED_EXAMPLE_KEYS.test)),
-  keyCase(
-    "revoked key",
-    keyError("API_KEY_NOT_ACTIVE", "API key is revoked"),
-    (f) => apiKey(f.keys.revoked.key),
-  ),
-  keyCase(
-    "suspended key",
-    keyError("API_KEY_NOT_ACTIVE", "API key is suspended"),
-    (f) => apiKey(f.keys.suspended.key),
-  ),
-  keyCase(
-    "key with status expired",
-    keyError("API_KEY_NOT_ACTIVE", "API key is expired"),
-    (f) => apiKey(f.keys.expiredStatus.key),
-  ),
+  notActive("revoked key", "revoked", (f) => f.keys.revoked.key),
+  notActive("suspended key", "suspended", (f) => f.keys.suspended.key),
+  notActive("key with status expired", "expired", (f) => f.keys.expiredStatus.key),
   keyCase(
     "active key past its expires_at",
     keyError("API_KEY_EXPIRED", "API key has expired"),

@@ -70,38 +70,30 @@ Deno.test("isLocalhostName() knows localhost and *.localhost, any case, with a f
 
 Deno.test("refusedUrl() wants https for live endpoints and no credentials, fragment or bad host", () => {
   const policy = { allowLoopback: false };
-  assert.equal(refusedUrl("https://hooks.example.com/x?y=1", "live", policy), undefined);
-  assert.equal(refusedUrl("http://hooks.example.com/x", "test", policy), undefined);
-  assert.equal(
-    refusedUrl("http://hooks.example.com/x", "live", policy),
-    "must use https for a live endpoint",
-  );
-  assert.equal(refusedUrl("ftp://hooks.example.com/", "test", policy), "must be an http(s) URL");
-  assert.equal(refusedUrl("hooks.example.com", "test", policy), "must be an absolute URL");
-  assert.equal(
-    refusedUrl("https://a:b@hooks.example.com/", "live", policy),
-    "must not contain credentials",
-  );
-  assert.equal(
-    refusedUrl("https://hooks.example.com/#x", "live", policy),
-    "must not have a fragment",
-  );
-  assert.equal(
-    refusedUrl("https://169.254.169.254/latest", "live", policy),
-    "cannot be delivered to 169.254.169.254, a link-local address (cloud metadata services answer there)",
-  );
-  assert.equal(
-    refusedUrl("https://[::ffff:192.168.0.1]/", "live", policy),
-    "cannot be delivered to 192.168.0.1, a private address",
-  );
-  assert.equal(
-    refusedUrl("https://0x7f000001/", "live", policy),
-    "cannot be delivered to 127.0.0.1, a loopback address",
-    "the URL parser's canonical form of odd IPv4 spellings is judged",
-  );
-  assert.equal(
-    refusedUrl("http://localhost:3000/", "test", policy),
-    "cannot be delivered to localhost, a loopback name",
-  );
+  const cases: Array<[url: string, mode: "live" | "test", refused: string | undefined]> = [
+    ["https://hooks.example.com/x?y=1", "live", undefined],
+    ["http://hooks.example.com/x", "test", undefined],
+    ["http://hooks.example.com/x", "live", "must use https for a live endpoint"],
+    ["ftp://hooks.example.com/", "test", "must be an http(s) URL"],
+    ["hooks.example.com", "test", "must be an absolute URL"],
+    ["https://a:b@hooks.example.com/", "live", "must not contain credentials"],
+    ["https://hooks.example.com/#x", "live", "must not have a fragment"],
+    [
+      "https://169.254.169.254/latest",
+      "live",
+      "cannot be delivered to 169.254.169.254, a link-local address (cloud metadata services answer there)",
+    ],
+    [
+      "https://[::ffff:192.168.0.1]/",
+      "live",
+      "cannot be delivered to 192.168.0.1, a private address",
+    ],
+    // The URL parser's canonical form of odd IPv4 spellings is judged.
+    ["https://0x7f000001/", "live", "cannot be delivered to 127.0.0.1, a loopback address"],
+    ["http://localhost:3000/", "test", "cannot be delivered to localhost, a loopback name"],
+  ];
+  for (const [url, mode, refused] of cases) {
+    assert.equal(refusedUrl(url, mode, policy), refused, url);
+  }
   assert.equal(refusedUrl("http://localhost:3000/", "test", { allowLoopback: true }), undefined);
 });
