@@ -127,7 +127,7 @@ function options(args: string[]): Options {
       .join("\n") +
     `\n  --cases            comma-separated, default all: ${CASES.join(",")}` +
     "\n  --profile          a CPU profile of each function's measured seconds (V8 inspector):\n" +
-    "                     .local/bench/<run>/<case>.cpuprofile and a table of self time";
+    "                     .local/bench/<run>/<case>.cpuprofile, and tables of time per request";
   if (values.help) {
     console.log(usage);
     Deno.exit(0);
@@ -262,6 +262,8 @@ async function checkCounting(stack: Stack, fx: Fixtures): Promise<void> {
 
 async function main(o: Options): Promise<void> {
   const startedAt = new Date();
+  /** The run's name: its JSON report and its profiles' folder under .local/bench. */
+  const runName = startedAt.toISOString().replace(/[:.]/g, "-");
   const loadavg = Deno.loadavg();
   if (loadavg[0]! > 1) log(`WARNING: load average ${loadavg[0]} at the start: figures will suffer`);
   const started: { stop?: () => Promise<void> } = {};
@@ -275,9 +277,7 @@ async function main(o: Options): Promise<void> {
   const results: CaseResult[] = [];
   try {
     const stack = await startStack(log, started, o.profile);
-    const profileDir = o.profile
-      ? `${LOCAL}/bench/${startedAt.toISOString().replace(/[:.]/g, "-")}`
-      : undefined;
+    const profileDir = o.profile ? `${LOCAL}/bench/${runName}` : undefined;
     if (profileDir) Deno.mkdirSync(profileDir, { recursive: true });
     const changes = o.cases.includes("cache")
       ? o.changes * (o.warmup + o.duration + 5) * o.rounds
@@ -311,7 +311,7 @@ async function main(o: Options): Promise<void> {
   console.log(`\n${title}\n\n${setting}\n\n${tables(results)}\n\n${goalTable(goalList)}\n`);
   const dir = `${LOCAL}/bench`;
   Deno.mkdirSync(dir, { recursive: true });
-  const file = `${dir}/${startedAt.toISOString().replace(/[:.]/g, "-")}.json`;
+  const file = `${dir}/${runName}.json`;
   const machine = { cpus: navigator.hardwareConcurrency, loadavg, deno: Deno.version };
   const run = { startedAt, finishedAt: new Date(), machine, options: o, BENCH, results };
   Deno.writeTextFileSync(file, JSON.stringify({ ...run, goals: goalList }, null, 2) + "\n");

@@ -101,7 +101,6 @@ export function tables(results: readonly CaseResult[]): string {
     `request:\n\n${cost}`;
 }
 
-/** The goals of issue 13 over the cases that ran. */
 /** The middle value (the mean of the two middle ones for an even count). */
 export function median(values: readonly number[]): number {
   const v = [...values].sort((a, b) => a - b);
@@ -110,7 +109,7 @@ export function median(values: readonly number[]): number {
 }
 
 /**
- * The goals, over one round or several: each case by its run of median server CPU, and each
+ * The goals of issues 13 and 26 over the cases that ran, in one round or several: each case by its run of median server CPU, and each
  * function against its floor by the median of the rounds' ratios (each round pairs the two).
  */
 export function goals(results: readonly CaseResult[]): Goal[] {

@@ -74,9 +74,10 @@ export function rowShape<S extends z.ZodObject, R extends RowOf<S> = RowOf<S>>(
   const fields = Object.entries(schema.shape as Record<string, z.ZodType>);
   const columns = [
     ...fields.map(([name, field]) => {
-      const expression = sql[name] ?? prefix + identifier(name);
+      const own = sql[name];
+      const expression = own ?? prefix + identifier(name);
       if (isInstant(field)) return `${isoText(expression)} as ${identifier(name)}`;
-      return expression === prefix + name ? expression : `${expression} as ${identifier(name)}`;
+      return own === undefined ? expression : `${own} as ${identifier(name)}`;
     }),
     ...(options.extra ?? []).map((name) => prefix + identifier(name)),
   ].join(", ");
