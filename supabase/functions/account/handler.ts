@@ -10,13 +10,13 @@ import type { spec } from "./spec.ts";
 import { AccountSchema, MAX_TIERS, TierSchema } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/errors.ts";
-import { asCaller } from "../_shared/db/client.ts";
-import { type RowOf, rowShape } from "../_shared/db/rows.ts";
+import { asUser } from "../_shared/http/as_user.ts";
+import { isoText, type RowOf, rowShape } from "../_shared/db/rows.ts";
 
 interface AccountRow {
   id: string;
   email: string | null;
-  created_at: Date;
+  created_at: string;
   /** Null when the user has no account row (the sign-up trigger did not run). */
   tier_id: string | null;
 }
@@ -33,24 +33,20 @@ function fewestFirst(a: TierRow, b: TierRow): number {
 
 /** The account function's operations. */
 export const operations: Implementations<typeof spec> = {
-  async getAccount({ principal: user, services, timing }) {
-    const [account, tiers] = await timing.measure(
-      "db",
-      () =>
-        asCaller(services.sql, user.claims, async (tx) => {
-          const [account] = await tx<AccountRow[]>`
-            select p.id, p.email, p.created_at, a.tier_id
-            from public.current_user_profile() p
-            left join public.accounts a on a.user_id = p.id`;
-          if (!account) return [undefined, []] as const;
-          const own = account.tier_id;
-          const tiers = await tx<TierRow[]>`
-            select ${tx.unsafe(TIER.columns)} from public.tiers
-            where id = ${own} or id in (select tier_id from public.api_keys)
-            order by id = ${own} desc nulls last, requests_per_minute limit ${MAX_TIERS}`;
-          return [account, tiers.sort(fewestFirst)] as const;
-        }),
-    );
+  async getAccount(ctx) {
+    const [account, tiers] = await asUser(ctx, async (tx) => {
+      const [account] = await tx<AccountRow[]>`
+        select p.id, p.email, ${tx.unsafe(isoText("p.created_at"))} as created_at, a.tier_id
+        from public.current_user_profile() p
+        left join public.accounts a on a.user_id = p.id`;
+      if (!account) return [undefined, []] as const;
+      const own = account.tier_id;
+      const tiers = await tx<TierRow[]>`
+        select ${tx.unsafe(TIER.columns)} from public.tiers
+        where id = ${own} or id in (select tier_id from public.api_keys)
+        order by id = ${own} desc nulls last, requests_per_minute limit ${MAX_TIERS}`;
+      return [account, tiers.sort(fewestFirst)] as const;
+    });
     if (!account) {
       throw new ApiError("NOT_FOUND", { message: "User not found" });
     }
@@ -61,7 +57,7 @@ export const operations: Implementations<typeof spec> = {
     return respond(AccountSchema, {
       id: account.id,
       email: account.email,
-      created_at: account.created_at.toISOString(),
+      created_at: account.created_at,
       tier: TIER.present(tier),
       tiers: tiers.map(TIER.present),
     });

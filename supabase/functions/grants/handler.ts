@@ -31,6 +31,7 @@ import { ApiError } from "../_shared/errors.ts";
 import { invalidField } from "../_shared/http/input.ts";
 import { asUser, type Refusals } from "../_shared/http/as_user.ts";
 import { readPage, type Source } from "../_shared/db/read.ts";
+import { isoText } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
 import { createGrantEpoch } from "../_shared/auth/grant_epoch.ts";
 
@@ -46,9 +47,9 @@ interface GrantRow {
   id: string;
   client_id: string;
   scopes: string[];
-  granted_at: Date;
-  revoked_at: Date | null;
-  last_used_at: Date | null;
+  granted_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
 }
 
 /** What a grant shows of its app. */
@@ -59,11 +60,14 @@ interface AppRow {
   logo_uri: string | null;
 }
 
-const COLUMNS = "id, client_id, scopes, granted_at, revoked_at, last_used_at";
+/** The instants as the API shows them, formatted by PostgreSQL (db/rows.ts). */
+const COLUMNS = `id, client_id, scopes, ${isoText("granted_at")} as granted_at, ` +
+  `${isoText("revoked_at")} as revoked_at, ${isoText("last_used_at")} as last_used_at`;
 const GRANTS: Source = {
   columns: COLUMNS,
   from: "public.oauth_grants",
-  orderBy: "granted_at desc, id desc",
+  // Qualified: a bare `granted_at` would be the select list's text (db/read.ts).
+  orderBy: "oauth_grants.granted_at desc, oauth_grants.id desc",
 };
 
 const appNotFound = () => new ApiError("NOT_FOUND", { message: "App not found" });
@@ -109,9 +113,9 @@ function present(
     },
     scopes: row.scopes as z.input<typeof GrantSchema>["scopes"],
     status: row.revoked_at === null ? "active" : "revoked",
-    granted_at: row.granted_at.toISOString(),
-    revoked_at: row.revoked_at?.toISOString() ?? null,
-    last_used_at: row.last_used_at?.toISOString() ?? null,
+    granted_at: row.granted_at,
+    revoked_at: row.revoked_at,
+    last_used_at: row.last_used_at,
   };
 }
 

@@ -9,7 +9,7 @@ import type { spec } from "./spec.ts";
 import { MeSchema } from "../_shared/schemas/identity.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/errors.ts";
-import { asCaller } from "../_shared/db/client.ts";
+import { asUser } from "../_shared/http/as_user.ts";
 import { isoText } from "../_shared/db/rows.ts";
 
 interface ProfileRow {
@@ -25,16 +25,8 @@ export const PROFILE = `select id, email, ${
 
 /** The me function's operations. */
 export const operations: Implementations<typeof spec> = {
-  async getMe({ principal: user, services, timing }) {
-    const rows = await timing.measure(
-      "db",
-      () =>
-        asCaller(
-          services.sql,
-          user.claims,
-          (tx) => tx.unsafe<ProfileRow[]>(PROFILE),
-        ),
-    );
+  async getMe(ctx) {
+    const rows = await asUser(ctx, (tx) => tx.unsafe<ProfileRow[]>(PROFILE));
     const row = rows[0];
     if (!row) throw new ApiError("NOT_FOUND", { message: "User not found" });
     return respond(MeSchema, { id: row.id, email: row.email, created_at: row.created_at });
