@@ -54,6 +54,19 @@ function relay() {
     set mode(value: "pass" | "fail" | "hang") {
       mode = value;
     },
+    /**
+     * Resolves once `n` calls have reached the relay; the request travels over a socket, so a
+     * timer tick is not enough on a loaded machine (CI once saw 0 calls after one).
+     */
+    async arrived(n: number): Promise<void> {
+      const until = performance.now() + 5000;
+      while (calls.length < n) {
+        if (performance.now() > until) {
+          throw new Error(`${calls.length} of ${n} calls arrived in 5 s`);
+        }
+        await delay(1);
+      }
+    },
     /** The names of the commands the `n`th call carried, in order. */
     commands(n: number): string[] {
       return (calls[n] ?? []).map((c) => (c as string[])[0]!);
@@ -88,7 +101,7 @@ Deno.test("requester: commands issued while a call is out leave together when it
   const { redis, requester } = createRedis({ url: r.url, token: TOKEN, timeoutMs: 5000 });
   r.hold = true;
   const first = redis.incr(`${PREFIX}:b`);
-  while (r.calls.length < 1) await tick();
+  await r.arrived(1);
   // 40 commands, each in a later task of its own, as concurrent requests issue them.
   const later: Promise<number>[] = [];
   for (let i = 0; i < 40; i++) {
@@ -115,8 +128,7 @@ Deno.test("requester: identical reads queued together share one command, never a
   const [a, b] = [`${PREFIX}:shared:a`, `${PREFIX}:shared:b`];
   r.hold = true;
   const first = redis.incr(a);
-  await tick();
-  assert.equal(r.calls.length, 1);
+  await r.arrived(1);
   const before = [redis.mget<(number | null)[]>(a, b), redis.mget<(number | null)[]>(a, b)];
   const otherRead = redis.mget<(number | null)[]>(b, a);
   const write = redis.incr(a);
@@ -217,7 +229,7 @@ Deno.test("requester: a hung call times out, and no command waits longer than th
   r.mode = "hang";
   const started = performance.now();
   const hung = redis.incr(`${PREFIX}:e`);
-  while (r.calls.length < 1) await tick();
+  await r.arrived(1);
   // Queued behind the hung call: its own deadline runs from now, not from when it leaves.
   // Its call hangs too: with the relay passing it, a hung call that was slow to reach the
   // relay (a loaded machine) left the queued one time enough to succeed.
