@@ -11,15 +11,12 @@ import { AccountSchema, MAX_TIERS, TierSchema } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/errors.ts";
 import { asUser } from "../_shared/http/as_user.ts";
-import { isoText, type RowOf, rowShape } from "../_shared/db/rows.ts";
+import { type RowOf, rowShape } from "../_shared/db/rows.ts";
+import { MeSchema } from "../_shared/schemas/identity.ts";
 
-interface AccountRow {
-  id: string;
-  email: string | null;
-  created_at: string;
-  /** Null when the user has no account row (the sign-up trigger did not run). */
-  tier_id: string | null;
-}
+/** The profile, then its account's tier: null when the sign-up trigger made no account row. */
+type AccountRow = RowOf<typeof MeSchema> & { tier_id: string | null };
+const PROFILE = rowShape<typeof MeSchema, AccountRow>(MeSchema, { table: "p" });
 
 const TIER = rowShape(TierSchema);
 type TierRow = RowOf<typeof TierSchema>;
@@ -36,7 +33,7 @@ export const operations: Implementations<typeof spec> = {
   async getAccount(ctx) {
     const [account, tiers] = await asUser(ctx, async (tx) => {
       const [account] = await tx<AccountRow[]>`
-        select p.id, p.email, ${tx.unsafe(isoText("p.created_at"))} as created_at, a.tier_id
+        select ${tx.unsafe(PROFILE.columns)}, a.tier_id
         from public.current_user_profile() p
         left join public.accounts a on a.user_id = p.id`;
       if (!account) return [undefined, []] as const;
@@ -55,9 +52,7 @@ export const operations: Implementations<typeof spec> = {
       throw new ApiError("NOT_FOUND", { message: "Account not found" });
     }
     return respond(AccountSchema, {
-      id: account.id,
-      email: account.email,
-      created_at: account.created_at,
+      ...PROFILE.present(account),
       tier: TIER.present(tier),
       tiers: tiers.map(TIER.present),
     });
