@@ -146,6 +146,32 @@ export function defaultIssuer(): string {
   return `${url.replace(/\/+$/, "")}/auth/v1`;
 }
 
+/** The `amr` method of a session started by the OAuth 2.1 server's code exchange. */
+export const OAUTH_CODE_METHOD = "oauth_provider/authorization_code";
+
+/** Options of {@link mintAppAccessToken}: those of a user's token, and the app's client id. */
+export interface AppMintOptions extends Omit<MintOptions, "extraClaims"> {
+  clientId: string;
+}
+
+/**
+ * A user's access token as a third-party app holds it after the code exchange: the user's claims
+ * plus `client_id`, `scope` and the {@link OAUTH_CODE_METHOD} `amr`, as Supabase Auth's OAuth
+ * server mints it.
+ */
+export async function mintAppAccessToken(
+  { clientId, ...options }: AppMintOptions,
+): Promise<string> {
+  return await mintAccessToken({
+    ...options,
+    extraClaims: {
+      client_id: clientId,
+      scope: "openid email profile",
+      amr: [{ method: OAUTH_CODE_METHOD, timestamp: Math.floor(Date.now() / 1000) }],
+    },
+  });
+}
+
 /** Mints an access token shaped like Supabase Auth's (ES256, `kid` header, same claims). */
 export async function mintAccessToken(options: MintOptions): Promise<string> {
   const iat = Math.floor(Date.now() / 1000);

@@ -10,7 +10,7 @@
 import { createRedis } from "../../supabase/functions/_shared/redis.ts";
 import { createGrantEpoch } from "../../supabase/functions/_shared/auth/grant_epoch.ts";
 import type { AppScope } from "../../supabase/functions/_shared/auth/principal.ts";
-import { mintAccessToken } from "../../tools/local_auth.ts";
+import { mintAppAccessToken } from "../../tools/local_auth.ts";
 import { db, newUser, type TestUser } from "../_fixtures.ts";
 
 /** Every API scope an app can hold. */
@@ -69,19 +69,7 @@ export async function appToken(
   clientId: string,
   ttlSeconds = 3600,
 ): Promise<string> {
-  return await mintAccessToken({
-    userId: user.userId,
-    email: user.email,
-    ttlSeconds,
-    extraClaims: {
-      client_id: clientId,
-      scope: "openid email profile",
-      amr: [{
-        method: "oauth_provider/authorization_code",
-        timestamp: Math.floor(Date.now() / 1000),
-      }],
-    },
-  });
+  return await mintAppAccessToken({ userId: user.userId, email: user.email, ttlSeconds, clientId });
 }
 
 let epoch: ReturnType<typeof createGrantEpoch> | undefined;

@@ -22,7 +22,8 @@ import { type AuthContext, authenticate } from "./context.ts";
 import { type ClientRow, findClient, isUuid, secretMatches } from "./oauth_clients.ts";
 import { scopeList } from "./oauth_authorize.ts";
 import { verifierMatches } from "./otp.ts";
-import { issueSession, OAUTH_CODE_METHOD, refreshSession, type SessionJson } from "./sessions.ts";
+import { OAUTH_CODE_METHOD } from "../local_auth.ts";
+import { issueSession, refreshSession, type SessionJson } from "./sessions.ts";
 import { type AuthUser, findUserById } from "./store.ts";
 
 const invalidCredentials = (message: string) => new AuthError(400, "invalid_credentials", message);

@@ -14,7 +14,7 @@
  * @module
  */
 import type postgres from "postgres";
-import { mintAccessToken } from "../local_auth.ts";
+import { mintAccessToken, OAUTH_CODE_METHOD } from "../local_auth.ts";
 import { AuthError, OAuthError } from "./http.ts";
 import { type AuthUser, findUserById, randomToken, recordSignIn } from "./store.ts";
 
@@ -32,9 +32,6 @@ export interface SessionJson {
   refresh_token: string;
   user: AuthUser;
 }
-
-/** The `amr` method of a session started by the OAuth 2.1 server's code exchange. */
-export const OAUTH_CODE_METHOD = "oauth_provider/authorization_code";
 
 /** How a session is signed in (`amr` method), and the access token's lifetime. */
 export interface IssueOptions {

@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { decodeJwt } from "jose";
-import { createApiKey, createTier, mintTokenFor } from "../admin/ops.ts";
-import { mintAccessToken } from "../local_auth.ts";
+import { createApiKey, createTier, type MintedToken, mintTokenFor } from "../admin/ops.ts";
+import { mintAppAccessToken } from "../local_auth.ts";
 import { portOf, type Stack } from "./stack.ts";
 
 /** The credentials the cases use. */
@@ -48,11 +47,11 @@ export async function createFixtures(
   const read = await key(owner, "bench-huge");
   const writer = await key(owner, "bench-huge", ["read", "write"]);
   const limited = await key(owner, "bench-exhausted");
-  const token = async (email: string) =>
-    (await mintTokenFor(sql, email, 3600, { issuer: stack.issuer })).token;
-  const tokens: string[] = [];
-  for (let i = 0; i < sizes.users; i++) tokens.push(await token(`bench-user-${i}@torvus.local`));
-  const appTokens = await appTokensFor(stack, tokens);
+  const mint = (email: string) => mintTokenFor(sql, email, 3600, { issuer: stack.issuer });
+  const users: MintedToken[] = [];
+  for (let i = 0; i < sizes.users; i++) users.push(await mint(`bench-user-${i}@torvus.local`));
+  const tokens = users.map((u) => u.token);
+  const appTokens = await appTokensFor(stack, users);
   const churnKeys: string[] = [];
   for (let i = 0; i < sizes.churnKeys; i++) {
     churnKeys.push((await key("bench-cache@torvus.local", "bench-huge")).key);
@@ -63,7 +62,7 @@ export async function createFixtures(
     const email = `bench-changer-${u}@torvus.local`;
     const keyIds: string[] = [];
     for (let i = 0; i < perUser; i++) keyIds.push((await key(email, "bench-huge")).id);
-    changers.push({ token: await token(email), keyIds });
+    changers.push({ token: (await mint(email)).token, keyIds });
   }
 
   const headers = { ...stack.gateway("198.51.100.1"), "Content-Type": "application/json" };
@@ -107,29 +106,24 @@ export async function createFixtures(
  * every user granted every scope, and for each user the app's access token as Supabase Auth's
  * OAuth server mints it (the user's claims plus `client_id`, `scope`, the OAuth `amr`).
  */
-async function appTokensFor(stack: Stack, tokens: readonly string[]): Promise<string[]> {
+async function appTokensFor(stack: Stack, users: readonly MintedToken[]): Promise<string[]> {
   const { sql } = stack;
-  const users = tokens.map((t) => decodeJwt(t) as { sub: string; email: string });
   const clientId = crypto.randomUUID();
   const scopes = ["vaults:read", "vaults:write", "vaults:delete", "profile:read"];
   await sql`insert into public.oauth_apps
       (owner_id, client_id, client_type, name, redirect_uris, scopes, tier_id)
-    values (${users[0]!.sub}, ${clientId}, 'public', 'bench app', ${["https://127.0.0.1:9/cb"]},
+    values (${users[0]!.userId}, ${clientId}, 'public', 'bench app', ${["https://127.0.0.1:9/cb"]},
       ${scopes}, (select id from public.tiers where name = 'bench-huge'))`;
   const out: string[] = [];
   for (const user of users) {
     await sql`insert into public.oauth_grants (user_id, client_id, scopes)
-      values (${user.sub}, ${clientId}, ${scopes})`;
+      values (${user.userId}, ${clientId}, ${scopes})`;
     out.push(
-      await mintAccessToken({
-        userId: user.sub,
+      await mintAppAccessToken({
+        userId: user.userId,
         email: user.email,
         issuer: stack.issuer,
-        extraClaims: {
-          client_id: clientId,
-          scope: "openid email profile",
-          amr: [{ method: "oauth_provider/authorization_code", timestamp: Date.now() / 1000 | 0 }],
-        },
+        clientId,
       }),
     );
   }
