@@ -28,19 +28,15 @@ import {
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
 import { ApiError } from "../_shared/errors.ts";
-import { invalidField } from "../_shared/http/input.ts";
+import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import { asUser, type Refusals } from "../_shared/http/as_user.ts";
 import { readPage, type Source } from "../_shared/db/read.ts";
 import { isoText } from "../_shared/db/rows.ts";
 import type { UserPrincipal } from "../_shared/auth/principal.ts";
-import { createGrantEpoch } from "../_shared/auth/grant_epoch.ts";
+import { CLIENT_ID } from "../_shared/auth/jwt.ts";
 
 /** A request of a grant operation: always a signed-in user's own. */
 type Ctx<Q = unknown, B = unknown> = HandlerContext<UserPrincipal, Q, B>;
-
-const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-/** A client id as the database takes one (`oauth_apps.client_id`). */
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,255}$/;
 
 /** A grant as read: its columns, the app's fields joined later. */
 interface GrantRow {
@@ -125,15 +121,8 @@ function present(
  * revocation answered 409, a grant made again) announces it.
  */
 async function announce(ctx: Ctx): Promise<void> {
-  const { redis, config } = ctx.services;
   try {
-    await ctx.timing.measure(
-      "redis",
-      () =>
-        createGrantEpoch(redis, config.redis.prefix).bump([
-          ctx.principal.userId,
-        ]),
-    );
+    await ctx.timing.measure("redis", () => ctx.services.grantEpoch.bump([ctx.principal.userId]));
   } catch (error) {
     ctx.log.error("grants: a change of grants was not announced", {
       err: error,
@@ -199,8 +188,7 @@ async function list(
 }
 
 async function revoke(ctx: Ctx): Promise<Response> {
-  const id = ctx.params.id?.toUpperCase() ?? "";
-  if (!ID.test(id)) throw grantNotFound();
+  const id = ulidParam(ctx.params, "id", grantNotFound);
   const row = await asUser(ctx, async (tx) => {
     const [current] = await tx<GrantRow[]>`select ${tx.unsafe(COLUMNS)}
       from public.oauth_grants where id = ${id} for update`;

@@ -36,8 +36,8 @@ export interface JwtVerifier {
 /** Tokens longer than this are refused unparsed; Supabase's are well under 2 KB. */
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC = ["ES256", "RS256"];
-/** A client id as the database stores one (`api_request_shapes.client_id`). */
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,255}$/;
+/** A client id as the database stores one (`oauth_apps`, `api_request_shapes`: `client_id`). */
+export const CLIENT_ID = /^[A-Za-z0-9._~-]{1,255}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How far in the future an `iat` may be (clock skew between Auth and the functions). */
 const IAT_SKEW_S = 30;
