@@ -9,8 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { api, assertError, assertInvalid, closeDbLast, db, e2e, signedIn } from "./_harness.ts";
-import { createRedis } from "../supabase/functions/_shared/redis.ts";
-import { createGrantEpoch } from "../supabase/functions/_shared/auth/grant_epoch.ts";
+import { grantEpoch } from "./_support/apps.ts";
 
 const post = (body: unknown): RequestInit => ({ method: "POST", body: JSON.stringify(body) });
 
@@ -37,15 +36,6 @@ async function developerWithApp() {
   );
   assert.equal(hook.status, 201, hook.text);
   return { ...dev, app: created.body, hookId: hook.body.id as string };
-}
-
-/** The grant epoch of a user, as the API's admission reads it (same Redis, same prefix). */
-function grantEpoch() {
-  const url = Deno.env.get("UPSTASH_REDIS_REST_URL");
-  const token = Deno.env.get("UPSTASH_REDIS_REST_TOKEN");
-  if (!url || !token) throw new Error("UPSTASH_REDIS_REST_URL/TOKEN are not set");
-  const prefix = Deno.env.get("TORVUS_REDIS_PREFIX") ?? "torvus";
-  return createGrantEpoch(createRedis({ url, token, timeoutMs: 2000 }).redis, prefix);
 }
 
 /** The events queued for the endpoint `hookId`, oldest first: type and data. */
