@@ -30,11 +30,6 @@ export function grantEpochKey(prefix: string): string {
   return `${prefix}:grants:epoch`;
 }
 
-/** The Redis key of a shard's grant epoch. */
-export function grantShardEpochKey(prefix: string, shard: number): string {
-  return `${grantEpochKey(prefix)}:${shard}`;
-}
-
 /**
  * Reads the epoch of a user's grants; `bump` announces a change of these users' grants, or,
  * without users, of anyone's.

@@ -21,11 +21,6 @@ export function epochKey(prefix: string): string {
   return `${prefix}:keys:epoch`;
 }
 
-/** The Redis key of a shard's epoch. */
-export function shardEpochKey(prefix: string, shard: number): string {
-  return `${epochKey(prefix)}:${shard}`;
-}
-
 /** Reads and bumps the epoch. */
 export interface RedisKeyEpoch extends KeyEpoch {
   /**
