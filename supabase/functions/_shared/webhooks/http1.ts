@@ -7,8 +7,9 @@
  * Redis's REST calls go through `fetch` (redis.ts): a kept-alive client built here for them saved
  * no function CPU worth owning when measured against `fetch` in paired benchmark runs.
  *
- * What is read is bounded (head size, body size) and framed exactly: `Content-Length`, `chunked`,
- * or the connection's end; anything else is a {@link ProtocolError}, never a guess.
+ * What is read is bounded: a head over {@link MAX_HEAD_BYTES}, or one that is not HTTP/1.x, is a
+ * {@link ProtocolError}; of the body, a delivery keeps the first bytes of what arrived by its
+ * deadline (webhooks/http.ts), a chunked one decoded by {@link dechunk}.
  *
  * @module
  */
@@ -209,8 +210,6 @@ export class Reader {
 /** A response's status line and headers (names in lower case). */
 export interface Head {
   status: number;
-  /** `HTTP/1.0` or `HTTP/1.1`. */
-  version: string;
   headers: Map<string, string>;
 }
 
@@ -231,9 +230,9 @@ export async function readHead(reader: Reader): Promise<Head> {
     if (end > MAX_HEAD_BYTES) throw new ProtocolError("the response's headers are too large");
     const lines = decoder.decode(reader.data.subarray(0, end - 4)).split("\r\n");
     reader.consume(end);
-    const status = /^(HTTP\/1\.[01]) (\d{3})(?: |$)/.exec(lines[0] ?? "");
+    const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? "");
     if (!status) throw new ProtocolError("the response is not HTTP/1.x");
-    const code = Number(status[2]);
+    const code = Number(status[1]);
     if (code >= 100 && code < 200 && code !== 101) continue; // 100 Continue and friends
     const headers = new Map<string, string>();
     for (const line of lines.slice(1)) {
@@ -244,7 +243,7 @@ export async function readHead(reader: Reader): Promise<Head> {
       const seen = headers.get(name);
       headers.set(name, seen === undefined ? value : `${seen}, ${value}`);
     }
-    return { status: code, version: status[1]!, headers };
+    return { status: code, headers };
   }
 }
 
