@@ -8,9 +8,8 @@ import { generateApiKey } from "../auth/key_format.ts";
 import { ApiError } from "../errors.ts";
 import { ConfigError } from "../config.ts";
 import type { AnyHandler } from "./spec.ts";
-import { probeSpec } from "../testing/run_case.ts";
+import { probeHandler } from "../testing/run_case.ts";
 import { setLogSink } from "../log.ts";
-import type { Services } from "../services.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 type Fake = Awaited<ReturnType<typeof fakeServices>>;
@@ -21,20 +20,6 @@ function v1TestHandler(f: Fake): Handler {
     spec: MANIFEST["v1-test"],
     implementations: v1Test as unknown as Record<string, AnyHandler>,
     boot: { services: f.services, shutdown: () => Promise.resolve() },
-  });
-}
-
-/** A function of one route whose handler does what the test says. */
-function probeHandler(
-  services: Services,
-  handler: AnyHandler,
-  auth: "none" | "jwt" | "api_key" = "none",
-): Handler {
-  return createHandler({
-    name: "probe",
-    spec: probeSpec(auth),
-    implementations: { probe: handler },
-    boot: { services, shutdown: () => Promise.resolve() },
   });
 }
 

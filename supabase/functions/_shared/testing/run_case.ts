@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHandler, type Handler } from "../http/pipeline.ts";
 import type { Services } from "../services.ts";
-import type { AuthKind, FunctionSpec, OperationSpec, RouteSpec } from "../http/spec.ts";
+import type { AnyHandler, AuthKind, FunctionSpec, OperationSpec, RouteSpec } from "../http/spec.ts";
 import type { CatalogueFixtures, HostileCase } from "./hostile.ts";
 import { catalogueFixtures, fakeServices } from "./fakes.ts";
 
@@ -32,12 +32,16 @@ export function probeSpec(
   };
 }
 
-/** A function of one route of this kind, whose handler answers 200. */
-export function routeOfKind(services: Services, auth: "jwt" | "api_key"): Handler {
+/** The function of {@link probeSpec} with these credentials, whose operation is `handler`. */
+export function probeHandler(
+  services: Services,
+  handler: AnyHandler,
+  auth: AuthKind = "none",
+): Handler {
   return createHandler({
     name: "probe",
     spec: probeSpec(auth),
-    implementations: { probe: () => Response.json({ reached: true }) },
+    implementations: { probe: handler },
     boot: { services, shutdown: () => Promise.resolve() },
   });
 }
@@ -50,13 +54,13 @@ export function catalogueTest(
   return async (t) => {
     const f = await fakeServices();
     const fixtures = await catalogueFixtures(f);
-    const handler = routeOfKind(f.services, auth);
+    const handler = probeHandler(f.services, () => Response.json({ reached: true }), auth);
     for (const c of cases) await t.step(c.name, () => runCase(handler, c, fixtures));
   };
 }
 
 /** Presents a case's credentials and checks the documented answer, in-process. */
-export async function runCase(
+async function runCase(
   handler: Handler,
   c: HostileCase,
   f: CatalogueFixtures,
