@@ -36,7 +36,7 @@ export interface UsageRange {
  * hours or 30 days back) rounded down to whole buckets. A range that is empty, reversed or longer
  * than {@link MAX_BUCKETS} is a 400 naming `from`.
  */
-export function usageRange(
+function usageRange(
   q: { from?: Date | undefined; to?: Date | undefined; granularity: Granularity },
   now: number,
 ): UsageRange {
@@ -85,7 +85,7 @@ export interface UsageFilter {
  * `clientId`, of one of the caller's third-party apps across all its users
  * (`api_app_usage_hourly`, which RLS shows to the app's owner only).
  */
-export async function readUsage(
+async function readUsage(
   tx: Tx,
   range: UsageRange,
   filter: UsageFilter = {},

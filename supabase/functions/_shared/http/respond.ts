@@ -100,7 +100,7 @@ export function errorResponse(
 }
 
 /** 429 with `Retry-After`, and `retry_after` in the body, from one clock reading. */
-export function limitedResponse(
+function limitedResponse(
   decision: Decision,
   requestId: string,
   now: number,
