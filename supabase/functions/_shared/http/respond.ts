@@ -170,18 +170,15 @@ export function refusalResponse(
         jwtRoute,
         headers: { "Retry-After": "1" },
       });
-    case "refused": {
-      const headers: Record<string, string> = {};
-      if (a.challenge !== undefined) headers["WWW-Authenticate"] = a.challenge;
-      if (a.allow !== undefined) headers.Allow = a.allow;
+    case "refused":
       return errorResponse(a.code, requestId, now, {
         jwtRoute,
         decision: a.decision,
-        headers,
+        ...(a.allow === undefined ? {} : { headers: { Allow: a.allow } }),
+        ...(a.challenge === undefined ? {} : { challenge: a.challenge }),
         ...(a.message === undefined ? {} : { message: a.message }),
         ...(a.extra === undefined ? {} : { extra: a.extra }),
       });
-    }
   }
 }
 
