@@ -30,7 +30,7 @@ import {
   type KeyPrincipal,
   type UserPrincipal,
 } from "../_shared/auth/principal.ts";
-import { scopeChallenge } from "../_shared/http/admission.ts";
+import { appScopeRefusal } from "../_shared/http/admission.ts";
 
 const VaultId = z.uuid();
 
@@ -83,11 +83,7 @@ function appRefusal(ctx: Ctx, error: unknown): ApiError | undefined {
 
 /** A third-party app's token lacking a scope this change needs (admission checked the route's). */
 function appLacks(scope: AppScope): ApiError {
-  return new ApiError("INSUFFICIENT_SCOPE", {
-    message: `The app's grant lacks the '${scope}' scope`,
-    extra: { required_scope: scope },
-    challenge: scopeChallenge(scope),
-  });
+  return new ApiError("INSUFFICIENT_SCOPE", appScopeRefusal(scope));
 }
 
 /**

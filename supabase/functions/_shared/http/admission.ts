@@ -101,10 +101,21 @@ type Authenticated = ({ ok: true; principal: Principal } | AuthFailure) & {
   confirm?: Confirmation | undefined;
 };
 
-/** The challenge of an app's token that lacks the scope an operation needs (RFC 6750 §3.1). */
-export function scopeChallenge(scope: AppScope): string {
-  return `Bearer ${REALM}, error="insufficient_scope", scope="${scope}", ` +
-    `error_description="The app's grant lacks the '${scope}' scope"`;
+/**
+ * The 403 `INSUFFICIENT_SCOPE` of an app's token that lacks the scope an operation needs: its
+ * message, `required_scope` and challenge (RFC 6750 §3.1), for admission and for a handler that
+ * finds the lack itself (a change the database refused).
+ */
+export function appScopeRefusal(
+  scope: AppScope,
+): { message: string; extra: { required_scope: AppScope }; challenge: string } {
+  const message = `The app's grant lacks the '${scope}' scope`;
+  return {
+    message,
+    extra: { required_scope: scope },
+    challenge: `Bearer ${REALM}, error="insufficient_scope", scope="${scope}", ` +
+      `error_description="${message}"`,
+  };
 }
 
 async function authenticate(
@@ -236,12 +247,7 @@ export async function admit(
   const app = principal?.kind === "user" ? principal.app : undefined;
   const appScope = target.op.appScope;
   if (app && appScope && !app.scopes.includes(appScope)) {
-    return refused("INSUFFICIENT_SCOPE", decision, {
-      message: `The app's grant lacks the '${appScope}' scope`,
-      extra: { required_scope: appScope },
-      challenge: scopeChallenge(appScope),
-      principal,
-    });
+    return refused("INSUFFICIENT_SCOPE", decision, { ...appScopeRefusal(appScope), principal });
   }
   const scope = target.op.scope;
   if (principal?.kind === "api_key" && scope && !principal.scopes.includes(scope)) {
