@@ -135,7 +135,7 @@ export function createKeyAuthenticator(options: KeyAuthOptions): KeyAuthenticato
       const cacheKey = String.fromCharCode(...hash);
 
       // Only keys that parsed, in a mode served here, are ever cached: a hit needs no parsing.
-      const hit = cache.hit(cacheKey, hash, now());
+      const hit = cache.hit(cacheKey, now());
       if (hit) {
         const result = evaluate(hit.value, clientIp);
         return result.ok ? { ...result, confirm: hit.confirm } : result;

@@ -69,12 +69,12 @@ export function createGrantAuthenticator(options: GrantAuthOptions): GrantAuthen
   return {
     async admit(principal) {
       const id = `${principal.userId}\n${principal.clientId}`;
-      const hit = cache.hit(id, principal.userId, now());
+      const hit = cache.hit(id, now());
       if (hit) return { ...evaluate(principal, hit.value), confirm: hit.confirm };
-      const version = await cache.before(principal.userId);
+      const epoch = await cache.before(principal.userId);
       const access = await options.store.find(principal.userId, principal.clientId);
       // Never beyond the token's own expiry: nothing is kept for a token that cannot come back.
-      cache.keep(id, access, version, Math.min(now() + GRANT_CACHE_TTL_MS, principal.exp * 1000));
+      cache.keep(id, access, epoch, Math.min(now() + GRANT_CACHE_TTL_MS, principal.exp * 1000));
       return evaluate(principal, access);
     },
   };

@@ -76,30 +76,38 @@ export interface Confirmation {
   matches(values: readonly unknown[] | undefined): boolean;
 }
 
+/** A subject's epoch as read before a lookup: its version, and the keys a hit reads it back from. */
+export interface EpochRead {
+  version: string;
+  keys: readonly string[];
+}
+
 /**
  * Lookups (a key by its hash, a user's grant to an app) remembered per isolate with the epoch
  * they were read at, trusted only while that epoch reads back unchanged. On a miss the epoch is
  * read before the lookup ({@link EpochCache.before}), so an entry never pairs old data with a
  * newer epoch; when it cannot be read, nothing is kept. Without an epoch source nothing is.
+ * An entry keeps its subject's epoch keys: a hit does not work them out again (a grant's shard
+ * is a SHA-256 of the user id, about 3.7 µs).
  */
 export class EpochCache<S, V> {
   readonly #epoch: EpochSource<S> | undefined;
-  readonly #entries: BoundedCache<string, { value: V; version: string }>;
+  readonly #entries: BoundedCache<string, { value: V } & EpochRead>;
 
   constructor(epoch: EpochSource<S> | undefined, size: number) {
     this.#epoch = epoch;
     this.#entries = new BoundedCache(epoch ? size : 0);
   }
 
-  /** The value kept for `id` (of `subject`), with how the request confirms it; or undefined. */
-  hit(id: string, subject: S, now: number): { value: V; confirm: Confirmation } | undefined {
+  /** The value kept for `id`, with how the request confirms it; or undefined. */
+  hit(id: string, now: number): { value: V; confirm: Confirmation } | undefined {
     const epoch = this.#epoch;
     const entry = this.#entries.get(id, now);
     if (!entry || !epoch) return undefined;
     return {
       value: entry.value,
       confirm: {
-        keys: epoch.keysOf(subject),
+        keys: entry.keys,
         matches: (values) => {
           if (values !== undefined && epoch.versionOf(values) === entry.version) return true;
           this.#entries.delete(id);
@@ -110,16 +118,18 @@ export class EpochCache<S, V> {
   }
 
   /** The subject's epoch, read before a lookup; undefined when it cannot be read. */
-  async before(subject: S): Promise<string | undefined> {
+  async before(subject: S): Promise<EpochRead | undefined> {
+    const epoch = this.#epoch;
+    if (!epoch) return undefined;
     try {
-      return await this.#epoch?.current(subject);
+      return { version: await epoch.current(subject), keys: epoch.keysOf(subject) };
     } catch {
       return undefined;
     }
   }
 
-  /** Keeps `value`, looked up at epoch `version` (none: not kept), until `expiresAt`. */
-  keep(id: string, value: V, version: string | undefined, expiresAt: number): void {
-    if (version !== undefined) this.#entries.set(id, { value, version }, expiresAt);
+  /** Keeps `value`, looked up at epoch `read` (none: not kept), until `expiresAt`. */
+  keep(id: string, value: V, read: EpochRead | undefined, expiresAt: number): void {
+    if (read !== undefined) this.#entries.set(id, { value, ...read }, expiresAt);
   }
 }
