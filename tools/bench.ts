@@ -127,7 +127,7 @@ function options(args: string[]): Options {
       .join("\n") +
     `\n  --cases            comma-separated, default all: ${CASES.join(",")}` +
     "\n  --profile          a CPU profile of each function's measured seconds (V8 inspector):\n" +
-    "                     .local/bench/<run>/<case>.cpuprofile, and tables of time per request";
+    "                     .local/bench/<run>/<case>[.round-N].cpuprofile, and tables of time per request";
   if (values.help) {
     console.log(usage);
     Deno.exit(0);
@@ -155,7 +155,8 @@ async function measure(
   c: CaseDef,
   o: Options,
   bareRps?: number,
-  profileDir?: string,
+  /** Where this case's CPU profile goes (`<path>.cpuprofile`); none: not profiled. */
+  profileAt?: string,
 ): Promise<CaseResult> {
   const port = portOf(c.fn);
   const connections = c.connections ?? o.connections;
@@ -173,6 +174,10 @@ async function measure(
     const logPath = logPathOf(c.fn);
     const logStart = Deno.statSync(logPath).size;
     const p = stack.pids;
+    // Attached before the metering starts: connecting to the inspector is not the case's CPU.
+    const profiling = profileAt !== undefined && c.fn !== "baseline"
+      ? await startProfile(inspectorPortOf(port))
+      : undefined;
     const stopCpu = meter.meterCpu({
       server: () => meter.cpuSeconds(p[c.fn]),
       bridge: () => meter.cpuSeconds(p.bridge),
@@ -181,15 +186,12 @@ async function measure(
       pgbouncer: () => meter.cpuSeconds(p.pgbouncer),
       wrk: () => meter.cpuSeconds("self", "children"),
     });
-    const profiling = profileDir !== undefined && c.fn !== "baseline"
-      ? await startProfile(inspectorPortOf(port))
-      : undefined;
     const w = await runWrk(load);
     const cpu = stopCpu();
     const k = await meter.takeCounters(port);
     const profile = await profiling?.();
     if (profile) {
-      Deno.writeTextFileSync(`${profileDir}/${c.id}.cpuprofile`, JSON.stringify(profile));
+      Deno.writeTextFileSync(`${profileAt}.cpuprofile`, JSON.stringify(profile));
       console.log(`\n### ${c.label}: profile\n\n${summarize(profile, k.requests)}\n`);
     }
     const lookups = keys ? await calls(stack) - calls0 : undefined;
@@ -289,7 +291,11 @@ async function main(o: Options): Promise<void> {
     // Rounds take the cases in turn, so a function and its floor meet the same moment's machine.
     for (let round = 1; round <= o.rounds; round++) {
       for (const c of caseDefs(stack, fx, o)) {
-        const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections], profileDir);
+        // One profile per case and round: a later round does not overwrite an earlier one's.
+        const profileAt = profileDir === undefined
+          ? undefined
+          : `${profileDir}/${c.id}${o.rounds > 1 ? `.round-${round}` : ""}`;
+        const r = await measure(stack, fx, c, o, bare[c.connections ?? o.connections], profileAt);
         if (c.fn === "baseline") bare[r.connections] = r.rps;
         if (o.rounds > 1) r.round = round;
         results.push(r);
