@@ -109,15 +109,16 @@ export function median(values: readonly number[]): number {
 }
 
 /**
- * The goals of issues 13 and 26 over the cases that ran, in one round or several: each case by its run of median server CPU, and each
- * function against its floor by the median of the rounds' ratios (each round pairs the two).
+ * The goals of issues 13 and 26 over the cases that ran, in one round or several: each case by its
+ * run of median server CPU (of an even count, the higher of the two middle runs), and each function
+ * against its floor by the median of the rounds' ratios (each round pairs the two).
  */
 export function goals(results: readonly CaseResult[]): Goal[] {
   const runs = Map.groupBy(results, (r) => r.id);
   const by = new Map(
     [...runs].map(([id, rs]) => {
-      const middle = median(rs.map((r) => r.cpuUs.server));
-      return [id, rs.find((r) => r.cpuUs.server === middle) ?? rs[Math.floor(rs.length / 2)]!];
+      const byCpu = rs.toSorted((a, b) => a.cpuUs.server - b.cpuUs.server);
+      return [id, byCpu[Math.floor(byCpu.length / 2)]!];
     }),
   );
   const out: Goal[] = [];

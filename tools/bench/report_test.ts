@@ -58,6 +58,11 @@ Deno.test("rounds: each round's function meets that round's floor; the median ra
   assert.equal(goal(results, "server CPU, /api/me ≤ 80 µs")?.value, "300");
 });
 
+Deno.test("rounds: of an even count, the higher of the two middle runs, never an outlier", () => {
+  const results = [100, 200, 900, 800].map((cpu, i) => result("me", cpu, i + 1));
+  assert.equal(goal(results, "server CPU, /api/me ≤ 80 µs")?.value, "800");
+});
+
 Deno.test("a floor without its function, or a function without its floor, is not measured", () => {
   assert.equal(goal([result("floor-me", 200)], "server CPU of /api/me")?.value, "not measured");
   assert.equal(goal([result("me", 200)], "server CPU of /api/me")?.value, "not measured");
