@@ -5,7 +5,13 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client.ts";
-import { type Account, allowsIpAllowlist, tierName, useAccount } from "../api/account.ts";
+import {
+  type Account,
+  allowsIpAllowlist,
+  tierLabel,
+  tierName,
+  useAccount,
+} from "../api/account.ts";
 import { type components, keyScopeValues } from "../api/schema.gen.ts";
 import { mode } from "../ui/state.ts";
 import {
@@ -229,7 +235,7 @@ function CreateKey({ account, onCreated }: {
         : (
           <p class="muted">
             IP allowlists come with the Enterprise tier
-            {account ? `; this account is on ${tierName(account, account.tier.id)}.` : "."}
+            {account ? `; this account is on ${tierLabel(account.tier)}.` : "."}
           </p>
         )}
       <button type="submit" disabled={create.busy}>Create key</button>
