@@ -14,7 +14,7 @@
 import { z } from "zod";
 
 /** How long one admin call may take. */
-export const AUTH_ADMIN_TIMEOUT_MS = 5_000;
+const AUTH_ADMIN_TIMEOUT_MS = 5_000;
 
 /** An OAuth client as Auth's admin API answers it. */
 const ClientAnswer = z.object({
@@ -61,7 +61,6 @@ export interface AuthAdmin {
 export function createAuthAdmin(
   supabaseUrl: string,
   serviceKey: string,
-  timeoutMs = AUTH_ADMIN_TIMEOUT_MS,
 ): AuthAdmin {
   const base = `${supabaseUrl.replace(/\/+$/, "")}/auth/v1/admin/oauth/clients`;
   const call = async (method: string, path: string, body?: unknown): Promise<Response> => {
@@ -75,11 +74,11 @@ export function createAuthAdmin(
           ...(body === undefined ? {} : { "Content-Type": "application/json" }),
         },
         body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(AUTH_ADMIN_TIMEOUT_MS),
       });
     } catch (error) {
       const why = error instanceof DOMException && error.name === "TimeoutError"
-        ? `no answer within ${timeoutMs} ms`
+        ? `no answer within ${AUTH_ADMIN_TIMEOUT_MS} ms`
         : "unreachable";
       throw new AuthAdminUnavailable(`Supabase Auth admin API ${method} ${path || "/"}: ${why}`);
     }
