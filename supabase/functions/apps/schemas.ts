@@ -11,15 +11,8 @@
  */
 import { z } from "zod";
 import { components } from "../_shared/schemas/component.ts";
-import {
-  APP_SCOPES,
-  type AppScope,
-  AppScopes,
-  AppScopeSchema,
-} from "../_shared/schemas/app_scopes.ts";
+import { AppScopeList, AppScopes } from "../_shared/schemas/app_scopes.ts";
 import { listQuery, pageOf, Timestamp, Ulid, Uuid } from "../_shared/schemas/common.ts";
-
-export { APP_SCOPES, type AppScope, AppScopeSchema };
 
 /** Longest app name (the database's check; Supabase Auth allows 1,024). */
 export const MAX_APP_NAME = 100;
@@ -137,7 +130,7 @@ export const AppSchema = z.object({
   website: z.string().max(MAX_URI_LENGTH).nullable(),
   logo_uri: z.string().max(MAX_URI_LENGTH).nullable(),
   redirect_uris: z.array(z.string().max(MAX_URI_LENGTH)).max(MAX_REDIRECT_URIS),
-  scopes: z.array(AppScopeSchema).max(APP_SCOPES.length),
+  scopes: AppScopeList,
   tier_id: Ulid.meta({
     description: "The tier that sets the app's rate limits",
   }),

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { components } from "../_shared/schemas/component.ts";
-import { AppScopes, AppScopeSchema } from "../_shared/schemas/app_scopes.ts";
+import { AppScopeList, AppScopes } from "../_shared/schemas/app_scopes.ts";
 import { listQuery, pageOf, Timestamp, Ulid, Uuid } from "../_shared/schemas/common.ts";
 
 /** Longest app name, URI and email shown (the apps' and Supabase Auth's limits). */
@@ -18,7 +18,6 @@ const MAX_EMAIL = 320;
 const ClientId = Uuid.meta({
   description: "The app's OAuth client id (Supabase Auth's)",
 });
-const Scopes = z.array(AppScopeSchema).max(4);
 
 /** What the consent page shows of an app before the user grants it anything. */
 export const ConsentAppSchema = z.object({
@@ -31,7 +30,7 @@ export const ConsentAppSchema = z.object({
       description: "The email address of the developer who registered the app",
     }),
   }),
-  scopes: Scopes.meta({ description: "The API scopes the app asks for" }),
+  scopes: AppScopeList.meta({ description: "The API scopes the app asks for" }),
 }).meta({ description: "An app as its consent page shows it" }).register(
   components,
   {
@@ -57,7 +56,7 @@ export const GrantSchema = z.object({
     website: z.string().max(MAX_URI).nullable(),
     logo_uri: z.string().max(MAX_URI).nullable(),
   }),
-  scopes: Scopes,
+  scopes: AppScopeList,
   status: z.enum(["active", "revoked"]).meta({
     description: "`revoked` once the user revoked it or granted the app again",
   }),

@@ -16,6 +16,9 @@ export const AppScopeSchema = z.enum(APP_SCOPES).register(components, {
   id: "AppScope",
 });
 
+/** API scopes as an answer shows them (an app's, a grant's): read back, never checked again. */
+export const AppScopeList = z.array(AppScopeSchema).max(APP_SCOPES.length);
+
 /** A set of API scopes: known, each once, and writing or deleting vaults with reading them. */
 export const AppScopes = z.array(AppScopeSchema).min(1).max(APP_SCOPES.length)
   .check(
