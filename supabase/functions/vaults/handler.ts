@@ -30,7 +30,7 @@ import {
   type KeyPrincipal,
   type UserPrincipal,
 } from "../_shared/auth/principal.ts";
-import { appScopeRefusal } from "../_shared/http/admission.ts";
+import { appScopeRefusal, keyScopeRefusal } from "../_shared/http/admission.ts";
 
 const VaultId = z.uuid();
 
@@ -149,10 +149,7 @@ async function update(ctx: Ctx<unknown, z.output<typeof UpdateVault>>): Promise<
   // Deactivating is a delete (the API's delete is a soft one): an API key needs that scope.
   const p = ctx.principal;
   if (body.status === "inactive" && p.kind === "api_key" && !p.scopes.includes("delete")) {
-    throw new ApiError("INSUFFICIENT_SCOPE", {
-      message: "API key lacks the 'delete' scope",
-      extra: { required_scope: "delete" },
-    });
+    throw new ApiError("INSUFFICIENT_SCOPE", keyScopeRefusal("delete"));
   }
   if (body.status === "inactive" && p.kind === "user" && p.app) {
     if (!p.app.scopes.includes("vaults:delete")) throw appLacks("vaults:delete");

@@ -18,6 +18,7 @@ import type {
   AuthFailure,
   Principal,
   RefusedKey,
+  Scope,
   UserPrincipal,
 } from "../auth/principal.ts";
 import type { Confirmation } from "../auth/epoch.ts";
@@ -116,6 +117,16 @@ export function appScopeRefusal(
     challenge: `Bearer ${REALM}, error="insufficient_scope", scope="${scope}", ` +
       `error_description="${message}"`,
   };
+}
+
+/**
+ * The 403 `INSUFFICIENT_SCOPE` of an API key that lacks the scope an operation needs, for
+ * admission and for a handler that finds the need in the body (a vault set `inactive`).
+ */
+export function keyScopeRefusal(
+  scope: Scope,
+): { message: string; extra: { required_scope: Scope } } {
+  return { message: `API key lacks the '${scope}' scope`, extra: { required_scope: scope } };
 }
 
 async function authenticate(
@@ -251,11 +262,7 @@ export async function admit(
   }
   const scope = target.op.scope;
   if (principal?.kind === "api_key" && scope && !principal.scopes.includes(scope)) {
-    return refused("INSUFFICIENT_SCOPE", decision, {
-      message: `API key lacks the '${scope}' scope`,
-      extra: { required_scope: scope },
-      principal,
-    });
+    return refused("INSUFFICIENT_SCOPE", decision, { ...keyScopeRefusal(scope), principal });
   }
   return { kind: "admitted", principal, decision };
 }
