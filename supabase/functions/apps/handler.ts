@@ -28,6 +28,7 @@ import {
   type UpdateApp,
 } from "./schemas.ts";
 import { respond } from "../_shared/schemas/respond.ts";
+import { changesOf } from "../_shared/schemas/common.ts";
 import type { KeyUsageQuery } from "../_shared/schemas/usage.ts";
 import { answerUsage } from "../_shared/usage.ts";
 import { ApiError } from "../_shared/errors.ts";
@@ -177,8 +178,7 @@ async function update(ctx: Ctx<unknown, z.output<typeof UpdateApp>>): Promise<Re
     await inAuth(ctx, "redirect_uris", () => admin.updateClient(current.client_id, auth));
   }
   // `updated_at` is the guard trigger's (oauth_apps_guard).
-  const changes: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;
+  const changes = changesOf(body);
   const row = await asUser(ctx, async (tx) => {
     const [updated] = await tx<AppRow[]>`update public.oauth_apps set ${tx(changes)}
       where id = ${id} returning ${tx.unsafe(COLUMNS)}`;

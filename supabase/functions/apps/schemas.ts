@@ -12,7 +12,7 @@
 import { z } from "zod";
 import { components } from "../_shared/schemas/component.ts";
 import { AppScopeList, AppScopes } from "../_shared/schemas/app_scopes.ts";
-import { listQuery, pageOf, Timestamp, Ulid, Uuid } from "../_shared/schemas/common.ts";
+import { listQuery, pageOf, Timestamp, Ulid, updateBody, Uuid } from "../_shared/schemas/common.ts";
 
 /** Longest app name (the database's check; Supabase Auth allows 1,024). */
 export const MAX_APP_NAME = 100;
@@ -103,21 +103,17 @@ export const CreateApp = z.strictObject({
 }).register(components, { id: "CreateAppRequest" });
 
 /** Body of `PATCH /api/apps/{id}`: what changes (the type of client does not). */
-export const UpdateApp = z.strictObject({
-  name: z.string().trim().min(1).max(MAX_APP_NAME).optional(),
-  redirect_uris: RedirectUris.optional(),
-  website: WebUri.nullable().optional(),
-  logo_uri: WebUri.nullable().optional(),
-  scopes: Scopes.optional(),
-}).check((ctx) => {
-  if (Object.keys(ctx.value).length === 0) {
-    ctx.issues.push({
-      code: "custom",
-      message: "nothing to change",
-      input: ctx.value,
-    });
-  }
-}).register(components, { id: "UpdateAppRequest" });
+export const UpdateApp = updateBody(
+  {
+    name: z.string().trim().min(1).max(MAX_APP_NAME).optional(),
+    redirect_uris: RedirectUris.optional(),
+    website: WebUri.nullable().optional(),
+    logo_uri: WebUri.nullable().optional(),
+    scopes: Scopes.optional(),
+  },
+  "UpdateAppRequest",
+  "nothing to change",
+);
 
 /** An app as its owner sees it (never the client secret). */
 export const AppSchema = z.object({

@@ -20,6 +20,7 @@ import {
   VaultSchema,
 } from "../_shared/schemas/vaults.ts";
 import { respond } from "../_shared/schemas/respond.ts";
+import { changesOf } from "../_shared/schemas/common.ts";
 import { ApiError } from "../_shared/errors.ts";
 import { asCaller, sqlState, type Tx } from "../_shared/db/client.ts";
 import { readById, readPage, type Source } from "../_shared/db/read.ts";
@@ -154,8 +155,7 @@ async function update(ctx: Ctx<unknown, z.output<typeof UpdateVault>>): Promise<
   if (body.status === "inactive" && p.kind === "user" && p.app) {
     if (!p.app.scopes.includes("vaults:delete")) throw appLacks("vaults:delete");
   }
-  const changes: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;
+  const changes = changesOf(body);
   const [row] = await asOwner(
     ctx,
     (tx) =>

@@ -28,6 +28,7 @@ import {
   WebhookSchema,
 } from "../_shared/schemas/webhooks.ts";
 import { respond } from "../_shared/schemas/respond.ts";
+import { changesOf } from "../_shared/schemas/common.ts";
 import { ApiError } from "../_shared/errors.ts";
 import { invalidField, ulidParam } from "../_shared/http/input.ts";
 import type { Tx } from "../_shared/db/client.ts";
@@ -137,8 +138,7 @@ async function get(ctx: Ctx): Promise<Response> {
 async function update(ctx: Ctx<unknown, z.output<typeof UpdateWebhook>>): Promise<Response> {
   const id = idParam(ctx);
   const body = ctx.body;
-  const changes: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;
+  const changes = changesOf(body);
   const row = await asUser(ctx, async (tx) => {
     const [current] = await tx<{ mode: "live" | "test" }[]>`select mode
       from public.webhook_endpoints where id = ${id} for update`;

@@ -13,12 +13,22 @@ import { components } from "./component.ts";
 
 /**
  * The body of an update operation, registered as component `id`: the fields it may change, each
- * optional, of which it must name at least one.
+ * optional, of which it must name at least one (else a 400 saying `message`).
  */
-export function updateBody<F extends z.ZodRawShape>(fields: F, id: string) {
-  return z.strictObject(fields).refine((v) => Object.keys(v).length > 0, {
-    message: "at least one field is required",
-  }).register(components, { id });
+export function updateBody<F extends z.ZodRawShape>(
+  fields: F,
+  id: string,
+  message = "at least one field is required",
+) {
+  return z.strictObject(fields).refine((v) => Object.keys(v).length > 0, { message })
+    .register(components, { id });
+}
+
+/** The columns an update body sets: the fields it names (one left out is not changed). */
+export function changesOf(body: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const changes: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (v !== undefined) changes[k] = v;
+  return changes;
 }
 
 /** A ULID as the database generates it (Crockford base32, upper case). */
