@@ -7,7 +7,7 @@
  */
 import type postgres from "postgres";
 import { importJWK, jwtVerify } from "jose";
-import { loadOrCreateSigningKey, SIGNING_ALG } from "../local_auth.ts";
+import { loadOrCreateSigningKey, SIGNING_ALG, type SigningKey } from "../local_auth.ts";
 import { AuthError } from "./http.ts";
 import type { Mailbox } from "./mailbox.ts";
 import { sessionExists } from "./sessions.ts";
@@ -49,6 +49,16 @@ export interface AuthContext extends AuthOptions {
   ttl: number;
 }
 
+const imported = new WeakMap<SigningKey, Promise<CryptoKey | Uint8Array>>();
+
+/** The public key this Auth's tokens are verified with (its signing key's), imported once. */
+export async function verifyingKey(): Promise<CryptoKey | Uint8Array> {
+  const key = await loadOrCreateSigningKey();
+  let found = imported.get(key);
+  if (found === undefined) imported.set(key, found = importJWK(key.publicJwk, SIGNING_ALG));
+  return await found;
+}
+
 /**
  * The user and session of the request's bearer token, as Supabase Auth's `requireAuthentication`
  * decides: 401 `no_authorization` without one, 403 `bad_jwt` for a bad or expired one, 403
@@ -59,8 +69,7 @@ export async function authenticate(
   req: Request,
 ): Promise<{ user: AuthUser; sessionId: string | undefined }> {
   const jwt = bearerToken(req);
-  const key = await loadOrCreateSigningKey();
-  const publicKey = await importJWK(key.publicJwk, SIGNING_ALG);
+  const publicKey = await verifyingKey();
   let payload;
   try {
     ({ payload } = await jwtVerify(jwt, publicKey, {

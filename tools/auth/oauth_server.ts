@@ -14,14 +14,15 @@
  *
  * @module
  */
-import { importJWK, jwtVerify } from "jose";
-import { loadOrCreateSigningKey, SIGNING_ALG } from "../local_auth.ts";
+import { jwtVerify } from "jose";
+import { SIGNING_ALG } from "../local_auth.ts";
 import { AuthError, noContent, readStrictJson, sendJson, validationFailed } from "./http.ts";
 import {
   type AuthContext,
   authenticate,
   bearerToken,
   type OAuthServerSettings,
+  verifyingKey,
 } from "./context.ts";
 import {
   authorize,
@@ -128,12 +129,10 @@ function discovery(ctx: AuthContext): Response {
  */
 async function requireAdmin(req: Request): Promise<void> {
   const jwt = bearerToken(req);
-  const key = await loadOrCreateSigningKey();
+  const publicKey = await verifyingKey();
   let role: unknown;
   try {
-    const { payload } = await jwtVerify(jwt, await importJWK(key.publicJwk, SIGNING_ALG), {
-      algorithms: [SIGNING_ALG],
-    });
+    const { payload } = await jwtVerify(jwt, publicKey, { algorithms: [SIGNING_ALG] });
     role = payload["role"];
   } catch {
     throw new AuthError(403, "bad_jwt", "invalid JWT: unable to parse or verify signature");
