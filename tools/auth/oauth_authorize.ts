@@ -17,7 +17,13 @@
 import type postgres from "postgres";
 import { AuthError, readStrictJson, sendJson, validationFailed } from "./http.ts";
 import { type AuthContext, authenticate } from "./context.ts";
-import { type ClientRow, findClient, isUuid, redirectUris } from "./oauth_clients.ts";
+import {
+  type ClientRow,
+  clientSummary,
+  findClient,
+  isUuid,
+  redirectUris,
+} from "./oauth_clients.ts";
 import { isRedirectUrlValid } from "./verify.ts";
 
 /** A stored authorization request. */
@@ -227,12 +233,7 @@ export async function getAuthorization(
     return sendJson(200, {
       authorization_id: row.authorization_id,
       redirect_uri: row.redirect_uri,
-      client: {
-        id: client.id,
-        name: client.client_name || undefined,
-        uri: client.client_uri || undefined,
-        logo_uri: client.logo_uri || undefined,
-      },
+      client: clientSummary(client),
       user: { id: user.id, email: user.email || undefined },
       scope: row.scope,
     });

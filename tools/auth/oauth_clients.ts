@@ -36,6 +36,21 @@ export interface ClientRow {
   updated_at: Date;
 }
 
+/**
+ * A client as Auth shows it to a signed-in user (the consent screen's request, the user's
+ * grants): its id and the names it gave, an empty one left out.
+ */
+export function clientSummary(
+  c: Pick<ClientRow, "id" | "client_name" | "client_uri" | "logo_uri">,
+): { id: string; name: string | undefined; uri: string | undefined; logo_uri: string | undefined } {
+  return {
+    id: c.id,
+    name: c.client_name || undefined,
+    uri: c.client_uri || undefined,
+    logo_uri: c.logo_uri || undefined,
+  };
+}
+
 const COLUMNS = `id, client_secret_hash, registration_type, client_type,
   token_endpoint_auth_method, redirect_uris, grant_types, client_name, client_uri, logo_uri,
   created_at, updated_at`;
@@ -169,16 +184,18 @@ export function readClientParams(body: Record<string, unknown>): ClientParams {
     if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) throw bad();
     params[key] = value;
   }
-  for (const key of ["client_type", "token_endpoint_auth_method", "client_name", "client_uri"]) {
+  const strings = [
+    "client_type",
+    "token_endpoint_auth_method",
+    "client_name",
+    "client_uri",
+    "logo_uri",
+  ];
+  for (const key of strings) {
     const value = body[key];
     if (value === undefined || value === null) continue;
     if (typeof value !== "string") throw bad();
     params[key] = value;
-  }
-  const logo = body["logo_uri"];
-  if (logo !== undefined && logo !== null) {
-    if (typeof logo !== "string") throw bad();
-    params["logo_uri"] = logo;
   }
   return params as ClientParams;
 }

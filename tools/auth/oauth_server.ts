@@ -34,6 +34,7 @@ import {
 import { token, userInfo } from "./oauth_token.ts";
 import {
   clientJson,
+  clientSummary,
   deleteClient,
   findClient,
   isUuid,
@@ -207,12 +208,7 @@ async function listGrants(ctx: AuthContext, userId: string): Promise<Response> {
   return sendJson(
     200,
     rows.map((r) => ({
-      client: {
-        id: r.id,
-        name: r.client_name || undefined,
-        uri: r.client_uri || undefined,
-        logo_uri: r.logo_uri || undefined,
-      },
+      client: clientSummary(r),
       scopes: scopeList(r.scopes),
       granted_at: r.granted_at.toISOString(),
     })),
