@@ -9,7 +9,7 @@ import { supabase } from "../auth.ts";
 import { api, unwrap } from "../api/client.ts";
 import type { components } from "../api/schema.gen.ts";
 import { Confirm, ErrorNote, Table, useAction, when } from "../ui/parts.tsx";
-import { AppLogo } from "../ui/AppLogo.tsx";
+import { AppIdentity } from "../ui/AppLogo.tsx";
 import { SCOPE_TEXT } from "./Consent.tsx";
 
 type Grant = components["schemas"]["Grant"];
@@ -62,19 +62,12 @@ export function AuthorizedApps() {
             {grants.map((grant) => (
               <tr key={grant.id}>
                 <td>
-                  <div class="app-head">
-                    <AppLogo name={grant.app.name} logo={grant.app.logo_uri} small />
-                    <div>
-                      <strong>{grant.app.name}</strong>
-                      {grant.app.website && (
-                        <div>
-                          <a href={grant.app.website} target="_blank" rel="noopener noreferrer">
-                            {new URL(grant.app.website).host}
-                          </a>
-                        </div>
-                      )}
-                    </div>
-                  </div>
+                  <AppIdentity
+                    name={grant.app.name}
+                    logo={grant.app.logo_uri}
+                    website={grant.app.website}
+                    small
+                  />
                 </td>
                 <td>
                   <ul>

@@ -14,7 +14,7 @@ import { session, supabase } from "../auth.ts";
 import { api, ApiError, unwrap } from "../api/client.ts";
 import type { components } from "../api/schema.gen.ts";
 import { ActionForm, ErrorNote, useAction } from "../ui/parts.tsx";
-import { AppLogo } from "../ui/AppLogo.tsx";
+import { AppIdentity } from "../ui/AppLogo.tsx";
 import { SignIn } from "./SignIn.tsx";
 
 type ConsentApp = components["schemas"]["ConsentApp"];
@@ -157,20 +157,9 @@ function ConsentForm({ id }: { id: string }) {
       <ErrorNote error={load.error ?? approve.error ?? deny.error} />
       {request === null && leaving === null && load.error === null && <p>Loading…</p>}
       {request !== null && (
-        <div class="card app-head">
-          <AppLogo name={name} logo={app?.logo_uri} />
-          <div>
-            <strong>{name}</strong>
-            {app?.website && (
-              <div>
-                <a href={app.website} target="_blank" rel="noopener noreferrer">
-                  {new URL(app.website).host}
-                </a>
-              </div>
-            )}
-            {app && <div class="muted">Developer: {app.owner.email ?? "not given"}</div>}
-          </div>
-        </div>
+        <AppIdentity name={name} logo={app?.logo_uri} website={app?.website} card>
+          {app && <div class="muted">Developer: {app.owner.email ?? "not given"}</div>}
+        </AppIdentity>
       )}
       {request !== null && app === null && (
         <>

@@ -5,6 +5,7 @@
  * image fetched from anywhere would tell that server who opens the consent page and when.
  * Checked here, so a logo elsewhere is never requested (and never a CSP violation).
  */
+import type { ComponentChildren } from "preact";
 import { config } from "../config.ts";
 
 /** Whether the logo at `uri` may be loaded: https, from an allowed origin. */
@@ -41,5 +42,37 @@ export function AppLogo(
     <span class={`${classes} monogram`} aria-hidden="true">
       {[...name.trim()][0]?.toUpperCase() ?? "?"}
     </span>
+  );
+}
+
+/**
+ * An app as the console names it: its logo, its name and its website's host (a link), then
+ * `children` (the consent screen adds the developer); in a card on the consent screen.
+ */
+export function AppIdentity(
+  { name, logo, website, small = false, card = false, children }: {
+    name: string;
+    logo: string | null | undefined;
+    website: string | null | undefined;
+    small?: boolean;
+    card?: boolean;
+    children?: ComponentChildren;
+  },
+) {
+  return (
+    <div class={card ? "card app-head" : "app-head"}>
+      <AppLogo name={name} logo={logo} small={small} />
+      <div>
+        <strong>{name}</strong>
+        {website && (
+          <div>
+            <a href={website} target="_blank" rel="noopener noreferrer">
+              {new URL(website).host}
+            </a>
+          </div>
+        )}
+        {children}
+      </div>
+    </div>
   );
 }
