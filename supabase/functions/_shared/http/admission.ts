@@ -27,7 +27,7 @@ import type { AuthKind } from "./spec.ts";
 import type { OperationTarget, Target } from "./router.ts";
 import type { Timing } from "./timing.ts";
 import type { Decision } from "../ratelimit/limiter.ts";
-import { IP_WINDOWS, windowsOf } from "../ratelimit/policy.ts";
+import { IP_WINDOWS, type Limits, windowsOf } from "../ratelimit/policy.ts";
 import type { Services } from "../services.ts";
 
 /** What admission decided. */
@@ -165,11 +165,13 @@ export async function admit(
   s: Services,
   r: AdmissionRequest,
   timing: Timing,
-  retried = false,
 ): Promise<Admission> {
   // Phases are laps (timing.ts): "auth" ends when the credential is checked, "rl" when the
   // limiter has answered, whether it answered or failed.
-  const anonymous = () => phase(timing, "rl", s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS));
+  const ip: Limits = { scope: "ip", identifier: r.ip ?? "unknown", windows: IP_WINDOWS };
+  const count = (limits: Limits, reads?: readonly string[]) =>
+    phase(timing, "rl", s.limiter.check(limits.scope, limits.identifier, limits.windows, reads));
+  const anonymous = () => count(ip);
   const { target } = r;
   if (target.kind === "no-route") {
     const decision = await anonymous();
@@ -188,50 +190,34 @@ export async function admit(
   let decision: Decision | undefined;
   if (route.auth !== "none") {
     const auth = () => phase(timing, "auth", authenticate(s, target, r));
+    // A principal counts in its own windows; a failed authentication against the client's
+    // address, so guessing is slow.
+    const limitsOf = (res: Authenticated): Limits => res.ok ? windowsOf(res.principal) : ip;
     let result = await auth();
-    if (result.ok) {
-      const { scope, identifier, windows } = windowsOf(result.principal);
-      const confirm = result.confirm;
-      // A key served from cache is confirmed in the same Redis command as its limits.
-      const d = await phase(
-        timing,
-        "rl",
-        s.limiter.check(scope, identifier, windows, confirm?.keys),
-      );
-      const confirmed = confirm === undefined || confirm.matches(d.reads);
-      decision = d;
-      if (!confirmed) {
-        // The key changed since it was cached: look it up again. If it is still valid but its
-        // limits changed, the decision made under the old limits is given back and redone.
-        result = await auth();
-        const fresh = result.ok ? windowsOf(result.principal) : undefined;
-        const sameLimits = fresh !== undefined && fresh.identifier === identifier &&
-          JSON.stringify(fresh.windows) === JSON.stringify(windows);
-        if (!sameLimits && d.allowed && !d.degraded) s.limiter.refund(scope, identifier, windows);
-        if (fresh && !sameLimits) {
-          decision = await phase(
-            timing,
-            "rl",
-            s.limiter.check(fresh.scope, fresh.identifier, fresh.windows),
-          );
-        }
+    if (!result.ok && result.unavailable) return { kind: "unavailable", principal: undefined };
+    const limits = limitsOf(result);
+    // An answer served from cache (a key, a grant or its absence) is confirmed in the same Redis
+    // command as the limits it is counted in.
+    const confirm = result.confirm;
+    let d = await count(limits, confirm?.keys);
+    if (confirm !== undefined && !confirm.matches(d.reads)) {
+      // It changed since it was cached: looked up again. If what it comes to now counts in other
+      // windows, the count made in the old ones is given back and made in the new; if the lookup
+      // fails (503), it is given back too.
+      result = await auth();
+      const unavailable = !result.ok && result.unavailable === true;
+      const fresh = limitsOf(result);
+      const sameLimits = !unavailable && fresh.scope === limits.scope &&
+        fresh.identifier === limits.identifier &&
+        JSON.stringify(fresh.windows) === JSON.stringify(limits.windows);
+      if (!sameLimits && d.allowed && !d.degraded) {
+        s.limiter.refund(limits.scope, limits.identifier, limits.windows);
       }
+      if (unavailable) return { kind: "unavailable", principal: undefined };
+      if (!sameLimits) d = await count(fresh);
     }
+    decision = d;
     if (!result.ok) {
-      if (result.unavailable) return { kind: "unavailable", principal: undefined };
-      // Failed authentications count against the client's address, so guessing is slow. An
-      // absent grant served from cache is confirmed in the same command, as a cached key is.
-      const confirm = result.confirm;
-      const d = await phase(
-        timing,
-        "rl",
-        s.limiter.check("ip", r.ip ?? "unknown", IP_WINDOWS, confirm?.keys),
-      );
-      if (confirm && !confirm.matches(d.reads) && !retried) {
-        // The user's grants changed since the refusal was cached: decided again, afresh.
-        if (d.allowed && !d.degraded) s.limiter.refund("ip", r.ip ?? "unknown", IP_WINDOWS);
-        return await admit(s, r, timing, true);
-      }
       if (!d.allowed) return { kind: "limited", decision: d, principal: undefined };
       return refused(result.code, d, {
         message: result.message,

@@ -7,6 +7,8 @@ import { Timing } from "./timing.ts";
 import { compileRoutes, resolve } from "./router.ts";
 import type { AuthKind } from "./spec.ts";
 import { probeSpec } from "../testing/run_case.ts";
+import { createGrantAuthenticator } from "../auth/app_grant.ts";
+import type { EpochSource } from "../auth/epoch.ts";
 
 const timing = () => new Timing();
 
@@ -124,4 +126,58 @@ Deno.test("admit() refuses an unknown path and a missing method, counted against
   assert.equal(method.kind === "refused" && method.code, "METHOD_NOT_ALLOWED");
   assert.equal(method.kind === "refused" && method.allow, "GET, OPTIONS");
   assert.equal(method.kind === "refused" && method.decision?.remaining, 98, "both were counted");
+});
+
+Deno.test("admit() confirms a cached grant refusal in the address's count, and counts once", async () => {
+  const f = await fakeServices();
+  // The grant authenticator with an epoch, so a refusal is cached and confirmed.
+  const keys = ["epoch", "epoch:1"];
+  const epoch: EpochSource<string> = {
+    keysOf: () => keys,
+    versionOf: f.epoch.versionOf,
+    current: async () => f.epoch.versionOf(await f.epoch.read(keys)),
+  };
+  const find = (user: string, client: string) =>
+    Promise.resolve(f.grants.get(`${user}\n${client}`) ?? null);
+  const s = {
+    ...f.services,
+    grants: createGrantAuthenticator({ store: { find }, epoch, now: f.clock.now }),
+  };
+  const [user, client] = [crypto.randomUUID(), "client-1"];
+  const token = await f.signer.token(user, f.clock.now(), { client_id: client });
+  const spec = probeSpec("jwt", {}, { appScope: "profile:read" });
+  const request = {
+    target: resolve(compileRoutes(spec.routes), "/", "GET") as AdmissionRequest["target"],
+    headers: new Headers({ authorization: `Bearer ${token}` }),
+    ip: "203.0.113.7",
+  };
+  const ipCount = () =>
+    [...f.limiter.counts].filter(([k]) => k.startsWith("ip:203.0.113.7:")).map(([, n]) => n);
+
+  const first = await admit(s, request, timing());
+  assert.equal(first.kind === "refused" && first.code, "APP_GRANT_NOT_ACTIVE");
+  assert.deepEqual(ipCount(), [1]);
+  // The user's grants change (another app's), announced: the cached refusal is stale, looked up
+  // again and still a refusal: counted once against the address, nothing given back.
+  await f.epoch.bump([1]);
+  const still = await admit(s, request, timing());
+  assert.equal(still.kind === "refused" && still.code, "APP_GRANT_NOT_ACTIVE");
+  assert.deepEqual(ipCount(), [2]);
+  assert.equal(f.limiter.refunds, 0);
+  // Now granted: the address's count is given back and the app's windows count the request.
+  f.grants.set(`${user}\n${client}`, {
+    clientId: client,
+    grantId: "01JBG7XKQM9F3Y8W2Z5N4P1R6T",
+    appId: "01JBG7XKQM9F3Y8W2Z5N4P1R6V",
+    scopes: ["profile:read"],
+    tierId: "01JBG7XKQM9F3Y8W2Z5N4P1R6W",
+    tierName: "free",
+    limits: { perMinute: 20, perDay: 1000 },
+  });
+  await f.epoch.bump([1]);
+  const admitted = await admit(s, request, timing());
+  assert.equal(admitted.kind, "admitted");
+  assert.equal(f.limiter.refunds, 1);
+  assert.deepEqual(ipCount(), [3], "the fake limiter records a refund without undoing it");
+  assert.ok([...f.limiter.counts.keys()].some((k) => !k.startsWith("ip:")), "counted as the app");
 });

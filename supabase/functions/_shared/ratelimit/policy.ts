@@ -27,10 +27,15 @@ export const APP_CEILING_FACTOR = 10;
 
 const USER_WINDOWS: readonly Window[] = [{ name: "hour", limit: USER_PER_HOUR, duration: "1 h" }];
 
-/** The limiter scope, identifier and windows of an authenticated principal. */
-export function windowsOf(
-  principal: Principal,
-): { scope: string; identifier: string; windows: readonly Window[] } {
+/** Where a request is counted: a limiter scope, an identifier in it, and its windows. */
+export interface Limits {
+  scope: string;
+  identifier: string;
+  windows: readonly Window[];
+}
+
+/** The limits an authenticated principal is counted in. */
+export function windowsOf(principal: Principal): Limits {
   if (principal.kind === "user" && principal.app) {
     const { clientId, limits } = principal.app;
     return {
